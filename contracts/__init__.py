@@ -1,0 +1,1 @@
+"""Vyper contracts, their compilation and deployment, and a typed client over web3."""

@@ -1,0 +1,1 @@
+"""Hub verification states, trust polling, local and global trust (sans-IO)."""

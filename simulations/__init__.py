@@ -1,0 +1,1 @@
+"""Discrete-event network simulation running the real protocol cores."""
