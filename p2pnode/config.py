@@ -1,0 +1,308 @@
+"""Node configuration: a TOML file, then SONM_* environment variables, then flags.
+
+Later sources win. Every value is checked in `validate()`, and every error names
+the key as the operator writes it in the file (`network.listen_port`) together
+with the allowed range, because a config mistake must be fixable from the error
+line alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from p2pnode.errors import UserError
+
+ROLES = ("seed", "supplier", "consumer")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENV_PREFIX = "SONM_"
+DEFAULT_DATA_DIR = "~/.sonm-p2p"
+
+
+def _check_port(key: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise UserError(f"{key} = {value}: allowed 0..65535 (0 lets the OS choose)")
+
+
+def _check_range(key: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise UserError(f"{key} = {value}: allowed {lo}..{hi}")
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    role: str = "consumer"
+    data_dir: str = DEFAULT_DATA_DIR
+    log_level: str = "INFO"
+
+    def validate(self) -> None:
+        if self.role not in ROLES:
+            raise UserError(f"node.role = {self.role!r}: allowed {', '.join(ROLES)}")
+        if not self.data_dir.strip():
+            raise UserError("node.data_dir is empty: give a directory path")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise UserError(f"node.log_level = {self.log_level!r}: allowed {', '.join(LOG_LEVELS)}")
+
+
+@dataclass(frozen=True)
+class NetworkSection:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 4001
+    bootstrap: tuple[str, ...] = ()
+    min_connections: int = 8
+    max_connections: int = 32
+    redial_interval: float = 2.0
+    redial_max_interval: float = 60.0
+    px_interval: float = 30.0
+    px_max_records: int = 64
+
+    def validate(self) -> None:
+        try:
+            ip = ipaddress.ip_address(self.listen_host)
+        except ValueError:
+            raise UserError(
+                f"network.listen_host = {self.listen_host!r}: allowed an IPv4 address"
+            ) from None
+        if ip.version != 4:
+            raise UserError(f"network.listen_host = {self.listen_host!r}: allowed an IPv4 address")
+        _check_port("network.listen_port", self.listen_port)
+        for i, addr in enumerate(self.bootstrap):
+            _check_bootstrap_addr(f"network.bootstrap[{i}]", addr)
+        _check_range("network.min_connections", self.min_connections, 0, 1000)
+        _check_range("network.max_connections", self.max_connections, 1, 1000)
+        if self.max_connections < self.min_connections:
+            raise UserError(
+                f"network.max_connections = {self.max_connections}: allowed "
+                f">= network.min_connections ({self.min_connections})"
+            )
+        _check_range("network.redial_interval", self.redial_interval, 0.05, 3600.0)
+        _check_range(
+            "network.redial_max_interval", self.redial_max_interval, self.redial_interval, 86400.0
+        )
+        _check_range("network.px_interval", self.px_interval, 0.1, 86400.0)
+        _check_range("network.px_max_records", self.px_max_records, 1, 1024)
+
+
+def _check_bootstrap_addr(key: str, addr: str) -> None:
+    """A seed address must be dialable TCP and must name the seed's peer id.
+
+    Without /p2p/<id> we could not authenticate the seed in the Noise handshake,
+    so an address without it is refused rather than trusted blindly.
+    """
+    from multiaddr import Multiaddr
+
+    try:
+        ma = Multiaddr(addr)
+        names = [p.name for p in ma.protocols()]
+    except Exception as exc:
+        raise UserError(f"{key} = {addr!r}: not a multiaddr ({exc})") from None
+    if "tcp" not in names or "p2p" not in names or names[0] not in ("ip4", "ip6", "dns4"):
+        raise UserError(f"{key} = {addr!r}: allowed /ip4/<ip>/tcp/<port>/p2p/<peer id>")
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    host: str = "127.0.0.1"
+    port: int = 7001
+
+    def validate(self) -> None:
+        if not is_loopback_host(self.host):
+            raise UserError(
+                f"api.host = {self.host!r}: allowed loopback only (127.0.0.1, ::1, localhost); "
+                "the API is for the local operator"
+            )
+        _check_port("api.port", self.port)
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    keystore: str = ""  # empty: <data_dir>/keystore.json
+
+    def validate(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class ChainSection:
+    rpc: str = ""  # empty: the embedded in-process chain
+    addresses: str = ""  # JSON file with deployed contract addresses
+
+    def validate(self) -> None:
+        if self.rpc and not self.rpc.startswith(("http://", "https://", "ws://", "wss://")):
+            raise UserError(f"chain.rpc = {self.rpc!r}: allowed an http(s):// or ws(s):// URL")
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "node": NodeSection,
+    "network": NetworkSection,
+    "api": ApiSection,
+    "keys": KeysSection,
+    "chain": ChainSection,
+}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node: NodeSection = field(default_factory=NodeSection)
+    network: NetworkSection = field(default_factory=NetworkSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    keys: KeysSection = field(default_factory=KeysSection)
+    chain: ChainSection = field(default_factory=ChainSection)
+
+    def validate(self) -> None:
+        for name in SECTIONS:
+            getattr(self, name).validate()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.node.data_dir).expanduser()
+
+    @property
+    def keystore_path(self) -> Path:
+        if self.keys.keystore:
+            return Path(self.keys.keystore).expanduser()
+        return self.data_path / "keystore.json"
+
+
+def all_keys() -> list[str]:
+    """Every settable key as `section.name`, in declaration order."""
+    return [
+        f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+    ]
+
+
+def env_var_for(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _coerce(key: str, raw: Any, kind: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type.
+
+    Field types are the annotation strings ("int", "float", "str", "tuple[str, ...]").
+    """
+    expected = {"int": "an integer", "float": "a number", "str": "a string"}.get(
+        kind, "a list of strings (comma-separated in the environment)"
+    )
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        if kind == "int":
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            if isinstance(raw, str):
+                return tuple(p.strip() for p in raw.split(",") if p.strip())
+            if isinstance(raw, list | tuple) and all(isinstance(x, str) for x in raw):
+                return tuple(raw)
+            raise ValueError
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw
+    except (TypeError, ValueError):
+        raise UserError(f"{key} = {raw!r}: expected {expected}") from None
+
+
+def _field_types() -> dict[str, str]:
+    return {
+        f"{section}.{f.name}": str(f.type)
+        for section, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Flatten a TOML file into `section.key` → value, refusing unknown keys."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+    known = _field_types()
+    flat: dict[str, Any] = {}
+    for section, body in data.items():
+        if section not in SECTIONS:
+            raise UserError(
+                f"config file {path}: unknown section [{section}]; allowed {', '.join(SECTIONS)}"
+            )
+        if not isinstance(body, dict):
+            raise UserError(f"config file {path}: {section} must be a [table]")
+        for name, value in body.items():
+            key = f"{section}.{name}"
+            if key not in known:
+                raise UserError(f"config file {path}: unknown key {key}")
+            flat[key] = value
+    return flat
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in all_keys():
+        var = env_var_for(key)
+        if var in environ:
+            out[key] = environ[var]
+    return out
+
+
+def build_config(layers: list[Mapping[str, Any]]) -> NodeConfig:
+    """Apply layers in order (later wins), coerce types, validate."""
+    types = _field_types()
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in types:
+                raise UserError(f"unknown config key {key}; allowed {', '.join(types)}")
+            if value is not None:
+                merged[key] = _coerce(key, value, types[key])
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        kwargs = {k.split(".", 1)[1]: v for k, v in merged.items() if k.split(".", 1)[0] == section}
+        sections[section] = cls(**kwargs)
+    config = NodeConfig(**sections)
+    config.validate()
+    return config
+
+
+def load_config(
+    path: str | Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> NodeConfig:
+    """The daemon's config: file (optional) < SONM_* environment < flags."""
+    layers: list[Mapping[str, Any]] = []
+    if path is not None:
+        layers.append(read_toml(Path(path)))
+    layers.append(read_env(os.environ if environ is None else environ))
+    if overrides:
+        layers.append(overrides)
+    return build_config(layers)
+
+
+def to_toml_dict(config: NodeConfig) -> dict[str, dict[str, Any]]:
+    """The config as nested dicts, ready for tomli_w (used by the demo and tests)."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        body = dataclasses.asdict(getattr(config, section))
+        out[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in body.items()}
+    return out

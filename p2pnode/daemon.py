@@ -1,0 +1,248 @@
+"""The node daemon: one trio nursery holding the libp2p host, discovery, the API
+and every service an area plugs in.
+
+Extension point: a service is any object with
+`async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None` that calls
+`task_status.started()` once it is ready and runs until cancelled. It is built by a
+factory `(host, config, storage) -> service`, listed in `SERVICE_FACTORIES` (or
+passed to `Daemon(services=...)`). The daemon starts services in order after the
+host listens and before the API opens, puts each on the API state under its name,
+and cancels them all on shutdown. A service that needs the daemon's metrics or
+other services finds them through `NodeContext`, set as `host.sonm_context`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+from libp2p.abc import IHost
+from libp2p.crypto.keys import KeyPair
+
+from p2pnode import keys
+from p2pnode.api.app import build_app
+from p2pnode.api.auth import load_or_create_token
+from p2pnode.api.server import serve_api
+from p2pnode.api.state import NodeState
+from p2pnode.config import NodeConfig
+from p2pnode.discovery import Discovery
+from p2pnode.errors import LocalError
+from p2pnode.host import build_host, listen_multiaddr
+from p2pnode.metrics import NodeMetrics
+from p2pnode.storage import Storage
+
+log = logging.getLogger(__name__)
+
+READY_FILE = "ready.json"
+SHUTDOWN_GRACE = 1.5  # seconds; the whole stop must stay under 2 s
+
+
+class Service(Protocol):
+    async def run(self, *, task_status: Any = ...) -> None: ...
+
+
+ServiceFactory = Callable[[IHost, NodeConfig, Storage], Service]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A named service factory. `roles` limits it to some roles (empty: all)."""
+
+    name: str
+    factory: ServiceFactory
+    roles: tuple[str, ...] = ()
+
+
+@dataclass
+class NodeContext:
+    """Everything a service may need beyond (host, config, storage)."""
+
+    config: NodeConfig
+    storage: Storage
+    metrics: NodeMetrics
+    key_pair: KeyPair
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+# Modules exposing `SERVICES: list[ServiceSpec]`; skipped while they do not exist.
+SERVICE_MODULES: tuple[str, ...] = ("p2pnode.services",)
+
+
+def discover_services(modules: Sequence[str] = SERVICE_MODULES) -> list[ServiceSpec]:
+    specs: list[ServiceSpec] = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        specs.extend(getattr(module, "SERVICES", []))
+    return specs
+
+
+class Daemon:
+    def __init__(self, config: NodeConfig, services: Sequence[ServiceSpec] | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.data_dir = config.data_path
+        self.metrics = NodeMetrics()
+        self.service_specs = list(discover_services() if services is None else services)
+        self.ready = trio.Event()
+        self.api_url: str | None = None
+        self.host: IHost | None = None
+        self.discovery: Discovery | None = None
+        self._stop = trio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _prepare_data_dir(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.data_dir, 0o700)
+        except OSError as exc:
+            raise LocalError(f"cannot use data dir {self.data_dir}: {exc.strerror}") from None
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until `request_stop()` or cancellation."""
+        self._prepare_data_dir()
+        key_pair = keys.load_or_create_identity(self.data_dir)
+        storage = Storage.open_in(self.data_dir)
+        token = load_or_create_token(self.data_dir)
+        net = self.config.network
+        listen = listen_multiaddr(net.listen_host, net.listen_port)
+        host = build_host(key_pair, listen, self.metrics)
+        self.host = host
+        peer_id = host.get_id().to_base58()
+        ctx = NodeContext(self.config, storage, self.metrics, key_pair)
+        host.sonm_context = ctx  # type: ignore[attr-defined]
+        try:
+            async with host.run([listen]), trio.open_nursery() as nursery:
+                self.discovery = Discovery(host, self.config, storage, self.metrics, key_pair)
+                await nursery.start(self.discovery.run)
+                for spec in self.service_specs:
+                    if spec.roles and self.config.node.role not in spec.roles:
+                        continue
+                    service = spec.factory(host, self.config, storage)
+                    ctx.services[spec.name] = service
+                    await nursery.start(_run_service, spec.name, service)
+                state = NodeState(
+                    config=self.config,
+                    storage=storage,
+                    metrics=self.metrics,
+                    peer_id=peer_id,
+                    host=host,
+                    discovery=self.discovery,
+                    services=ctx.services,
+                )
+                app = build_app(state, token)
+                self.api_url = await nursery.start(
+                    serve_api, app, self.config.api.host, self.config.api.port
+                )
+                self._write_ready(host, peer_id)
+                log.info("ready: peer %s, api %s", peer_id, self.api_url)
+                self.ready.set()
+                task_status.started()
+                await self._stop.wait()
+                log.info("stopping")
+                nursery.cancel_scope.cancel()
+        finally:
+            _remove(self.data_dir / READY_FILE)
+            storage.close()
+
+    def _write_ready(self, host: IHost, peer_id: str) -> None:
+        """ready.json tells scripts (demo, tests) the actual ports once all is bound."""
+        info = {
+            "pid": os.getpid(),
+            "peer_id": peer_id,
+            "role": self.config.node.role,
+            "addrs": [str(a) for a in host.get_addrs()],
+            "api_url": self.api_url,
+        }
+        path = self.data_dir / READY_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+
+
+async def _run_service(name: str, service: Service, *, task_status: Any) -> None:
+    log.debug("starting service %s", name)
+    await service.run(task_status=task_status)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def read_ready(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((data_dir / READY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def run_until_signal(daemon: Daemon) -> None:
+    """Run the daemon; SIGINT/SIGTERM stop it, with a hard stop if cleanup hangs."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    log.info("got %s", signal.Signals(signum).name)
+                    _arm_watchdog(SHUTDOWN_GRACE)
+                    daemon.request_stop()
+                    with trio.move_on_after(SHUTDOWN_GRACE - 0.3):
+                        await trio.sleep_forever()
+                    nursery.cancel_scope.cancel()  # cleanup took too long: cancel it
+                    return
+
+            nursery.start_soon(watch)
+            await daemon.run()
+            nursery.cancel_scope.cancel()
+
+
+def _arm_watchdog(seconds: float) -> None:
+    """Last resort: if trio cleanup is stuck in a library, leave anyway.
+
+    SQLite in WAL mode keeps committed data through an abrupt exit, so this only
+    skips closing sockets that the OS closes for us.
+    """
+
+    def fire() -> None:
+        logging.getLogger(__name__).warning("shutdown took over %.1f s; exiting", seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    lib = logging.getLogger("libp2p")
+    if level.upper() == "DEBUG":
+        lib.propagate = True  # py-libp2p detaches itself from the root logger on import
+        lib.setLevel(logging.INFO)
+    else:
+        # py-libp2p logs every failed dial attempt at ERROR; those are normal in a
+        # peer-to-peer network and are counted in the metrics instead.
+        logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+        for noisy in ("multiaddr", "hypercorn", "p2pnode.api"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)

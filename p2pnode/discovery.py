@@ -1,0 +1,351 @@
+"""Finding and keeping peers: bootstrap seeds, peer exchange, re-dial with backoff.
+
+The connection keeper runs one loop: whenever the node holds fewer than
+`network.min_connections` connections it asks connected peers for signed peer
+records (`p2pnode.px`) and dials the best candidates from the peer table; above
+`network.max_connections` it drops the newest extra connections. A dropped
+connection wakes the loop at once; a peer that fails to answer waits out an
+exponential backoff (redial_interval · 2^failures, capped at redial_max_interval)
+before it is tried again, so a dead peer costs little and a flapping one cannot
+make the node spin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.keys import KeyPair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from multiaddr import Multiaddr
+
+from p2pnode import px
+from p2pnode.config import NodeConfig
+from p2pnode.errors import RemoteError
+from p2pnode.metrics import NodeMetrics
+from p2pnode.storage import Storage
+
+log = logging.getLogger(__name__)
+
+DIAL_TIMEOUT = 5.0
+PX_TIMEOUT = 5.0
+MAX_CONCURRENT_DIALS = 8
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    next_try: float = 0.0
+
+
+class _Notifee(INotifee):
+    """Turns connection events into a wake-up of the keeper loop."""
+
+    def __init__(self, discovery: Discovery) -> None:
+        self._d = discovery
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._d.on_connected(conn)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._d.on_disconnected(conn)
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+
+class Discovery:
+    def __init__(
+        self,
+        host: IHost,
+        config: NodeConfig,
+        storage: Storage,
+        metrics: NodeMetrics,
+        key_pair: KeyPair,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.host = host
+        self.config = config
+        self.net = config.network
+        self.storage = storage
+        self.metrics = metrics
+        self.key_pair = key_pair
+        self.rng = rng or random.Random()
+        self.me = host.get_id()
+        self._wake = trio.Event()
+        self._backoff: dict[str, _Backoff] = {}
+        self._dialing: set[str] = set()
+        self._connected_at: dict[str, float] = {}
+        self._last_px = 0.0
+        self._own_record = b""
+        self.seed_ids: set[str] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self._own_record = px.make_record(
+            self.key_pair.private_key, self.me, self.host.get_transport_addrs()
+        )
+        self.host.set_stream_handler(TProtocol(px.PROTOCOL_ID), self._handle_px)
+        self.host.get_network().register_notifee(_Notifee(self))
+        self._load_seeds()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await self._keeper_loop()
+
+    def _load_seeds(self) -> None:
+        for addr in self.net.bootstrap:
+            info = info_from_p2p_addr(Multiaddr(addr))
+            pid = info.peer_id.to_base58()
+            if info.peer_id == self.me:
+                continue  # a seed listing itself
+            self.seed_ids.add(pid)
+            self.storage.upsert_peer(pid, [str(a) for a in info.addrs], source="seed")
+
+    # -- events ------------------------------------------------------------
+
+    def on_connected(self, conn: INetConn) -> None:
+        pid = _conn_peer(conn)
+        if pid is not None:
+            self._connected_at.setdefault(pid, time.time())
+            self._backoff.pop(pid, None)
+        self.metrics.connections.set(len(self.host.get_connected_peers()))
+        self._wake.set()
+
+    def on_disconnected(self, conn: INetConn) -> None:
+        pid = _conn_peer(conn)
+        if pid is not None and not self.host.get_network().get_connections(ID.from_base58(pid)):
+            self._connected_at.pop(pid, None)
+        self.metrics.connections.set(len(self.host.get_connected_peers()))
+        self._wake.set()
+
+    # -- the keeper ----------------------------------------------------------
+
+    async def _keeper_loop(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except trio.Cancelled:
+                raise
+            except Exception as exc:  # one bad round must not stop discovery
+                self.metrics.errors.labels(kind="discovery").inc()
+                log.warning("discovery round failed: %s", exc)
+            self._wake = trio.Event()
+            with trio.move_on_after(self.net.redial_interval):
+                await self._wake.wait()
+            # let a burst of connection events settle into one round
+            await trio.sleep(0.05)
+
+    async def _tick(self) -> None:
+        connected = self.connected_ids()
+        self.metrics.connections.set(len(connected))
+        self.metrics.known_peers.set(self.storage.count_peers())
+        now = time.monotonic()
+        want_more = len(connected) < self.net.min_connections
+        if connected and (want_more or now - self._last_px >= self.net.px_interval):
+            self._last_px = now
+            askers = self.rng.sample(
+                sorted(connected), k=min(len(connected), 3 if want_more else 1)
+            )
+            for pid in askers:
+                self._nursery.start_soon(self._ask_px, pid)
+        if want_more:
+            self._dial_candidates(self.net.min_connections - len(connected), connected)
+        elif len(connected) > self.net.max_connections:
+            await self._trim(connected)
+
+    def connected_ids(self) -> set[str]:
+        return {p.to_base58() for p in self.host.get_connected_peers()}
+
+    def _dial_candidates(self, needed: int, connected: set[str]) -> None:
+        now = time.monotonic()
+        me = self.me.to_base58()
+        candidates = []
+        for row in self.storage.list_peers():
+            pid = row.peer_id
+            if pid == me or pid in connected or pid in self._dialing:
+                continue
+            if self._backoff.get(pid, _Backoff()).next_try > now:
+                continue
+            candidates.append(row)
+        # seeds last once we know others: they carry everyone's first connection
+        self.rng.shuffle(candidates)
+        candidates.sort(
+            key=lambda r: (r.peer_id in self.seed_ids and len(connected) > 0, r.failures)
+        )
+        budget = min(needed, MAX_CONCURRENT_DIALS - len(self._dialing))
+        for row in candidates[: max(budget, 0)]:
+            self._dialing.add(row.peer_id)
+            self._nursery.start_soon(self._dial, row.peer_id, row.addrs)
+
+    async def _dial(self, pid: str, addrs: tuple[str, ...]) -> None:
+        try:
+            peer_id = ID.from_base58(pid)
+            info = PeerInfo(peer_id, [Multiaddr(a) for a in addrs])
+            ok = False
+            with trio.move_on_after(DIAL_TIMEOUT):
+                try:
+                    await self.host.connect(info)
+                    ok = True
+                except Exception as exc:
+                    log.debug("dial %s failed: %s", pid, exc)
+            if ok:
+                self.metrics.dials.labels(result="ok").inc()
+                self.storage.mark_connected(pid)
+                self._backoff.pop(pid, None)
+                self._last_px = 0.0  # a new neighbour: ask it for peers soon
+                self._nursery.start_soon(self._ask_px, pid)
+            else:
+                self.metrics.dials.labels(result="failed").inc()
+                failures = self.storage.mark_failed(pid)
+                b = self._backoff.setdefault(pid, _Backoff())
+                b.failures = max(b.failures + 1, failures)
+                delay = min(
+                    self.net.redial_interval * 2 ** min(b.failures - 1, 20),
+                    self.net.redial_max_interval,
+                )
+                b.next_try = time.monotonic() + delay * (0.75 + 0.5 * self.rng.random())
+        finally:
+            self._dialing.discard(pid)
+            self._wake.set()
+
+    async def _trim(self, connected: set[str]) -> None:
+        extra = len(connected) - self.net.max_connections
+        # newest first: long-lived connections are the stable part of the overlay
+        victims = sorted(connected, key=lambda p: -self._connected_at.get(p, 0.0))[:extra]
+        for pid in victims:
+            self._backoff[pid] = _Backoff(0, time.monotonic() + self.net.redial_max_interval)
+            try:
+                await self.host.disconnect(ID.from_base58(pid))
+            except Exception as exc:
+                log.debug("disconnect %s failed: %s", pid, exc)
+
+    # -- peer exchange -------------------------------------------------------
+
+    async def _ask_px(self, pid: str) -> None:
+        stream = None
+        try:
+            with trio.fail_after(PX_TIMEOUT):
+                stream = await self.host.new_stream(
+                    ID.from_base58(pid), [TProtocol(px.PROTOCOL_ID)]
+                )
+                await stream.write(px.encode_request(self._own_record, self.net.px_max_records))
+                body = await _read_frame(stream)
+            records = px.parse_response(body)[: self.net.px_max_records]
+            for env in records:
+                self._accept_record(env, source="px")
+        except trio.TooSlowError:
+            self.metrics.errors.labels(kind="px_timeout").inc()
+        except RemoteError as exc:
+            self.metrics.errors.labels(kind="px_remote").inc()
+            log.info("peer %s sent a bad px answer: %s", pid, exc)
+        except Exception as exc:
+            self.metrics.errors.labels(kind="px_stream").inc()
+            log.debug("px with %s failed: %s", pid, exc)
+        finally:
+            if stream is not None:
+                with trio.move_on_after(1):
+                    await _close(stream)
+        self._wake.set()
+
+    async def _handle_px(self, stream: INetStream) -> None:
+        remote = stream.muxed_conn.peer_id
+        try:
+            with trio.fail_after(PX_TIMEOUT):
+                body = await _read_frame(stream)
+                record, want = px.parse_request(body)
+                verified = self._accept_record(record, source="inbound")
+                if verified is not None and verified.peer_id != remote:
+                    raise RemoteError("px request carries another peer's record")
+                await stream.write(px.encode_response(self._records_to_share(remote, want)))
+        except RemoteError as exc:
+            self.metrics.errors.labels(kind="px_remote").inc()
+            log.info("peer %s sent a bad px request: %s", remote, exc)
+        except Exception as exc:
+            self.metrics.errors.labels(kind="px_stream").inc()
+            log.debug("px request from %s failed: %s", remote, exc)
+        finally:
+            with trio.move_on_after(1):
+                await _close(stream)
+
+    def _records_to_share(self, asker: ID, want: int) -> list[bytes]:
+        limit = min(want, self.net.px_max_records)
+        out = [self._own_record]
+        skip = {asker.to_base58(), self.me.to_base58()}
+        connected = self.connected_ids()
+        rows = [r for r in self.storage.list_peers() if r.record and r.peer_id not in skip]
+        # peers we are connected to right now are the likeliest to answer a dial
+        rows.sort(key=lambda r: (r.peer_id not in connected, -r.last_seen))
+        out.extend(r.record for r in rows if r.record is not None)
+        return out[:limit]
+
+    def _accept_record(self, envelope: bytes, *, source: str) -> px.VerifiedRecord | None:
+        try:
+            rec = px.verify_record(envelope)
+        except RemoteError as exc:
+            self.metrics.px_records.labels(verdict="rejected").inc()
+            log.info("rejected a peer record: %s", exc)
+            return None
+        if rec.peer_id == self.me:
+            return rec
+        fresh = self.storage.upsert_peer(
+            rec.peer_id.to_base58(), rec.addrs, source=source, record=envelope, seq=rec.seq
+        )
+        self.metrics.px_records.labels(verdict="accepted" if fresh else "stale").inc()
+        return rec
+
+
+def _conn_peer(conn: INetConn) -> str | None:
+    try:
+        return str(conn.muxed_conn.peer_id.to_base58())
+    except Exception:
+        return None
+
+
+async def _read_frame(stream: INetStream) -> bytes:
+    """One varint-length-prefixed frame, refusing anything over MAX_FRAME_BYTES."""
+    buf = bytearray()
+    length = 0
+    shift = 0
+    while True:
+        chunk = await stream.read(1)
+        if not chunk:
+            raise RemoteError("px stream closed inside the length prefix")
+        b = chunk[0]
+        length |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+        shift += 7
+        if shift > 28:
+            raise RemoteError("px length prefix too long")
+    if length > px.MAX_FRAME_BYTES:
+        raise RemoteError(f"px frame of {length} bytes: allowed at most {px.MAX_FRAME_BYTES}")
+    while len(buf) < length:
+        chunk = await stream.read(length - len(buf))
+        if not chunk:
+            raise RemoteError("px stream closed inside a frame")
+        buf.extend(chunk)
+    return bytes(buf)
+
+
+async def _close(stream: INetStream) -> None:
+    with contextlib.suppress(Exception):
+        await stream.close()

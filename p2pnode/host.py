@@ -1,0 +1,97 @@
+"""The libp2p host as the node runs it: TCP, Noise only, Yamux only.
+
+py-libp2p's default security list also offers plaintext, secio and TLS; a node
+that accepted plaintext could be impersonated and read by anyone on the path, so
+the upgrader is given exactly one security transport and one muxer. Identify and
+ping come with the host by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, IRawConnection
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.io.trio import TrioTCPStream
+from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.tcp.tcp import TCP, TCPListener
+
+from p2pnode.metrics import NodeMetrics
+
+
+class _CountingTCPStream(TrioTCPStream):
+    """A TCP stream that adds what passes through it to the node's byte counters."""
+
+    def __init__(self, stream: trio.SocketStream, metrics: NodeMetrics) -> None:
+        super().__init__(stream)
+        self._metrics = metrics
+
+    async def write(self, data: bytes) -> None:
+        await super().write(data)
+        self._metrics.bytes_out.inc(len(data))
+
+    async def read(self, n: int | None = None) -> bytes:
+        data = await super().read(n)
+        self._metrics.bytes_in.inc(len(data))
+        return data
+
+
+class CountingTCP(TCP):
+    """TCP transport whose connections count bytes in and out."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    async def dial(self, maddr: multiaddr.Multiaddr) -> IRawConnection:
+        conn = await super().dial(maddr)
+        if isinstance(conn, RawConnection) and isinstance(conn.stream, TrioTCPStream):
+            conn.stream = _CountingTCPStream(conn.stream.stream, self._metrics)
+        return conn
+
+    def create_listener(self, handler_function: Callable[[Any], Awaitable[None]]) -> TCPListener:
+        metrics = self._metrics
+
+        async def counted(stream: Any) -> None:
+            if isinstance(stream, TrioTCPStream):
+                stream = _CountingTCPStream(stream.stream, metrics)
+            await handler_function(stream)
+
+        return TCPListener(counted)
+
+
+def security_options(key_pair: KeyPair) -> dict[TProtocol, Any]:
+    """Noise and nothing else."""
+    noise_key = create_x25519_key_pair().private_key
+    return {
+        TProtocol(NOISE_PROTOCOL_ID): NoiseTransport(key_pair, noise_privkey=noise_key),
+    }
+
+
+def muxer_options() -> dict[TProtocol, Any]:
+    """Yamux and nothing else."""
+    return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+
+
+def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
+    return multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
+
+
+def build_host(key_pair: KeyPair, listen: multiaddr.Multiaddr, metrics: NodeMetrics) -> IHost:
+    return new_host(
+        key_pair=key_pair,
+        sec_opt=security_options(key_pair),
+        muxer_opt=muxer_options(),
+        listen_addrs=[listen],
+        transports=[CountingTCP(metrics)],
+    )

@@ -1,0 +1,159 @@
+"""Peer exchange wire format, `/sonm/px/1.0.0`: signed peer records, size-capped.
+
+One request/response per stream. The asker sends its own signed peer record and
+how many records it wants; the answerer stores the asker's record (after checking
+that it is signed by the very peer on the other end of the stream) and answers
+with signed records of peers it knows, its own first.
+
+Records are standard libp2p signed envelopes (domain "libp2p-peer-record"), so
+they carry their own proof: a record is stored only if the envelope signature is
+valid AND the key that signed it is the key of the peer id inside. A peer can
+therefore pass records on but cannot forge or alter another peer's addresses.
+
+Frames: unsigned varint length, then a msgpack map. Every size is capped before
+anything is decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from libp2p.peer.envelope import ENVELOPE_DOMAIN, Envelope, consume_envelope, seal_record
+from libp2p.peer.id import ID
+from libp2p.peer.peer_record import PeerRecord
+from multiaddr import Multiaddr
+
+from p2pnode.errors import RemoteError
+
+PROTOCOL_ID = "/sonm/px/1.0.0"
+VERSION = 1
+MAX_RECORD_BYTES = 4096
+MAX_ADDRS_PER_RECORD = 16
+MAX_FRAME_BYTES = 256 * 1024
+MAX_WANT = 1024
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    peer_id: ID
+    addrs: tuple[str, ...]
+    seq: int
+    envelope: bytes
+
+
+def make_record(key: Any, peer_id: ID, addrs: list[Multiaddr]) -> bytes:
+    """Our own signed record (addresses without the /p2p/ suffix)."""
+    clean = [_strip_p2p(a) for a in addrs]
+    return seal_record(PeerRecord(peer_id, clean), key).marshal_envelope()
+
+
+def _strip_p2p(addr: Multiaddr) -> Multiaddr:
+    text = str(addr)
+    if "/p2p/" in text:
+        text = text.split("/p2p/", 1)[0]
+    return Multiaddr(text)
+
+
+def verify_record(envelope: bytes) -> VerifiedRecord:
+    """Check signature, signer == peer id, address shape and count; RemoteError if not."""
+    if not isinstance(envelope, bytes) or not 0 < len(envelope) <= MAX_RECORD_BYTES:
+        raise RemoteError(f"peer record of {len(envelope)} bytes: allowed 1..{MAX_RECORD_BYTES}")
+    try:
+        env, record = consume_envelope(envelope, ENVELOPE_DOMAIN)
+    except Exception as exc:
+        raise RemoteError(f"peer record rejected: {type(exc).__name__}") from None
+    if not isinstance(env, Envelope) or ID.from_pubkey(env.public_key) != record.peer_id:
+        raise RemoteError("peer record signed by a key that is not the record's peer id")
+    if not 0 < len(record.addrs) <= MAX_ADDRS_PER_RECORD:
+        raise RemoteError(
+            f"peer record with {len(record.addrs)} addresses: allowed 1..{MAX_ADDRS_PER_RECORD}"
+        )
+    addrs: list[str] = []
+    for a in record.addrs:
+        names = [p.name for p in a.protocols()]
+        if len(names) != 2 or names[0] not in ("ip4", "ip6") or names[1] != "tcp":
+            continue  # we dial TCP only; other transports are skipped, not fatal
+        addrs.append(str(a))
+    if not addrs:
+        raise RemoteError("peer record has no /ip4|ip6/.../tcp/... address")
+    seq = int(record.seq)
+    if not 0 <= seq < 2**64:
+        raise RemoteError("peer record seq out of range")
+    return VerifiedRecord(record.peer_id, tuple(addrs), seq, envelope)
+
+
+# -- framing -------------------------------------------------------------------
+
+
+def encode_uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def frame(payload: dict[str, Any]) -> bytes:
+    body = msgpack.packb(payload, use_bin_type=True)
+    if len(body) > MAX_FRAME_BYTES:
+        raise ValueError(f"px frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
+    return encode_uvarint(len(body)) + body
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    try:
+        obj = msgpack.unpackb(
+            body,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=MAX_RECORD_BYTES,
+            max_str_len=64,
+            max_array_len=MAX_WANT,
+            max_map_len=8,
+        )
+    except Exception as exc:
+        raise RemoteError(f"px frame is not valid msgpack: {type(exc).__name__}") from None
+    if not isinstance(obj, dict):
+        raise RemoteError("px frame is not a map")
+    if obj.get("v") != VERSION:
+        raise RemoteError(f"px frame version {obj.get('v')!r}: allowed {VERSION}")
+    return obj
+
+
+def encode_request(own_record: bytes, want: int) -> bytes:
+    return frame({"v": VERSION, "record": own_record, "want": want})
+
+
+def parse_request(body: bytes) -> tuple[bytes, int]:
+    obj = decode_body(body)
+    record, want = obj.get("record"), obj.get("want")
+    if not isinstance(record, bytes):
+        raise RemoteError("px request without a record")
+    if not isinstance(want, int) or isinstance(want, bool) or not 0 <= want <= MAX_WANT:
+        raise RemoteError(f"px request want={want!r}: allowed 0..{MAX_WANT}")
+    return record, want
+
+
+def encode_response(records: list[bytes]) -> bytes:
+    out: list[bytes] = []
+    size = 16
+    for r in records:
+        size += len(r) + 5
+        if size > MAX_FRAME_BYTES:
+            break
+        out.append(r)
+    return frame({"v": VERSION, "records": out})
+
+
+def parse_response(body: bytes) -> list[bytes]:
+    obj = decode_body(body)
+    records = obj.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
+        raise RemoteError("px response without a list of records")
+    return records
