@@ -1,0 +1,284 @@
+"""Wire encoding of the application messages: one msgpack array in a fixed field order.
+
+Layout (docs/protocol-messages.md has it field by field):
+
+    [kind, version, field_1, ..., field_n, signature(, peer_signature)]
+
+Why an array and not a map: it is smaller (no key strings on every message), and a
+fixed order makes the canonical form obvious. Canonical means the encoding our own
+encoder produces (msgpack's smallest form of every int, string and array header);
+`decode` re-encodes what it parsed and refuses anything that differs. That closes
+the door on re-encodings: the router's message id is the hash of these bytes, so a
+second encoding of the same signed message would otherwise travel as a new message.
+
+Integers up to 2**64-1 are msgpack ints; uint256 amounts (prices) are bin of their
+minimal big-endian bytes (zero is empty). Addresses are bin of 20 bytes, strings
+UTF-8 str, lists arrays. No maps, floats, nil, bools or ext types appear anywhere.
+
+Every decode error is a MessageDecodeError (a RemoteError) naming the field.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import msgpack
+
+from gossip.hubs import HubAnnouncement
+from gossip.messages import (
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    FieldError,
+    MessageDecodeError,
+    MessageKind,
+)
+from gossip.orders import NetworkType, Order, OrderCancel, Property, Side
+from gossip.peer_record import PeerRecord
+
+SignedMessage: TypeAlias = HubAnnouncement | Order | OrderCancel | PeerRecord
+
+# msgpack-level limits, well under MAX_MESSAGE_BYTES; the schema checks are tighter still.
+_UNPACK_LIMITS: dict[str, Any] = {
+    "max_str_len": MAX_MESSAGE_BYTES,
+    "max_bin_len": MAX_MESSAGE_BYTES,
+    "max_array_len": 256,
+    "max_map_len": 0,
+    "max_ext_len": 0,
+}
+
+
+@dataclass(frozen=True)
+class WireField:
+    """How one attribute goes on the wire and comes back, with the decode-side type check."""
+
+    attr: str
+    to_wire: Callable[[Any], Any]
+    from_wire: Callable[[str, Any], Any]
+
+
+def _raw(field: str, v: Any, expected: type) -> Any:
+    if type(v) is not expected:
+        raise FieldError(field, f"{expected.__name__} expected, got {type(v).__name__}")
+    return v
+
+
+def _int_in(field: str, v: Any) -> int:
+    return int(_raw(field, v, int))
+
+
+def _bytes_in(field: str, v: Any) -> bytes:
+    return bytes(_raw(field, v, bytes))
+
+
+def _str_in(field: str, v: Any) -> str:
+    return str(_raw(field, v, str))
+
+
+def _tuple_in(field: str, v: Any) -> tuple[Any, ...]:
+    return tuple(_raw(field, v, tuple))
+
+
+def _uint256_out(v: int) -> bytes:
+    return v.to_bytes((v.bit_length() + 7) // 8, "big")
+
+
+def _uint256_in(field: str, v: Any) -> int:
+    raw = _bytes_in(field, v)
+    if len(raw) > 32:
+        raise FieldError(field, f"uint256 is at most 32 bytes, got {len(raw)}")
+    if raw[:1] == b"\x00":
+        raise FieldError(field, "uint256 must not have leading zero bytes")
+    return int.from_bytes(raw, "big")
+
+
+def _enum_in(cls: type[enum.IntEnum]) -> Callable[[str, Any], Any]:
+    def parse(field: str, v: Any) -> Any:
+        n = _int_in(field, v)
+        try:
+            return cls(n)
+        except ValueError:
+            allowed = ", ".join(f"{m.value} ({m.name})" for m in cls)
+            raise FieldError(field, f"one of {allowed} expected, got {n}") from None
+
+    return parse
+
+
+def _array_in(inner: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    def parse(field: str, v: Any) -> tuple[Any, ...]:
+        return tuple(inner(f"{field}[{i}]", x) for i, x in enumerate(_tuple_in(field, v)))
+
+    return parse
+
+
+def _property_in(field: str, v: Any) -> Property:
+    pair = _tuple_in(field, v)
+    if len(pair) != 2:
+        raise FieldError(field, f"[key, value] expected, got {len(pair)} items")
+    return Property(_str_in(f"{field}.key", pair[0]), _str_in(f"{field}.value", pair[1]))
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+def _as_list(v: Sequence[Any]) -> list[Any]:
+    return list(v)
+
+
+def _int(attr: str) -> WireField:
+    return WireField(attr, int, _int_in)
+
+
+def _bytes(attr: str) -> WireField:
+    return WireField(attr, _same, _bytes_in)
+
+
+def _str(attr: str) -> WireField:
+    return WireField(attr, _same, _str_in)
+
+
+def _str_list(attr: str) -> WireField:
+    return WireField(attr, _as_list, _array_in(_str_in))
+
+
+SCHEMAS: dict[MessageKind, tuple[type, tuple[WireField, ...]]] = {
+    MessageKind.HUB_ANNOUNCEMENT: (
+        HubAnnouncement,
+        (
+            _bytes("owner"),
+            _bytes("wallet"),
+            _bytes("peer_id"),
+            _str_list("multiaddrs"),
+            _str("name"),
+            _str("description"),
+            _int("sequence"),
+            _int("valid_from"),
+            _int("valid_until"),
+            _bytes("signature"),
+        ),
+    ),
+    MessageKind.ORDER: (
+        Order,
+        (
+            _bytes("author"),
+            WireField("side", int, _enum_in(Side)),
+            WireField("price_per_hour", _uint256_out, _uint256_in),
+            _int("duration"),
+            WireField("benchmarks", _as_list, _array_in(_int_in)),
+            WireField("network", int, _enum_in(NetworkType)),
+            WireField(
+                "properties", lambda ps: [[p.key, p.value] for p in ps], _array_in(_property_in)
+            ),
+            _bytes("counterparty"),
+            WireField("blacklist", _as_list, _array_in(_bytes_in)),
+            _int("min_rating"),
+            _str("geo"),
+            _int("nonce"),
+            _int("valid_from"),
+            _int("valid_until"),
+            _bytes("signature"),
+        ),
+    ),
+    MessageKind.ORDER_CANCEL: (
+        OrderCancel,
+        (
+            _bytes("author"),
+            _bytes("order_id"),
+            _int("nonce"),
+            _int("valid_from"),
+            _int("valid_until"),
+            _bytes("signature"),
+        ),
+    ),
+    MessageKind.PEER_RECORD: (
+        PeerRecord,
+        (
+            _bytes("account"),
+            _bytes("peer_id"),
+            _str_list("multiaddrs"),
+            _int("sequence"),
+            _int("valid_from"),
+            _int("valid_until"),
+            _bytes("signature"),
+            _bytes("peer_signature"),
+        ),
+    ),
+}
+KIND_OF_TYPE: dict[type, MessageKind] = {cls: kind for kind, (cls, _) in SCHEMAS.items()}
+
+
+def _to_wire(msg: SignedMessage) -> list[Any]:
+    kind = KIND_OF_TYPE[type(msg)]
+    _, fields = SCHEMAS[kind]
+    return [int(kind), PROTOCOL_VERSION, *(f.to_wire(getattr(msg, f.attr)) for f in fields)]
+
+
+def encode(msg: SignedMessage) -> bytes:
+    """The canonical bytes of a signed message. FieldError if it is invalid or unsigned.
+
+    Raised errors here are the local caller's fault (it built the message), so they
+    are FieldError, not the RemoteError that decode raises.
+    """
+    if type(msg) not in KIND_OF_TYPE:
+        raise TypeError(f"not an application message: {type(msg).__name__}")
+    msg.validate()
+    if not msg.signature:
+        raise FieldError("signature", "the message must be signed before it is encoded")
+    if isinstance(msg, PeerRecord) and not msg.peer_signature:
+        raise FieldError("peer_signature", "a peer record needs the peer's signature too")
+    data: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise FieldError("message", f"encoded size {len(data)} > {MAX_MESSAGE_BYTES} bytes")
+    return data
+
+
+def decode(data: bytes, kinds: frozenset[MessageKind] | None = None) -> SignedMessage:
+    """Parse and fully check one message from a peer; MessageDecodeError names the field.
+
+    `kinds` restricts what is acceptable (e.g. the kinds a topic carries). The
+    signature is checked for shape only; whether it recovers to the signer is the
+    validator's job (gossip/validators.py).
+    """
+    if type(data) is not bytes:
+        raise MessageDecodeError("message", f"bytes expected, got {type(data).__name__}")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MessageDecodeError("message", f"{len(data)} bytes > limit {MAX_MESSAGE_BYTES}")
+    try:
+        top = msgpack.unpackb(
+            data, raw=False, use_list=False, strict_map_key=True, **_UNPACK_LIMITS
+        )
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise MessageDecodeError("message", f"not valid msgpack ({type(exc).__name__})") from None
+    if type(top) is not tuple or len(top) < 2:
+        raise MessageDecodeError("message", "an array [kind, version, ...] expected")
+    kind_raw, version = top[0], top[1]
+    if type(kind_raw) is not int or kind_raw not in MessageKind._value2member_map_:
+        known = ", ".join(f"{k.value} ({k.name})" for k in MessageKind)
+        raise MessageDecodeError("kind", f"one of {known} expected, got {kind_raw!r}")
+    kind = MessageKind(kind_raw)
+    if kinds is not None and kind not in kinds:
+        allowed = ", ".join(k.name for k in sorted(kinds))
+        raise MessageDecodeError("kind", f"{kind.name} not allowed here; allowed: {allowed}")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise MessageDecodeError("version", f"{PROTOCOL_VERSION} expected, got {version!r}")
+    cls, fields = SCHEMAS[kind]
+    if len(top) != 2 + len(fields):
+        raise MessageDecodeError(
+            "message", f"{kind.name} has {2 + len(fields)} array items, got {len(top)}"
+        )
+    try:
+        values = {f.attr: f.from_wire(f.attr, v) for f, v in zip(fields, top[2:], strict=True)}
+        msg: SignedMessage = cls(**values)
+        msg.validate()
+    except FieldError as exc:
+        raise MessageDecodeError(exc.field, exc.problem) from None
+    if not msg.signature:
+        raise MessageDecodeError("signature", "missing")
+    if isinstance(msg, PeerRecord) and not msg.peer_signature:
+        raise MessageDecodeError("peer_signature", "missing")
+    if msgpack.packb(_to_wire(msg), use_bin_type=True) != data:
+        raise MessageDecodeError("message", "not in canonical encoding")
+    return msg

@@ -1,0 +1,200 @@
+"""Validation of application messages before anything is stored or forwarded.
+
+Verdicts (only REJECT costs the sender score, P4):
+
+- REJECT — the sender forwarded something no honest node would: bytes that do not
+  decode to a well-formed message of a kind the topic carries (schema, sizes,
+  ranges, canonical form), a signature that does not recover, or recovers to an
+  address other than the message's own signer field, or a peer record whose peer
+  key did not sign it.
+- IGNORE — honest nodes can differ here, so drop without blame: outside the
+  validity window (`valid_from - max_clock_skew` .. `valid_until + max_clock_skew`;
+  clocks drift), a nonce/sequence already spent for that signer (a replay, or an
+  older hub announcement racing a newer one), a hub whose on-chain check is still
+  pending or failed (chain views lag; `reject_failed_hubs` makes failure a REJECT).
+- ACCEPT — everything above passed; the nonce is now spent.
+
+The cheap checks run first, so that an expired or replayed message costs a decode
+and no signature recovery; the replay guard is only written once a message is
+accepted, so a forged message cannot burn an honest signer's nonce.
+
+Hub announcements and the chain: `hub_check` is any callable `(announcement, now) ->
+HubCheck`. It must answer from what it already knows, at once: VERIFIED, FAILED, or
+PENDING while it looks the hub up in the background. PENDING gives IGNORE and does
+*not* spend the sequence, so the hub's next periodic re-announcement (or the same
+bytes re-validated through the router's asynchronous path) is accepted once the
+lookup has landed. Without a `hub_check` every well-signed announcement passes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gossip import eip712
+from gossip.codec import SignedMessage, decode
+from gossip.eip712 import SignatureError, SigningDomain
+from gossip.hubs import HubAnnouncement
+from gossip.messages import MessageDecodeError
+from gossip.peer_record import PeerRecord
+from gossip.replay import ReplayGuard, ReplayParams
+from gossip.topics import TOPIC_KINDS
+from gossip.validation import ValidationResult
+
+RouterValidator = Callable[[str, bytes, bytes], ValidationResult]
+
+
+class HubCheck(enum.Enum):
+    VERIFIED = "verified"  # registered hub wallet of this owner, in good standing
+    PENDING = "pending"  # not known yet; a lookup is under way
+    FAILED = "failed"  # the chain says no (not registered, wrong owner, punished...)
+
+
+class HubChainCheck(Protocol):
+    def __call__(self, announcement: HubAnnouncement, now: float) -> HubCheck: ...
+
+
+@dataclass(frozen=True)
+class ValidatorParams:
+    domain: SigningDomain
+    # Clocks of honest nodes drift; a message this far outside its window is still
+    # accepted. Kept well under every kind's minimum useful window.
+    max_clock_skew: float = 60.0
+    reject_failed_hubs: bool = False
+    replay: ReplayParams = field(default_factory=ReplayParams)
+    accepted_cache_size: int = 4096
+
+    def validate(self) -> None:
+        self.domain.validate()
+        if not 0.0 <= self.max_clock_skew <= 3600.0:
+            raise ValueError(f"max_clock_skew: must be in [0, 3600] s, got {self.max_clock_skew}")
+        if self.accepted_cache_size < 0:
+            raise ValueError(f"accepted_cache_size: must be >= 0, got {self.accepted_cache_size}")
+        self.replay.validate()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A validation outcome with its reason (for logs and metrics) and, if decoded, the message."""
+
+    result: ValidationResult
+    reason: str
+    message: SignedMessage | None = None
+    digest: bytes | None = None  # the EIP-712 digest; for orders, the order id
+
+
+@dataclass
+class ValidatorCounters:
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def count(self, reason: str) -> None:
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+
+class MessageValidator:
+    """Validates the application topics; callable as the router's synchronous validator.
+
+    `clock` returns unix seconds (validity windows are wall-clock times, whatever
+    clock the router itself runs on); the simulator passes its virtual clock.
+    """
+
+    def __init__(
+        self,
+        params: ValidatorParams,
+        *,
+        clock: Callable[[], float],
+        hub_check: HubChainCheck | None = None,
+        replay: ReplayGuard | None = None,
+        extra: Mapping[str, RouterValidator] | None = None,
+    ) -> None:
+        params.validate()
+        self.params = params
+        self.clock = clock
+        self.hub_check = hub_check
+        self.replay = replay if replay is not None else ReplayGuard(params.replay)
+        self.extra = dict(extra or {})
+        self.counters = ValidatorCounters()
+        self._accepted: OrderedDict[bytes, Verdict] = OrderedDict()
+
+    def __call__(self, topic: str, data: bytes, from_peer: bytes) -> ValidationResult:
+        handler = self.extra.get(topic)
+        if handler is not None:
+            return handler(topic, data, from_peer)
+        return self.check(topic, data, self.clock()).result
+
+    def pop_accepted(self, data: bytes) -> Verdict | None:
+        """The verdict (with the decoded message) of bytes just accepted, so the
+        delivery handler need not decode and hash them again."""
+        return self._accepted.pop(data, None)
+
+    def check(self, topic: str, data: bytes, now: float) -> Verdict:
+        verdict = self._check(topic, data, now)
+        self.counters.count(verdict.reason)
+        if verdict.result is ValidationResult.ACCEPT and self.params.accepted_cache_size:
+            self._accepted[data] = verdict
+            if len(self._accepted) > self.params.accepted_cache_size:
+                self._accepted.popitem(last=False)
+        return verdict
+
+    def _check(self, topic: str, data: bytes, now: float) -> Verdict:
+        kinds = TOPIC_KINDS.get(topic)
+        if kinds is None:
+            return Verdict(ValidationResult.IGNORE, "unknown-topic")
+        try:
+            msg = decode(data, kinds)
+        except MessageDecodeError as exc:
+            return Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
+        skew = self.params.max_clock_skew
+        if now + skew < msg.valid_from:
+            return Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
+        if now - skew > msg.valid_until:
+            return Verdict(ValidationResult.IGNORE, "expired", msg)
+        key, number = msg.replay_key, msg.replay_number
+        if self.replay.seen(key, number):
+            return Verdict(ValidationResult.IGNORE, "replay", msg)
+        digest = msg.digest(self.params.domain)
+        try:
+            signer = eip712.recover_address(digest, msg.signature)
+        except SignatureError:
+            return Verdict(ValidationResult.REJECT, "bad-signature", msg)
+        if signer != msg.signer:
+            return Verdict(ValidationResult.REJECT, "wrong-signer", msg)
+        if isinstance(msg, PeerRecord) and not msg.peer_signature_valid(digest):
+            return Verdict(ValidationResult.REJECT, "bad-peer-signature", msg)
+        if isinstance(msg, HubAnnouncement) and self.hub_check is not None:
+            status = self.hub_check(msg, now)
+            if status is HubCheck.PENDING:
+                return Verdict(ValidationResult.IGNORE, "hub-pending", msg, digest)
+            if status is HubCheck.FAILED:
+                result = (
+                    ValidationResult.REJECT
+                    if self.params.reject_failed_hubs
+                    else ValidationResult.IGNORE
+                )
+                return Verdict(result, "hub-failed", msg, digest)
+        self.replay.record(key, number, msg.valid_until + skew, monotonic=msg.MONOTONIC, now=now)
+        return Verdict(ValidationResult.ACCEPT, "accepted", msg, digest)
+
+
+def make_validator(
+    domain: SigningDomain,
+    *,
+    clock: Callable[[], float],
+    hub_check: HubChainCheck | None = None,
+    extra: Mapping[str, RouterValidator] | None = None,
+    max_clock_skew: float = 60.0,
+) -> MessageValidator:
+    """The router's `validator(topic, data, from_peer)` for every application topic.
+
+    `extra` maps other topics (e.g. the trust-poll topic) to their own validators, so
+    the router gets one callable dispatching by topic.
+    """
+    return MessageValidator(
+        ValidatorParams(domain=domain, max_clock_skew=max_clock_skew),
+        clock=clock,
+        hub_check=hub_check,
+        extra=extra,
+    )
