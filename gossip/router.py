@@ -1,0 +1,1228 @@
+"""Sans-IO gossipsub v1.1/v1.2 router.
+
+One `GossipRouter` per node. Drivers feed it frames and the time, collect frames
+to send and events. It follows the gossipsub specs and go-libp2p-pubsub's
+gossipsub.go so that go/js/rust peers can share topics with us:
+
+- mesh of D (D_lo..D_hi) peers per subscribed topic, kept by the heartbeat, with
+  D_score peers kept by score and D_out outbound peers when oversubscribed;
+- fanout (TTL) for topics we publish to without subscribing; flood publishing;
+- mcache + IHAVE/IWANT gossip to D_lazy / gossip_factor non-mesh peers, with
+  per-heartbeat IHAVE/IWANT limits and IWANT promises that cost broken-promise
+  penalties;
+- GRAFT/PRUNE with backoff (penalties for GRAFT in backoff), peer exchange gated
+  by accept_px_threshold; opportunistic grafting;
+- seen cache with TTL; IDONTWANT (v1.2) for large messages;
+- scoring hooks (gossip/score.py) and the five thresholds;
+- outbound queues per peer, drained as coalesced frames (one frame carries all
+  that is queued for a peer, split only at max_rpc_size), bounded for forwarded
+  messages; our own publishes are never dropped silently.
+
+Memory matters (10^5 routers in one simulator process): per-peer state is a
+slotted object whose optional parts are allocated on first use, and the
+router's own maps are created lazily as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gossip.events import (
+    Delivered,
+    Event,
+    PeerExchange,
+    PeerGraylisted,
+    PeerShouldDisconnect,
+    RouterMetrics,
+    ValidationRequest,
+)
+from gossip.mcache import MessageCache
+from gossip.msgid import SignPolicy, StrictNoSign, StrictSign
+from gossip.params import GossipSubParams
+from gossip.rng import RandomSource
+from gossip.validation import ValidationResult
+from gossip.wire import (
+    RPC,
+    Control,
+    Message,
+    PeerInfo,
+    Prune,
+    SubOpts,
+    WireError,
+    decode_rpc,
+    split_frames,
+    uvarint,
+)
+from p2pnode.errors import LocalError, UserError
+
+PROTOCOL_V12 = "/meshsub/1.2.0"
+PROTOCOL_V11 = "/meshsub/1.1.0"
+PROTOCOL_V10 = "/meshsub/1.0.0"
+PROTOCOLS = (PROTOCOL_V12, PROTOCOL_V11, PROTOCOL_V10)
+
+Validator = Callable[[str, bytes, bytes], ValidationResult]
+PeerRecordSource = Callable[[bytes], bytes | None]
+
+_MSG_TAG = b"\x12"
+
+
+class PublishError(LocalError):
+    """A publish could not be sent; the caller must know, nothing is dropped silently."""
+
+
+class NoPeersError(PublishError):
+    """No connected peer (above the publish threshold) subscribes to the topic."""
+
+
+class DuplicatePublishError(PublishError):
+    """The message id is already in the seen cache (same payload under StrictNoSign)."""
+
+
+class MessageTooLargeError(UserError):
+    """The payload cannot fit in one RPC of max_rpc_size."""
+
+
+class ScoreHooks(Protocol):
+    """What the router calls on gossip/score.py's PeerScore."""
+
+    def add_peer(self, peer: bytes, now: float, ip: str | None = None) -> None: ...
+    def remove_peer(self, peer: bytes, now: float) -> None: ...
+    def set_ip(self, peer: bytes, ip: str | None) -> None: ...
+    def graft(self, peer: bytes, topic: str, now: float) -> None: ...
+    def prune(self, peer: bytes, topic: str, now: float) -> None: ...
+    def validate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
+    def deliver_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
+    def duplicate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
+    def reject_message(
+        self, msg_id: bytes, peer: bytes, topic: str, result: ValidationResult, now: float
+    ) -> None: ...
+    def reject_unvalidated(self, peer: bytes, topic: str, now: float) -> None: ...
+    def add_penalty(self, peer: bytes, count: int) -> None: ...
+    def score(self, peer: bytes, now: float) -> float: ...
+    def refresh(self, now: float) -> None: ...
+
+
+class _Peer:
+    __slots__ = (
+        "dontwant",
+        "ip",
+        "malformed",
+        "outbound",
+        "overflowed",
+        "protocol",
+        "q_ctl",
+        "q_msgs",
+        "q_subs",
+        "topics",
+    )
+
+    def __init__(self, protocol: str, outbound: bool, ip: str | None) -> None:
+        self.protocol = protocol
+        self.outbound = outbound
+        self.ip = ip
+        self.topics: set[str] = set()
+        self.q_msgs: list[Message] | None = None
+        self.q_subs: list[SubOpts] | None = None
+        self.q_ctl: Control | None = None
+        self.dontwant: dict[bytes, int] | None = None  # msg id -> heartbeat tick it expires
+        self.malformed = 0
+        self.overflowed = False
+
+
+class _Pending:
+    __slots__ = ("msg", "peer")
+
+    def __init__(self, msg: Message, peer: bytes) -> None:
+        self.msg = msg
+        self.peer = peer
+
+
+class GossipRouter:
+    """The gossipsub state machine of one node. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        local_peer: bytes,
+        params: GossipSubParams | None = None,
+        rng: RandomSource,
+        score_params: Any = None,
+        thresholds: Any = None,
+        sign_policy: SignPolicy | None = None,
+        validator: Validator | None = None,
+        peer_record: PeerRecordSource | None = None,
+        max_pending_validations: int = 4096,
+    ) -> None:
+        self.local_peer = local_peer
+        self.params = (params or GossipSubParams()).validate()
+        self.rng = rng
+        self.sign_policy: SignPolicy = sign_policy if sign_policy is not None else StrictNoSign()
+        self.validator = validator
+        self.peer_record = peer_record
+        self.max_pending_validations = max_pending_validations
+        self.metrics = RouterMetrics()
+
+        self._score: ScoreHooks | None = None
+        self.thresholds = thresholds
+        if score_params is not None:
+            from gossip.score import PeerScore  # the scoring module is optional until used
+
+            if thresholds is None:
+                from gossip.score_params import PeerScoreThresholds
+
+                self.thresholds = PeerScoreThresholds()
+            self._score = PeerScore(score_params, self.thresholds)
+        th = self.thresholds
+        self._gossip_th = float(th.gossip_threshold) if th is not None else 0.0
+        self._publish_th = float(th.publish_threshold) if th is not None else 0.0
+        self._graylist_th = float(th.graylist_threshold) if th is not None else 0.0
+        self._accept_px_th = float(th.accept_px_threshold) if th is not None else 0.0
+        self._og_th = float(th.opportunistic_graft_threshold) if th is not None else 0.0
+
+        self._peers: dict[bytes, _Peer] = {}
+        self._topic_peers: dict[str, set[bytes]] = {}
+        self._mesh: dict[str, set[bytes]] = {}
+        self._fanout: dict[str, set[bytes]] = {}
+        self._fanout_last: dict[str, float] = {}
+        self._backoff: dict[str, dict[bytes, float]] | None = None
+        self._seen: dict[bytes, float] = {}
+        self._mcache = MessageCache(self.params.mcache_len, self.params.mcache_gossip)
+        self._promises: dict[bytes, dict[bytes, float]] | None = None
+        self._peerhave: dict[bytes, int] | None = None
+        self._iasked: dict[bytes, int] | None = None
+        self._peerdontwant: dict[bytes, int] | None = None
+        self._pending: dict[bytes, _Pending] | None = None
+        self._graylisted: set[bytes] | None = None
+        self._dirty: dict[bytes, None] = {}
+        self._events: list[Event] = []
+        self._next_hb: float | None = None
+        self._tick = 0
+        self._seqno = -1
+
+    # ------------------------------------------------------------ time
+
+    def _touch(self, now: float) -> None:
+        if self._next_hb is None:
+            self._next_hb = now + self.params.heartbeat_initial_delay
+
+    def next_deadline(self) -> float | None:
+        return self._next_hb
+
+    def on_timer(self, now: float) -> None:
+        self._touch(now)
+        assert self._next_hb is not None
+        if now < self._next_hb:
+            return
+        self.heartbeat(now)
+        interval = self.params.heartbeat_interval
+        self._next_hb += interval
+        if self._next_hb <= now:  # the driver fell behind: skip, do not burst
+            self._next_hb = now + interval
+
+    # ------------------------------------------------------------ scoring helpers
+
+    def score_of(self, peer: bytes, now: float) -> float:
+        sc = self._score
+        return sc.score(peer, now) if sc is not None else 0.0
+
+    @property
+    def peer_score(self) -> ScoreHooks | None:
+        """The PeerScore object (for P5 app scores from reputation), or None when off."""
+        return self._score
+
+    # ------------------------------------------------------------ peers
+
+    def add_peer(
+        self, peer: bytes, protocol: str, outbound: bool, now: float, ip: str | None = None
+    ) -> None:
+        self._touch(now)
+        if protocol not in PROTOCOLS:
+            raise UserError(
+                f"unsupported pubsub protocol {protocol!r}; expected one of {PROTOCOLS}"
+            )
+        st = self._peers.get(peer)
+        if st is not None:
+            st.protocol = protocol
+            st.outbound = st.outbound or outbound
+            return
+        self._peers[peer] = _Peer(protocol, outbound, ip)
+        if self._score is not None:
+            self._score.add_peer(peer, now, ip)
+        if self._mesh:
+            # the hello: tell the new peer everything we subscribe to
+            subs = [SubOpts(True, t) for t in self._mesh]
+            self._queue_subs(peer, subs)
+
+    def remove_peer(self, peer: bytes, now: float) -> None:
+        st = self._peers.pop(peer, None)
+        if st is None:
+            return
+        for t in st.topics:
+            tp = self._topic_peers.get(t)
+            if tp is not None:
+                tp.discard(peer)
+                if not tp:
+                    del self._topic_peers[t]
+            mesh = self._mesh.get(t)
+            if mesh is not None and peer in mesh:
+                mesh.discard(peer)
+                if self._score is not None:
+                    self._score.prune(peer, t, now)
+            fan = self._fanout.get(t)
+            if fan is not None:
+                fan.discard(peer)
+        self._dirty.pop(peer, None)
+        if self._graylisted is not None:
+            self._graylisted.discard(peer)
+        if self._score is not None:
+            self._score.remove_peer(peer, now)
+
+    def peers(self) -> list[bytes]:
+        return list(self._peers)
+
+    def mesh_peers(self, topic: str) -> set[bytes]:
+        return set(self._mesh.get(topic, ()))
+
+    def fanout_peers(self, topic: str) -> set[bytes]:
+        return set(self._fanout.get(topic, ()))
+
+    def topic_peers(self, topic: str) -> set[bytes]:
+        return set(self._topic_peers.get(topic, ()))
+
+    def subscriptions(self) -> list[str]:
+        return list(self._mesh)
+
+    # ------------------------------------------------------------ subscribe
+
+    def subscribe(self, topic: str, now: float) -> None:
+        self._touch(now)
+        if topic in self._mesh:
+            return
+        for p in self._peers:
+            self._queue_subs(p, [SubOpts(True, topic)])
+        mesh: set[bytes] = set()
+        fan = self._fanout.pop(topic, None)
+        self._fanout_last.pop(topic, None)
+        D = self.params.D
+        if fan:
+            for p in fan:
+                if len(mesh) >= D:
+                    break
+                if self.score_of(p, now) >= 0:
+                    mesh.add(p)
+        if len(mesh) < D:
+            more = self._select_peers(
+                topic,
+                D - len(mesh),
+                lambda p: (
+                    p not in mesh
+                    and not self._in_backoff(topic, p, now, slack=True)
+                    and self.score_of(p, now) >= 0
+                ),
+            )
+            mesh.update(more)
+        self._mesh[topic] = mesh
+        for p in mesh:
+            self._graft_peer(p, topic, now)
+
+    def unsubscribe(self, topic: str, now: float) -> None:
+        self._touch(now)
+        mesh = self._mesh.pop(topic, None)
+        if mesh is None:
+            return
+        for p in self._peers:
+            self._queue_subs(p, [SubOpts(False, topic)])
+        for p in mesh:
+            if self._score is not None:
+                self._score.prune(p, topic, now)
+            self._queue_prune(p, topic, now, do_px=self.params.do_px, unsubscribe=True)
+
+    # ------------------------------------------------------------ publish
+
+    def publish(self, topic: str, data: bytes, now: float) -> bytes:
+        """Send our own message; returns its id. Raises PublishError when nobody gets it."""
+        self._touch(now)
+        policy = self.sign_policy
+        if isinstance(policy, StrictSign):
+            if self._seqno < 0:
+                self._seqno = self.rng.getrandbits(63)
+            self._seqno = (self._seqno + 1) & 0xFFFFFFFFFFFFFFFF
+            msg = Message(topic, data, self.local_peer, self._seqno.to_bytes(8, "big"))
+            policy.sign(msg)
+        else:
+            msg = Message(topic, data)
+        raw = msg.encode()
+        if len(raw) + 16 > self.params.max_rpc_size:
+            raise MessageTooLargeError(
+                f"message of {len(raw)} bytes exceeds max_rpc_size={self.params.max_rpc_size}"
+            )
+        msg_id = policy.msg_id(msg)
+        if msg_id in self._seen:
+            raise DuplicatePublishError(f"message {msg_id.hex()} was already seen")
+
+        pth = self._publish_th
+        targets: set[bytes] = set()
+        tpeers = self._topic_peers.get(topic, set())
+        if self.params.flood_publish:
+            for p in tpeers:
+                if self.score_of(p, now) >= pth:
+                    targets.add(p)
+        else:
+            mesh = self._mesh.get(topic)
+            if mesh is not None:
+                targets.update(mesh)
+            else:
+                fan = self._fanout.get(topic)
+                if not fan:
+                    fan = set(
+                        self._select_peers(
+                            topic, self.params.D, lambda p: self.score_of(p, now) >= pth
+                        )
+                    )
+                    if fan:
+                        self._fanout[topic] = fan
+                targets.update(fan)
+                self._fanout_last[topic] = now
+        if not targets:
+            raise NoPeersError(f"no peer subscribed to {topic!r} to publish to")
+
+        self._seen[msg_id] = now + self.params.seen_ttl
+        self._mcache.put(msg_id, msg)
+        self.metrics.msgs_published += 1
+        for p in targets:
+            self._queue_msg(p, msg, own=True)
+        if topic in self._mesh:
+            self._events.append(Delivered(topic, msg_id, data, msg.from_, self.local_peer))
+        return msg_id
+
+    # ------------------------------------------------------------ receive
+
+    def receive(self, peer: bytes, frame: bytes, now: float) -> None:
+        """Consume one or more complete length-prefixed RPC frames from `peer`.
+
+        Bad bytes never raise: they are counted, and a peer that keeps sending
+        them gets a PeerShouldDisconnect event.
+        """
+        self._touch(now)
+        st = self._peers.get(peer)
+        if st is None:
+            self.metrics.rpcs_from_unknown_peers += 1
+            return
+        self.metrics.bytes_received += len(frame)
+        try:
+            bodies, used = split_frames(frame, self.params.max_rpc_size)
+            if used != len(frame):
+                raise WireError("incomplete frame")
+        except WireError as exc:
+            self._malformed(peer, st, str(exc))
+            return
+        for body in bodies:
+            try:
+                rpc = decode_rpc(body)
+            except WireError as exc:
+                self._malformed(peer, st, str(exc))
+                if peer not in self._peers:
+                    return
+                continue
+            self.receive_rpc(peer, rpc, now)
+            if peer not in self._peers:
+                return
+
+    def _malformed(self, peer: bytes, st: _Peer, reason: str) -> None:
+        self.metrics.malformed_frames += 1
+        st.malformed += 1
+        if st.malformed == self.params.max_malformed_frames + 1:
+            self._events.append(PeerShouldDisconnect(peer, f"malformed frames: {reason}"))
+
+    def receive_rpc(self, peer: bytes, rpc: RPC, now: float) -> None:
+        self._touch(now)
+        st = self._peers.get(peer)
+        if st is None:
+            self.metrics.rpcs_from_unknown_peers += 1
+            return
+        self.metrics.rpcs_received += 1
+        if self._score is not None:
+            s = self._score.score(peer, now)
+            if s < self._graylist_th:
+                self.metrics.graylisted_rpcs += 1
+                gl = self._graylisted
+                if gl is None:
+                    gl = self._graylisted = set()
+                if peer not in gl:
+                    gl.add(peer)
+                    self._events.append(PeerGraylisted(peer, s))
+                    self._events.append(PeerShouldDisconnect(peer, "score below graylist"))
+                return
+            if self._graylisted is not None:
+                self._graylisted.discard(peer)
+
+        if rpc.subscriptions:
+            self._handle_subscriptions(peer, st, rpc.subscriptions, now)
+        if rpc.publish:
+            self._handle_messages(peer, st, rpc.publish, now)
+        ctl = rpc.control
+        if ctl is not None:
+            if ctl.ihave:
+                self._handle_ihave(peer, ctl.ihave, now)
+            if ctl.iwant:
+                self._handle_iwant(peer, ctl.iwant, now)
+            if ctl.graft:
+                self._handle_graft(peer, st, ctl.graft, now)
+            if ctl.prune:
+                self._handle_prune(peer, ctl.prune, now)
+            if ctl.idontwant:
+                self._handle_idontwant(peer, st, ctl.idontwant)
+
+    def _handle_subscriptions(
+        self, peer: bytes, st: _Peer, subs: list[SubOpts], now: float
+    ) -> None:
+        for so in subs:
+            t = so.topic
+            if so.subscribe:
+                if t in st.topics:
+                    continue
+                if len(st.topics) >= self.params.max_topics_per_peer:
+                    continue
+                st.topics.add(t)
+                tp = self._topic_peers.get(t)
+                if tp is None:
+                    self._topic_peers[t] = {peer}
+                else:
+                    tp.add(peer)
+            else:
+                if t not in st.topics:
+                    continue
+                st.topics.discard(t)
+                tp = self._topic_peers.get(t)
+                if tp is not None:
+                    tp.discard(peer)
+                    if not tp:
+                        del self._topic_peers[t]
+                mesh = self._mesh.get(t)
+                if mesh is not None and peer in mesh:
+                    mesh.discard(peer)
+                    if self._score is not None:
+                        self._score.prune(peer, t, now)
+                fan = self._fanout.get(t)
+                if fan is not None:
+                    fan.discard(peer)
+
+    def _handle_messages(self, peer: bytes, st: _Peer, msgs: list[Message], now: float) -> None:
+        m = self.metrics
+        policy = self.sign_policy
+        seen = self._seen
+        sc = self._score
+        big: dict[str, list[bytes]] | None = None
+        for msg in msgs:
+            m.msgs_received += 1
+            topic = msg.topic
+            if topic not in self._mesh:
+                m.msgs_unsubscribed_topic += 1
+                continue
+            msg_id = policy.msg_id(msg)
+            if msg_id in seen:
+                m.msgs_duplicate += 1
+                if sc is not None:
+                    sc.duplicate_message(msg_id, peer, topic, now)
+                continue
+            reason = policy.check(msg)
+            if reason is None and msg.from_ is not None and msg.from_ == self.local_peer:
+                reason = "claims to be from us"
+            if reason is not None:
+                # never mark seen: a forged copy must not shadow the real message
+                m.msgs_policy_rejected += 1
+                if sc is not None:
+                    sc.reject_unvalidated(peer, topic, now)
+                continue
+            seen[msg_id] = now + self.params.seen_ttl
+            if self._promises is not None:
+                self._promises.pop(msg_id, None)
+            if sc is not None:
+                sc.validate_message(msg_id, peer, topic, now)
+            if len(msg.data) >= self.params.idontwant_message_threshold:
+                if big is None:
+                    big = {}
+                big.setdefault(topic, []).append(msg_id)
+            if self.validator is not None:
+                try:
+                    result = self.validator(topic, msg.data, peer)
+                except Exception:  # a validator crashing on hostile input rejects it
+                    result = ValidationResult.REJECT
+                self._finish_validation(msg_id, msg, peer, result, now)
+            else:
+                pend = self._pending
+                if pend is None:
+                    pend = self._pending = {}
+                if len(pend) >= self.max_pending_validations:
+                    m.msgs_validation_overflow += 1
+                    del seen[msg_id]  # may be retried when it arrives again
+                    continue
+                pend[msg_id] = _Pending(msg, peer)
+                self._events.append(ValidationRequest(msg_id, topic, msg.data, peer))
+        if big:
+            self._send_idontwant(peer, big)
+
+    def _send_idontwant(self, source: bytes, big: dict[str, list[bytes]]) -> None:
+        for topic, ids in big.items():
+            for p in self._mesh.get(topic, ()):
+                if p == source:
+                    continue
+                st = self._peers[p]
+                if st.protocol != PROTOCOL_V12:
+                    continue
+                self._ctl(p).idontwant.extend(ids)
+                self.metrics.idontwant_sent += 1
+
+    def validation_done(self, msg_id: bytes, result: ValidationResult, now: float) -> None:
+        """Report the verdict of an async validation asked for by a ValidationRequest."""
+        pend = self._pending
+        if pend is None:
+            return
+        p = pend.pop(msg_id, None)
+        if p is None:
+            return
+        if not pend:
+            self._pending = None
+        self._finish_validation(msg_id, p.msg, p.peer, result, now)
+
+    def _finish_validation(
+        self, msg_id: bytes, msg: Message, peer: bytes, result: ValidationResult, now: float
+    ) -> None:
+        sc = self._score
+        topic = msg.topic
+        if result is ValidationResult.ACCEPT:
+            self.metrics.msgs_delivered += 1
+            if sc is not None:
+                sc.deliver_message(msg_id, peer, topic, now)
+            self._mcache.put(msg_id, msg)
+            self._events.append(Delivered(topic, msg_id, msg.data, msg.from_, peer))
+            self._forward(msg_id, msg, peer)
+        else:
+            if result is ValidationResult.REJECT:
+                self.metrics.msgs_rejected += 1
+            else:
+                self.metrics.msgs_ignored += 1
+            if sc is not None:
+                sc.reject_message(msg_id, peer, topic, result, now)
+
+    def _forward(self, msg_id: bytes, msg: Message, source: bytes) -> None:
+        mesh = self._mesh.get(msg.topic)
+        if not mesh:
+            return
+        author = msg.from_
+        peers = self._peers
+        n = 0
+        for p in mesh:
+            if p in (source, author):
+                continue
+            dw = peers[p].dontwant
+            if dw is not None and msg_id in dw:
+                self.metrics.msgs_skipped_idontwant += 1
+                continue
+            self._queue_msg(p, msg, own=False)
+            n += 1
+        self.metrics.msgs_forwarded += n
+
+    # ------------------------------------------------------------ control handlers
+
+    def _handle_ihave(self, peer: bytes, ihave: list[tuple[str, list[bytes]]], now: float) -> None:
+        m = self.metrics
+        m.ihave_received += 1
+        if self.score_of(peer, now) < self._gossip_th:
+            m.ihave_ignored += 1
+            return
+        ph = self._peerhave
+        if ph is None:
+            ph = self._peerhave = {}
+        n = ph.get(peer, 0) + 1
+        ph[peer] = n
+        limit = self.params.max_ihave_length
+        asked = self._iasked.get(peer, 0) if self._iasked is not None else 0
+        if n > self.params.max_ihave_messages or asked >= limit:
+            m.ihave_ignored += 1
+            return
+        want: dict[bytes, None] = {}
+        seen = self._seen
+        for topic, ids in ihave:
+            if topic not in self._mesh:
+                continue
+            for i, mid in enumerate(ids):
+                if i >= limit:
+                    break
+                if mid not in seen:
+                    want[mid] = None
+        if not want:
+            return
+        lst = list(want)
+        ask = min(len(lst), limit - asked)
+        self.rng.shuffle(lst)
+        lst = lst[:ask]
+        if self._iasked is None:
+            self._iasked = {}
+        self._iasked[peer] = asked + ask
+        # one promise per IWANT: the peer must deliver a random one of them in time
+        pr = self._promises
+        if pr is None:
+            pr = self._promises = {}
+        mid = lst[int(self.rng.random() * len(lst)) % len(lst)]
+        per = pr.setdefault(mid, {})
+        if peer not in per:
+            per[peer] = now + self.params.iwant_followup_time
+        self._ctl(peer).iwant.extend(lst)
+        m.iwant_sent += 1
+
+    def _handle_iwant(self, peer: bytes, ids: list[bytes], now: float) -> None:
+        m = self.metrics
+        m.iwant_received += 1
+        if self.score_of(peer, now) < self._gossip_th:
+            m.iwant_refused += 1
+            return
+        st = self._peers[peer]
+        dw = st.dontwant
+        limit = self.params.gossip_retransmission
+        sent: set[bytes] = set()
+        for mid in ids:
+            if mid in sent or (dw is not None and mid in dw):
+                continue
+            msg, count = self._mcache.get_for_peer(mid, peer)
+            if msg is None:
+                continue
+            if count > limit:
+                m.iwant_refused += 1
+                continue
+            sent.add(mid)
+            m.iwant_served += 1
+            self._queue_msg(peer, msg, own=False)
+
+    def _handle_graft(self, peer: bytes, st: _Peer, topics: list[str], now: float) -> None:
+        m = self.metrics
+        m.graft_received += 1
+        sc = self._score
+        score = self.score_of(peer, now)
+        do_px = self.params.do_px
+        prune: list[str] = []
+        for topic in topics:
+            mesh = self._mesh.get(topic)
+            if mesh is None:
+                do_px = False  # never leak peers for topics we are not in
+                continue
+            if peer in mesh:
+                continue
+            expire = self._backoff_expiry(topic, peer)
+            if expire is not None and now < expire:
+                if sc is not None:
+                    sc.add_penalty(peer, 1)
+                    flood_cutoff = (
+                        expire + self.params.graft_flood_threshold - (self.params.prune_backoff)
+                    )
+                    if now < flood_cutoff:
+                        sc.add_penalty(peer, 1)
+                do_px = False
+                self._add_backoff(topic, peer, now + self.params.prune_backoff)
+                prune.append(topic)
+                continue
+            if score < 0:
+                do_px = False
+                self._add_backoff(topic, peer, now + self.params.prune_backoff)
+                prune.append(topic)
+                continue
+            if len(mesh) >= self.params.D_hi and not st.outbound:
+                self._add_backoff(topic, peer, now + self.params.prune_backoff)
+                prune.append(topic)
+                continue
+            mesh.add(peer)
+            if sc is not None:
+                sc.graft(peer, topic, now)
+        for topic in prune:
+            self._queue_prune(peer, topic, now, do_px=do_px, unsubscribe=False, add_backoff=False)
+
+    def _handle_prune(self, peer: bytes, prunes: list[Prune], now: float) -> None:
+        m = self.metrics
+        m.prune_received += 1
+        score = self.score_of(peer, now)
+        for pr in prunes:
+            topic = pr.topic
+            mesh = self._mesh.get(topic)
+            if mesh is None:
+                continue
+            if peer in mesh:
+                mesh.discard(peer)
+                if self._score is not None:
+                    self._score.prune(peer, topic, now)
+            backoff = pr.backoff
+            if backoff:
+                secs = min(float(backoff), self.params.max_backoff)
+            else:
+                secs = self.params.prune_backoff
+            self._add_backoff(topic, peer, now + secs)
+            if pr.peers:
+                if score < self._accept_px_th:
+                    m.px_refused += 1
+                    continue
+                cands = [
+                    pi
+                    for pi in pr.peers
+                    if pi.peer_id
+                    and pi.peer_id not in self._peers
+                    and pi.peer_id != self.local_peer
+                ]
+                if len(cands) > self.params.prune_peers:
+                    self.rng.shuffle(cands)
+                    cands = cands[: self.params.prune_peers]
+                if cands:
+                    m.px_accepted += 1
+                    self._events.append(PeerExchange(topic, peer, cands))
+
+    def _handle_idontwant(self, peer: bytes, st: _Peer, ids: list[bytes]) -> None:
+        self.metrics.idontwant_received += 1
+        pdw = self._peerdontwant
+        if pdw is None:
+            pdw = self._peerdontwant = {}
+        n = pdw.get(peer, 0)
+        if n >= self.params.max_idontwant_messages:
+            return
+        pdw[peer] = n + 1
+        dw = st.dontwant
+        if dw is None:
+            dw = st.dontwant = {}
+        expires = self._tick + self.params.idontwant_ttl_heartbeats
+        for i, mid in enumerate(ids):
+            if i >= self.params.max_idontwant_length:
+                break
+            dw[mid] = expires
+
+    # ------------------------------------------------------------ heartbeat
+
+    def heartbeat(self, now: float) -> None:
+        p = self.params
+        self.metrics.heartbeats += 1
+        self._tick += 1
+        self._peerhave = None
+        self._iasked = None
+        self._peerdontwant = None
+        sc = self._score
+
+        if sc is not None:
+            sc.refresh(now)  # decays by the whole intervals elapsed; cheap otherwise
+
+        self._apply_broken_promises(now)
+
+        for peer, st in self._peers.items():
+            dw = st.dontwant
+            if dw is not None:
+                for mid in [k for k, exp in dw.items() if exp <= self._tick]:
+                    del dw[mid]
+                if not dw:
+                    st.dontwant = None
+            if st.overflowed:
+                st.overflowed = False
+                if sc is not None:
+                    sc.add_penalty(peer, 1)
+
+        scores: dict[bytes, float] = {}
+
+        def score(peer: bytes) -> float:
+            s = scores.get(peer)
+            if s is None:
+                s = scores[peer] = self.score_of(peer, now)
+            return s
+
+        tograft: list[tuple[bytes, str]] = []
+        toprune: list[tuple[bytes, str, bool]] = []
+        og_tick = self._score is not None and self._tick % p.opportunistic_graft_ticks == 0
+
+        for topic, mesh in self._mesh.items():
+            # drop peers with negative score (no PX for them)
+            for peer in [x for x in mesh if score(x) < 0]:
+                mesh.discard(peer)
+                toprune.append((peer, topic, False))
+                if sc is not None:
+                    sc.prune(peer, topic, now)
+
+            if len(mesh) < p.D_lo:
+                need = p.D - len(mesh)
+                for peer in self._select_peers(
+                    topic,
+                    need,
+                    lambda x, mesh=mesh, topic=topic: (
+                        x not in mesh  # type: ignore[misc]
+                        and not self._in_backoff(topic, x, now, slack=True)
+                        and score(x) >= 0
+                    ),
+                ):
+                    mesh.add(peer)
+                    tograft.append((peer, topic))
+
+            if len(mesh) > p.D_hi:
+                keep = self._select_survivors(mesh, score)
+                for peer in mesh - keep:
+                    toprune.append((peer, topic, True))
+                    if sc is not None:
+                        sc.prune(peer, topic, now)
+                mesh.intersection_update(keep)
+
+            if len(mesh) >= p.D_lo:
+                outbound = sum(1 for x in mesh if self._peers[x].outbound)
+                if outbound < p.D_out:
+                    for peer in self._select_peers(
+                        topic,
+                        p.D_out - outbound,
+                        lambda x, mesh=mesh, topic=topic: (
+                            x not in mesh  # type: ignore[misc]
+                            and self._peers[x].outbound
+                            and not self._in_backoff(topic, x, now, slack=True)
+                            and score(x) >= 0
+                        ),
+                    ):
+                        mesh.add(peer)
+                        tograft.append((peer, topic))
+
+            if og_tick and len(mesh) > 1:
+                ranked = sorted(score(x) for x in mesh)
+                median = ranked[len(ranked) // 2]
+                if median < self._og_th:
+                    for peer in self._select_peers(
+                        topic,
+                        p.opportunistic_graft_peers,
+                        lambda x, mesh=mesh, topic=topic, median=median: (
+                            x not in mesh  # type: ignore[misc]
+                            and not self._in_backoff(topic, x, now, slack=True)
+                            and score(x) > median
+                        ),
+                    ):
+                        mesh.add(peer)
+                        tograft.append((peer, topic))
+
+            self._emit_gossip(topic, mesh, score)
+
+        # fanout: expire, drop peers that left or fell under the publish threshold, refill
+        for topic in [t for t, last in self._fanout_last.items() if last + p.fanout_ttl < now]:
+            self._fanout.pop(topic, None)
+            del self._fanout_last[topic]
+        for topic, fan in self._fanout.items():
+            tp = self._topic_peers.get(topic, set())
+            for peer in [x for x in fan if x not in tp or score(x) < self._publish_th]:
+                fan.discard(peer)
+            if len(fan) < p.D:
+                fan.update(
+                    self._select_peers(
+                        topic,
+                        p.D - len(fan),
+                        lambda x, fan=fan: (
+                            x not in fan  # type: ignore[misc]
+                            and score(x) >= self._publish_th
+                        ),
+                    )
+                )
+            self._emit_gossip(topic, fan, score)
+
+        for peer, topic in tograft:
+            self._graft_peer(peer, topic, now)
+        for peer, topic, px in toprune:
+            self._queue_prune(peer, topic, now, do_px=px and self.params.do_px, unsubscribe=False)
+
+        self._mcache.shift()
+        self._expire_seen(now)
+        if self._tick % 15 == 0:
+            self._clear_backoff(now)
+
+    def _select_survivors(self, mesh: set[bytes], score: Callable[[bytes], float]) -> set[bytes]:
+        """Who stays when the mesh is over D_hi: D_score best by score, the rest random,
+        at least D_out outbound (spec v1.1, go's heartbeat)."""
+        p = self.params
+        plst = list(mesh)
+        self.rng.shuffle(plst)
+        plst.sort(key=score, reverse=True)
+        best = plst[: p.D_score]
+        rest = plst[p.D_score :]
+        self.rng.shuffle(rest)
+        keep = best + rest[: p.D - len(best)]
+        dropped = rest[p.D - len(best) :]
+        out_kept = sum(1 for x in keep if self._peers[x].outbound)
+        if out_kept < p.D_out:
+            extra = [x for x in dropped if self._peers[x].outbound][: p.D_out - out_kept]
+            # replace inbound peers from the random part, last first
+            for newp in extra:
+                for i in range(len(keep) - 1, -1, -1):
+                    if not self._peers[keep[i]].outbound:
+                        keep[i] = newp
+                        break
+        return set(keep)
+
+    def _emit_gossip(
+        self, topic: str, exclude: set[bytes], score: Callable[[bytes], float]
+    ) -> None:
+        ids = self._mcache.gossip_ids(topic)
+        if not ids:
+            return
+        tp = self._topic_peers.get(topic)
+        if not tp:
+            return
+        gth = self._gossip_th
+        cands = [x for x in tp if x not in exclude and score(x) >= gth]
+        if not cands:
+            return
+        target = max(self.params.D_lazy, int(self.params.gossip_factor * len(cands)))
+        if target < len(cands):
+            cands = self.rng.sample(cands, target)
+        limit = self.params.max_ihave_length
+        for peer in cands:
+            lst = ids
+            if len(ids) > limit:
+                lst = list(ids)
+                self.rng.shuffle(lst)
+                lst = lst[:limit]
+            self._ctl(peer).ihave.append((topic, lst))
+            self.metrics.ihave_sent += 1
+
+    def _apply_broken_promises(self, now: float) -> None:
+        pr = self._promises
+        if not pr:
+            return
+        broken: dict[bytes, int] = {}
+        for mid in list(pr):
+            per = pr[mid]
+            for peer in [x for x, exp in per.items() if exp < now]:
+                del per[peer]
+                broken[peer] = broken.get(peer, 0) + 1
+            if not per:
+                del pr[mid]
+        if not pr:
+            self._promises = None
+        for peer, n in broken.items():
+            self.metrics.broken_promises += n
+            if self._score is not None:
+                self._score.add_penalty(peer, n)
+
+    def _expire_seen(self, now: float) -> None:
+        seen = self._seen
+        while seen:
+            mid = next(iter(seen))
+            if seen[mid] > now:
+                break
+            del seen[mid]
+
+    # ------------------------------------------------------------ backoff
+
+    def _backoff_expiry(self, topic: str, peer: bytes) -> float | None:
+        b = self._backoff
+        if b is None:
+            return None
+        per = b.get(topic)
+        return per.get(peer) if per is not None else None
+
+    def _in_backoff(self, topic: str, peer: bytes, now: float, slack: bool = False) -> bool:
+        exp = self._backoff_expiry(topic, peer)
+        if exp is None:
+            return False
+        # when we are the ones grafting, wait a heartbeat past the expiry so that
+        # clock skew never makes our GRAFT land inside the remote's backoff
+        return now < exp + (self.params.heartbeat_interval if slack else 0.0)
+
+    def _add_backoff(self, topic: str, peer: bytes, expire: float) -> None:
+        b = self._backoff
+        if b is None:
+            b = self._backoff = {}
+        per = b.get(topic)
+        if per is None:
+            per = b[topic] = {}
+        old = per.get(peer)
+        if old is None or old < expire:
+            per[peer] = expire
+
+    def _clear_backoff(self, now: float) -> None:
+        b = self._backoff
+        if b is None:
+            return
+        slack = 2 * self.params.heartbeat_interval
+        for topic in list(b):
+            per = b[topic]
+            for peer in [x for x, exp in per.items() if exp + slack < now]:
+                del per[peer]
+            if not per:
+                del b[topic]
+        if not b:
+            self._backoff = None
+
+    # ------------------------------------------------------------ outbound queues
+
+    def _select_peers(self, topic: str, count: int, ok: Callable[[bytes], bool]) -> list[bytes]:
+        if count <= 0:
+            return []
+        tp = self._topic_peers.get(topic)
+        if not tp:
+            return []
+        cands = [x for x in tp if ok(x)]
+        if len(cands) > count:
+            return self.rng.sample(cands, count)
+        return cands
+
+    def _graft_peer(self, peer: bytes, topic: str, now: float) -> None:
+        if self._score is not None:
+            self._score.graft(peer, topic, now)
+        self._ctl(peer).graft.append(topic)
+        self.metrics.graft_sent += 1
+
+    def _queue_prune(
+        self,
+        peer: bytes,
+        topic: str,
+        now: float,
+        *,
+        do_px: bool,
+        unsubscribe: bool,
+        add_backoff: bool = True,
+    ) -> None:
+        st = self._peers.get(peer)
+        if st is None:
+            return
+        backoff = self.params.unsubscribe_backoff if unsubscribe else self.params.prune_backoff
+        if add_backoff:
+            self._add_backoff(topic, peer, now + backoff)
+        self.metrics.prune_sent += 1
+        if st.protocol == PROTOCOL_V10:
+            self._ctl(peer).prune.append(Prune(topic))
+            return
+        px: list[PeerInfo] = []
+        if do_px:
+            cands = self._select_peers(
+                topic,
+                self.params.prune_peers,
+                lambda x: x != peer and self.score_of(x, now) >= 0,
+            )
+            rec = self.peer_record
+            px = [PeerInfo(x, rec(x) if rec is not None else None) for x in cands]
+            self.metrics.px_offered += len(px)
+        self._ctl(peer).prune.append(Prune(topic, px, int(backoff)))
+
+    def _ctl(self, peer: bytes) -> Control:
+        st = self._peers[peer]
+        c = st.q_ctl
+        if c is None:
+            c = st.q_ctl = Control()
+            self._dirty[peer] = None
+        return c
+
+    def _queue_subs(self, peer: bytes, subs: list[SubOpts]) -> None:
+        st = self._peers[peer]
+        if st.q_subs is None:
+            st.q_subs = list(subs)
+        else:
+            st.q_subs.extend(subs)
+        self._dirty[peer] = None
+
+    def _queue_msg(self, peer: bytes, msg: Message, own: bool) -> None:
+        st = self._peers[peer]
+        q = st.q_msgs
+        if q is None:
+            st.q_msgs = [msg]
+            self._dirty[peer] = None
+            return
+        if not own and len(q) >= self.params.max_queued_messages:
+            self.metrics.queue_overflow += 1
+            st.overflowed = True
+            return
+        q.append(msg)
+
+    def has_pending(self) -> bool:
+        return bool(self._dirty)
+
+    def pending_peers(self) -> list[bytes]:
+        return list(self._dirty)
+
+    def queued_messages(self, peer: bytes) -> int:
+        st = self._peers.get(peer)
+        return len(st.q_msgs) if st is not None and st.q_msgs else 0
+
+    def _take(self, peer: bytes) -> tuple[list[SubOpts], list[Message], Control | None]:
+        st = self._peers.get(peer)
+        if st is None:
+            return [], [], None
+        subs = st.q_subs or []
+        msgs = st.q_msgs or []
+        ctl = st.q_ctl
+        st.q_subs = None
+        st.q_msgs = None
+        st.q_ctl = None
+        return subs, msgs, ctl
+
+    def drain_peer(self, peer: bytes) -> list[bytes]:
+        """Everything queued for `peer` as length-prefixed frames (usually one)."""
+        if peer not in self._dirty:
+            return []
+        del self._dirty[peer]
+        subs, msgs, ctl = self._take(peer)
+        return self._encode_frames(subs, msgs, ctl)
+
+    def drain(self) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        dirty = self._dirty
+        self._dirty = {}
+        for peer in dirty:
+            subs, msgs, ctl = self._take(peer)
+            for f in self._encode_frames(subs, msgs, ctl):
+                out.append((peer, f))
+        return out
+
+    def drain_rpcs(self) -> list[tuple[bytes, RPC]]:
+        """Like drain() but unencoded, one RPC per peer (the simulator skips the codec)."""
+        out: list[tuple[bytes, RPC]] = []
+        dirty = self._dirty
+        self._dirty = {}
+        for peer in dirty:
+            subs, msgs, ctl = self._take(peer)
+            if subs or msgs or ctl:
+                out.append((peer, RPC(subs, msgs, ctl)))
+                self.metrics.rpcs_sent += 1
+        return out
+
+    def _encode_frames(
+        self, subs: list[SubOpts], msgs: list[Message], ctl: Control | None
+    ) -> list[bytes]:
+        limit = self.params.max_rpc_size
+        parts: list[bytes] = []
+        size = 0
+        for s in subs:
+            b = s.encode()
+            parts.append(b"\x0a" + uvarint(len(b)) + b)
+            size += len(parts[-1])
+        if ctl:
+            b = ctl.encode()
+            parts.append(b"\x1a" + uvarint(len(b)) + b)
+            size += len(parts[-1])
+        frames: list[bytes] = []
+        for msg in msgs:
+            raw = msg.encode()
+            hdr = _MSG_TAG + uvarint(len(raw))
+            n = len(hdr) + len(raw)
+            if size and size + n > limit:
+                frames.append(uvarint(size) + b"".join(parts))
+                parts = []
+                size = 0
+            parts.append(hdr)
+            parts.append(raw)
+            size += n
+        if parts:
+            frames.append(uvarint(size) + b"".join(parts))
+        m = self.metrics
+        m.rpcs_sent += len(frames)
+        m.frames_sent += len(frames)
+        for f in frames:
+            m.bytes_sent += len(f)
+        return frames
+
+    # ------------------------------------------------------------ events
+
+    def events(self) -> list[Event]:
+        ev = self._events
+        if not ev:
+            return []
+        self._events = []
+        return ev
+
+    def seen(self, msg_id: bytes) -> bool:
+        return msg_id in self._seen
+
+    def mcache_has(self, msg_id: bytes) -> bool:
+        return msg_id in self._mcache
