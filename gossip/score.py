@@ -11,6 +11,8 @@ score here matches what a go node would compute for the same history:
   dropped and its P3 deficit turned into the sticky P3b penalty;
 - time in mesh (P1) and the activation of P3 are sampled at refresh, not at each
   `score()` call, which keeps `score()` a pure read of recorded state;
+- one deliberate difference from go, following the spec and rust-libp2p: P3 stops
+  applying when the peer leaves the mesh (pruned or disconnected); only P3b remains;
 - every message has a delivery record for `seen_msg_ttl`, so that when validation
   REJECTs a message, every peer that sent it while it was being validated is
   penalised (P4) and later senders too, while IGNORE blames nobody, and so that mesh
@@ -193,6 +195,7 @@ class PeerScore:
                     deficit = threshold - ts.mesh_message_deliveries
                     ts.mesh_failure_penalty += deficit * deficit
                 ts.in_mesh = False
+                ts.mesh_message_deliveries_active = False
         st.connected = False
         st.expire = now + self.params.retain_score
         self._cache.pop(peer, None)
@@ -260,6 +263,10 @@ class PeerScore:
             deficit = threshold - ts.mesh_message_deliveries
             ts.mesh_failure_penalty += deficit * deficit
         ts.in_mesh = False
+        # P3 is a mesh peer's penalty; out of the mesh only the sticky P3b remains.
+        # (go leaves the flag set, so P3 keeps growing on a pruned peer until it is
+        # grafted again; the spec and rust-libp2p clear it, and so do we.)
+        ts.mesh_message_deliveries_active = False
         self._cache.pop(peer, None)
 
     # ------------------------------------------------------------------ messages
