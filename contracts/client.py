@@ -246,6 +246,7 @@ def deploy_contract(
             ctor = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(*args)
             data = ctor.build_transaction({"from": address, "gas": gas})["data"]
         tx: dict[str, Any] = {"from": address, "gas": gas, "data": data}
+        w3.eth.call(tx)  # type: ignore[arg-type]  # a constructor revert, with its reason
         if isinstance(sender, LocalAccount):
             tx["nonce"] = w3.eth.get_transaction_count(address, "pending")
             tx["chainId"] = w3.eth.chain_id

@@ -81,7 +81,9 @@ def anvil() -> Iterator[AnvilProcess]:
     if find_anvil() is None:
         if _anvil_required():
             pytest.fail("SONM_REQUIRE_ANVIL=1 but anvil is not installed (run scripts/setup-tools)")
-        pytest.skip("anvil not installed (run scripts/setup-tools); set SONM_REQUIRE_ANVIL=1 to fail")
+        pytest.skip(
+            "anvil not installed (run scripts/setup-tools); set SONM_REQUIRE_ANVIL=1 to fail"
+        )
     with AnvilProcess() as proc:
         yield proc
 
