@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -152,6 +153,7 @@ class PeerScore:
         self._peer_ips: dict[str, set[bytes]] = {}
         self._app_scores: dict[bytes, float] = {}
         self._deliveries: dict[bytes, _DeliveryRecord] = {}
+        self._delivery_queue: deque[bytes] = deque()
         self._cache: dict[bytes, float] = {}
         self._whitelist = tuple(
             ipaddress.ip_network(c, strict=False) for c in params.ip_colocation_factor_whitelist
@@ -561,16 +563,21 @@ class PeerScore:
         rec = self._deliveries.get(msg_id)
         if rec is None:
             rec = self._deliveries[msg_id] = _DeliveryRecord(now + self.params.seen_msg_ttl)
+            self._delivery_queue.append(msg_id)
         return rec
 
     def _gc_deliveries(self, now: float) -> None:
-        # Records are inserted in creation order with a constant TTL, so the dict's
-        # insertion order is expiry order: pop from the front until one is still alive.
+        # Records are created with a constant TTL, so creation order is expiry order:
+        # pop from the front of the queue until one is still alive. (A deque, not the
+        # dict's own order: iterating a dict from the front after many deletions scans
+        # the dead slots every time, which turns this loop quadratic.)
+        q = self._delivery_queue
         d = self._deliveries
-        while d:
-            msg_id = next(iter(d))
+        while q:
+            msg_id = q[0]
             if d[msg_id].expire >= now:
                 break
+            q.popleft()
             del d[msg_id]
 
     def _mark_invalid(self, peer: bytes, topic: str) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+from gossip.topics import HUBS_TOPIC, ORDERS_TOPIC, PEERS_TOPIC
 from p2pnode.errors import UserError
 
 __all__ = [
@@ -45,12 +46,6 @@ __all__ = [
 
 DEFAULT_DECAY_INTERVAL = 1.0
 DEFAULT_DECAY_TO_ZERO = 0.01
-
-# Our application topics. The application-message module owns the wire names; these
-# are the defaults the scoring profile is keyed by and can be overridden by callers.
-HUBS_TOPIC = "/sonm/hubs/1"
-ORDERS_TOPIC = "/sonm/orders/1"
-PEERS_TOPIC = "/sonm/peers/1"
 
 
 class ScoreParameterError(UserError, ValueError):

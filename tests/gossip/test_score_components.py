@@ -561,3 +561,28 @@ def test_topic_weights_and_the_topic_cap() -> None:
     for _ in range(10):
         ps.reject_unvalidated(A, U, 0.0)
     assert ps.score(A, 0.0) == pytest.approx(20.5 - 100 * 0.5 + 5.0)
+
+
+# ---------------------------------------------------------------------------------- records
+
+
+def test_delivery_records_expire_after_seen_msg_ttl() -> None:
+    ps = PeerScore(quiet_params(p4_params().topics, seen_msg_ttl=5.0))
+    ps.add_peer(A, 0.0)
+    ps.add_peer(B, 0.0)
+    ps.refresh(0.0)
+    for i in range(100):
+        ps.validate_message(b"old%d" % i, A, T, 0.0)
+    ps.validate_message(b"bad", A, T, 1.0)
+    ps.reject_message(b"bad", A, T, ValidationResult.REJECT, 1.0)
+    ps.refresh(5.0)
+    assert ps.delivery_records() == 101  # not yet past the TTL
+    ps.refresh(5.5)
+    assert ps.delivery_records() == 1  # the 100 from t=0 are gone, "bad" (t=1) stays
+    ps.duplicate_message(b"bad", B, T, 5.5)  # still remembered as invalid
+    assert ps.score(B, 5.5) == -3.0
+    ps.refresh(6.5)
+    assert ps.delivery_records() == 0
+    # once forgotten, a late copy is a new unknown message: no verdict, no penalty
+    ps.duplicate_message(b"bad", A, T, 6.5)
+    assert ps.snapshot(A, 6.5).topics[T].invalid_message_deliveries == 1.0 * 0.5**6  # type: ignore[union-attr]
