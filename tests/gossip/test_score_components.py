@@ -7,6 +7,7 @@ score is that component alone and the expected value follows from the spec's for
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ def quiet_topic(**overrides: float) -> TopicScoreParams:
 
 
 def quiet_params(
-    topics: dict[str, TopicScoreParams] | None = None, **overrides: Any
+    topics: Mapping[str, TopicScoreParams] | None = None, **overrides: Any
 ) -> PeerScoreParams:
     base: dict[str, Any] = dict(
         topics=topics if topics is not None else {T: quiet_topic()},
