@@ -281,6 +281,9 @@ class GossipRouter:
     def peers(self) -> list[bytes]:
         return list(self._peers)
 
+    def has_peer(self, peer: bytes) -> bool:
+        return peer in self._peers
+
     def mesh_peers(self, topic: str) -> set[bytes]:
         return set(self._mesh.get(topic, ()))
 

@@ -1,0 +1,413 @@
+"""The trio driver of the sans-IO gossip router over a py-libp2p host.
+
+It owns the I/O the router must not do:
+
+- serves `/meshsub/1.2.0`, `/meshsub/1.1.0` and `/meshsub/1.0.0` and opens one
+  outbound pubsub stream per connected peer (the libp2p pubsub convention: each
+  side writes on the stream it opened and reads on the one the other opened);
+- reads length-prefixed frames (size-capped) and hands every complete frame in
+  the buffer to `router.receive` in one call, with `trio.current_time()`;
+- runs `on_timer` at `next_deadline()`;
+- one writer task per peer pulls *everything* queued for that peer from the
+  router (`drain_peer`) and writes it in a single stream write. A lone message
+  goes out at once; while a write is in flight, later messages pile up in the
+  router and leave together in the next write. One small write on a
+  Yamux/Noise stream costs ~0.65 ms of CPU against ~42 µs per message when 20
+  are coalesced, so under load this is most of the throughput;
+- runs async validators (the router's ValidationRequest events) in tasks,
+  bounded by a capacity limiter, and reports back with `validation_done`;
+- disconnects peers the router gives up on (graylist, malformed frames).
+
+The router bounds each peer's queue of forwarded messages (overflow counted in
+its metrics and fed to the score); our own publishes are always queued, and
+`publish` raises when nobody can receive the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from gossip.events import (
+    Delivered,
+    Event,
+    PeerShouldDisconnect,
+    ValidationRequest,
+)
+from gossip.msgid import SignPolicy, StrictSign
+from gossip.params import GossipSubParams
+from gossip.router import PROTOCOLS, GossipRouter
+from gossip.validation import ValidationResult
+from gossip.wire import WireError, split_frames
+
+log = logging.getLogger(__name__)
+
+SyncValidator = Callable[[str, bytes, bytes], ValidationResult]
+AsyncValidator = Callable[[str, bytes, bytes], Awaitable[ValidationResult]]
+
+_READ_CHUNK = 1 << 16
+_CHANNEL_GONE = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+@dataclass(slots=True)
+class DriverMetrics:
+    streams_opened: int = 0
+    stream_open_failures: int = 0
+    writes: int = 0
+    write_failures: int = 0
+    oversized_frames: int = 0
+    deliveries_dropped: int = 0
+    validations_running: int = 0
+    disconnects: int = 0
+
+
+class _Notifee(INotifee):
+    def __init__(self, send: trio.MemorySendChannel[tuple[bool, ID, bool]]) -> None:
+        self._send = send
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        outbound = getattr(getattr(conn, "direction", None), "name", "") == "OUTBOUND"
+        with contextlib.suppress(*_CHANNEL_GONE):
+            self._send.send_nowait((True, conn.muxed_conn.peer_id, outbound))
+        await trio.lowlevel.checkpoint()
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        with contextlib.suppress(*_CHANNEL_GONE):
+            self._send.send_nowait((False, conn.muxed_conn.peer_id, False))
+        await trio.lowlevel.checkpoint()
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def libp2p_sign_policy(key_pair: Any) -> StrictSign:
+    """StrictSign with this host's libp2p key (Ed25519 ids embed the key: no `key` field)."""
+    from libp2p.crypto.serialization import deserialize_public_key
+
+    def verify(author: bytes, payload: bytes, sig: bytes, key: bytes | None) -> bool:
+        pid = ID(author)
+        pub = deserialize_public_key(key) if key is not None else pid.extract_public_key()
+        if pub is None or ID.from_pubkey(pub) != pid:
+            return False
+        return bool(pub.verify(payload, sig))
+
+    return StrictSign(verifier=verify, signer=key_pair.private_key.sign)
+
+
+class PubSub:
+    """Gossipsub on a py-libp2p host. Start `run` in a nursery (it reports started)."""
+
+    def __init__(
+        self,
+        host: IHost,
+        *,
+        params: GossipSubParams | None = None,
+        router: GossipRouter | None = None,
+        validator: SyncValidator | None = None,
+        async_validator: AsyncValidator | None = None,
+        sign_policy: SignPolicy | None = None,
+        score_params: Any = None,
+        thresholds: Any = None,
+        on_delivery: Callable[[Delivered], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        delivery_buffer: int = 65536,
+        max_concurrent_validations: int = 256,
+        seed: int | None = None,
+    ) -> None:
+        self.host = host
+        if router is None:
+            if validator is None and async_validator is None:
+                validator = _accept_all
+            router = GossipRouter(
+                local_peer=host.get_id().to_bytes(),
+                params=params,
+                rng=random.Random(seed),
+                score_params=score_params,
+                thresholds=thresholds,
+                sign_policy=sign_policy,
+                validator=validator if async_validator is None else None,
+            )
+        self.router = router
+        self._async_validator = async_validator
+        self._on_delivery = on_delivery
+        self._on_event = on_event
+        self.metrics = DriverMetrics()
+        self._send_deliveries, self.deliveries = trio.open_memory_channel[Delivered](
+            delivery_buffer if delivery_buffer > 0 else math.inf
+        )
+        self._ids: dict[bytes, ID] = {}
+        self._wake: dict[bytes, trio.Event] = {}
+        self._outbound: set[bytes] = set()
+        self._timer_wake = trio.Event()
+        self._limiter = trio.CapacityLimiter(max_concurrent_validations)
+        self._nursery: trio.Nursery | None = None
+        self._topics_pending: list[str] = []
+
+    # ------------------------------------------------------------ public API
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        send, recv = trio.open_memory_channel[tuple[bool, ID, bool]](4096)
+        notifee = _Notifee(send)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for proto in PROTOCOLS:
+                self.host.set_stream_handler(TProtocol(proto), self._handle_inbound)
+            self.host.get_network().register_notifee(notifee)
+            for pid in list(self.host.get_network().get_connections_map()):
+                send.send_nowait((True, pid, False))
+            nursery.start_soon(self._peer_events, recv)
+            nursery.start_soon(self._timer)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def subscribe(self, topic: str) -> None:
+        self.router.subscribe(topic, trio.current_time())
+        self._after()
+
+    def unsubscribe(self, topic: str) -> None:
+        self.router.unsubscribe(topic, trio.current_time())
+        self._after()
+
+    async def publish(self, topic: str, data: bytes) -> bytes:
+        """Publish; returns the message id. Raises gossip.router.PublishError if nobody
+        can receive it (the caller decides whether to retry)."""
+        msg_id = self.router.publish(topic, data, trio.current_time())
+        self._after()
+        await trio.lowlevel.checkpoint()
+        return msg_id
+
+    def connected_pubsub_peers(self) -> list[bytes]:
+        return self.router.peers()
+
+    async def wait_for_mesh(self, topic: str, n: int, timeout: float = 10.0) -> bool:
+        with trio.move_on_after(timeout):
+            while len(self.router.mesh_peers(topic)) < n:
+                await trio.sleep(0.05)
+            return True
+        return False
+
+    # ------------------------------------------------------------ peers
+
+    async def _peer_events(self, recv: trio.MemoryReceiveChannel[tuple[bool, ID, bool]]) -> None:
+        assert self._nursery is not None
+        async for up, pid, outbound in recv:
+            pb = pid.to_bytes()
+            if up:
+                self._ids[pb] = pid
+                if pb not in self._outbound:
+                    self._outbound.add(pb)
+                    self._nursery.start_soon(self._open_outbound, pid, outbound)
+            else:
+                try:
+                    still = bool(self.host.get_network().get_connections(pid))
+                except Exception:
+                    still = False
+                if not still:
+                    self._drop_peer(pb)
+
+    def _drop_peer(self, pb: bytes) -> None:
+        self.router.remove_peer(pb, trio.current_time())
+        self._outbound.discard(pb)
+        ev = self._wake.pop(pb, None)
+        if ev is not None:
+            ev.set()
+        self._after()
+
+    async def _open_outbound(self, pid: ID, outbound: bool) -> None:
+        pb = pid.to_bytes()
+        stream: INetStream | None = None
+        delay = 0.05
+        for _ in range(8):
+            try:
+                stream = await self.host.new_stream(pid, [TProtocol(p) for p in PROTOCOLS])
+                break
+            except Exception as exc:
+                self.metrics.stream_open_failures += 1
+                log.debug("pubsub stream to %s failed: %s", pid, exc)
+                if not self._is_connected(pid):
+                    break
+                await trio.sleep(delay)
+                delay *= 2
+        if stream is None:
+            self._outbound.discard(pb)
+            return
+        self.metrics.streams_opened += 1
+        proto = str(stream.get_protocol() or PROTOCOLS[0])
+        self.router.add_peer(pb, proto, outbound, trio.current_time(), _remote_ip(stream))
+        self._after()
+        await self._writer(pb, stream)
+
+    def _is_connected(self, pid: ID) -> bool:
+        try:
+            return bool(self.host.get_network().get_connections(pid))
+        except Exception:
+            return False
+
+    async def _writer(self, pb: bytes, stream: INetStream) -> None:
+        router = self.router
+        try:
+            while pb in self._outbound:
+                # let tasks that are ready (readers) queue more first: free coalescing
+                await trio.lowlevel.checkpoint()
+                frames = router.drain_peer(pb)
+                if not frames:
+                    ev = trio.Event()
+                    self._wake[pb] = ev
+                    await ev.wait()
+                    continue
+                data = frames[0] if len(frames) == 1 else b"".join(frames)
+                await stream.write(data)
+                self.metrics.writes += 1
+        except Exception as exc:
+            self.metrics.write_failures += 1
+            log.debug("pubsub write to %s failed: %s", pb.hex(), exc)
+        finally:
+            self._wake.pop(pb, None)
+            await _reset_quietly(stream)
+            if pb in self._outbound:
+                # our stream died while the connection may live: forget the peer
+                self._drop_peer(pb)
+
+    async def _handle_inbound(self, stream: INetStream) -> None:
+        pid = stream.muxed_conn.peer_id
+        pb = pid.to_bytes()
+        self._ids.setdefault(pb, pid)
+        router = self.router
+        if not router.has_peer(pb):
+            # their stream came first: register them now so their hello is not lost
+            proto = str(stream.get_protocol() or PROTOCOLS[0])
+            router.add_peer(pb, proto, False, trio.current_time(), _remote_ip(stream))
+        limit = router.params.max_rpc_size
+        buf = b""
+        try:
+            while True:
+                chunk = await stream.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                buf = buf + chunk if buf else chunk
+                try:
+                    _, used = split_frames(buf, limit)
+                except WireError:
+                    self.metrics.oversized_frames += 1
+                    router.receive(pb, buf[:16], trio.current_time())  # counted as malformed
+                    self._after()
+                    break
+                if used:
+                    router.receive(pb, buf[:used] if used < len(buf) else buf, trio.current_time())
+                    buf = buf[used:]
+                    self._after()
+        except Exception as exc:
+            log.debug("pubsub read from %s ended: %s", pid, exc)
+        finally:
+            await _reset_quietly(stream)
+
+    # ------------------------------------------------------------ timer and events
+
+    async def _timer(self) -> None:
+        router = self.router
+        while True:
+            deadline = router.next_deadline()
+            if deadline is None:
+                deadline = trio.current_time() + 0.1
+            with trio.move_on_at(deadline):
+                await self._timer_wake.wait()
+            self._timer_wake = trio.Event()
+            router.on_timer(trio.current_time())
+            self._after()
+
+    def _after(self) -> None:
+        """Wake writers of peers with output, and act on router events."""
+        router = self.router
+        if router.has_pending():
+            for pb in router.pending_peers():
+                wake = self._wake.pop(pb, None)
+                if wake is not None:
+                    wake.set()
+        for ev in router.events():
+            self._handle_event(ev)
+
+    def _handle_event(self, ev: Event) -> None:
+        if isinstance(ev, Delivered):
+            if self._on_delivery is not None:
+                try:
+                    self._on_delivery(ev)
+                except Exception:
+                    log.exception("delivery callback failed")
+            else:
+                try:
+                    self._send_deliveries.send_nowait(ev)
+                except trio.WouldBlock:
+                    self.metrics.deliveries_dropped += 1
+        elif isinstance(ev, ValidationRequest):
+            assert self._nursery is not None
+            self._nursery.start_soon(self._validate, ev)
+        elif isinstance(ev, PeerShouldDisconnect):
+            pid = self._ids.get(ev.peer)
+            if pid is not None and self._nursery is not None:
+                self.metrics.disconnects += 1
+                self._nursery.start_soon(self._disconnect, pid)
+        if self._on_event is not None:
+            try:
+                self._on_event(ev)
+            except Exception:
+                log.exception("event callback failed")
+
+    async def _validate(self, req: ValidationRequest) -> None:
+        validator = self._async_validator
+        result = ValidationResult.IGNORE
+        if validator is not None:
+            async with self._limiter:
+                self.metrics.validations_running += 1
+                try:
+                    result = await validator(req.topic, req.data, req.received_from)
+                except Exception:
+                    log.exception("async validator failed; rejecting")
+                    result = ValidationResult.REJECT
+                finally:
+                    self.metrics.validations_running -= 1
+        self.router.validation_done(req.msg_id, result, trio.current_time())
+        self._after()
+
+    async def _disconnect(self, pid: ID) -> None:
+        try:
+            await self.host.disconnect(pid)
+        except Exception as exc:
+            log.debug("disconnect %s failed: %s", pid, exc)
+        self._drop_peer(pid.to_bytes())
+
+
+def _accept_all(topic: str, data: bytes, peer: bytes) -> ValidationResult:
+    return ValidationResult.ACCEPT
+
+
+def _remote_ip(stream: INetStream) -> str | None:
+    try:
+        addr = stream.get_remote_address()
+    except Exception:
+        return None
+    return addr[0] if addr else None
+
+
+async def _reset_quietly(stream: INetStream) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1), contextlib.suppress(Exception):
+        await stream.reset()
