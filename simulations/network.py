@@ -1,0 +1,217 @@
+"""The links between simulated nodes: latency, loss, bandwidth, ordering.
+
+Model (docs/simulation.md has the numbers and why):
+- Each node has one uplink of `uplink_bps` bits/s (None = unlimited). A frame
+  of `size` bytes occupies it for `size * 8 / uplink_bps` seconds, after the
+  frames queued before it: this is the serialization delay, and it is shared
+  by all of a node's connections, as a home or VM uplink is. Downlinks are
+  assumed not to be the bottleneck.
+- After leaving the uplink the frame travels for the link's one-way latency
+  (simulations/latency.py), fixed per link for the whole run.
+- libp2p runs over TCP, so a lost packet is not a lost frame: with
+  probability `loss` a frame is retransmitted after `max(rto_min_s, 2 * rtt)`
+  (repeated while it keeps being lost). `loss_mode="drop"` instead drops the
+  frame outright, for experiments with unreliable transports.
+- Frames on one directed link never overtake each other (TCP and a yamux
+  stream are FIFO): a frame arrives no earlier than the frame sent before it
+  on the same link, so a retransmission delays what follows it
+  (head-of-line blocking).
+
+Latencies are computed from per-node attributes (region, position, access
+latency) on each send instead of being stored per link, which keeps memory
+per node small at 10^5 nodes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gossip.wire import uvarint_size
+from p2pnode.errors import UserError
+from simulations.latency import LatencyParams, access_latencies, assign_regions, one_way_matrix
+from simulations.topology import TopologyParams, build
+
+# Signal propagation in fibre ~ 200 km/ms; the unit square spans ~ 20 000 km,
+# and routes are ~ 2x longer than great circles: 1.0 of distance ~ 200 ms.
+_GEO_SECONDS_PER_UNIT = 0.2
+
+_STREAM_OVERHEAD = 12 + 2 + 16  # yamux header, Noise length prefix and MAC
+_MSS = 1460
+_SEGMENT_HEADERS = 40  # IPv4 + TCP without options
+
+DeliverFn = Callable[[int, int, Any, int], None]
+"""deliver(src, dst, payload, size) at arrival time."""
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    topology: TopologyParams = field(default_factory=TopologyParams)
+    latency: LatencyParams = field(default_factory=LatencyParams)
+    uplink_bps: float | None = 50e6
+    loss: float = 0.0
+    loss_mode: str = "retransmit"
+    rto_min_s: float = 0.2
+    transport_overhead: bool = True
+
+    def validate(self, n: int) -> None:
+        self.topology.validate(n)
+        self.latency.validate()
+        if self.uplink_bps is not None and not 1e3 <= self.uplink_bps <= 1e12:
+            raise UserError(f"uplink_bps must be in [1e3, 1e12] or None, got {self.uplink_bps}")
+        if not 0.0 <= self.loss < 0.5:
+            raise UserError(f"loss must be in [0, 0.5), got {self.loss}")
+        if self.loss_mode not in ("retransmit", "drop"):
+            raise UserError(f"loss_mode must be 'retransmit' or 'drop', got {self.loss_mode!r}")
+        if not 0.0 <= self.rto_min_s <= 5.0:
+            raise UserError(f"rto_min_s must be in [0, 5] s, got {self.rto_min_s}")
+
+
+@dataclass
+class NetworkCounters:
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_dropped: int = 0
+    retransmissions: int = 0
+    frames_to_offline: int = 0
+
+
+class Network:
+    """Links between `n` nodes, scheduling frame arrivals on a simulator."""
+
+    def __init__(
+        self,
+        schedule: Callable[..., None],
+        n: int,
+        params: NetworkParams,
+        rng: random.Random,
+        loss_rng: random.Random,
+    ) -> None:
+        params.validate(n)
+        self.params = params
+        self.n = n
+        self._schedule = schedule
+        self._loss_rng = loss_rng
+        self.regions = assign_regions(n, rng)
+        self.access = access_latencies(n, params.latency, rng)
+        self.adj, self.pos = build(params.topology, n, self.regions, rng)
+        self._geo = params.topology.kind == "geographic" and params.latency.model == "regions"
+        self._fixed = params.latency.fixed_s if params.latency.model == "fixed" else None
+        self._one_way = one_way_matrix()
+        self._inv_bw = 0.0 if params.uplink_bps is None else 8.0 / params.uplink_bps
+        self._uplink_free = [0.0] * n
+        self._hol: dict[tuple[int, int], float] = {}
+        self.online = [True] * n
+        self.counters = NetworkCounters()
+        self.deliver: DeliverFn | None = None
+
+    # -- links ---------------------------------------------------------------
+
+    def latency(self, a: int, b: int) -> float:
+        """One-way latency of the link a -> b in seconds (symmetric)."""
+        if self._fixed is not None:
+            return self._fixed
+        if self._geo:
+            (ax, ay), (bx, by) = self.pos[a], self.pos[b]
+            base = math.hypot(ax - bx, ay - by) * _GEO_SECONDS_PER_UNIT
+        else:
+            base = self._one_way[self.regions[a]][self.regions[b]]
+        return base + self.access[a] + self.access[b]
+
+    def connect(self, a: int, b: int) -> None:
+        self.adj[a].add(b)
+        self.adj[b].add(a)
+
+    def disconnect(self, a: int, b: int) -> None:
+        self.adj[a].discard(b)
+        self.adj[b].discard(a)
+        self._hol.pop((a, b), None)
+        self._hol.pop((b, a), None)
+
+    def serialization_delay(self, size: int) -> float:
+        return size * self._inv_bw
+
+    def wire_bytes(self, rpc_size: int) -> int:
+        """Bytes on the wire for one RPC of `rpc_size` encoded bytes.
+
+        The RPC's varint length prefix, then (with transport_overhead) a yamux
+        header (12 B) and a Noise frame's length and MAC (2 + 16 B), then 40 B
+        of TCP/IP headers per 1460-byte segment.
+        """
+        framed = rpc_size + uvarint_size(rpc_size)
+        if not self.params.transport_overhead:
+            return framed
+        framed += _STREAM_OVERHEAD
+        return framed + _SEGMENT_HEADERS * -(-framed // _MSS)
+
+    # -- frames --------------------------------------------------------------
+
+    def send(self, now: float, src: int, dst: int, payload: Any, size: int) -> None:
+        """Queue `payload` (`size` bytes on the wire) from src to dst at `now`."""
+        c = self.counters
+        if dst not in self.adj[src]:
+            c.frames_dropped += 1
+            return
+        c.frames_sent += 1
+        c.bytes_sent += size
+        start = self._uplink_free[src]
+        if start < now:
+            start = now
+        done = start + size * self._inv_bw
+        self._uplink_free[src] = done
+        lat = self.latency(src, dst)
+        arrival = done + lat
+        if self.params.loss > 0.0:
+            rnd = self._loss_rng.random
+            while rnd() < self.params.loss:
+                if self.params.loss_mode == "drop":
+                    c.frames_dropped += 1
+                    return
+                c.retransmissions += 1
+                arrival += max(self.params.rto_min_s, 4.0 * lat)
+            key = (src, dst)
+            prev = self._hol.get(key)
+            if prev is not None:
+                if prev > arrival:
+                    arrival = prev
+                elif prev <= now:
+                    del self._hol[key]
+            if arrival > done + lat:
+                self._hol[key] = arrival
+        self._schedule(arrival, self._arrive, src, dst, payload, size)
+
+    def _arrive(self, src: int, dst: int, payload: Any, size: int) -> None:
+        if not self.online[dst] or src not in self.adj[dst]:
+            self.counters.frames_to_offline += 1
+            return
+        assert self.deliver is not None
+        self.deliver(src, dst, payload, size)
+
+    # -- analysis ------------------------------------------------------------
+
+    def shortest_delays(self, source: int) -> list[float]:
+        """Latency-weighted shortest path from `source` to every node (Dijkstra).
+
+        The lower bound on any propagation time over this graph, ignoring
+        serialization and processing: no protocol can beat it.
+        """
+        import heapq
+
+        dist = [math.inf] * self.n
+        dist[source] = 0.0
+        heap = [(0.0, source)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if d > dist[u]:
+                continue
+            for v in self.adj[u]:
+                if not self.online[v]:
+                    continue
+                nd = d + self.latency(u, v)
+                if nd < dist[v]:
+                    dist[v] = nd
+                    heapq.heappush(heap, (nd, v))
+        return dist

@@ -1,0 +1,101 @@
+"""PNG figures from a results dict (matplotlib, Agg backend: no display needed).
+
+Plots read only the results dict, never live simulation objects, so a figure
+can be redrawn from a results.json written earlier (or by a sweep worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def propagation_cdf(
+    curves: Mapping[str, Sequence[float]],
+    out: Path,
+    title: str,
+    lower_bound: Sequence[float] | None = None,
+) -> Path:
+    """Fraction of nodes reached vs time since publish, one line per curve.
+
+    `curves` maps a label to sorted delivery delays in seconds; the y value at
+    x is the fraction of the label's target nodes that had the message by x.
+    Each curve's list carries its own denominator as its length; a curve that
+    never reaches 1.0 is a delivery failure, visible as a plateau.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for label, delays in curves.items():
+        xs = [d * 1000.0 for d in delays]
+        ys = [(i + 1) / len(xs) for i in range(len(xs))] if xs else []
+        ax.step(xs, ys, where="post", label=label)
+    if lower_bound:
+        xs = [d * 1000.0 for d in lower_bound]
+        ys = [(i + 1) / len(xs) for i in range(len(xs))]
+        ax.step(xs, ys, where="post", linestyle="--", color="grey", label="shortest path")
+    ax.set_xlabel("time since publish (ms)")
+    ax.set_ylabel("fraction of nodes reached")
+    ax.set_ylim(0.0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def duplicates_histogram(dups: Sequence[float], d_mesh: int, out: Path, title: str) -> Path:
+    """Copies beyond the first that each node received per delivered message."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    if dups:
+        hi = max(max(dups), float(d_mesh)) + 1
+        ax.hist(dups, bins=min(60, max(10, int(hi * 2))), range=(0.0, hi), color="tab:blue")
+    ax.axvline(d_mesh, color="tab:red", linestyle="--", label=f"mesh degree D = {d_mesh}")
+    ax.set_xlabel("duplicates per delivered message (per node)")
+    ax.set_ylabel("nodes")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def delivery_under_attack(rows: Mapping[str, Mapping[str, Any]], out: Path, title: str) -> Path:
+    """Honest delivery ratio per variant (e.g. scoring on / off), as bars.
+
+    `rows` maps a variant label to a dict with `delivery_ratio` (0..1) and
+    optionally `delivery_over_time`: a list of [t, ratio] for messages
+    published at t, drawn on the right to show recovery as scores build up.
+    """
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.6, 4.0), dpi=100)
+    labels = list(rows)
+    ratios = [float(rows[k]["delivery_ratio"]) * 100.0 for k in labels]
+    bars = ax1.bar(
+        labels, ratios, color=["tab:green", "tab:red", "tab:blue", "tab:orange"][: len(labels)]
+    )
+    for b, r in zip(bars, ratios, strict=True):
+        ax1.annotate(f"{r:.1f}%", (b.get_x() + b.get_width() / 2, r), ha="center", va="bottom")
+    ax1.set_ylim(0, 105)
+    ax1.set_ylabel("honest deliveries / expected (%)")
+    ax1.set_title(title)
+    for k in labels:
+        series = rows[k].get("delivery_over_time") or []
+        if series:
+            ax2.plot([p[0] for p in series], [p[1] * 100.0 for p in series], marker=".", label=k)
+    ax2.set_xlabel("publish time (s)")
+    ax2.set_ylabel("delivery of that message (%)")
+    ax2.set_ylim(0, 105)
+    ax2.grid(True, alpha=0.3)
+    if any(rows[k].get("delivery_over_time") for k in labels):
+        ax2.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

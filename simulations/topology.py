@@ -1,0 +1,150 @@
+"""Who is connected to whom at the start of a run.
+
+The graphs come from networkx and are turned into plain adjacency sets right
+away: a networkx Graph costs several hundred bytes per edge, and at 10^5 nodes
+with 20 connections each that alone would be gigabytes. Every generator is
+seeded from the run's seed, so the same seed gives the same graph.
+
+Kinds:
+- `random_regular`: every node has exactly `degree` connections; the textbook
+  model of a libp2p node keeping a target connection count.
+- `scale_free`: Barabasi-Albert preferential attachment with `m = degree // 2`
+  edges per new node (mean degree ~ `degree`), so a few hubs have many
+  connections, as in networks grown from bootstrap seeds.
+- `geographic`: nodes are placed around their region's centre and linked to
+  their nearest neighbours (random geometric graph whose radius gives mean
+  degree ~ `degree`), then components are joined; links are mostly regional.
+- `line`, `tree` (balanced, `branching` children): for analytic tests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import networkx as nx
+
+from p2pnode.errors import UserError
+from simulations.latency import REGION_CENTRES
+
+KINDS = ("random_regular", "scale_free", "geographic", "line", "tree")
+
+
+@dataclass(frozen=True)
+class TopologyParams:
+    kind: str = "random_regular"
+    degree: int = 20
+    branching: int = 2
+    region_spread: float = 0.05
+
+    def validate(self, n: int) -> None:
+        if self.kind not in KINDS:
+            raise UserError(f"topology kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if n < 2:
+            raise UserError(f"topology needs at least 2 nodes, got {n}")
+        if self.kind in ("random_regular", "scale_free", "geographic"):
+            if not 2 <= self.degree < n:
+                raise UserError(
+                    f"topology degree must be in [2, nodes-1={n - 1}], got {self.degree}"
+                )
+            if self.kind == "random_regular" and (n * self.degree) % 2:
+                raise UserError(
+                    f"topology random_regular needs nodes*degree even, got {n}*{self.degree}"
+                )
+        if self.kind == "tree" and self.branching < 1:
+            raise UserError(f"topology branching must be >= 1, got {self.branching}")
+        if not 0.0 < self.region_spread <= 1.0:
+            raise UserError(f"topology region_spread must be in (0, 1], got {self.region_spread}")
+
+
+def _to_adjacency(g: nx.Graph, n: int) -> list[set[int]]:
+    adj: list[set[int]] = [set() for _ in range(n)]
+    for a, b in g.edges():
+        if a != b:
+            adj[a].add(b)
+            adj[b].add(a)
+    return adj
+
+
+def _join_components(adj: list[set[int]], pos: list[tuple[float, float]]) -> None:
+    """Link every smaller component to the nearest node of the largest one."""
+    n = len(adj)
+    seen = [-1] * n
+    comps: list[list[int]] = []
+    for s in range(n):
+        if seen[s] >= 0:
+            continue
+        comp = [s]
+        seen[s] = len(comps)
+        stack = [s]
+        while stack:
+            u = stack.pop()
+            for v in adj[u]:
+                if seen[v] < 0:
+                    seen[v] = len(comps)
+                    comp.append(v)
+                    stack.append(v)
+        comps.append(comp)
+    if len(comps) == 1:
+        return
+    comps.sort(key=lambda c: (-len(c), c[0]))
+    giant = comps[0]
+    step = max(1, len(giant) // 2000)  # sample the giant component to keep this cheap
+    sample = giant[::step]
+    for comp in comps[1:]:
+        u = comp[0]
+        ux, uy = pos[u]
+        v = min(sample, key=lambda w: (pos[w][0] - ux) ** 2 + (pos[w][1] - uy) ** 2)
+        adj[u].add(v)
+        adj[v].add(u)
+
+
+def positions(regions: list[int], spread: float, rng: random.Random) -> list[tuple[float, float]]:
+    """A point near each node's region centre (Gaussian, clipped to the square)."""
+    out: list[tuple[float, float]] = []
+    for r in regions:
+        cx, cy = REGION_CENTRES[r]
+        x = min(1.0, max(0.0, rng.gauss(cx, spread)))
+        y = min(1.0, max(0.0, rng.gauss(cy, spread)))
+        out.append((x, y))
+    return out
+
+
+def build(
+    params: TopologyParams, n: int, regions: list[int], rng: random.Random
+) -> tuple[list[set[int]], list[tuple[float, float]]]:
+    """Adjacency sets and node positions for `n` nodes."""
+    params.validate(n)
+    seed = rng.getrandbits(32)
+    pos = positions(regions, params.region_spread, rng)
+    if params.kind == "random_regular":
+        g = nx.random_regular_graph(params.degree, n, seed=seed)
+    elif params.kind == "scale_free":
+        g = nx.barabasi_albert_graph(n, max(1, params.degree // 2), seed=seed)
+    elif params.kind == "geographic":
+        # Expected degree of a random geometric graph is n*pi*r^2 on a uniform
+        # unit square; nodes here are clustered, so this over-connects inside
+        # regions and under-connects between them, which is the point.
+        radius = math.sqrt(params.degree / (n * math.pi)) * 0.5
+        g = nx.random_geometric_graph(n, radius, pos=dict(enumerate(pos)), seed=seed)
+        adj = _to_adjacency(g, n)
+        _join_components(adj, pos)
+        return adj, pos
+    elif params.kind == "line":
+        g = nx.path_graph(n)
+    else:
+        g = nx.balanced_tree(params.branching, _tree_height(n, params.branching))
+        g = g.subgraph(range(n)).copy()
+    return _to_adjacency(g, n), pos
+
+
+def _tree_height(n: int, branching: int) -> int:
+    if branching == 1:
+        return n - 1
+    h, size, level = 0, 1, 1
+    while size < n:
+        level *= branching
+        size += level
+        h += 1
+    return h
