@@ -17,8 +17,10 @@ or below it counts as spent — and the set of spent numbers above it. Two modes
 Folding keeps the guard safe (it can only refuse more), at the price of refusing an
 honest author's late, out-of-order nonce; honest authors count upward. When the
 global `max_entries` cap is hit, the earliest-expiring entry is folded into its
-key's floor; only if that entry *is* a floor is the key forgotten outright (counted
-in `forgotten_keys`: the cap is then too small for the traffic).
+key's floor; if that entry *is* a floor, the key's whole set is folded into it; only
+a key that is a bare floor already is forgotten outright (counted in
+`forgotten_keys`: the cap is then too small for the traffic, and that signer's
+still-valid messages could be replayed once).
 
 Persistence: `drain_records()` returns what changed since the last call, for the
 daemon to write (SQLite: upsert by (key, number, is_floor); delete rows whose
@@ -184,7 +186,12 @@ class ReplayGuard:
             if number == -1:
                 if state.floor < 0 or state.floor_expires != expires:
                     continue  # stale
-                self._cost -= 1 + len(state.live)
+                if state.live:  # shrink the key to its floor alone: stricter, still safe
+                    self.counters.folded += len(state.live)
+                    newest = max(state.live)
+                    self._raise_floor(key, state, newest, max(state.live.values()))
+                    continue
+                self._cost -= 1
                 del self._keys[key]
                 self.counters.forgotten_keys += 1
             elif state.live.get(number) == expires:
