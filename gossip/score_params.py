@@ -352,6 +352,11 @@ class TopicProfile:
     invalid_memory: seconds after which a REJECTed message is forgotten.
     mesh_deliveries: enable P3/P3b. Only for topics with steady traffic: on a quiet topic
     every honest mesh peer shows a deficit and would be pruned for it.
+    mesh_delivery_memory: seconds after which a mesh delivery is forgotten (P3 decay).
+    mesh_activation: seconds in the mesh before P3 applies.
+    mesh_window: seconds after validation a copy still counts as near-first; small (the
+    spec says milliseconds) so a mesh peer cannot earn P3 by echoing what we sent it.
+    mesh_cap_factor: the P3 threshold is the fair-share steady level over this factor.
     """
 
     weight: float
@@ -361,7 +366,7 @@ class TopicProfile:
     mesh_deliveries: bool = False
     mesh_delivery_memory: float = 60.0
     mesh_activation: float = 60.0
-    mesh_window: float = 2.0
+    mesh_window: float = 0.05
     mesh_cap_factor: float = 3.0
 
     def validate(self) -> None:
