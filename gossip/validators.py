@@ -19,8 +19,12 @@ and no signature recovery; the replay guard is only written once a message is
 accepted, so a forged message cannot burn an honest signer's nonce.
 
 Hub announcements and the chain: `hub_check` is any callable `(announcement, now) ->
-HubCheck`. It must answer from what it already knows, at once: VERIFIED, FAILED, or
-PENDING while it looks the hub up in the background. PENDING gives IGNORE and does
+HubCheck`. It must answer from what it already knows, at once (it runs inside the
+router's synchronous validator): VERIFIED; MARKED (registered but suspected or
+punished by the DAO: ACCEPTed so nodes learn of it, with reason "accepted-marked" so
+the store can flag it); FAILED; or PENDING while it looks the hub up in the
+background (contracts.verify.HubVerifier does the lookup; `HubCheck.from_verdict`
+maps its verdicts). PENDING gives IGNORE and does
 *not* spend the sequence, so the hub's next periodic re-announcement (or the same
 bytes re-validated through the router's asynchronous path) is accepted once the
 lookup has landed. Without a `hub_check` every well-signed announcement passes.
@@ -49,8 +53,17 @@ RouterValidator = Callable[[str, bytes, bytes], ValidationResult]
 
 class HubCheck(enum.Enum):
     VERIFIED = "verified"  # registered hub wallet of this owner, in good standing
+    MARKED = "marked"  # registered, but Suspected/Punished by the DAO: passed on, flagged
     PENDING = "pending"  # not known yet; a lookup is under way
-    FAILED = "failed"  # the chain says no (not registered, wrong owner, punished...)
+    FAILED = "failed"  # the chain says no (not a factory wallet, not registered, wrong owner)
+
+    @classmethod
+    def from_verdict(cls, verdict: str) -> HubCheck:
+        """Map contracts.verify.HubVerdict values ("accept", "mark", "reject")."""
+        mapping = {"accept": cls.VERIFIED, "mark": cls.MARKED, "reject": cls.FAILED}
+        if verdict not in mapping:
+            raise ValueError(f"verdict: one of {sorted(mapping)} expected, got {verdict!r}")
+        return mapping[verdict]
 
 
 class HubChainCheck(Protocol):
@@ -152,8 +165,7 @@ class MessageValidator:
             return Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
         if now - skew > msg.valid_until:
             return Verdict(ValidationResult.IGNORE, "expired", msg)
-        key, number = msg.replay_key, msg.replay_number
-        if self.replay.seen(key, number):
+        if self.replay.seen(msg.replay_key, msg.replay_number):
             return Verdict(ValidationResult.IGNORE, "replay", msg)
         digest = msg.digest(self.params.domain)
         try:
@@ -175,8 +187,17 @@ class MessageValidator:
                     else ValidationResult.IGNORE
                 )
                 return Verdict(result, "hub-failed", msg, digest)
-        self.replay.record(key, number, msg.valid_until + skew, monotonic=msg.MONOTONIC, now=now)
+            if status is HubCheck.MARKED:
+                self._spend(msg, now)
+                return Verdict(ValidationResult.ACCEPT, "accepted-marked", msg, digest)
+        self._spend(msg, now)
         return Verdict(ValidationResult.ACCEPT, "accepted", msg, digest)
+
+    def _spend(self, msg: SignedMessage, now: float) -> None:
+        expires = msg.valid_until + self.params.max_clock_skew
+        self.replay.record(
+            msg.replay_key, msg.replay_number, expires, monotonic=msg.MONOTONIC, now=now
+        )
 
 
 def make_validator(

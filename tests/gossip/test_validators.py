@@ -239,6 +239,29 @@ def test_hub_failed_is_ignored_or_rejected_by_policy() -> None:
     assert strict(HUBS_TOPIC, codec.encode(hub()), PEER) is REJECT
 
 
+def test_hub_marked_is_accepted_with_a_flag() -> None:
+    chain = ChainStub()
+    chain.status[b"\x11" * 20] = HubCheck.MARKED
+    v = validator(hub_check=chain)
+    verdict = v.check(HUBS_TOPIC, codec.encode(hub()), T0 + 1)
+    assert (verdict.result, verdict.reason) == (ACCEPT, "accepted-marked")
+    assert v.check(HUBS_TOPIC, codec.encode(hub()), T0 + 1).reason == "replay"
+
+
+def test_hub_check_maps_the_chain_verifiers_verdicts() -> None:
+    assert HubCheck.from_verdict("accept") is HubCheck.VERIFIED
+    assert HubCheck.from_verdict("mark") is HubCheck.MARKED
+    assert HubCheck.from_verdict("reject") is HubCheck.FAILED
+    with pytest.raises(ValueError, match="verdict"):
+        HubCheck.from_verdict("maybe")
+    verify = pytest.importorskip("contracts.verify")
+    assert {HubCheck.from_verdict(v.value) for v in verify.HubVerdict} == {
+        HubCheck.VERIFIED,
+        HubCheck.MARKED,
+        HubCheck.FAILED,
+    }
+
+
 def test_hub_chain_check_is_not_asked_for_forgeries() -> None:
     chain = ChainStub()
     v = validator(hub_check=chain)
