@@ -128,20 +128,27 @@ def _as_list(v: Sequence[Any]) -> list[Any]:
     return list(v)
 
 
+def _as_is(field: str, v: Any) -> Any:
+    return v
+
+
+# Scalars and arrays of scalars pass through unchanged: the message's validate() checks
+# their exact types (bool is not int, str is not bytes) and names the field. Only what
+# needs converting (enums, uint256, property pairs) is converted here.
 def _int(attr: str) -> WireField:
-    return WireField(attr, int, _int_in)
+    return WireField(attr, int, _as_is)
 
 
 def _bytes(attr: str) -> WireField:
-    return WireField(attr, _same, _bytes_in)
+    return WireField(attr, _same, _as_is)
 
 
 def _str(attr: str) -> WireField:
-    return WireField(attr, _same, _str_in)
+    return WireField(attr, _same, _as_is)
 
 
 def _str_list(attr: str) -> WireField:
-    return WireField(attr, _as_list, _array_in(_str_in))
+    return WireField(attr, _as_list, _as_is)
 
 
 SCHEMAS: dict[MessageKind, tuple[type, tuple[WireField, ...]]] = {
@@ -167,13 +174,13 @@ SCHEMAS: dict[MessageKind, tuple[type, tuple[WireField, ...]]] = {
             WireField("side", int, _enum_in(Side)),
             WireField("price_per_hour", _uint256_out, _uint256_in),
             _int("duration"),
-            WireField("benchmarks", _as_list, _array_in(_int_in)),
+            WireField("benchmarks", _as_list, _as_is),
             WireField("network", int, _enum_in(NetworkType)),
             WireField(
                 "properties", lambda ps: [[p.key, p.value] for p in ps], _array_in(_property_in)
             ),
             _bytes("counterparty"),
-            WireField("blacklist", _as_list, _array_in(_bytes_in)),
+            WireField("blacklist", _as_list, _as_is),
             _int("min_rating"),
             _str("geo"),
             _int("nonce"),

@@ -215,6 +215,9 @@ def test_decode_branches_name_the_field() -> None:
         return _pack(w)
 
     assert _field_error(with_field(2, "0x" + "00" * 20)) == "author"
+    assert _field_error(with_field(5, True)) == "duration"
+    assert _field_error(with_field(9, "0x" + "00" * 20)) == "counterparty"
+    assert _field_error(with_field(10, b"\x01" * 20)) == "blacklist"
     assert _field_error(with_field(3, True)) == "side"
     assert _field_error(with_field(3, 3)) == "side"
     assert _field_error(with_field(4, b"\x00\x01")) == "price_per_hour"
@@ -222,7 +225,7 @@ def test_decode_branches_name_the_field() -> None:
     assert _field_error(with_field(4, 5)) == "price_per_hour"
     assert _field_error(with_field(5, 1.5)) == "duration"
     assert _field_error(with_field(6, [0] * 12)) == "benchmarks"
-    assert _field_error(with_field(6, [0] * 12 + [None])) == "benchmarks[12]"
+    assert _field_error(with_field(6, [0] * 12 + [None])) == "benchmarks.cpu-cryptonight"
     assert _field_error(with_field(7, 2)) == "network"
     assert _field_error(with_field(8, [["os"]])) == "properties[0]"
     assert _field_error(with_field(8, [[1, "x"]])) == "properties[0].key"
