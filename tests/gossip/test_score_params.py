@@ -293,3 +293,46 @@ def test_profile_bounds() -> None:
         topic_params_from_profile(
             TopicProfile(weight=1.0, expected_rate=1.0), max_positive_score=1.0, mesh_d=0
         )
+
+
+def test_defaults_graylist_a_flooder_but_not_a_one_off_relay() -> None:
+    """The default numbers do what docs/parameters.md says they do."""
+    from gossip.validation import ValidationResult
+
+    p = default_peer_score_params()
+    t = default_thresholds()
+    ps = PeerScore(p, t)
+    honest, flooder = b"honest", b"flooder"
+    ps.add_peer(honest, 0.0, ip="198.51.100.1")
+    ps.add_peer(flooder, 0.0, ip="198.51.100.2")
+    ps.refresh(0.0)
+    # another peer relayed one invalid message while we validated the flooder's copy
+    ps.validate_message(b"bad0", flooder, ORDERS_TOPIC, 0.1)
+    ps.duplicate_message(b"bad0", honest, ORDERS_TOPIC, 0.2)
+    ps.reject_message(b"bad0", flooder, ORDERS_TOPIC, ValidationResult.REJECT, 0.3)
+    assert t.gossip_threshold < ps.score(honest, 0.3) < 0
+    scores = []
+    for i in range(1, 18):
+        ps.validate_message(b"bad%d" % i, flooder, ORDERS_TOPIC, 0.5)
+        ps.reject_message(b"bad%d" % i, flooder, ORDERS_TOPIC, ValidationResult.REJECT, 0.5)
+        scores.append(ps.score(flooder, 0.5))
+
+    def after(n: int) -> float:  # the flooder's score after n invalid messages
+        return scores[n - 2]
+
+    # 9 invalid messages: below gossip; 13: below publish; 18: graylisted
+    assert after(8) >= t.gossip_threshold > after(9)
+    assert after(12) >= t.publish_threshold > after(13)
+    assert after(17) >= t.graylist_threshold > after(18)
+
+
+def test_defaults_graylist_a_sybil_crowd_on_one_address() -> None:
+    p = default_peer_score_params()
+    t = default_thresholds()
+    ps = PeerScore(p, t)
+    crowd = [b"sybil%d" % i for i in range(8 + 18)]
+    for i, s in enumerate(crowd):
+        ps.add_peer(s, 0.0, ip="203.0.113.50")
+        if i < 8:
+            assert ps.score(s, 0.0) == 0.0  # a hub and its workers behind one NAT
+    assert ps.score(crowd[0], 0.0) < t.graylist_threshold
