@@ -26,13 +26,14 @@ peer's score depends on changes, and a refresh with nothing to decay is cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gossip.score_params import PeerScoreParams, PeerScoreThresholds
+from gossip.score_params import PeerScoreParams, PeerScoreThresholds, TopicScoreParams
 from gossip.validation import ValidationResult
 
 __all__ = ["PeerScore", "PeerScoreSnapshot", "TopicScoreSnapshot"]
@@ -164,7 +165,8 @@ class PeerScore:
     # ------------------------------------------------------------------ peers
 
     def add_peer(self, peer: bytes, now: float, ip: str | None = None) -> None:
-        """A peer connected. A retained record (recent disconnect) is revived as is."""
+        """A peer connected (`ip`: its remote address, as for `set_ip`). A retained
+        record (recent disconnect) is revived as is: reconnecting washes nothing."""
         st = self._stats.get(peer)
         if st is None:
             st = _PeerStats()
@@ -243,6 +245,33 @@ class PeerScore:
         st.behaviour_penalty += count
         self._cache.pop(peer, None)
 
+    def set_topic_params(self, topic: str, topic_params: TopicScoreParams) -> None:
+        """Score `topic` with new parameters from now on (go's SetTopicScoreParams).
+
+        Counters already above a lowered cap are cut to it, so a peer does not keep
+        credit the new parameters would never have given."""
+        topic_params.validate(prefix=f"topics[{topic!r}].")
+        old = self._topics.get(topic)
+        topics = dict(self._topics)
+        topics[topic] = topic_params
+        self.params = dataclasses.replace(self.params, topics=topics)
+        self._topics = self.params.topics
+        if old is not None:
+            fm_cap = topic_params.first_message_deliveries_cap
+            mm_cap = topic_params.mesh_message_deliveries_cap
+            if fm_cap < old.first_message_deliveries_cap or (
+                mm_cap < old.mesh_message_deliveries_cap
+            ):
+                for st in self._stats.values():
+                    ts = st.topics.get(topic) if st.topics else None
+                    if ts is None:
+                        continue
+                    if ts.first_message_deliveries > fm_cap:
+                        ts.first_message_deliveries = fm_cap
+                    if ts.mesh_message_deliveries > mm_cap:
+                        ts.mesh_message_deliveries = mm_cap
+        self._cache.clear()
+
     # ------------------------------------------------------------------ mesh
 
     def graft(self, peer: bytes, topic: str, now: float) -> None:
@@ -280,7 +309,11 @@ class PeerScore:
     def deliver_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None:
         """The first copy (from `peer`) was validated ACCEPT: credit `peer` with a first
         delivery, and mesh peers that sent it while it was being validated with a
-        mesh delivery."""
+        mesh delivery.
+
+        For a message we publish ourselves, call it with our own peer id (which has no
+        record): the message is then known valid, and mesh peers relaying it back
+        within the P3 window count as near-first deliveries, as in go."""
         self._mark_first_delivery(peer, topic)
         rec = self._record(msg_id, now)
         if rec.status != _UNKNOWN:

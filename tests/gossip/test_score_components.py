@@ -6,6 +6,7 @@ score is that component alone and the expected value follows from the spec's for
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from gossip.score import PeerScore
-from gossip.score_params import PeerScoreParams, TopicScoreParams
+from gossip.score_params import PeerScoreParams, ScoreParameterError, TopicScoreParams
 from gossip.validation import ValidationResult
 
 T = "topic-a"
@@ -587,3 +588,21 @@ def test_delivery_records_expire_after_seen_msg_ttl() -> None:
     # once forgotten, a late copy is a new unknown message: no verdict, no penalty
     ps.duplicate_message(b"bad", A, T, 6.5)
     assert ps.snapshot(A, 6.5).topics[T].invalid_message_deliveries == 1.0 * 0.5**6  # type: ignore[union-attr]
+
+
+def test_set_topic_params_recaps_counters_and_scores_new_topics() -> None:
+    tp = quiet_topic(first_message_deliveries_weight=1.0, first_message_deliveries_cap=10.0)
+    ps = PeerScore(quiet_params({T: tp}))
+    ps.add_peer(A, 0.0)
+    for i in range(8):
+        deliver(ps, b"m%d" % i, A, T, 0.0)
+    assert ps.score(A, 0.0) == 8.0
+    ps.set_topic_params(T, dataclasses.replace(tp, first_message_deliveries_cap=5.0))
+    assert ps.score(A, 0.0) == 5.0
+    deliver(ps, b"u", A, U, 0.0)  # not scored yet
+    ps.set_topic_params(U, dataclasses.replace(tp, topic_weight=2.0))
+    deliver(ps, b"u2", A, U, 0.0)
+    assert ps.score(A, 0.0) == 7.0
+    assert set(ps.params.topics) == {T, U}
+    with pytest.raises(ScoreParameterError, match=r"topics\['x'\].topic_weight"):
+        ps.set_topic_params("x", dataclasses.replace(tp, topic_weight=-1.0))
