@@ -196,6 +196,17 @@ class HubVerifier:
             self._payouts.pop(evicted, None)
         return HubVerification(facts, owner_addr, self.params.min_frozen_funds, now, False)
 
+    def peek(self, wallet: str | bytes, owner: str | bytes) -> HubVerification | None:
+        """The cached answer if still fresh, else None: never touches the chain."""
+        wallet_addr = _address("wallet", wallet)
+        entry = self._cache.get(wallet_addr)
+        now = self.clock()
+        if entry is None or entry.expires_at <= now:
+            return None
+        self.stats.hits += 1
+        owner_addr = _address("owner", owner)
+        return HubVerification(entry.facts, owner_addr, self.params.min_frozen_funds, now, True)
+
     def invalidate(self, wallet: str) -> None:
         if self._cache.pop(Web3.to_checksum_address(wallet), None) is not None:
             self.stats.invalidations += 1
