@@ -86,7 +86,9 @@ class _DeliveryRecord:
         self.status = _UNKNOWN
         self.validated = 0.0
         self.expire = expire
-        self.peers: set[bytes] | None = None
+        # Senders of copies, each once. A short list: a message has a few copies (one
+        # per mesh peer), and a list costs a fraction of a set's memory per message.
+        self.peers: list[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ class PeerScore:
         self._peer_ips: dict[str, set[bytes]] = {}
         self._app_scores: dict[bytes, float] = {}
         self._deliveries: dict[bytes, _DeliveryRecord] = {}
-        self._delivery_queue: deque[bytes] = deque()
+        self._delivery_queue: deque[bytes] | None = None  # allocated on first record
         self._cache: dict[bytes, float] = {}
         self._whitelist = tuple(
             ipaddress.ip_network(c, strict=False) for c in params.ip_colocation_factor_whitelist
@@ -361,21 +363,20 @@ class PeerScore:
 
     def duplicate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None:
         """Another copy of a message already seen arrived from `peer`."""
-        rec = self._record(msg_id, now)
-        if rec.peers is not None and peer in rec.peers:
-            return
+        rec = self._deliveries.get(msg_id)
+        if rec is None:
+            rec = self._record(msg_id, now)
         status = rec.status
-        if status == _UNKNOWN:
-            if rec.peers is None:
-                rec.peers = {peer}
+        if status <= _VALID:  # unknown or valid: remember the sender, once
+            peers = rec.peers
+            if peers is None:
+                rec.peers = [peer]
+            elif peer in peers:
+                return
             else:
-                rec.peers.add(peer)
-        elif status == _VALID:
-            if rec.peers is None:
-                rec.peers = {peer}
-            else:
-                rec.peers.add(peer)
-            self._mark_duplicate(peer, topic, rec.validated, now)
+                peers.append(peer)
+            if status == _VALID:
+                self._mark_duplicate(peer, topic, rec.validated, now)
         elif status == _INVALID:
             self._mark_invalid(peer, topic)
         # _IGNORED: nothing
@@ -596,7 +597,10 @@ class PeerScore:
         rec = self._deliveries.get(msg_id)
         if rec is None:
             rec = self._deliveries[msg_id] = _DeliveryRecord(now + self.params.seen_msg_ttl)
-            self._delivery_queue.append(msg_id)
+            q = self._delivery_queue
+            if q is None:
+                q = self._delivery_queue = deque()
+            q.append(msg_id)
         return rec
 
     def _gc_deliveries(self, now: float) -> None:
@@ -605,6 +609,8 @@ class PeerScore:
         # dict's own order: iterating a dict from the front after many deletions scans
         # the dead slots every time, which turns this loop quadratic.)
         q = self._delivery_queue
+        if q is None:
+            return
         d = self._deliveries
         while q:
             msg_id = q[0]
