@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -589,7 +590,7 @@ def test_idontwant_sent_for_large_messages_to_v12_mesh_peers_only() -> None:
 # ---------------------------------------------------------------- scoring thresholds
 
 
-def _scored(**kw: object) -> Harness:
+def _scored(**kw: Any) -> Harness:
     from gossip.score_params import PeerScoreParams, TopicScoreParams
 
     return Harness(score_params=PeerScoreParams(topics={T: TopicScoreParams()}), **kw)

@@ -4,6 +4,7 @@ protocol runs, through the codec and through the simulator's unencoded path."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ def accept(topic: str, data: bytes, peer: bytes) -> ValidationResult:
     return ValidationResult.ACCEPT
 
 
-def _net(n: int, degree: int, seed: int, encode: bool, **kw: object) -> VirtualNet:
+def _net(n: int, degree: int, seed: int, encode: bool, **kw: Any) -> VirtualNet:
     net = VirtualNet(latency=0.005, encode=encode)
     names = [b"n%03d" % i for i in range(n)]
     for name in names:
