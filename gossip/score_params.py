@@ -62,14 +62,11 @@ class ScoreParameterError(UserError, ValueError):
         self.bound = bound
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _finite(name: str, value: object) -> float:
-    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
+    # bool is an int to Python, but True as a weight is a configuration mistake
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ScoreParameterError(name, value, "a finite number")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _nonneg(name: str, value: object, what: str = ">= 0") -> None:

@@ -78,6 +78,7 @@ def test_errors_are_the_operators_fault_and_value_errors() -> None:
 TOPIC_CASES = [
     (dict(topic_weight=-1.0), "topic_weight", ">= 0"),
     (dict(topic_weight=NAN), "topic_weight", "finite"),
+    (dict(time_in_mesh_cap="3600"), "time_in_mesh_cap", "finite"),
     (dict(time_in_mesh_quantum=0.0), "time_in_mesh_quantum", "non-zero"),
     (dict(time_in_mesh_weight=-0.1), "time_in_mesh_weight", ">= 0"),
     (dict(time_in_mesh_quantum=-1.0), "time_in_mesh_quantum", "> 0"),
@@ -153,6 +154,8 @@ def test_disabled_components_relax_their_other_fields() -> None:
 PEER_CASES = [
     (dict(topic_score_cap=-1.0), "topic_score_cap", ">= 0"),
     (dict(app_specific_weight=INF), "app_specific_weight", "finite"),
+    (dict(app_specific_weight=True), "app_specific_weight", "finite"),
+    (dict(decay_to_zero="0.01"), "decay_to_zero", "finite"),
     (dict(ip_colocation_factor_weight=1.0), "ip_colocation_factor_weight", "<= 0"),
     (dict(ip_colocation_factor_threshold=0), "ip_colocation_factor_threshold", ">= 1"),
     (dict(ip_colocation_factor_threshold=2.5), "ip_colocation_factor_threshold", "integer"),
