@@ -1,0 +1,143 @@
+"""`sonm-p2p chain deploy`, `devnet` and `hubs`, run as an operator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from contracts.chain import rpc_chain
+from contracts.deploy import System, SystemAddresses
+from p2pnode.cli.main import main
+
+from .conftest import SNM
+
+
+def test_deploy_to_the_embedded_chain_explains_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "addresses.json"
+    assert main(["chain", "deploy", "--out", str(out), "--deposit", "12.5"]) == 0
+    text = capsys.readouterr().out
+    assert "embedded chain" in text and "--rpc" in text
+    addresses = SystemAddresses.load(out)
+    assert addresses.token in text
+
+
+def test_deploy_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from contracts.anvil import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["chain", "deploy", "--rpc", url, "--out", str(tmp_path / "a.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "unreachable" in err
+    code = main(["chain", "deploy", "--out", str(tmp_path / "a.json"), "--lock-bps", "20000"])
+    assert code == 2 and "lock_bps" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["chain", "deploy", "--out", "x", "--deposit", "-1"])
+    assert e.value.code == 2
+    key = tmp_path / "key"
+    key.write_text("not hex")
+    code = main(["chain", "deploy", "--out", "x", "--private-key-file", str(key)])
+    assert code == 2 and "not a hex private key" in capsys.readouterr().err
+
+
+def test_hubs_needs_a_chain_and_an_addresses_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["hubs", "--data-dir", str(tmp_path)]) == 2
+    assert "embedded chain exists only inside" in capsys.readouterr().err
+    code = main(["hubs", "--rpc", "http://127.0.0.1:1", "--data-dir", str(tmp_path)])
+    assert code == 2 and "--addresses" in capsys.readouterr().err
+    code = main(
+        [
+            "hubs",
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--addresses",
+            str(tmp_path / "none.json"),
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2 and "none.json" in capsys.readouterr().err
+
+
+@pytest.mark.anvil
+@pytest.mark.integration
+def test_devnet_then_hubs(
+    anvil: object,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """devnet prints a working config; a hub registered there shows up in `hubs`."""
+    out = tmp_path / "devnet.json"
+    env = dict(os.environ, COLUMNS="250")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "p2pnode.cli.main",
+            "devnet",
+            "--out",
+            str(out),
+            "--accounts",
+            "4",
+            "--deposit",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "press Ctrl-C" in line:
+                break
+        text = "".join(lines)
+        assert "press Ctrl-C" in text, text + (proc.stderr.read() if proc.stderr else "")
+        rpc = next(ln.split('"')[1] for ln in lines if ln.startswith("rpc = "))
+        assert f'addresses = "{out}"' in text and "chain_id = 31337" in text
+        addresses = SystemAddresses.load(out)
+        chain = rpc_chain(rpc)
+        system = System.connect(chain, addresses)
+        owner = chain.accounts[1]
+        assert system.token.balance_of(owner) == 1_000_000 * SNM  # funded by devnet
+        wallet, _ = system.factory.create_wallet(sender=owner)
+        system.token.transfer(wallet, 150 * SNM, sender=owner)
+        system.wallet(wallet).register("devnet-hub", ["/ip4/127.0.0.1/tcp/4001"], sender=owner)
+        system.wallet(wallet).transfer(chain.accounts[2], 10 * SNM, sender=owner)
+
+        monkeypatch.setenv("COLUMNS", "250")
+        capsys.readouterr()
+        assert (
+            main(["hubs", "--rpc", rpc, "--addresses", str(out), "--data-dir", str(tmp_path)]) == 0
+        )
+        table = capsys.readouterr().out
+        assert "devnet-hub" in table and wallet in table and "REGISTERED" in table
+        assert "accept" in table
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        with pytest.raises(httpx.HTTPError):  # anvil went down with it
+            httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
