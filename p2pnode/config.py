@@ -141,8 +141,10 @@ class KeysSection:
 class ChainSection:
     rpc: str = ""  # empty: the embedded in-process chain
     addresses: str = ""  # JSON file with deployed contract addresses
+    chain_id: int = 31337  # EIP-712 domain of signed gossip messages; anvil's default
 
     def validate(self) -> None:
+        _check_range("chain.chain_id", self.chain_id, 1, 2**63 - 1)
         if self.rpc and not self.rpc.startswith(("http://", "https://", "ws://", "wss://")):
             raise UserError(f"chain.rpc = {self.rpc!r}: allowed an http(s):// or ws(s):// URL")
 

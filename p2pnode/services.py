@@ -1,0 +1,54 @@
+"""The services the daemon runs next to the host, in start order.
+
+Each entry is a `ServiceSpec(name, factory)`; a factory takes (host, config,
+storage) and returns an object with `async run(*, task_status)`. Add an area's
+service here with one line.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+from libp2p.abc import IHost
+
+from p2pnode.config import NodeConfig
+from p2pnode.daemon import ServiceSpec
+from p2pnode.storage import Storage
+
+
+class PubSubService:
+    """Gossipsub over the host, subscribed to every application topic.
+
+    Messages are checked by the application validator (EIP-712 signatures, schema,
+    validity window, replay) before the router forwards them.
+    """
+
+    def __init__(self, host: IHost, config: NodeConfig, storage: Storage) -> None:
+        from gossip.eip712 import SigningDomain
+        from gossip.topics import ALL_TOPICS
+        from gossip.validators import make_validator
+        from p2pnode.pubsub import PubSub
+
+        self.topics = ALL_TOPICS
+        self.validator = make_validator(
+            SigningDomain(chain_id=config.chain.chain_id), clock=time.time
+        )
+        self.pubsub = PubSub(host, validator=self.validator)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.pubsub.run)
+            for topic in self.topics:
+                self.pubsub.subscribe(topic)
+            task_status.started()
+
+
+def _pubsub(host: IHost, config: NodeConfig, storage: Storage) -> PubSubService:
+    return PubSubService(host, config, storage)
+
+
+SERVICES: list[ServiceSpec] = [
+    ServiceSpec("pubsub", _pubsub),
+]

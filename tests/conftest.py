@@ -1,0 +1,52 @@
+"""Shared fixtures. Kept small: anything area-specific lives next to its tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The real `sonm-p2p` command in a subprocess, as an operator runs it."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SONM_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "p2pnode.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def spawn_node(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start `sonm-p2p run` daemons (p2pnode.cli.demo.NodeProcess); all are killed at teardown."""
+    from p2pnode.cli.demo import NodeProcess, start_node
+
+    started: list[NodeProcess] = []
+
+    def spawn(
+        name: str, role: str = "consumer", bootstrap: list[str] | None = None, **net: Any
+    ) -> NodeProcess:
+        node = start_node(name, tmp_path, role, bootstrap or [], **net)
+        started.append(node)
+        return node
+
+    yield spawn
+    for node in started:
+        if node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGKILL)
+        node.proc.wait(10)

@@ -1,0 +1,102 @@
+"""The API app without a daemon: token on every path, the node routers, metrics."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from p2pnode.api.app import ROUTER_MODULES, build_app, load_routers
+from p2pnode.api.auth import load_or_create_token, read_token
+from p2pnode.api.state import NodeState
+from p2pnode.config import NodeConfig
+from p2pnode.metrics import NodeMetrics
+from p2pnode.storage import Storage
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    storage = Storage.open_in(tmp_path)
+    storage.upsert_peer("PeerA", ["/ip4/127.0.0.1/tcp/1"], source="px", record=b"r", seq=1)
+    state = NodeState(config=NodeConfig(), storage=storage, metrics=NodeMetrics(), peer_id="Me")
+    token = load_or_create_token(tmp_path)
+    c = TestClient(build_app(state, token))
+    c.headers["X-Test-Token"] = token
+    return c
+
+
+def _auth(c: TestClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {c.headers['X-Test-Token']}"}
+
+
+def test_token_file_is_private_and_stable(tmp_path: Path) -> None:
+    t1 = load_or_create_token(tmp_path)
+    assert stat.S_IMODE((tmp_path / "api.token").stat().st_mode) == 0o600
+    assert load_or_create_token(tmp_path) == t1 == read_token(tmp_path)
+    assert len(t1) >= 40
+
+
+@pytest.mark.parametrize(
+    "path", ["/status", "/peers", "/metrics", "/openapi.json", "/docs", "/nope"]
+)
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc", "Bearer "])
+def test_every_path_needs_the_token(client: TestClient, path: str, header: str | None) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    resp = client.get(path, headers=headers)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == "Bearer"
+
+
+def test_status(client: TestClient) -> None:
+    data = client.get("/status", headers=_auth(client)).json()
+    assert data["peer_id"] == "Me" and data["role"] == "consumer"
+    assert data["known_peers"] == 1 and data["connections"] == 0
+
+
+def test_peers(client: TestClient) -> None:
+    data = client.get("/peers", headers=_auth(client)).json()
+    assert data["known"] == 1
+    assert data["peers"][0]["peer_id"] == "PeerA" and data["peers"][0]["signed_record"] is True
+    only = client.get("/peers?connected_only=true", headers=_auth(client)).json()
+    assert only["peers"] == []
+    assert client.get("/peers?limit=0", headers=_auth(client)).status_code == 422
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    resp = client.get("/metrics", headers=_auth(client))
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    for name in (
+        "sonm_connections",
+        "sonm_dials_total",
+        "sonm_bytes_in_total",
+        "sonm_bytes_out_total",
+        "sonm_known_peers 1.0",
+    ):
+        assert name in resp.text
+
+
+def test_openapi_lists_routes_and_the_bearer_scheme(client: TestClient) -> None:
+    doc = client.get("/openapi.json", headers=_auth(client)).json()
+    assert {"/status", "/peers", "/metrics"} <= set(doc["paths"])
+    assert "HTTPBearer" in doc["components"]["securitySchemes"]
+
+
+def test_routers_compose_and_missing_modules_are_skipped(tmp_path: Path) -> None:
+    assert "p2pnode.api.orders" in ROUTER_MODULES  # the market's slot
+    extra = APIRouter()
+
+    @extra.get("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hi": "there"}
+
+    routers = [*load_routers(("p2pnode.api.status", "p2pnode.api.no_such_area")), extra]
+    state = NodeState(
+        config=NodeConfig(), storage=Storage.open_in(tmp_path), metrics=NodeMetrics(), peer_id="Me"
+    )
+    c = TestClient(build_app(state, "tok", routers))
+    assert c.get("/hello", headers={"Authorization": "Bearer tok"}).json() == {"hi": "there"}
+    assert c.get("/status", headers={"Authorization": "Bearer tok"}).status_code == 200
+    assert c.get("/peers", headers={"Authorization": "Bearer tok"}).status_code == 404
