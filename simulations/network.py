@@ -33,7 +33,7 @@ from typing import Any
 from gossip.wire import uvarint_size
 from p2pnode.errors import UserError
 from simulations.latency import LatencyParams, access_latencies, assign_regions, one_way_matrix
-from simulations.topology import TopologyParams, build
+from simulations.topology import TopologyParams, build, positions
 
 # Signal propagation in fibre ~ 200 km/ms; the unit square spans ~ 20 000 km,
 # and routes are ~ 2x longer than great circles: 1.0 of distance ~ 200 ms.
@@ -89,15 +89,22 @@ class Network:
         params: NetworkParams,
         rng: random.Random,
         loss_rng: random.Random,
+        graph_nodes: int | None = None,
     ) -> None:
-        params.validate(n)
+        """`graph_nodes`: build the topology on the first graph_nodes nodes only and
+        leave the rest unconnected (scenarios wire attackers in themselves)."""
+        params.validate(n if graph_nodes is None else graph_nodes)
         self.params = params
         self.n = n
         self._schedule = schedule
         self._loss_rng = loss_rng
         self.regions = assign_regions(n, rng)
         self.access = access_latencies(n, params.latency, rng)
-        self.adj, self.pos = build(params.topology, n, self.regions, rng)
+        g = n if graph_nodes is None else graph_nodes
+        self.adj, self.pos = build(params.topology, g, self.regions[:g], rng)
+        if g < n:
+            self.adj.extend(set() for _ in range(n - g))
+            self.pos.extend(positions(self.regions[g:], params.topology.region_spread, rng))
         self._geo = params.topology.kind == "geographic" and params.latency.model == "regions"
         self._fixed = params.latency.fixed_s if params.latency.model == "fixed" else None
         self._one_way = one_way_matrix()
@@ -192,11 +199,12 @@ class Network:
 
     # -- analysis ------------------------------------------------------------
 
-    def shortest_delays(self, source: int) -> list[float]:
+    def shortest_delays(self, source: int, relays: set[int] | None = None) -> list[float]:
         """Latency-weighted shortest path from `source` to every node (Dijkstra).
 
         The lower bound on any propagation time over this graph, ignoring
-        serialization and processing: no protocol can beat it.
+        serialization and processing: no protocol can beat it. With `relays`,
+        only those nodes forward (attackers that withhold are no path).
         """
         import heapq
 
@@ -205,7 +213,7 @@ class Network:
         heap = [(0.0, source)]
         while heap:
             d, u = heapq.heappop(heap)
-            if d > dist[u]:
+            if d > dist[u] or (relays is not None and u != source and u not in relays):
                 continue
             for v in self.adj[u]:
                 if not self.online[v]:

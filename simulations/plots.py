@@ -16,30 +16,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
-def propagation_cdf(
-    curves: Mapping[str, Sequence[float]],
-    out: Path,
-    title: str,
-    lower_bound: Sequence[float] | None = None,
-) -> Path:
-    """Fraction of nodes reached vs time since publish, one line per curve.
+def propagation_cdf(curves: Mapping[str, Sequence[Sequence[float]]], out: Path, title: str) -> Path:
+    """Fraction of the expected deliveries made vs time since publish.
 
-    `curves` maps a label to sorted delivery delays in seconds; the y value at
-    x is the fraction of the label's target nodes that had the message by x.
-    Each curve's list carries its own denominator as its length; a curve that
-    never reaches 1.0 is a delivery failure, visible as a plateau.
+    `curves` maps a label to [delay_s, fraction] points (results' `cdf`).
+    The fraction is of all deliveries that should have happened, so a curve
+    that stays below 1.0 shows messages that never arrived.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for label, delays in curves.items():
-        xs = [d * 1000.0 for d in delays]
-        ys = [(i + 1) / len(xs) for i in range(len(xs))] if xs else []
-        ax.step(xs, ys, where="post", label=label)
-    if lower_bound:
-        xs = [d * 1000.0 for d in lower_bound]
-        ys = [(i + 1) / len(xs) for i in range(len(xs))]
-        ax.step(xs, ys, where="post", linestyle="--", color="grey", label="shortest path")
+    for label, pts in curves.items():
+        if pts:
+            ax.step([p[0] * 1000.0 for p in pts], [p[1] for p in pts], where="post", label=label)
     ax.set_xlabel("time since publish (ms)")
-    ax.set_ylabel("fraction of nodes reached")
+    ax.set_ylabel("fraction of expected deliveries")
     ax.set_ylim(0.0, 1.02)
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
@@ -50,13 +39,16 @@ def propagation_cdf(
     return out
 
 
-def duplicates_histogram(dups: Sequence[float], d_mesh: int, out: Path, title: str) -> Path:
-    """Copies beyond the first that each node received per delivered message."""
+def duplicates_histogram(dups: Mapping[str, Any], d_mesh: int, out: Path, title: str) -> Path:
+    """Nodes by duplicates received per delivered message (results' histogram)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    if dups:
-        hi = max(max(dups), float(d_mesh)) + 1
-        ax.hist(dups, bins=min(60, max(10, int(hi * 2))), range=(0.0, hi), color="tab:blue")
+    width = float(dups.get("bin_width", 0.5))
+    counts = list(dups.get("histogram", []))
+    ax.bar([i * width for i in range(len(counts))], counts, width=width, align="edge")
     ax.axvline(d_mesh, color="tab:red", linestyle="--", label=f"mesh degree D = {d_mesh}")
+    mean = dups.get("mean")
+    if isinstance(mean, float):
+        ax.axvline(mean, color="tab:green", linestyle=":", label=f"mean = {mean:.2f}")
     ax.set_xlabel("duplicates per delivered message (per node)")
     ax.set_ylabel("nodes")
     ax.set_title(title)

@@ -70,7 +70,7 @@ class WorldParams:
 
 
 class Recorder:
-    """First delivery time of each tracked message at each node."""
+    """First delivery time of each tracked message at each node (others are ignored)."""
 
     def __init__(self) -> None:
         self.published: dict[bytes, tuple[int, float]] = {}
@@ -83,9 +83,7 @@ class Recorder:
 
     def delivered(self, node: int, msg_id: bytes, now: float) -> None:
         per = self.first.get(msg_id)
-        if per is None:
-            per = self.first[msg_id] = {}
-        if node not in per:
+        if per is not None and node not in per:
             per[node] = now
 
 
@@ -99,11 +97,13 @@ class World:
         behaviours: dict[int, Behaviour] | None = None,
         validator: Validator | None = sim_validator,
         extra_edges: list[tuple[int, int]] | None = None,
+        graph_nodes: int | None = None,
     ) -> None:
         params.validate()
         self.sim = sim
         self.params = params
         self.label = label
+        self.seed_label = label  # what the world's random streams are derived from
         n = params.nodes
         self.net = Network(
             sim.schedule,
@@ -111,6 +111,7 @@ class World:
             params.network,
             sim.child_rng(f"{label}/topology"),
             sim.child_rng(f"{label}/loss"),
+            graph_nodes=graph_nodes,
         )
         self.net.online = [False] * n
         self.net.deliver = self._deliver
@@ -138,7 +139,7 @@ class World:
 
     def start_all(self, topics: list[str], subscribe: Callable[[int], bool] | None = None) -> None:
         """Schedule every node's start within start_spread_s of now."""
-        rng = self.sim.child_rng(f"{self.label}/start")
+        rng = self.sim.child_rng(f"{self.seed_label}/start")
         spread = self.params.start_spread_s
         base = self.sim.now
         for i in range(self.params.nodes):

@@ -1,0 +1,60 @@
+"""Run one scenario by name: parameters in, results dict (and files) out.
+
+Used by the CLI, the sweep workers and the tests alike, so the three see the
+same runs. Wall-clock figures are returned beside the results, never inside
+them: results.json must depend on the seed and parameters only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from p2pnode.errors import UserError
+from simulations import results as results_io
+from simulations.engine import EngineParams, ProgressCallback, Simulator
+from simulations.scenarios import SCENARIOS, Scenario
+from simulations.scenarios.base import coerce
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    results: dict[str, Any]
+    wall_s: float
+    events: int
+    scenario: Scenario
+
+
+def scenario_class(name: str) -> type[Scenario]:
+    cls = SCENARIOS.get(name)
+    if cls is None:
+        raise UserError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
+    return cls
+
+
+def run(
+    name: str,
+    overrides: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunOutcome:
+    cls = scenario_class(name)
+    params = coerce(cls.Params, overrides or {})
+    sim = Simulator(EngineParams(seed=params.seed), progress)
+    scenario = cls(params)
+    t0 = time.perf_counter()
+    scenario.build(sim)
+    res = scenario.run(sim)
+    wall = time.perf_counter() - t0
+    res["scenario"] = name
+    res["params"] = dataclasses.asdict(params)
+    return RunOutcome(res, wall, sim.events_run, scenario)
+
+
+def write_outputs(outcome: RunOutcome, out_dir: Path) -> list[Path]:
+    """results.json and the scenario's plots in out_dir."""
+    paths = [results_io.write(outcome.results, out_dir)]
+    paths.extend(outcome.scenario.plots(outcome.results, out_dir))
+    return paths
