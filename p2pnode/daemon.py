@@ -122,7 +122,7 @@ class Daemon:
         token = load_or_create_token(self.data_dir)
         net = self.config.network
         listen = listen_multiaddr(net.listen_host, net.listen_port)
-        host = build_host(key_pair, listen, self.metrics)
+        host = build_host(key_pair, listen, self.metrics, net.max_connections)
         self.host = host
         peer_id = host.get_id().to_base58()
         ctx = NodeContext(self.config, storage, self.metrics, key_pair)

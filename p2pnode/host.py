@@ -19,6 +19,8 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.io.trio import TrioTCPStream
+from libp2p.network.auto_connector import AutoConnector
+from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
@@ -87,11 +89,50 @@ def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
     return multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
 
 
-def build_host(key_pair: KeyPair, listen: multiaddr.Multiaddr, metrics: NodeMetrics) -> IHost:
-    return new_host(
+class _NoAutoConnect(AutoConnector):
+    """py-libp2p's own connection filler, switched off.
+
+    It would dial every address in the peerstore (identify fills it with observed
+    ephemeral ports too) towards its own watermarks, with no backoff of ours; the
+    node's discovery keeps the connection target instead.
+    """
+
+    async def maybe_connect(self) -> None:
+        return None
+
+
+def connection_config(max_connections: int) -> ConnectionConfig:
+    """Limits for the swarm: the node trims to `max_connections` itself; the swarm's
+    pruner is only a backstop above it and its hard cap refuses inbound floods."""
+    return ConnectionConfig(
+        min_connections=0,
+        low_watermark=0,
+        high_watermark=max_connections + 16,
+        max_connections=2 * max_connections + 32,
+        max_connections_per_peer=2,
+        dial_timeout=5.0,
+    )
+
+
+def build_host(
+    key_pair: KeyPair,
+    listen: multiaddr.Multiaddr,
+    metrics: NodeMetrics,
+    max_connections: int = 32,
+) -> IHost:
+    host = new_host(
         key_pair=key_pair,
         sec_opt=security_options(key_pair),
         muxer_opt=muxer_options(),
         listen_addrs=[listen],
         transports=[CountingTCP(metrics)],
+        connection_config=connection_config(max_connections),
     )
+    swarm = host.get_network()
+    if isinstance(getattr(swarm, "auto_connector", None), AutoConnector):
+        old = swarm.auto_connector  # type: ignore[attr-defined]
+        swarm.auto_connector = _NoAutoConnect(  # type: ignore[attr-defined]
+            swarm=swarm,  # type: ignore[arg-type]
+            auto_connect_interval=old.auto_connect_interval,
+        )
+    return host

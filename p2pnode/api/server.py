@@ -8,7 +8,8 @@ from typing import Any
 import trio
 from fastapi import FastAPI
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from p2pnode.config import is_loopback_host
 from p2pnode.errors import UserError
@@ -32,9 +33,21 @@ async def serve_api(
 ) -> None:
     """Serve until cancelled; `task_status.started(url)` once the socket is bound."""
     cfg = hypercorn_config(host, port)
+    try:
+        # bound here, before serving, so a taken port is one clear error
+        sockets = cfg.create_sockets()
+        for sock in sockets.insecure_sockets:
+            sock.listen(cfg.backlog)
+    except OSError as exc:
+        raise UserError(f"api.port = {port}: cannot bind {host}:{port} ({exc.strerror})") from None
 
     async def run(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
+        await worker_serve(
+            wrap_app(app, cfg.wsgi_max_body_size, None),  # type: ignore[arg-type]
+            cfg,
+            sockets=sockets,
+            task_status=task_status,
+        )
 
     async with trio.open_nursery() as nursery:
         urls: list[str] = await nursery.start(run)

@@ -59,11 +59,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(config.node.log_level)
     try:
         trio.run(run_until_signal, Daemon(config))
-    except OSError as exc:
-        raise UserError(f"cannot start the node: {exc.strerror or exc}") from None
-    except LocalError as exc:
-        raise UserError(str(exc)) from None
+    except BaseException as exc:
+        cause = operator_error(exc)
+        if cause is None:
+            raise
+        raise UserError(f"cannot run the node: {cause}") from None
     return 0
+
+
+def operator_error(exc: BaseException) -> str | None:
+    """The first error inside (nested) exception groups that the operator can fix."""
+    if isinstance(exc, UserError | LocalError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = operator_error(sub)
+            if found is not None:
+                return found
+    return None
 
 
 # -- API clients -------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""The daemon in-process: services plug in through factories, run in its nursery,
+show up in the API, and are cancelled on stop; ready.json appears and goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from p2pnode.config import build_config
+from p2pnode.daemon import READY_FILE, Daemon, ServiceSpec, discover_services, read_ready
+
+
+class Recorder:
+    def __init__(self, host: Any, config: Any, storage: Any) -> None:
+        self.peer = host.get_id()
+        self.role = config.node.role
+        self.storage = storage
+        self.events: list[str] = []
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.events.append("started")
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.events.append("cancelled")
+
+
+def _config(tmp_path: Path, role: str = "supplier") -> Any:
+    return build_config(
+        [
+            {
+                "node.data_dir": str(tmp_path),
+                "node.role": role,
+                "network.listen_port": 0,
+                "api.port": 0,
+            }
+        ]
+    )
+
+
+def test_services_run_in_the_daemon_and_stop_with_it(tmp_path: Path) -> None:
+    made: list[Recorder] = []
+
+    def factory(host: Any, config: Any, storage: Any) -> Recorder:
+        made.append(Recorder(host, config, storage))
+        return made[-1]
+
+    never = ServiceSpec("never", factory, roles=("seed",))
+    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("recorder", factory), never])
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            info = read_ready(tmp_path)
+            assert info is not None
+            token = (tmp_path / "api.token").read_text().strip()
+            async with httpx.AsyncClient() as client:
+                resp = await client.get(
+                    info["api_url"] + "/status", headers={"Authorization": f"Bearer {token}"}
+                )
+            seen["status"] = resp.json()
+            seen["info"] = info
+            daemon.request_stop()
+
+    trio.run(main)
+    assert len(made) == 1  # the seed-only service was not built for a supplier
+    rec = made[0]
+    assert rec.events == ["started", "cancelled"]
+    assert rec.role == "supplier" and rec.peer.to_base58() == seen["info"]["peer_id"]
+    assert seen["status"]["services"] == ["recorder"]
+    assert seen["status"]["role"] == "supplier"
+    assert not (tmp_path / READY_FILE).exists()
+
+
+def test_default_services_include_pubsub() -> None:
+    names = [s.name for s in discover_services()]
+    assert names[0] == "pubsub"
+    assert discover_services(("p2pnode.no_such_module",)) == []
+
+
+def test_a_failing_service_stops_the_daemon_with_its_error(tmp_path: Path) -> None:
+    class Broken:
+        async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            raise RuntimeError("service broke")
+
+    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("broken", lambda h, c, s: Broken())])
+    with pytest.raises(BaseExceptionGroup) as err:
+        trio.run(daemon.run)
+    assert err.group_contains(RuntimeError, match="service broke", depth=None)
+    assert not (tmp_path / READY_FILE).exists()
