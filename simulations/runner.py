@@ -35,15 +35,30 @@ def scenario_class(name: str) -> type[Scenario]:
     return cls
 
 
+def prepare(name: str, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """The scenario object with validated parameters, before anything runs."""
+    cls = scenario_class(name)
+    return cls(coerce(cls.Params, overrides or {}))
+
+
+def end_time(scenario: Scenario) -> float | None:
+    """Virtual time the run ends at, when the scenario says (for progress bars)."""
+    fn = getattr(scenario, "end_time", None)
+    return float(fn()) if callable(fn) else None
+
+
 def run(
     name: str,
     overrides: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
 ) -> RunOutcome:
-    cls = scenario_class(name)
-    params = coerce(cls.Params, overrides or {})
+    return run_scenario(prepare(name, overrides), progress)
+
+
+def run_scenario(scenario: Scenario, progress: ProgressCallback | None = None) -> RunOutcome:
+    params = scenario.params
+    name = scenario.name
     sim = Simulator(EngineParams(seed=params.seed), progress)
-    scenario = cls(params)
     t0 = time.perf_counter()
     scenario.build(sim)
     res = scenario.run(sim)

@@ -35,6 +35,7 @@ from simulations.scenarios.sybil import SybilEclipse
 class Scenario(Protocol):
     name: ClassVar[str]
     Params: ClassVar[type[CommonParams]]
+    params: CommonParams
 
     def __init__(self, params: CommonParams) -> None: ...
 
