@@ -19,9 +19,10 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier, TxParams
 
+from contracts.abi import event_index, function_spec
 from contracts.chain import Chain
 from contracts.compiler import load_artifacts
-from contracts.errors import ContractRevert, translate_errors
+from contracts.errors import ChainError, ContractRevert, translate_errors
 
 Sender = str | LocalAccount
 DEFAULT_GAS = 400_000
@@ -61,46 +62,25 @@ def sender_address(sender: Sender) -> ChecksumAddress:
     return Web3.to_checksum_address(sender.address)
 
 
-def _event_index() -> dict[bytes, tuple[str, str]]:
-    """topic0 → (contract name, event name) over every artifact, for receipt decoding."""
-    index: dict[bytes, tuple[str, str]] = {}
-    for name, artifact in load_artifacts().items():
-        for item in artifact.abi:
-            if item.get("type") != "event":
-                continue
-            sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
-            index[bytes(Web3.keccak(text=sig))] = (name, item["name"])
-    return index
-
-
-_EVENT_INDEX: dict[bytes, tuple[str, str]] | None = None
-
-
 def decode_logs(w3: Web3, logs: Sequence[Any]) -> list[EventRecord]:
     """Decode raw logs emitted by any of our contracts; other logs are skipped."""
-    global _EVENT_INDEX
-    if _EVENT_INDEX is None:
-        _EVENT_INDEX = _event_index()
-    artifacts = load_artifacts()
+    index = event_index()
     out: list[EventRecord] = []
     for log in logs:
-        topics = log["topics"]
+        topics = [bytes(t) for t in log["topics"]]
         if not topics:
             continue
-        key = _EVENT_INDEX.get(bytes(topics[0]))
-        if key is None:
+        spec = index.get(topics[0])
+        if spec is None:
             continue
-        contract_name, event_name = key
-        contract = w3.eth.contract(abi=artifacts[contract_name].abi)
-        try:
-            decoded = contract.events[event_name]().process_log(log)
-        except Exception:
+        args = spec.decode(topics, bytes(log["data"]))
+        if args is None:
             continue  # same signature, different indexing: not ours
         out.append(
             EventRecord(
-                name=event_name,
+                name=spec.name,
                 address=Web3.to_checksum_address(log["address"]),
-                args=dict(decoded["args"]),
+                args=args,
                 block_number=int(log["blockNumber"]),
                 tx_hash="0x" + bytes(log["transactionHash"]).hex(),
                 log_index=int(log["logIndex"]),
@@ -154,9 +134,16 @@ class BoundContract:
     def __init__(self, chain: Chain, address: str) -> None:
         self.chain = chain
         self.address = Web3.to_checksum_address(address)
-        self.contract: Contract = chain.w3.eth.contract(
-            address=self.address, abi=load_artifacts()[self.NAME].abi
-        )
+        self._contract: Contract | None = None
+
+    @property
+    def contract(self) -> Contract:
+        """web3's contract object, built on first use (transactions only)."""
+        if self._contract is None:
+            self._contract = self.chain.w3.eth.contract(
+                address=self.address, abi=load_artifacts()[self.NAME].abi
+            )
+        return self._contract
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
@@ -165,8 +152,13 @@ class BoundContract:
         return self.contract.functions[name](*args)
 
     def _call(self, name: str, *args: Any, block: BlockIdentifier = "latest") -> Any:
-        with translate_errors(f"{self.NAME}.{name}"):
-            return self._fn(name, *args).call(block_identifier=block)
+        return self._calls([(name, args)], block=block)[0]
+
+    def _calls(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], *, block: BlockIdentifier = "latest"
+    ) -> list[Any]:
+        """Several view calls on this contract at one block (one round trip on a node)."""
+        return call_views([(self, name, args) for name, args in calls], block=block)
 
     def _send(self, name: str, *args: Any, sender: Sender, gas: int | None = None) -> TxResult:
         return send_transaction(
@@ -190,6 +182,47 @@ class BoundContract:
             return records
         wanted = set(names)
         return [r for r in records if r.name in wanted]
+
+
+def call_views(
+    calls: Sequence[tuple[BoundContract, str, Sequence[Any]]],
+    *,
+    block: BlockIdentifier = "latest",
+    tolerate: bool = False,
+) -> list[Any]:
+    """View calls on any of our contracts (same chain), decoded. The first failure
+    raises, or with `tolerate` gives None in its place (e.g. asking a plain account)."""
+    if not calls:
+        return []
+    chain = calls[0][0].chain
+    specs = [function_spec(c.NAME, name) for c, name, _ in calls]
+    encoded = []
+    for spec, (c, name, args) in zip(specs, calls, strict=True):
+        try:
+            encoded.append((c.address, spec.encode(args)))
+        except Exception as exc:
+            raise TypeError(f"{c.NAME}.{name}: bad arguments {args!r}: {exc}") from exc
+    raws = chain.call_many(encoded, block)
+    out: list[Any] = []
+    for spec, (c, name, _), raw in zip(specs, calls, raws, strict=True):
+        label = f"{c.NAME}.{name}"
+        if tolerate and (isinstance(raw, ChainError) or (not raw and spec.output_types)):
+            out.append(None)
+            continue
+        if isinstance(raw, ContractRevert):
+            raise ContractRevert(raw.reason, function=label) from raw
+        if isinstance(raw, ChainError):
+            raise raw
+        if not raw and spec.output_types:
+            raise ChainError(f"{label}: no contract code at {c.address}")
+        try:
+            out.append(spec.decode(raw))
+        except Exception as exc:
+            if tolerate:
+                out.append(None)
+                continue
+            raise ChainError(f"{label}: undecodable answer {raw.hex()[:80]}: {exc}") from exc
+    return out
 
 
 def send_transaction(

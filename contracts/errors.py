@@ -75,6 +75,20 @@ def reason_from_message(message: str) -> str:
     return text
 
 
+def rpc_error(error: object, function: str = "") -> ChainError:
+    """A JSON-RPC error object ({"code", "message", "data"}) as one of our errors."""
+    if not isinstance(error, dict):
+        return ChainError(f"{function}: malformed JSON-RPC error {error!r:.200}")
+    message = str(error.get("message", ""))
+    data = error.get("data")
+    decoded = decode_revert_data(data) if isinstance(data, str) else None
+    if decoded is not None:
+        return ContractRevert(decoded, function=function)
+    if "revert" in message:
+        return ContractRevert(reason_from_message(message), function=function)
+    return ChainError(f"{function}: {message}" if function else message)
+
+
 def to_chain_error(exc: BaseException, function: str = "") -> ChainError | None:
     """Map one backend exception to ours, or None when it is not a chain error."""
     from eth_tester.exceptions import TransactionFailed

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 from web3 import Web3
 
-from contracts.client import read_logs
+from contracts.client import call_views, read_logs
 from contracts.deploy import System
+from contracts.errors import ChainError
 from contracts.hubwallet import HubWallet
-from contracts.records import HubStatus, Payout
+from contracts.records import HubStatus, Payout, split_multiaddrs
 
 Clock = Callable[[], float]
 
@@ -238,30 +239,35 @@ class HubVerifier:
     def _read_facts(self, wallet: str) -> HubFacts:
         s = self.system
         block = s.chain.block_number()
-        made = bool(s.factory._call("is_wallet", wallet, block=block))
-        row = s.whitelist._call("hubs", wallet, block=block)
+        hw = HubWallet(s.chain, wallet)
+        made, row, trusted, status, frozen = call_views(
+            [
+                (s.factory, "is_wallet", (wallet,)),
+                (s.whitelist, "hubs", (wallet,)),
+                (s.whitelist, "trusted", (wallet,)),
+                (hw, "status", ()),  # None for an address that is not a wallet
+                (hw, "frozen_funds", ()),
+            ],
+            block=block,
+            tolerate=True,
+        )
+        if made is None or row is None or trusted is None:
+            raise ChainError(f"hub {wallet}: the factory or whitelist did not answer")
         owner, _w, name, multiaddrs, _status, registered_at, _updated = row
         registered = int(registered_at) != 0
-        trusted = bool(s.whitelist._call("trusted", wallet, block=block)) if registered else False
-        frozen = 0
-        wallet_status: HubStatus | None = None
-        payouts = PayoutHistory.from_payouts([])
-        if made:
-            hw = HubWallet(s.chain, wallet)
-            wallet_status = HubStatus(int(hw._call("status", block=block)))
-            frozen = int(hw._call("frozen_funds", block=block))
-            payouts = PayoutHistory.from_payouts(self._payout_list(hw, block))
+        made = bool(made) and status is not None and frozen is not None
+        payouts = PayoutHistory.from_payouts(self._payout_list(hw, block) if made else [])
         return HubFacts(
             wallet=wallet,
             block_number=block,
             made_by_factory=made,
             registered=registered,
             registered_owner=Web3.to_checksum_address(owner) if registered else None,
-            status=wallet_status,
-            trusted=trusted,
-            frozen_funds=frozen,
+            status=HubStatus(int(status)) if made else None,
+            trusted=bool(trusted) and registered,
+            frozen_funds=int(frozen) if made else 0,
             name=str(name),
-            multiaddrs=tuple(a for a in str(multiaddrs).split(",") if a),
+            multiaddrs=split_multiaddrs(str(multiaddrs)),
             payouts=payouts,
         )
 

@@ -91,6 +91,15 @@ def test_revert_errors_are_the_same_on_both_backends(world: World, anvil_world: 
     ]
 
 
+def test_views_on_a_plain_account_fail_the_same_way(world: World, anvil_world: World) -> None:
+    from contracts.errors import ChainError
+    from contracts.snm import Token
+
+    for wd in (world, anvil_world):
+        with pytest.raises(ChainError, match="no contract code"):
+            Token(wd.chain, wd.other).balance_of(wd.hub)
+
+
 def test_signed_transactions_from_a_local_key(anvil_world: World) -> None:
     """A node that holds its own key (not an unlocked node account) signs locally."""
     world = anvil_world

@@ -127,3 +127,15 @@ def test_addresses_file_errors_name_the_field(tmp_path: Path) -> None:
 def test_system_params_validate(kwargs: dict[str, int], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         SystemParams(**kwargs).validate()
+
+
+def test_rpc_error_objects() -> None:
+    from contracts.errors import rpc_error
+
+    revert = rpc_error({"code": 3, "message": "execution reverted: x", "data": REVERT_DATA}, "f")
+    assert isinstance(revert, ContractRevert) and revert.reason == "deals: zero price"
+    plain = rpc_error({"code": 3, "message": "execution reverted: wallet: zero amount"})
+    assert isinstance(plain, ContractRevert) and plain.reason == "wallet: zero amount"
+    other = rpc_error({"code": -32000, "message": "header not found"}, "eth_call")
+    assert type(other) is ChainError and str(other) == "eth_call: header not found"
+    assert type(rpc_error("garbage")) is ChainError
