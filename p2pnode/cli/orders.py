@@ -1,0 +1,373 @@
+"""`sonm-p2p order ask|bid|cancel` and `sonm-p2p orders`, through the node's local API.
+
+The command line speaks in units people use — prices in SNM (`0.25`), sizes like
+`16GiB`, rates like `100Mbit`, durations like `2h` — and converts them to the base
+units the wire carries (wei per hour, bytes, bit/s, seconds) before anything is
+signed, so what the node signs is exactly what the table shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from p2pnode.cli.common import add_config_options, config_from_args
+from p2pnode.config import NodeConfig
+from p2pnode.errors import UserError
+
+WEI_PER_SNM = 10**18
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_RATE_UNITS = {"": 1, "bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*\Z")
+
+
+def _quantity(option: str, text: str, units: dict[str, int], example: str) -> int:
+    m = _QUANTITY.match(text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in units:
+        allowed = ", ".join(u for u in units if u)
+        raise UserError(
+            f"{option} {text!r}: expected a number with a unit ({allowed}), e.g. {example}"
+        )
+    value = Decimal(m.group(1)) * units[unit]
+    if value != value.to_integral_value():
+        raise UserError(f"{option} {text!r}: not a whole number of base units")
+    return int(value)
+
+
+def parse_size(option: str, text: str) -> int:
+    """Bytes from `16GiB`, `500MB`, `1024`."""
+    return _quantity(option, text, _SIZE_UNITS, "16GiB")
+
+
+def parse_rate(option: str, text: str) -> int:
+    """Bits per second from `100Mbit`, `1Gbit`, `5000`."""
+    return _quantity(option, text, _RATE_UNITS, "100Mbit")
+
+
+def parse_duration(option: str, text: str) -> int:
+    """Seconds from `90s`, `30m`, `2h`, `1d`, `3600`."""
+    return _quantity(option, text, _TIME_UNITS, "2h")
+
+
+def parse_price(option: str, text: str) -> int:
+    """Wei per hour from an SNM amount (`0.25`), or from `123wei`."""
+    raw = text.strip().lower()
+    try:
+        if raw.endswith("wei"):
+            value = Decimal(raw[:-3])
+        else:
+            value = Decimal(raw.removesuffix("snm")) * WEI_PER_SNM
+    except InvalidOperation:
+        raise UserError(f"{option} {text!r}: expected an SNM amount like 0.25 or 10wei") from None
+    if value < 0 or value != value.to_integral_value():
+        raise UserError(f"{option} {text!r}: must be >= 0 and at most 18 decimals")
+    return int(value)
+
+
+def parse_pairs(option: str, items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def format_snm(wei: int) -> str:
+    text = f"{Decimal(wei) / WEI_PER_SNM:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.4g}{unit}"
+    return f"{n}B"
+
+
+def format_duration(s: int) -> str:
+    if s == 0:
+        return "spot"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+# --- the API ----------------------------------------------------------------------------
+
+
+def api_call(
+    config: NodeConfig,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> Any:
+    """One request to the local node's API; any failure is one UserError line with the
+    API's own explanation (which field, which bound)."""
+    import httpx
+
+    from p2pnode.api.auth import read_token
+    from p2pnode.daemon import read_ready
+
+    data_dir = config.data_path
+    token = read_token(data_dir)
+    if token is None:
+        raise UserError(f"no API token in {data_dir}: has the node in this data dir run yet?")
+    ready = read_ready(data_dir)
+    host = config.api.host
+    default = f"http://{'[' + host + ']' if ':' in host else host}:{config.api.port}"
+    base = ready["api_url"] if ready and ready.get("api_url") else default
+    try:
+        resp = httpx.request(
+            method,
+            base + path,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10.0,
+        )
+    except httpx.HTTPError:
+        raise UserError(
+            f"the node's API at {base} is not answering: is the node running?"
+        ) from None
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail")
+        except ValueError:
+            detail = None
+        if isinstance(detail, list):  # request validation: name the fields
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}"
+                for d in detail
+                if isinstance(d, dict)
+            )
+        raise UserError(f"{method} {path}: {detail or resp.reason_phrase} ({resp.status_code})")
+    return resp.json()
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    order = subparsers.add_parser("order", help="place or cancel a market order")
+    sub = order.add_subparsers(dest="order_command", metavar="ACTION", required=True)
+    for side, what in (("ask", "offer a slot (supplier)"), ("bid", "ask for resources (consumer)")):
+        p = sub.add_parser(side, help=f"sign and publish a {side.upper()}: {what}")
+        add_config_options(p)
+        _order_options(p)
+        p.set_defaults(func=cmd_place, side=side)
+    cancel = sub.add_parser("cancel", help="cancel one of this node's orders")
+    add_config_options(cancel)
+    cancel.add_argument("order_id", help="0x-prefixed order id")
+    cancel.add_argument("--json", action="store_true", help="print the raw JSON")
+    cancel.set_defaults(func=cmd_cancel)
+
+    orders = subparsers.add_parser("orders", help="list the orders this node has seen")
+    add_config_options(orders)
+    orders.add_argument("--side", choices=("ask", "bid"))
+    orders.add_argument("--author", metavar="ADDRESS")
+    orders.add_argument("--min-price", metavar="SNM", help="per hour")
+    orders.add_argument("--max-price", metavar="SNM", help="per hour")
+    orders.add_argument("--min-cpu", type=int, metavar="CORES")
+    orders.add_argument("--min-ram", metavar="SIZE", help="e.g. 8GiB")
+    orders.add_argument("--min-storage", metavar="SIZE")
+    orders.add_argument("--min-gpus", type=int, metavar="N")
+    orders.add_argument("--min-gpu-mem", metavar="SIZE")
+    orders.add_argument("--network", choices=("none", "out", "in/out"))
+    orders.add_argument("--geo", metavar="CC", help="ISO country code, e.g. DE")
+    orders.add_argument("--own", action="store_true", help="only this node's orders")
+    orders.add_argument("--all", action="store_true", help="include cancelled and expired")
+    orders.add_argument("--sort", choices=("price", "-price", "received"), default="price")
+    orders.add_argument("--limit", type=int, default=100)
+    orders.add_argument("--json", action="store_true", help="print the raw JSON")
+    orders.set_defaults(func=cmd_list)
+
+
+def _order_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--price", required=True, metavar="SNM", help="per hour, e.g. 0.25")
+    p.add_argument("--duration", default="0", help="e.g. 2h, 1d; 0 = spot (default)")
+    p.add_argument("--cpu", type=int, default=0, metavar="CORES")
+    p.add_argument("--ram", default="0", metavar="SIZE", help="e.g. 16GiB")
+    p.add_argument("--storage", default="0", metavar="SIZE")
+    p.add_argument("--gpus", type=int, default=0, metavar="N")
+    p.add_argument("--gpu-mem", default="0", metavar="SIZE", help="per GPU")
+    p.add_argument("--net-in", default="0", metavar="RATE", help="download, e.g. 100Mbit")
+    p.add_argument("--net-out", default="0", metavar="RATE", help="upload")
+    p.add_argument("--network", choices=("none", "out", "in/out"), default="none")
+    p.add_argument("--bench", action="append", metavar="NAME=VALUE", help="a benchmark")
+    p.add_argument("--prop", action="append", metavar="KEY=VALUE", help="a property")
+    p.add_argument("--counterparty", metavar="ADDRESS", help="only deal with this address")
+    p.add_argument("--blacklist", action="append", metavar="ADDRESS", help="never deal with")
+    p.add_argument("--min-rating", type=float, default=0.0, metavar="PERCENT")
+    p.add_argument("--geo", default="", metavar="CC", help="ISO country code, e.g. DE")
+    p.add_argument("--valid-for", default="1d", help="how long the order stands, e.g. 6h")
+    p.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def order_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The POST /orders body from the command line, in base units."""
+    benches: dict[str, int] = {}
+    for name, value in parse_pairs("--bench", args.bench).items():
+        try:
+            benches[name] = int(value)
+        except ValueError:
+            raise UserError(f"--bench {name}={value!r}: expected a whole number") from None
+    if not 0 <= args.min_rating <= 100:
+        raise UserError(f"--min-rating {args.min_rating}: allowed 0..100 (percent)")
+    return {
+        "side": args.side,
+        "price_per_hour": str(parse_price("--price", args.price)),
+        "duration": parse_duration("--duration", args.duration),
+        "cpu_cores": args.cpu,
+        "ram_bytes": parse_size("--ram", args.ram),
+        "storage_bytes": parse_size("--storage", args.storage),
+        "gpu_count": args.gpus,
+        "gpu_mem_bytes": parse_size("--gpu-mem", args.gpu_mem),
+        "net_in_bps": parse_rate("--net-in", args.net_in),
+        "net_out_bps": parse_rate("--net-out", args.net_out),
+        "benchmarks": benches,
+        "network": args.network,
+        "properties": parse_pairs("--prop", args.prop),
+        "counterparty": args.counterparty,
+        "blacklist": args.blacklist or [],
+        "min_rating": round(args.min_rating * 100),
+        "geo": args.geo,
+        "valid_for": parse_duration("--valid-for", args.valid_for),
+    }
+
+
+def _print_result(console: Console, result: dict[str, Any], verb: str) -> None:
+    order = result["order"]
+    console.print(f"{verb} {order['side'].upper()} [bold]{order['order_id']}[/bold]")
+    if result["published"]:
+        console.print("published on /sonm/orders/1")
+    else:
+        console.print(
+            f"[yellow]not published yet[/yellow] ({result.get('publish_error')}); "
+            "the node will re-send it when peers appear"
+        )
+
+
+def cmd_place(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = api_call(config, "POST", "/orders", body=order_body(args))
+    console = Console()
+    if args.json:
+        console.print_json(data=result)
+    else:
+        _print_result(console, result, "placed")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = api_call(config, "POST", f"/orders/{args.order_id}/cancel")
+    console = Console()
+    if args.json:
+        console.print_json(data=result)
+    else:
+        _print_result(console, result, "cancelled")
+    return 0
+
+
+def list_params(args: argparse.Namespace) -> dict[str, Any]:
+    def size(option: str, value: str | None) -> int | None:
+        return parse_size(option, value) if value is not None else None
+
+    def price(option: str, value: str | None) -> str | None:
+        return str(parse_price(option, value)) if value is not None else None
+
+    return {
+        "side": args.side,
+        "author": args.author,
+        "min_price": price("--min-price", args.min_price),
+        "max_price": price("--max-price", args.max_price),
+        "min_cpu_cores": args.min_cpu,
+        "min_ram_bytes": size("--min-ram", args.min_ram),
+        "min_storage_bytes": size("--min-storage", args.min_storage),
+        "min_gpu_count": args.min_gpus,
+        "min_gpu_mem_bytes": size("--min-gpu-mem", args.min_gpu_mem),
+        "network": args.network,
+        "geo": args.geo,
+        "own": "true" if args.own else None,
+        "include_cancelled": "true" if args.all else None,
+        "include_expired": "true" if args.all else None,
+        "sort": args.sort,
+        "limit": args.limit,
+    }
+
+
+def orders_table(data: dict[str, Any], now: float) -> Table:
+    table = Table(title=f"{data['count']} orders")
+    for name, justify in (
+        ("id", "left"),
+        ("side", "left"),
+        ("price/h SNM", "right"),
+        ("duration", "right"),
+        ("cpu", "right"),
+        ("ram", "right"),
+        ("gpu", "right"),
+        ("storage", "right"),
+        ("net", "left"),
+        ("geo", "left"),
+        ("author", "left"),
+        ("expires in", "right"),
+        ("state", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for o in data["orders"]:
+        gpu = f"{o['gpu_count']}x{format_size(o['gpu_mem_bytes'])}" if o["gpu_count"] else "-"
+        left = o["valid_until"] - now
+        state = "cancelled" if o["cancelled"] else ("expired" if left < 0 else "open")
+        if o["own"]:
+            state += ", own" + ("" if o["published"] else ", unsent")
+        table.add_row(
+            o["order_id"][:12] + "…",
+            o["side"].upper(),
+            format_snm(int(o["price_per_hour"])),
+            format_duration(o["duration"]),
+            str(o["cpu_cores"]),
+            format_size(o["ram_bytes"]),
+            gpu,
+            format_size(o["storage_bytes"]),
+            o["network"],
+            o["geo"] or "-",
+            o["author"][:10] + "…",
+            format_duration(max(0, int(left))) if left > 0 else "-",
+            state,
+        )
+    return table
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    data = api_call(config, "GET", "/orders", params=list_params(args))
+    console = Console()
+    if args.json:
+        console.print_json(data=data)
+    else:
+        console.print(orders_table(data, time.time()))
+    return 0
