@@ -15,6 +15,7 @@ takes effect on the next poll rather than after the TTL.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import statistics
 import time
@@ -281,6 +282,7 @@ class HubVerifier:
         return known
 
 
+@functools.lru_cache(maxsize=65_536)  # checksumming is a keccak: not on the warm path
 def _address(name: str, value: str | bytes) -> str:
     """Accept the 20 raw bytes gossip carries or a hex string; anything else is a bug."""
     if isinstance(value, bytes) and len(value) != 20:
