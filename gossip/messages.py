@@ -16,6 +16,7 @@ malformed input, not the number 1.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 
 from p2pnode.errors import RemoteError
@@ -33,6 +34,8 @@ MAX_MESSAGE_BYTES = 8192
 # replay guard's memory is bounded by (message rate x window), not by attacker whim.
 MAX_VALIDITY_SECONDS = 31 * 24 * 3600
 PROTOCOL_VERSION = 1
+# C0 controls, DEL and C1 controls: they move terminal cursors and forge log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class MessageKind(enum.IntEnum):
@@ -102,7 +105,7 @@ def check_str(field: str, value: object, max_bytes: int, *, printable: bool = Tr
         raise FieldError(field, "not encodable as UTF-8 (lone surrogate)") from exc
     if n > max_bytes:
         raise FieldError(field, f"at most {max_bytes} UTF-8 bytes, got {n}")
-    if printable and any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+    if printable and _CONTROL.search(value):
         raise FieldError(field, "control characters are not allowed")
     return value
 

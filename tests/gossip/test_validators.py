@@ -8,6 +8,8 @@ import msgpack
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from gossip import codec, eip712
 from gossip.eip712 import SigningDomain
@@ -315,3 +317,24 @@ def test_params_validate() -> None:
         ValidatorParams(domain=DOMAIN, accepted_cache_size=-1).validate()
     with pytest.raises(ValueError, match="chain_id"):
         ValidatorParams(domain=SigningDomain(chain_id=0)).validate()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_no_altered_message_is_ever_accepted(data: st.DataObject) -> None:
+    """The signature binds every byte: change any of them and the message is refused."""
+    original = data.draw(
+        st.sampled_from(
+            [codec.encode(order(7)), codec.encode(hub(7)), codec.encode(order(8, geo="JP"))]
+        )
+    )
+    raw = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] ^= data.draw(st.integers(1, 255))
+    altered = bytes(raw)
+    assume(altered != original)  # two flips of one byte can cancel out
+    topic = HUBS_TOPIC if original[1] == 1 else ORDERS_TOPIC
+    verdict = validator().check(topic, altered, T0 + 10)
+    assert verdict.result is not ACCEPT, verdict
+    assert validator().check(topic, original, T0 + 10).result is ACCEPT
