@@ -150,13 +150,14 @@ class ReplayGuard:
     def _raise_floor(self, key: bytes, state: _KeyState, number: int, expires: float) -> None:
         if number > state.floor:
             state.floor = number
+        # numbers the floor now covers are folded in: it must last as long as they would
+        below = [n for n in state.live if n <= state.floor]
+        for n in below:
+            expires = max(expires, state.live.pop(n))
+        self._cost -= len(below)
         if expires > state.floor_expires:
             state.floor_expires = expires
             heapq.heappush(self._heap, (expires, key, -1))
-        below = [n for n in state.live if n <= state.floor]
-        for n in below:
-            del state.live[n]
-        self._cost -= len(below)
 
     def _apply(self, key: bytes, number: int, expires: float, floor: bool) -> None:
         state = self._state(key)

@@ -65,6 +65,19 @@ def test_global_cap_folds_then_forgets_keys() -> None:
     assert g.seen(bytes([9]), 1)  # the newest survive
 
 
+def test_folding_keeps_the_longest_expiry_of_what_it_covers() -> None:
+    """Folding n=1 (expiring soon) also covers n=0 (expiring later): the floor must
+    last until n=0 would have expired."""
+    g = ReplayGuard(ReplayParams(max_entries=2, max_per_key=2))
+    g.record(A, 0, expires=20.0, monotonic=False, now=0.0)
+    g.record(A, 1, expires=10.0, monotonic=False, now=0.0)  # cost 3 > 2: fold n=1
+    assert len(g) == 1 and g.counters.folded >= 1
+    g.expire(15.0)
+    assert g.seen(A, 0)
+    g.expire(20.0)
+    assert not g.seen(A, 0)
+
+
 def test_records_drain_and_load_round_trip() -> None:
     g = ReplayGuard()
     g.record(A, 7, expires=100.0, monotonic=False, now=0.0)
@@ -100,7 +113,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(ops, st.integers(2, 12), st.integers(1, 6))
 def test_never_forgets_a_live_number_unless_it_says_so(
     steps: list[tuple[bytes, int, int, bool, int]], max_entries: int, max_per_key: int
