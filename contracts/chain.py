@@ -136,6 +136,11 @@ class Chain:
             else:
                 self._rpc("evm_revert", [snapshot_id])
 
+    def close(self) -> None:
+        """Release the HTTP connection pool (a JSON-RPC chain); harmless otherwise."""
+        if self._http is not None:
+            self._http.close()
+
     def _rpc(self, method: str, params: list[Any]) -> Any:
         response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
         if "error" in response:

@@ -21,6 +21,7 @@ Wiring (unregistered hubs must be REJECTed, so turn `reject_failed_hubs` on):
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -53,13 +54,16 @@ class ChainHubCheck:
         self._pending: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
         # hubs asked about lately, so that an event about one re-checks it at once
         self._recent: OrderedDict[bytes, bytes] = OrderedDict()
+        # __call__ runs on the event loop while refresh() runs in a worker thread
+        self._lock = threading.Lock()
 
     def __call__(self, announcement: HubAnnouncement, now: float) -> HubCheck:
         wallet, owner = announcement.wallet, announcement.owner
-        self._recent[bytes(wallet)] = bytes(owner)
-        self._recent.move_to_end(bytes(wallet))
-        while len(self._recent) > self.max_pending:
-            self._recent.popitem(last=False)
+        with self._lock:
+            self._recent[bytes(wallet)] = bytes(owner)
+            self._recent.move_to_end(bytes(wallet))
+            while len(self._recent) > self.max_pending:
+                self._recent.popitem(last=False)
         if self.inline:
             try:
                 return to_hub_check(self.verifier.verify(wallet, owner))
@@ -70,11 +74,12 @@ class ChainHubCheck:
         if cached is not None:
             return to_hub_check(cached)
         key = (bytes(wallet), bytes(owner))
-        self._pending[key] = None
-        self._pending.move_to_end(key)
-        while len(self._pending) > self.max_pending:  # a flood of fake hubs stays bounded
-            self._pending.popitem(last=False)
-        self.counters.pending += 1
+        with self._lock:
+            self._pending[key] = None
+            self._pending.move_to_end(key)
+            while len(self._pending) > self.max_pending:  # a flood of fake hubs stays bounded
+                self._pending.popitem(last=False)
+            self.counters.pending += 1
         return HubCheck.PENDING
 
     def refresh(self) -> list[HubVerification]:
@@ -85,20 +90,24 @@ class ChainHubCheck:
         except ChainError as exc:
             self._note_error(exc)
             return []
-        for address in touched:
-            wallet = bytes.fromhex(address[2:])
-            owner = self._recent.get(wallet)
-            if owner is not None:
-                self._pending[(wallet, owner)] = None
+        with self._lock:
+            for address in touched:
+                wallet = bytes.fromhex(address[2:])
+                owner = self._recent.get(wallet)
+                if owner is not None:
+                    self._pending[(wallet, owner)] = None
+            todo = list(self._pending)
+            self._pending.clear()
         done: list[HubVerification] = []
-        while self._pending:
-            (wallet, owner), _ = self._pending.popitem(last=False)
+        for i, (wallet, owner) in enumerate(todo):
             try:
                 done.append(self.verifier.verify(wallet, owner))
                 self.counters.lookups += 1
             except ChainError as exc:
                 self._note_error(exc)
-                self._pending[(wallet, owner)] = None  # try again next time
+                with self._lock:  # the chain is down: try these again next time
+                    for key in todo[i:]:
+                        self._pending[key] = None
                 break
         return done
 

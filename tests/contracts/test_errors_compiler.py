@@ -139,3 +139,13 @@ def test_rpc_error_objects() -> None:
     other = rpc_error({"code": -32000, "message": "header not found"}, "eth_call")
     assert type(other) is ChainError and str(other) == "eth_call: header not found"
     assert type(rpc_error("garbage")) is ChainError
+
+
+def test_block_ranges_page_without_gaps_or_overlap() -> None:
+    from contracts.client import block_ranges
+
+    assert list(block_ranges(5, 14, 4)) == [(5, 8), (9, 12), (13, 14)]
+    assert list(block_ranges(3, 3, 100)) == [(3, 3)]
+    assert list(block_ranges(4, 3, 10)) == []
+    with pytest.raises(ValueError, match="max_range"):
+        list(block_ranges(0, 1, 0))
