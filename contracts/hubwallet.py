@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web3 import Web3
+from web3.types import BlockIdentifier
 
 from contracts.client import BoundContract, Sender, TxResult
 from contracts.records import HubStatus, Payout, WalletState, join_multiaddrs
@@ -72,30 +73,23 @@ class HubWallet(BoundContract):
     def locked_funds(self) -> int:
         return int(self._call("locked_funds"))
 
-    def state(self, token_balance: int | None = None) -> WalletState:
-        """Everything at once (one call per field: eth_call has no batching here)."""
-        c = self._call
-        if token_balance is None:
-            from contracts.snm import Token
+    def state(self, *, block: BlockIdentifier = "latest") -> WalletState:
+        """Everything at once, read at one block (one round trip on a JSON-RPC node)."""
+        from contracts.snm import Token
 
-            token_balance = Token(self.chain, str(c("token"))).balance_of(self.address)
+        fields = (
+            "owner", "status", "frozen_funds", "locked_funds", "owed_total", "available",
+            "next_payday", "suspected_at", "payout_count", "paid_total", "deposit",
+            "lock_bps", "payout_period", "waiting_period", "token",
+        )  # fmt: skip
+        values = dict(zip(fields, self._calls([(f, ()) for f in fields], block=block), strict=True))
+        balance = Token(self.chain, values.pop("token")).balance_of(self.address)
         return WalletState(
             address=self.address,
-            owner=Web3.to_checksum_address(c("owner")),
-            status=HubStatus(int(c("status"))),
-            balance=token_balance,
-            frozen_funds=int(c("frozen_funds")),
-            locked_funds=int(c("locked_funds")),
-            owed_total=int(c("owed_total")),
-            available=int(c("available")),
-            next_payday=int(c("next_payday")),
-            suspected_at=int(c("suspected_at")),
-            payout_count=int(c("payout_count")),
-            paid_total=int(c("paid_total")),
-            deposit=int(c("deposit")),
-            lock_bps=int(c("lock_bps")),
-            payout_period=int(c("payout_period")),
-            waiting_period=int(c("waiting_period")),
+            owner=values.pop("owner"),
+            status=HubStatus(int(values.pop("status"))),
+            balance=balance,
+            **{k: int(v) for k, v in values.items()},
         )
 
     def register(

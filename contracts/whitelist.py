@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from web3 import Web3
 from web3.types import BlockIdentifier
 
@@ -35,21 +38,17 @@ class Whitelist(BoundContract):
         return HubStatus(int(self._call("status_of", wallet)))
 
     def hub(self, wallet: str, *, block: BlockIdentifier = "latest") -> HubRecord:
-        row = self._call("hubs", wallet, block=block)
-        owner, _wallet_addr, name, multiaddrs, status, registered_at, updated_at = row
-        return HubRecord(
-            wallet=Web3.to_checksum_address(wallet),
-            owner=Web3.to_checksum_address(owner),
-            name=str(name),
-            multiaddrs=split_multiaddrs(str(multiaddrs)),
-            status=HubStatus(int(status)),
-            registered_at=int(registered_at),
-            updated_at=int(updated_at),
-            trusted=bool(self._call("trusted", wallet, block=block)),
-        )
+        row, trusted = self._calls([("hubs", (wallet,)), ("trusted", (wallet,))], block=block)
+        return _record(wallet, row, trusted)
 
-    def hubs(self) -> list[HubRecord]:
-        return [self.hub(self.hub_at(i)) for i in range(self.hub_count())]
+    def hubs(self, *, block: BlockIdentifier = "latest") -> list[HubRecord]:
+        """Every listed hub, in listing order (three round trips on a JSON-RPC node)."""
+        if block == "latest":
+            block = self.chain.block_number()  # one consistent view
+        count = int(self._call("hub_count", block=block))
+        wallets = self._calls([("hub_at", (i,)) for i in range(count)], block=block)
+        rows = self._calls([(fn, (w,)) for w in wallets for fn in ("hubs", "trusted")], block=block)
+        return [_record(w, rows[2 * i], rows[2 * i + 1]) for i, w in enumerate(wallets)]
 
     def set_factory(self, factory: str, *, sender: Sender, gas: int | None = None) -> TxResult:
         return self._send("set_factory", factory, sender=sender, gas=gas)
@@ -92,3 +91,17 @@ class Whitelist(BoundContract):
         self, wallet: str, trusted: bool, *, sender: Sender, gas: int | None = None
     ) -> TxResult:
         return self._send("set_trusted", wallet, trusted, sender=sender, gas=gas)
+
+
+def _record(wallet: str, row: Sequence[Any], trusted: Any) -> HubRecord:
+    owner, _wallet, name, multiaddrs, status, registered_at, updated_at = row
+    return HubRecord(
+        wallet=Web3.to_checksum_address(wallet),
+        owner=Web3.to_checksum_address(owner),
+        name=str(name),
+        multiaddrs=split_multiaddrs(str(multiaddrs)),
+        status=HubStatus(int(status)),
+        registered_at=int(registered_at),
+        updated_at=int(updated_at),
+        trusted=bool(trusted),
+    )
