@@ -2,12 +2,15 @@
 
 Each entry is a `ServiceSpec(name, factory)`; a factory takes (host, config,
 storage) and returns an object with `async run(*, task_status)`. Add an area's
-service here with one line.
+service here with one line. A later service finds earlier ones through
+`host.sonm_context.services[name]` (they are built in list order).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -17,12 +20,18 @@ from p2pnode.config import NodeConfig
 from p2pnode.daemon import ServiceSpec
 from p2pnode.storage import Storage
 
+log = logging.getLogger(__name__)
+
+DeliveryHandler = Callable[[str, bytes], None]
+
 
 class PubSubService:
     """Gossipsub over the host, subscribed to every application topic.
 
     Messages are checked by the application validator (EIP-712 signatures, schema,
-    validity window, replay) before the router forwards them.
+    validity window, replay) before the router forwards them. Accepted messages go
+    to `delivery_handlers[topic]` — services register `handler(topic, data)` there
+    when they are built; a failing handler is logged and does not stop the others.
     """
 
     def __init__(self, host: IHost, config: NodeConfig, storage: Storage) -> None:
@@ -32,10 +41,18 @@ class PubSubService:
         from p2pnode.pubsub import PubSub
 
         self.topics = ALL_TOPICS
+        self.delivery_handlers: dict[str, list[DeliveryHandler]] = {}
         self.validator = make_validator(
             SigningDomain(chain_id=config.chain.chain_id), clock=time.time
         )
-        self.pubsub = PubSub(host, validator=self.validator)
+        self.pubsub = PubSub(host, validator=self.validator, on_delivery=self._deliver)
+
+    def _deliver(self, event: Any) -> None:
+        for handler in self.delivery_handlers.get(event.topic, ()):
+            try:
+                handler(event.topic, event.data)
+            except Exception:
+                log.exception("delivery handler for %s failed", event.topic)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -49,6 +66,13 @@ def _pubsub(host: IHost, config: NodeConfig, storage: Storage) -> PubSubService:
     return PubSubService(host, config, storage)
 
 
+def _orders(host: IHost, config: NodeConfig, storage: Storage) -> Any:
+    from p2pnode.api.orders import orders_service
+
+    return orders_service(host, config, storage)
+
+
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("pubsub", _pubsub),
+    ServiceSpec("orders", _orders),
 ]
