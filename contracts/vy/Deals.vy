@@ -5,6 +5,7 @@
         SNM; the hub's owner accepts, which starts the clock. After the end anyone may
         close and the hub wallet gets the whole escrow. The consumer may close early: the
         hub gets price x elapsed seconds and the consumer the rest, exact to the wei.
+        If the DAO has banned the hub by then, the consumer gets everything back.
         Prices are in token wei per second so that the pro-rata split has no rounding.
 """
 
@@ -17,6 +18,7 @@ interface IWhitelist:
     def status_of(wallet: address) -> uint8: view
 
 HUB_REGISTERED: constant(uint8) = 1
+HUB_PUNISHED: constant(uint8) = 4
 
 UNKNOWN: constant(uint8) = 0
 PENDING: constant(uint8) = 1
@@ -150,6 +152,10 @@ def close(deal_id: uint256):
         paid = deal.price * (block.timestamp - deal.start_time)
         refunded = deal.escrow - paid
         preterm = True
+    if staticcall IWhitelist(self.whitelist).status_of(deal.hub) == HUB_PUNISHED:
+        # a banned hub's wallet is frozen for good: the payment would be lost there
+        paid = 0
+        refunded = deal.escrow
     self.deals[deal_id].status = CLOSED
     self.deals[deal_id].paid = paid
     self.deals[deal_id].refunded = refunded

@@ -164,6 +164,21 @@ def test_preterm_close_splits_exactly_to_the_wei(world: World, elapsed: int) -> 
     assert (d.status, d.paid, d.refunded) == (DealStatus.CLOSED, paid, refund)
 
 
+def test_close_refunds_everything_when_the_hub_was_banned(world: World) -> None:
+    s = world.system
+    w = world.make_hub()
+    consumer_before = s.token.balance_of(world.consumer)
+    deal_id = propose(world, w.address)
+    s.deals.accept(deal_id, sender=world.hub)
+    w.suspect(sender=world.dao)
+    world.chain.increase_time(DURATION)
+    w.ban(sender=world.dao)
+    ev = s.deals.close(deal_id, sender=world.other).event("DealClosed")
+    assert (ev.args["paid"], ev.args["refunded"]) == (0, PRICE * DURATION)
+    assert s.token.balance_of(world.consumer) == consumer_before
+    assert s.token.balance_of(w.address) == 0
+
+
 def test_price_per_second_conversion() -> None:
     assert price_per_second(7_200) == 2
     for bad in (0, -3_600, 3_601):
