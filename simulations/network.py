@@ -126,7 +126,7 @@ class Network:
             base = math.hypot(ax - bx, ay - by) * _GEO_SECONDS_PER_UNIT
         else:
             base = self._one_way[self.regions[a]][self.regions[b]]
-        return base + self.access[a] + self.access[b]
+        return base + (self.access[a] + self.access[b])  # grouped: exactly symmetric
 
     def connect(self, a: int, b: int) -> None:
         self.adj[a].add(b)

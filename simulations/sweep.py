@@ -16,7 +16,10 @@ Each run is one Dask task (a separate worker process by default, since runs
 are CPU-bound Python); the client collects every run's results and writes
 summary.json (one row per run: its parameters and headline figures, in grid
 order, so the same file and seeds give the same bytes) and each run's
-results.json under runs/. Wall-clock times go to timings.json, apart.
+results.json under runs/. Wall-clock times go to timings.json, apart, with
+whether each worker ran with a fixed PYTHONHASHSEED (simulations/hashseed.py):
+local workers are spawned with it; start remote workers with
+PYTHONHASHSEED=0 for byte-identical reruns.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 from p2pnode.errors import UserError
 from simulations import results as results_io
+from simulations.hashseed import HASH_SEED, is_fixed
 
 MAX_RUNS = 10_000
 
@@ -104,7 +108,12 @@ def run_one(scenario: str, overrides: dict[str, Any]) -> dict[str, Any]:
     from simulations.runner import run
 
     outcome = run(scenario, overrides)
-    return {"results": outcome.results, "wall_s": outcome.wall_s, "events": outcome.events}
+    return {
+        "results": outcome.results,
+        "wall_s": outcome.wall_s,
+        "events": outcome.events,
+        "reproducible": is_fixed(),
+    }
 
 
 def headline(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,18 +139,22 @@ def run_sweep(
     on_done: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run every point on Dask; write summary.json, timings.json and runs/NNNN/."""
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     runs = spec.runs()
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        )
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        environ["PYTHONHASHSEED"] = HASH_SEED  # workers reproduce runs byte for byte
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -168,7 +181,14 @@ def run_sweep(
         res = done[i]["results"]
         results_io.write(res, out_dir / "runs" / f"{i:04d}")
         rows.append({"run": i, "params": runs[i], "figures": headline(res)})
-        timings.append({"run": i, "wall_s": done[i]["wall_s"], "events": done[i]["events"]})
+        timings.append(
+            {
+                "run": i,
+                "wall_s": done[i]["wall_s"],
+                "events": done[i]["events"],
+                "fixed_hash_seed": done[i]["reproducible"],
+            }
+        )
     summary = {"scenario": spec.scenario, "grid": spec.grid, "base": spec.base, "runs": rows}
     path = out_dir / "summary.json"
     path.write_text(results_io.dumps(summary), encoding="utf-8")

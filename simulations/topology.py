@@ -123,10 +123,10 @@ def build(
     elif params.kind == "scale_free":
         g = nx.barabasi_albert_graph(n, max(1, params.degree // 2), seed=seed)
     elif params.kind == "geographic":
-        # Expected degree of a random geometric graph is n*pi*r^2 on a uniform
-        # unit square; nodes here are clustered, so this over-connects inside
-        # regions and under-connects between them, which is the point.
-        radius = math.sqrt(params.degree / (n * math.pi)) * 0.5
+        # Nodes are clustered, so the uniform-square formula for the radius does
+        # not hold: pick the radius as the distance quantile that gives the
+        # asked mean degree, estimated from a sample of node pairs.
+        radius = _radius_for_degree(pos, params.degree, rng)
         g = nx.random_geometric_graph(n, radius, pos=dict(enumerate(pos)), seed=seed)
         adj = _to_adjacency(g, n)
         _join_components(adj, pos)
@@ -148,3 +148,12 @@ def _tree_height(n: int, branching: int) -> int:
         size += level
         h += 1
     return h
+
+
+def _radius_for_degree(pos: list[tuple[float, float]], degree: int, rng: random.Random) -> float:
+    n = len(pos)
+    samples = sorted(
+        math.dist(pos[int(rng.random() * n)], pos[int(rng.random() * n)]) for _ in range(20_000)
+    )
+    q = min(1.0, degree / (n - 1))
+    return samples[min(len(samples) - 1, int(q * len(samples)))]

@@ -1,0 +1,79 @@
+"""The event engine: order, ties, bounds, progress, seeded streams."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2pnode.errors import UserError
+from simulations.engine import EngineParams, Simulator
+
+
+def test_events_run_in_time_order_and_ties_in_schedule_order() -> None:
+    sim = Simulator()
+    seen: list[tuple[float, str]] = []
+    for label, at in [("c", 2.0), ("a", 1.0), ("b1", 1.5), ("b2", 1.5), ("b3", 1.5)]:
+        sim.schedule(at, lambda label=label: seen.append((sim.now, label)))
+    sim.run()
+    assert seen == [(1.0, "a"), (1.5, "b1"), (1.5, "b2"), (1.5, "b3"), (2.0, "c")]
+
+
+def test_events_scheduled_while_running_and_in_the_past_run_now() -> None:
+    sim = Simulator()
+    seen: list[tuple[float, str]] = []
+
+    def first() -> None:
+        seen.append((sim.now, "first"))
+        sim.schedule(0.0, lambda: seen.append((sim.now, "past")))
+        sim.call_later(0.5, lambda: seen.append((sim.now, "later")))
+
+    sim.schedule(1.0, first)
+    sim.run()
+    assert seen == [(1.0, "first"), (1.0, "past"), (1.5, "later")]
+
+
+def test_run_until_stops_at_the_bound_and_keeps_later_events() -> None:
+    sim = Simulator()
+    seen: list[float] = []
+    for at in (1.0, 2.0, 3.0):
+        sim.schedule(at, lambda: seen.append(sim.now))
+    sim.run(until=2.0)
+    assert seen == [1.0, 2.0] and sim.now == 2.0 and sim.pending == 1
+    sim.run(until=10.0)
+    assert seen == [1.0, 2.0, 3.0] and sim.now == 10.0
+
+
+def test_stop_and_max_events() -> None:
+    sim = Simulator()
+    seen: list[int] = []
+    for i in range(5):
+        sim.schedule(float(i), lambda i=i: (seen.append(i), i == 1 and sim.stop()))
+    sim.run()
+    assert seen == [0, 1]
+    sim.run(max_events=2)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_progress_callback_sees_virtual_time_and_event_count() -> None:
+    calls: list[tuple[float, int]] = []
+    sim = Simulator(EngineParams(progress_every=2), progress=lambda t, n: calls.append((t, n)))
+    for i in range(5):
+        sim.schedule(float(i), lambda: None)
+    sim.run()
+    assert calls == [(1.0, 2), (3.0, 4), (4.0, 5)]
+
+
+def test_child_streams_depend_on_seed_and_label_only() -> None:
+    a, b = Simulator(EngineParams(seed=7)), Simulator(EngineParams(seed=7))
+    a.rng.random()  # drawing from the main stream does not shift a child stream
+    assert a.child_rng("x").random() == b.child_rng("x").random()
+    assert a.child_rng("x").random() != a.child_rng("y").random()
+    assert Simulator(EngineParams(seed=8)).child_rng("x").random() != b.child_rng("x").random()
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [(EngineParams(seed=-1), "seed"), (EngineParams(progress_every=0), "progress_every")],
+)
+def test_bad_params_name_the_parameter(params: EngineParams, name: str) -> None:
+    with pytest.raises(UserError, match=name):
+        Simulator(params)
