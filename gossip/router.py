@@ -1131,6 +1131,9 @@ class GossipRouter:
     def has_pending(self) -> bool:
         return bool(self._dirty)
 
+    def has_output_for(self, peer: bytes) -> bool:
+        return peer in self._dirty
+
     def pending_peers(self) -> list[bytes]:
         return list(self._dirty)
 

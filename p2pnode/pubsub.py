@@ -132,6 +132,7 @@ class PubSub:
         on_event: Callable[[Event], None] | None = None,
         delivery_buffer: int = 65536,
         max_concurrent_validations: int = 256,
+        coalesce_delay: float = 0.005,
         seed: int | None = None,
     ) -> None:
         self.host = host
@@ -161,6 +162,7 @@ class PubSub:
         self._timer_wake = trio.Event()
         self._limiter = trio.CapacityLimiter(max_concurrent_validations)
         self._nursery: trio.Nursery | None = None
+        self.coalesce_delay = coalesce_delay
         self._topics_pending: list[str] = []
 
     # ------------------------------------------------------------ public API
@@ -264,19 +266,36 @@ class PubSub:
             return False
 
     async def _writer(self, pb: bytes, stream: INetStream) -> None:
+        """Write everything queued for `pb`, as one write per wake-up.
+
+        After idle, the first message is written at once. While traffic keeps
+        coming (the last write ended less than `coalesce_delay` ago) the writer
+        waits out the rest of that delay before draining, so a busy link carries
+        a few large writes instead of many small ones; the added latency is
+        bounded by `coalesce_delay` per hop.
+        """
         router = self.router
+        delay = self.coalesce_delay
+        last_write = -math.inf
         try:
             while pb in self._outbound:
-                # let tasks that are ready (readers) queue more first: free coalescing
-                await trio.lowlevel.checkpoint()
-                frames = router.drain_peer(pb)
-                if not frames:
+                if not router.has_output_for(pb):
                     ev = trio.Event()
                     self._wake[pb] = ev
                     await ev.wait()
                     continue
+                if delay > 0:
+                    busy_until = last_write + delay
+                    if trio.current_time() < busy_until:
+                        await trio.sleep_until(busy_until)
+                    else:
+                        await trio.lowlevel.checkpoint()
+                frames = router.drain_peer(pb)
+                if not frames:
+                    continue
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 await stream.write(data)
+                last_write = trio.current_time()
                 self.metrics.writes += 1
         except Exception as exc:
             self.metrics.write_failures += 1
