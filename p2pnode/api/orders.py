@@ -165,6 +165,8 @@ class OrderBook:
         self.storage = storage
         self.max_orders = max_orders
         storage.migrate("gossip_orders", _SCHEMA)
+        # kept in memory: COUNT(*) walks the whole table, too slow per delivered order
+        self._count = int(self._exec("SELECT COUNT(*) FROM gossip_orders")[0][0])
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.storage.lock:
@@ -205,9 +207,11 @@ class OrderBook:
                 ),
             )
             added = cur.rowcount == 1
-        if added and self.count() > self.max_orders:
-            self.prune(now)
-            self._evict_over_cap()
+        if added:
+            self._count += 1
+            if self._count > self.max_orders:
+                self.prune(now)
+                self._evict_over_cap()
         return added
 
     def apply_cancel(
@@ -246,7 +250,7 @@ class OrderBook:
         return _entry(rows[0]) if rows else None
 
     def count(self) -> int:
-        return int(self._exec("SELECT COUNT(*) FROM gossip_orders")[0][0])
+        return self._count
 
     def query(self, flt: OrderFilter, now: float) -> list[BookEntry]:
         flt.validate()
@@ -328,16 +332,19 @@ class OrderBook:
             db = self.storage.connection
             cur = db.execute("DELETE FROM gossip_orders WHERE valid_until < ?", (cutoff,))
             db.execute("DELETE FROM gossip_order_cancels WHERE valid_until < ?", (cutoff,))
+            self._count -= cur.rowcount
             return int(cur.rowcount)
 
     def _evict_over_cap(self) -> None:
-        excess = self.count() - self.max_orders
+        excess = self._count - self.max_orders
         if excess > 0:
-            self._exec(
-                "DELETE FROM gossip_orders WHERE order_id IN (SELECT order_id FROM "
-                "gossip_orders WHERE own = 0 ORDER BY valid_until ASC LIMIT ?)",
-                (excess,),
-            )
+            with self.storage.lock:
+                cur = self.storage.connection.execute(
+                    "DELETE FROM gossip_orders WHERE order_id IN (SELECT order_id FROM "
+                    "gossip_orders WHERE own = 0 ORDER BY valid_until ASC LIMIT ?)",
+                    (excess,),
+                )
+                self._count -= cur.rowcount
 
 
 def _entry(row: tuple[Any, ...]) -> BookEntry:

@@ -320,7 +320,8 @@ def test_filters_and_sorting(world: dict[str, Any]) -> None:
 
 
 def test_book_prunes_and_caps(tmp_path: Path) -> None:
-    book = OrderBook(Storage.open_in(tmp_path), max_orders=3)
+    storage = Storage.open_in(tmp_path)
+    book = OrderBook(storage, max_orders=3)
     for n in range(5):
         order, data = foreign_order(n, valid_until=int(T0) + 100 + n)
         book.add(order, order.order_id(DOMAIN), data, T0, own=False, published=True)
@@ -328,6 +329,7 @@ def test_book_prunes_and_caps(tmp_path: Path) -> None:
     kept = [e.order.nonce for e in book.query(OrderFilter(limit=10), T0)]
     assert sorted(kept) == [2, 3, 4]  # the earliest-expiring went first
     assert book.prune(T0 + 103.5) == 2
+    assert book.count() == 1 == OrderBook(storage).count()  # counted again on reopen
     with pytest.raises(UserError, match="limit"):
         book.query(OrderFilter(limit=0), T0)
     with pytest.raises(ValueError, match="max_orders"):
