@@ -207,6 +207,8 @@ def make_validator(
     hub_check: HubChainCheck | None = None,
     extra: Mapping[str, RouterValidator] | None = None,
     max_clock_skew: float = 60.0,
+    reject_failed_hubs: bool = False,
+    replay: ReplayGuard | None = None,
 ) -> MessageValidator:
     """The router's `validator(topic, data, from_peer)` for every application topic.
 
@@ -214,8 +216,11 @@ def make_validator(
     the router gets one callable dispatching by topic.
     """
     return MessageValidator(
-        ValidatorParams(domain=domain, max_clock_skew=max_clock_skew),
+        ValidatorParams(
+            domain=domain, max_clock_skew=max_clock_skew, reject_failed_hubs=reject_failed_hubs
+        ),
         clock=clock,
         hub_check=hub_check,
         extra=extra,
+        replay=replay,
     )

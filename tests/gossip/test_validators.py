@@ -235,9 +235,7 @@ def test_hub_failed_is_ignored_or_rejected_by_policy() -> None:
     chain.status[b"\x11" * 20] = HubCheck.FAILED
     lenient = validator(hub_check=chain)
     assert lenient.check(HUBS_TOPIC, codec.encode(hub()), T0 + 1).result is IGNORE
-    strict = MessageValidator(
-        ValidatorParams(domain=DOMAIN, reject_failed_hubs=True), clock=Clock(), hub_check=chain
-    )
+    strict = make_validator(DOMAIN, clock=Clock(), hub_check=chain, reject_failed_hubs=True)
     assert strict(HUBS_TOPIC, codec.encode(hub()), PEER) is REJECT
 
 
