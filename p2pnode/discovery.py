@@ -272,9 +272,14 @@ class Discovery:
             with trio.fail_after(PX_TIMEOUT):
                 body = await _read_frame(stream)
                 record, want = px.parse_request(body)
-                verified = self._accept_record(record, source="inbound")
-                if verified is not None and verified.peer_id != remote:
+                try:
+                    verified = px.verify_record(record)
+                except RemoteError:
+                    self.metrics.px_records.labels(verdict="rejected").inc()
+                    raise
+                if verified.peer_id != remote:
                     raise RemoteError("px request carries another peer's record")
+                self._store(verified, source="inbound")
                 await stream.write(px.encode_response(self._records_to_share(remote, want)))
         except RemoteError as exc:
             self.metrics.errors.labels(kind="px_remote").inc()
@@ -304,13 +309,16 @@ class Discovery:
             self.metrics.px_records.labels(verdict="rejected").inc()
             log.info("rejected a peer record: %s", exc)
             return None
+        self._store(rec, source=source)
+        return rec
+
+    def _store(self, rec: px.VerifiedRecord, *, source: str) -> None:
         if rec.peer_id == self.me:
-            return rec
+            return
         fresh = self.storage.upsert_peer(
-            rec.peer_id.to_base58(), rec.addrs, source=source, record=envelope, seq=rec.seq
+            rec.peer_id.to_base58(), rec.addrs, source=source, record=rec.envelope, seq=rec.seq
         )
         self.metrics.px_records.labels(verdict="accepted" if fresh else "stale").inc()
-        return rec
 
 
 def _conn_peer(conn: INetConn) -> str | None:

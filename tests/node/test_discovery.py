@@ -1,0 +1,172 @@
+"""Discovery in-process over loopback: bad peer-exchange input is counted and
+survived, forged records are not stored, dead seeds are retried with backoff, and
+connections above the maximum are trimmed."""
+
+from __future__ import annotations
+
+import contextlib
+
+from pathlib import Path
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.envelope import seal_record
+from libp2p.peer.id import ID
+from libp2p.peer.peer_record import PeerRecord
+from libp2p.peer.peerinfo import info_from_p2p_addr
+
+from p2pnode import px
+from p2pnode.config import build_config
+from p2pnode.daemon import Daemon
+from p2pnode.host import muxer_options, security_options
+
+LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
+
+
+def _daemon(tmp: Path, name: str, **net: Any) -> Daemon:
+    layer: dict[str, Any] = {
+        "node.data_dir": str(tmp / name),
+        "network.listen_port": 0,
+        "api.port": 0,
+        "network.redial_interval": 0.1,
+        "network.redial_max_interval": 0.8,
+    }
+    layer.update({f"network.{k}": v for k, v in net.items()})
+    return Daemon(build_config([layer]), services=[])
+
+
+def _bare_host() -> Any:
+    kp = create_new_key_pair()
+    return new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+
+
+def _metric(d: Daemon, name: str, **labels: str) -> float:
+    value = d.metrics.registry.get_sample_value(name, labels or None)
+    return 0.0 if value is None else value
+
+
+async def _px_exchange(host: Any, target: ID, body: bytes) -> bytes:
+    stream = await host.new_stream(target, [TProtocol(px.PROTOCOL_ID)])
+    await stream.write(body)
+    out = b""
+    with trio.move_on_after(3):
+        while True:
+            try:
+                chunk = await stream.read(65536)
+            except StreamEOF:
+                break
+            if not chunk:
+                break
+            out += chunk
+    with contextlib.suppress(Exception):
+        await stream.close()
+    return out
+
+
+def test_bad_px_input_is_counted_and_forged_records_are_not_stored(tmp_path: Path) -> None:
+    node = _daemon(tmp_path, "a", min_connections=0)
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            assert node.host is not None
+            target_id = node.host.get_id()
+            target = multiaddr.Multiaddr(str(node.host.get_addrs()[0]))
+            evil = _bare_host()
+            async with evil.run([LOOPBACK]):
+                await evil.connect(info_from_p2p_addr(target))
+                # 1. garbage, 2. a frame claiming 16 MiB, 3. someone else's record,
+                # 4. a record for a victim signed by the attacker's key
+                r1 = await _px_exchange(evil, target_id, b"\x05hello")
+                r2 = await _px_exchange(evil, target_id, px.encode_uvarint(16 << 20) + b"x")
+                other_kp = create_new_key_pair()
+                other_id = ID.from_pubkey(other_kp.public_key)
+                other = px.make_record(other_kp.private_key, other_id, [LOOPBACK])
+                r3 = await _px_exchange(evil, target_id, px.encode_request(other, 8))
+                victim_id = ID.from_pubkey(create_new_key_pair().public_key)
+                forged = seal_record(
+                    PeerRecord(victim_id, [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/9")]),
+                    evil.get_private_key(),
+                ).marshal_envelope()
+                r4 = await _px_exchange(evil, target_id, px.encode_request(forged, 8))
+                # 5. and an honest request still gets an answer with the node's record
+                own = px.make_record(
+                    evil.get_private_key(), evil.get_id(), evil.get_transport_addrs()
+                )
+                r5 = await _px_exchange(evil, target_id, px.encode_request(own, 8))
+            result.update(replies=[r1, r2, r3, r4, r5], victim=victim_id, evil=evil.get_id())
+            result["node"] = target_id.to_base58()
+            result["stored"] = {r.peer_id for r in node.discovery.storage.list_peers()}  # type: ignore[union-attr]
+            result["errors"] = _metric(node, "sonm_errors_total", kind="px_remote")
+            result["rejected"] = _metric(node, "sonm_px_records_total", verdict="rejected")
+            node.request_stop()
+
+    trio.run(main)
+    r1, r2, r3, r4, r5 = result["replies"]
+    assert r1 == r2 == r3 == r4 == b""  # bad requests get no answer, just a closed stream
+    assert result["victim"].to_base58() not in result["stored"]
+    assert result["evil"].to_base58() in result["stored"]  # its own, valid record
+    assert result["errors"] >= 3
+    assert result["rejected"] >= 1
+    records = px.parse_response(r5[2:] if r5[0] & 0x80 else r5[1:])
+    ids = [px.verify_record(r).peer_id.to_base58() for r in records]
+    assert ids[0] == result["node"]  # the answerer's own record comes first
+    assert result["evil"].to_base58() not in ids  # not sent back to the asker
+
+
+def test_a_dead_seed_is_retried_with_backoff(tmp_path: Path) -> None:
+    dead_id = ID.from_pubkey(create_new_key_pair().public_key)
+    dead = f"/ip4/127.0.0.1/tcp/9/p2p/{dead_id}"  # port 9 (discard) is closed on loopback
+    node = _daemon(tmp_path, "b", bootstrap=(dead,), min_connections=1)
+    counts: dict[str, float] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            await trio.sleep(3.0)
+            counts["failed"] = _metric(node, "sonm_dials_total", result="failed")
+            row = node.discovery.storage.get_peer(dead_id.to_base58())  # type: ignore[union-attr]
+            counts["stored_failures"] = row.failures if row else -1
+            node.request_stop()
+
+    trio.run(main)
+    # without backoff a 0.1 s round would dial ~30 times in 3 s; with it (0.1, 0.2, 0.4,
+    # 0.8, 0.8, ...) at most ~7
+    assert 2 <= counts["failed"] <= 8, counts
+    assert counts["stored_failures"] == counts["failed"]
+
+
+def test_connections_above_the_maximum_are_trimmed(tmp_path: Path) -> None:
+    node = _daemon(tmp_path, "c", min_connections=0, max_connections=2)
+    seen: dict[str, int] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            assert node.host is not None
+            target = info_from_p2p_addr(multiaddr.Multiaddr(str(node.host.get_addrs()[0])))
+            hosts = [_bare_host() for _ in range(4)]
+            async with (
+                hosts[0].run([LOOPBACK]),
+                hosts[1].run([LOOPBACK]),
+                hosts[2].run([LOOPBACK]),
+                hosts[3].run([LOOPBACK]),
+            ):
+                for h in hosts:
+                    await h.connect(target)
+                seen["peak"] = len(node.host.get_connected_peers())
+                with trio.move_on_after(5):
+                    while len(node.host.get_connected_peers()) > 2:
+                        await trio.sleep(0.05)
+                seen["after"] = len(node.host.get_connected_peers())
+            node.request_stop()
+
+    trio.run(main)
+    assert seen["peak"] > 2  # it went over the maximum (trimming may already have begun)
+    assert seen["after"] == 2
