@@ -5,7 +5,6 @@ connections above the maximum are trimmed."""
 from __future__ import annotations
 
 import contextlib
-
 from pathlib import Path
 from typing import Any
 
