@@ -4,11 +4,12 @@ and every service an area plugs in.
 Extension point: a service is any object with
 `async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None` that calls
 `task_status.started()` once it is ready and runs until cancelled. It is built by a
-factory `(host, config, storage) -> service`, listed in `SERVICE_FACTORIES` (or
-passed to `Daemon(services=...)`). The daemon starts services in order after the
-host listens and before the API opens, puts each on the API state under its name,
-and cancels them all on shutdown. A service that needs the daemon's metrics or
-other services finds them through `NodeContext`, set as `host.sonm_context`.
+factory `(host, config, storage) -> service | None` (None: it does not run with this
+config), listed in `p2pnode/services.py` (or passed to `Daemon(services=...)`). The
+daemon starts services in list order after the host listens and before the API
+opens, puts each on the API state under its name, and cancels them all on shutdown.
+A service that needs the daemon's metrics or earlier services finds them through
+`NodeContext`, set as `host.sonm_context`.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Service(Protocol):
     async def run(self, *, task_status: Any = ...) -> None: ...
 
 
-ServiceFactory = Callable[[IHost, NodeConfig, Storage], Service]
+# A factory may return None: that service does not run with this config.
+ServiceFactory = Callable[[IHost, NodeConfig, Storage], Service | None]
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Daemon:
                     if spec.roles and self.config.node.role not in spec.roles:
                         continue
                     service = spec.factory(host, self.config, storage)
+                    if service is None:
+                        continue
                     ctx.services[spec.name] = service
                     await nursery.start(_run_service, spec.name, service)
                 state = NodeState(

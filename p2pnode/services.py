@@ -42,8 +42,15 @@ class PubSubService:
 
         self.topics = ALL_TOPICS
         self.delivery_handlers: dict[str, list[DeliveryHandler]] = {}
+        ctx = getattr(host, "sonm_context", None)
+        chain = ctx.services.get("chain") if ctx is not None else None
+        hub_check = getattr(chain, "hub_check", None)
         self.validator = make_validator(
-            SigningDomain(chain_id=config.chain.chain_id), clock=time.time
+            SigningDomain(chain_id=config.chain.chain_id),
+            clock=time.time,
+            hub_check=hub_check,
+            # with a chain, a hub the whitelist does not know is a forgery, not a lag
+            reject_failed_hubs=hub_check is not None,
         )
         self.pubsub = PubSub(host, validator=self.validator, on_delivery=self._deliver)
 
@@ -66,6 +73,12 @@ def _pubsub(host: IHost, config: NodeConfig, storage: Storage) -> PubSubService:
     return PubSubService(host, config, storage)
 
 
+def _chain(host: IHost, config: NodeConfig, storage: Storage) -> Any:
+    from p2pnode.chainsvc import chain_service
+
+    return chain_service(host, config, storage)
+
+
 def _orders(host: IHost, config: NodeConfig, storage: Storage) -> Any:
     from p2pnode.api.orders import orders_service
 
@@ -73,6 +86,7 @@ def _orders(host: IHost, config: NodeConfig, storage: Storage) -> Any:
 
 
 SERVICES: list[ServiceSpec] = [
+    ServiceSpec("chain", _chain),  # only with chain.rpc + chain.addresses
     ServiceSpec("pubsub", _pubsub),
     ServiceSpec("orders", _orders),
 ]
