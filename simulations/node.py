@@ -97,7 +97,7 @@ class SimNode:
         w = self.world
         now = w.sim.now
         router = self.router
-        out = router.drain_rpcs()
+        out = router.drain_rpcs() if router.has_pending() else None
         if out:
             index_of = w.index_of
             net = w.net
