@@ -13,11 +13,13 @@ from gossip.wire import Message
 
 
 class MessageCache:
-    __slots__ = ("_gossip", "_msgs", "_tx", "_windows")
+    __slots__ = ("_gossip", "_history", "_msgs", "_tx", "_windows")
 
     def __init__(self, history: int, gossip: int) -> None:
         self._gossip = gossip
-        self._windows: list[list[tuple[bytes, str]]] = [[] for _ in range(history)]
+        self._history = history
+        # allocated with the first message: most simulated routers sit idle for long
+        self._windows: list[list[tuple[bytes, str]]] | None = None
         self._msgs: dict[bytes, Message] = {}
         self._tx: dict[bytes, dict[bytes, int]] | None = None  # id -> peer -> times served
 
@@ -31,6 +33,8 @@ class MessageCache:
         if msg_id in self._msgs:
             return
         self._msgs[msg_id] = msg
+        if self._windows is None:
+            self._windows = [[] for _ in range(self._history)]
         self._windows[0].append((msg_id, msg.topic))
 
     def get(self, msg_id: bytes) -> Message | None:
@@ -51,11 +55,15 @@ class MessageCache:
         return msg, n
 
     def gossip_ids(self, topic: str) -> list[bytes]:
+        if self._windows is None:
+            return []
         return [mid for window in self._windows[: self._gossip] for mid, t in window if t == topic]
 
     def gossip_topics(self) -> dict[str, list[bytes]]:
         """Ids of the gossip windows grouped by topic, in one pass (heartbeat use)."""
         out: dict[str, list[bytes]] = {}
+        if self._windows is None:
+            return out
         for window in self._windows[: self._gossip]:
             for mid, t in window:
                 lst = out.get(t)
@@ -66,6 +74,11 @@ class MessageCache:
         return out
 
     def shift(self) -> None:
+        if self._windows is None:
+            return
+        if not self._msgs:  # nothing cached: drop the windows until the next message
+            self._windows = None
+            return
         last = self._windows.pop()
         msgs = self._msgs
         tx = self._tx

@@ -103,6 +103,10 @@ class ScoreHooks(Protocol):
     def refresh(self, now: float) -> None: ...
 
 
+_NO_TOPICS: frozenset[str] = frozenset()
+_TOPIC_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
 class _Peer:
     __slots__ = (
         "dontwant",
@@ -121,7 +125,8 @@ class _Peer:
         self.protocol = protocol
         self.outbound = outbound
         self.ip = ip
-        self.topics: set[str] = set()
+        # interned by the router: peers with the same subscriptions share one frozenset
+        self.topics: frozenset[str] = _NO_TOPICS
         self.q_msgs: list[Message] | None = None
         self.q_subs: list[SubOpts] | None = None
         self.q_ctl: Control | None = None
@@ -140,6 +145,43 @@ class _Pending:
 
 class GossipRouter:
     """The gossipsub state machine of one node. See the module docstring."""
+
+    __slots__ = (
+        "_accept_px_th",
+        "_backoff",
+        "_dirty",
+        "_events",
+        "_fanout",
+        "_fanout_last",
+        "_gossip_th",
+        "_graylist_th",
+        "_graylisted",
+        "_iasked",
+        "_mcache",
+        "_mesh",
+        "_next_hb",
+        "_og_th",
+        "_peerdontwant",
+        "_peerhave",
+        "_peers",
+        "_pending",
+        "_promises",
+        "_publish_th",
+        "_score",
+        "_seen",
+        "_seqno",
+        "_tick",
+        "_topic_peers",
+        "local_peer",
+        "max_pending_validations",
+        "metrics",
+        "params",
+        "peer_record",
+        "rng",
+        "sign_policy",
+        "thresholds",
+        "validator",
+    )
 
     def __init__(
         self,
@@ -487,7 +529,7 @@ class GossipRouter:
                     continue
                 if len(st.topics) >= self.params.max_topics_per_peer:
                     continue
-                st.topics.add(t)
+                st.topics = self._intern(st.topics | {t})
                 tp = self._topic_peers.get(t)
                 if tp is None:
                     self._topic_peers[t] = {peer}
@@ -496,7 +538,7 @@ class GossipRouter:
             else:
                 if t not in st.topics:
                     continue
-                st.topics.discard(t)
+                st.topics = self._intern(st.topics - {t})
                 tp = self._topic_peers.get(t)
                 if tp is not None:
                     tp.discard(peer)
@@ -510,6 +552,17 @@ class GossipRouter:
                 fan = self._fanout.get(t)
                 if fan is not None:
                     fan.discard(peer)
+
+    @staticmethod
+    def _intern(topics: frozenset[str]) -> frozenset[str]:
+        """One shared frozenset per distinct subscription set, across all routers of the
+        process (memory: 10^5 simulated routers x their peers). A pure cache."""
+        got = _TOPIC_SETS.get(topics)
+        if got is None:
+            if len(_TOPIC_SETS) > 4096:  # many distinct sets: start over, never grow unbounded
+                _TOPIC_SETS.clear()
+            _TOPIC_SETS[topics] = got = topics
+        return got
 
     def _handle_messages(self, peer: bytes, st: _Peer, msgs: list[Message], now: float) -> None:
         m = self.metrics

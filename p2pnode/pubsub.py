@@ -132,7 +132,7 @@ class PubSub:
         on_event: Callable[[Event], None] | None = None,
         delivery_buffer: int = 65536,
         max_concurrent_validations: int = 256,
-        coalesce_delay: float = 0.005,
+        coalesce_delay: float = 0.02,
         seed: int | None = None,
     ) -> None:
         self.host = host
