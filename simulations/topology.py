@@ -13,7 +13,11 @@ Kinds:
   connections, as in networks grown from bootstrap seeds.
 - `geographic`: nodes are placed around their region's centre and linked to
   their nearest neighbours (random geometric graph whose radius gives mean
-  degree ~ `degree`), then components are joined; links are mostly regional.
+  degree ~ `degree`), then components are joined, and each node adds
+  `long_links` random long-range links (peers found through seeds and peer
+  exchange are not local): links are mostly regional. Without long links a
+  sparse region hangs on one or two bridge nodes whose meshes are full, and
+  reaches the rest only by IHAVE gossip.
 - `line`, `tree` (balanced, `branching` children): for analytic tests.
 """
 
@@ -37,6 +41,7 @@ class TopologyParams:
     degree: int = 20
     branching: int = 2
     region_spread: float = 0.05
+    long_links: int = 2
 
     def validate(self, n: int) -> None:
         if self.kind not in KINDS:
@@ -54,6 +59,8 @@ class TopologyParams:
                 )
         if self.kind == "tree" and self.branching < 1:
             raise UserError(f"topology branching must be >= 1, got {self.branching}")
+        if not 0 <= self.long_links <= 100:
+            raise UserError(f"topology long_links must be in [0, 100], got {self.long_links}")
         if not 0.0 < self.region_spread <= 1.0:
             raise UserError(f"topology region_spread must be in (0, 1], got {self.region_spread}")
 
@@ -130,6 +137,12 @@ def build(
         g = nx.random_geometric_graph(n, radius, pos=dict(enumerate(pos)), seed=seed)
         adj = _to_adjacency(g, n)
         _join_components(adj, pos)
+        for a in range(n):  # a few random long-range links per node
+            for _ in range(params.long_links):
+                b = int(rng.random() * n)
+                if b != a:
+                    adj[a].add(b)
+                    adj[b].add(a)
         return adj, pos
     elif params.kind == "line":
         g = nx.path_graph(n)

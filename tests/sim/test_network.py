@@ -120,7 +120,7 @@ def test_geographic_links_are_mostly_regional() -> None:
     net = Network(sim.schedule, 600, params, random.Random(5), random.Random(6))
     same = sum(1 for a in range(600) for b in net.adj[a] if net.regions[a] == net.regions[b])
     total = sum(len(x) for x in net.adj)
-    assert same / total > 0.8
+    assert same / total > 0.7  # the rest: 2 long-range links per node
 
 
 @pytest.mark.parametrize(
