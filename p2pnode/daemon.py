@@ -74,6 +74,7 @@ class NodeContext:
     metrics: NodeMetrics
     key_pair: KeyPair
     services: dict[str, Any] = field(default_factory=dict)
+    discovery: Discovery | None = None
 
 
 # Modules exposing `SERVICES: list[ServiceSpec]`; skipped while they do not exist.
@@ -132,6 +133,7 @@ class Daemon:
         try:
             async with host.run([listen]), trio.open_nursery() as nursery:
                 self.discovery = Discovery(host, self.config, storage, self.metrics, key_pair)
+                ctx.discovery = self.discovery
                 await nursery.start(self.discovery.run)
                 for spec in self.service_specs:
                     if spec.roles and self.config.node.role not in spec.roles:

@@ -302,6 +302,36 @@ class Discovery:
         out.extend(r.record for r in rows if r.record is not None)
         return out[:limit]
 
+    # -- the gossip router's peer exchange (PRUNE) uses the same signed records --
+
+    def signed_record_of(self, peer: bytes) -> bytes | None:
+        """The signed record to offer for `peer` in a PRUNE (router's PeerRecordSource)."""
+        try:
+            pid = ID(peer)
+        except Exception:
+            return None
+        if pid == self.me:
+            return self._own_record or None
+        row = self.storage.get_peer(pid.to_base58())
+        return row.record if row is not None else None
+
+    def accept_offered(self, peer: bytes, envelope: bytes | None) -> bool:
+        """A record offered for `peer` in a gossip PRUNE: stored only if valid and
+        signed by that very peer. Returns whether it was stored."""
+        if not envelope:
+            return False
+        try:
+            rec = px.verify_record(envelope)
+        except RemoteError:
+            self.metrics.px_records.labels(verdict="rejected").inc()
+            return False
+        if rec.peer_id.to_bytes() != peer:
+            self.metrics.px_records.labels(verdict="rejected").inc()
+            return False
+        self._store(rec, source="gossip")
+        self._wake.set()
+        return True
+
     def _accept_record(self, envelope: bytes, *, source: str) -> px.VerifiedRecord | None:
         try:
             rec = px.verify_record(envelope)

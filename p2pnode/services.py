@@ -52,7 +52,23 @@ class PubSubService:
             # with a chain, a hub the whitelist does not know is a forgery, not a lag
             reject_failed_hubs=hub_check is not None,
         )
-        self.pubsub = PubSub(host, validator=self.validator, on_delivery=self._deliver)
+        self.pubsub = PubSub(
+            host, validator=self.validator, on_delivery=self._deliver, on_event=self._on_event
+        )
+        # gossip PRUNEs carry signed peer records: offer ours and take others' through
+        # discovery, which checks and stores them like its own peer exchange
+        self.discovery = getattr(ctx, "discovery", None)
+        if self.discovery is not None:
+            self.pubsub.router.peer_record = self.discovery.signed_record_of
+        self.px_offered_records = 0
+
+    def _on_event(self, event: Any) -> None:
+        from gossip.events import PeerExchange
+
+        if isinstance(event, PeerExchange) and self.discovery is not None:
+            for cand in event.candidates:
+                if cand.peer_id and self.discovery.accept_offered(cand.peer_id, cand.signed_record):
+                    self.px_offered_records += 1
 
     def _deliver(self, event: Any) -> None:
         for handler in self.delivery_handlers.get(event.topic, ()):
