@@ -61,7 +61,7 @@ class Spam(PropagationScenario):
         import random
 
         per_hb = round(self.sp.spam_per_s * self.sp.gossip().heartbeat_interval)
-        out: dict[int, Behaviour] = {}
+        out = super().behaviours()
         for i in self.spammer_ids():
             # each world gets fresh spammers with the same seed: same spam in both
             out[i] = Spammer(

@@ -88,3 +88,13 @@ def test_every_scenario_has_defaults_that_validate() -> None:
     for name, cls in SCENARIOS.items():
         assert cls.name == name
         cls.Params().validate()
+
+
+def test_withholders_are_absorbed_by_the_mesh_and_gossip() -> None:
+    base = {"nodes": 300, "degree": 12, "messages": 5, "seed": 3}
+    clean = runner.run("order_propagation", base).results["variants"]["on"]
+    r = runner.run("order_propagation", {**base, "withholders": 60}).results["variants"]["on"]
+    assert r["honest_nodes"] == 240 and r["expected_deliveries"] == 5 * 239
+    assert r["delivery_ratio"] >= 0.99
+    # a fifth of the relays are dead: the honest ones see fewer copies
+    assert r["duplicates_per_delivered"]["mean"] < clean["duplicates_per_delivered"]["mean"]
