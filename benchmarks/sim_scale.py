@@ -32,6 +32,7 @@ import psutil
 from gossip.topics import ORDERS_TOPIC
 from simulations.engine import EngineParams, Simulator
 from simulations.network import Network, NetworkParams
+from simulations.results import percentile
 from simulations.topology import TopologyParams
 from simulations.world import World, WorldParams, payload
 
@@ -99,6 +100,14 @@ def run(n: int, degree: int, profile: bool) -> dict[str, float]:
         prof.disable()
     wall = time.perf_counter() - t0
     grown = rss() - base
+    t_pub0 = WARMUP_S
+    delays = sorted(t - t_pub0 for i, t in world.recorder.first[mid].items() if i != 0)
+    bound = sorted(d for i, d in enumerate(world.net.shortest_delays(0)) if i != 0)
+    dups = [
+        n_.router.metrics.msgs_duplicate / n_.router.metrics.msgs_delivered
+        for n_ in world.nodes[1:]
+        if n_.router.metrics.msgs_delivered
+    ]
     if prof:
         print("\n-- time by function (cProfile, top 25 by own time) --")
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
@@ -112,6 +121,10 @@ def run(n: int, degree: int, profile: bool) -> dict[str, float]:
         "reached": len(world.recorder.first[mid]),
         "reach_s": reach_s,
         "bytes": grown,
+        "p99": percentile(delays, 99),
+        "p99_bound": percentile(bound, 99),
+        "dups": sum(dups) / len(dups),
+        "D": float(world.params.gossip.D),
     }
 
 
@@ -172,6 +185,11 @@ def main() -> None:
         print(
             f"events/s {rate:,.0f} = {rate / base_rate:.3f}x the bare engine "
             f"(routers take {1 - rate / base_rate:.1%} of the time)"
+        )
+        print(
+            f"p99 latency {r['p99'] * 1000:.0f} ms = {r['p99'] / r['p99_bound']:.2f}x the "
+            f"shortest-path bound ({r['p99_bound'] * 1000:.0f} ms; target 1.5x); duplicates "
+            f"per node {r['dups']:.2f} = {r['dups'] / r['D']:.2f}x D={r['D']:.0f}"
         )
         per_node = r["bytes"] / n
         print(
