@@ -60,33 +60,44 @@ def duplicates_histogram(dups: Mapping[str, Any], d_mesh: int, out: Path, title:
 
 
 def delivery_under_attack(rows: Mapping[str, Mapping[str, Any]], out: Path, title: str) -> Path:
-    """Honest delivery ratio per variant (e.g. scoring on / off), as bars.
+    """Honest delivery per variant (e.g. scoring on / off), and per message over time.
 
     `rows` maps a variant label to a dict with `delivery_ratio` (0..1) and
-    optionally `delivery_over_time`: a list of [t, ratio] for messages
-    published at t, drawn on the right to show recovery as scores build up.
+    `delivery_over_time`: [t, ratio, p90 delay or null] per message published
+    at t. Left: overall delivery as bars. Middle: delivery of each message.
+    Right: p90 delay of each fully delivered message, which shows an attack
+    that slows delivery down without stopping it, and recovery as scores build.
     """
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.6, 4.0), dpi=100)
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13.0, 4.0), dpi=100)
     labels = list(rows)
     ratios = [float(rows[k]["delivery_ratio"]) * 100.0 for k in labels]
-    bars = ax1.bar(
-        labels, ratios, color=["tab:green", "tab:red", "tab:blue", "tab:orange"][: len(labels)]
-    )
+    colours = ["tab:green", "tab:red", "tab:blue", "tab:orange"]
+    bars = ax1.bar(labels, ratios, color=colours[: len(labels)])
     for b, r in zip(bars, ratios, strict=True):
-        ax1.annotate(f"{r:.1f}%", (b.get_x() + b.get_width() / 2, r), ha="center", va="bottom")
+        ax1.annotate(f"{r:.2f}%", (b.get_x() + b.get_width() / 2, r), ha="center", va="bottom")
     ax1.set_ylim(0, 105)
     ax1.set_ylabel("honest deliveries / expected (%)")
     ax1.set_title(title)
-    for k in labels:
+    for k, colour in zip(labels, colours, strict=False):
         series = rows[k].get("delivery_over_time") or []
-        if series:
-            ax2.plot([p[0] for p in series], [p[1] * 100.0 for p in series], marker=".", label=k)
+        if not series:
+            continue
+        ts = [p[0] for p in series]
+        ax2.plot(ts, [p[1] * 100.0 for p in series], marker=".", color=colour, label=k)
+        lat = [(p[0], p[2] * 1000.0) for p in series if len(p) > 2 and p[2] is not None]
+        if lat:
+            ax3.plot([x for x, _ in lat], [y for _, y in lat], marker=".", color=colour, label=k)
     ax2.set_xlabel("publish time (s)")
     ax2.set_ylabel("delivery of that message (%)")
     ax2.set_ylim(0, 105)
     ax2.grid(True, alpha=0.3)
-    if any(rows[k].get("delivery_over_time") for k in labels):
-        ax2.legend()
+    ax3.set_xlabel("publish time (s)")
+    ax3.set_ylabel("p90 delay of that message (ms)")
+    ax3.set_ylim(bottom=0)
+    ax3.grid(True, alpha=0.3)
+    for ax in (ax2, ax3):
+        if ax.lines:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -272,6 +272,12 @@ class GossipScenario:
                 lambda pub, t0, world=world: self.targets(world, pub, t0),  # type: ignore[misc]
                 self.publish_errors[v],
             )
+            sizes = [
+                len(world.nodes[i].router.mesh_peers(self.topic))
+                for i in self.honest(world)
+                if world.net.online[i]
+            ]
+            res["mesh_size_mean"] = sum(sizes) / len(sizes) if sizes else 0.0
             res.update(self.extra_results(v, world))
             out["variants"][v] = res
         out["events"] = sim.events_run
@@ -315,7 +321,13 @@ def analyse(
         got = [per[i] - t0 for i in targets if i in per]
         expected += len(targets)
         delays.extend(got)
-        over_time.append([t0, len(got) / len(targets) if targets else 1.0])
+        over_time.append(
+            [
+                t0,
+                len(got) / len(targets) if targets else 1.0,
+                percentile(sorted(got), 90) if len(got) == len(targets) else math.inf,
+            ]
+        )
         if k == 0 and targets:
             first_bound = lower_bound(world, pub, targets, sorted(got), honest)
     delays.sort()
