@@ -59,3 +59,24 @@ def test_sweep_files_are_checked_before_anything_runs(tmp_path: Path) -> None:
             sweep.load(f)
     with pytest.raises(UserError, match="cannot read"):
         sweep.load(tmp_path / "missing.toml")
+
+
+@pytest.mark.slow
+def test_sweep_on_an_existing_scheduler_gives_the_local_results(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    f = tmp_path / "grid.json"
+    f.write_text(
+        json.dumps(
+            {"scenario": "churn", "base": {"nodes": 30, "degree": 4, "messages": 2}, "repeats": 2}
+        )
+    )
+    spec = sweep.load(f)
+    assert [r["seed"] for r in spec.runs()] == [0, 1]
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        path = sweep.run_sweep(spec, tmp_path / "remote", scheduler=cluster.scheduler_address)
+    rows = json.loads(path.read_text())["runs"]
+    assert [r["params"]["seed"] for r in rows] == [0, 1]
+    assert all(r["figures"]["on"]["delivery_ratio"] == 1.0 for r in rows)
