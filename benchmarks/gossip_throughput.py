@@ -47,7 +47,7 @@ from p2pnode.pubsub import PubSub
 
 TOPIC = "/sonm/orders/1"
 N = 10
-COALESCE = 0.02  # the driver's default
+COALESCE = 0.05  # the driver's default
 LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
 DOMAIN = SigningDomain(chain_id=31337)
 

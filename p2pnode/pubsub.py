@@ -132,7 +132,8 @@ class PubSub:
         on_event: Callable[[Event], None] | None = None,
         delivery_buffer: int = 65536,
         max_concurrent_validations: int = 256,
-        coalesce_delay: float = 0.02,
+        coalesce_delay: float = 0.05,
+        flush_at: int = 64,
         seed: int | None = None,
     ) -> None:
         self.host = host
@@ -163,7 +164,8 @@ class PubSub:
         self._limiter = trio.CapacityLimiter(max_concurrent_validations)
         self._nursery: trio.Nursery | None = None
         self.coalesce_delay = coalesce_delay
-        self._topics_pending: list[str] = []
+        self.flush_at = flush_at
+        self._holding: dict[bytes, trio.CancelScope] = {}
 
     # ------------------------------------------------------------ public API
 
@@ -270,9 +272,9 @@ class PubSub:
 
         After idle, the first message is written at once. While traffic keeps
         coming (the last write ended less than `coalesce_delay` ago) the writer
-        waits out the rest of that delay before draining, so a busy link carries
-        a few large writes instead of many small ones; the added latency is
-        bounded by `coalesce_delay` per hop.
+        waits out the rest of that delay before draining, or until `flush_at`
+        messages are queued, so a busy link carries a few large writes instead of
+        many small ones; the added latency is bounded by `coalesce_delay` per hop.
         """
         router = self.router
         delay = self.coalesce_delay
@@ -286,8 +288,16 @@ class PubSub:
                     continue
                 if delay > 0:
                     busy_until = last_write + delay
-                    if trio.current_time() < busy_until:
-                        await trio.sleep_until(busy_until)
+                    if (
+                        trio.current_time() < busy_until
+                        and router.queued_messages(pb) < self.flush_at
+                    ):
+                        with trio.move_on_at(busy_until) as hold:
+                            self._holding[pb] = hold
+                            try:
+                                await trio.sleep_forever()
+                            finally:
+                                self._holding.pop(pb, None)
                     else:
                         await trio.lowlevel.checkpoint()
                 frames = router.drain_peer(pb)
@@ -358,10 +368,13 @@ class PubSub:
         """Wake writers of peers with output, and act on router events."""
         router = self.router
         if router.has_pending():
+            holding = self._holding
             for pb in router.pending_peers():
                 wake = self._wake.pop(pb, None)
                 if wake is not None:
                     wake.set()
+                elif holding and pb in holding and router.queued_messages(pb) >= self.flush_at:
+                    holding.pop(pb).cancel()  # enough queued: one write pays off now
         for ev in router.events():
             self._handle_event(ev)
 
