@@ -3,10 +3,12 @@ restart, the API's token, refusal of plaintext, and a fast SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 import trio
 
 from p2pnode.cli.demo import NodeProcess, wait_ready
+from tests.conftest import free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +98,30 @@ def test_api_needs_the_token(spawn_node: Callable[..., NodeProcess]) -> None:
     ok = httpx.get(url + "/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert ok.status_code == 200 and ok.json()["peer_id"] == info["peer_id"]
     assert "pubsub" in ok.json()["services"]
+
+    # the CLI reads the token and the API URL from the data dir
+    status = run_cli("status", "--data-dir", str(node.data_dir))
+    assert status.returncode == 0, status.stderr
+    assert info["peer_id"] in status.stdout and "seed" in status.stdout
+    peers = run_cli("peers", "--data-dir", str(node.data_dir), "--json")
+    assert peers.returncode == 0, peers.stderr
+    assert json.loads(peers.stdout)["connected"] == 0
+    (node.data_dir / "api.token").write_text("not-the-token\n")
+    refused = run_cli("status", "--data-dir", str(node.data_dir))
+    assert refused.returncode == 2 and "refused the token" in refused.stderr
+
+
+def test_status_without_a_running_node_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("status", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"sonm-p2p: error: no API token in {tmp_path}: has the node in this data dir run yet?"
+    )
+    (tmp_path / "api.token").write_text("t\n")
+    env = {"SONM_API_PORT": str(free_port())}
+    result = run_cli("peers", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 2 and "not answering" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 async def _dial_with(security: str, target: str) -> tuple[bool, str]:

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import trio
 
-from contracts.anvil import AnvilProcess, find_anvil, free_port
+from contracts.anvil import AnvilProcess, find_anvil
 from p2pnode.config import build_config
 from p2pnode.daemon import Daemon, read_ready
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 
 @pytest.fixture(scope="module")
