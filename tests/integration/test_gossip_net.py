@@ -236,3 +236,57 @@ def test_every_order_reaches_every_node_within_one_second() -> None:
 
 def test_invalid_signature_flooder_graylisted_and_disconnected() -> None:
     trio.run(_flooder_graylisted)
+
+
+async def _signed_line_with_async_validation() -> None:
+    """Three hosts in a line, StrictSign with their libp2p keys, an async validator:
+    the good message crosses two hops, the rejected one stops at the first."""
+    from libp2p.crypto.keys import KeyPair
+
+    from gossip.validation import ValidationResult
+    from p2pnode.pubsub import libp2p_sign_policy
+
+    async def check(topic: str, data: bytes, peer: bytes) -> ValidationResult:
+        await trio.sleep(0.01)  # stands for I/O, e.g. a chain lookup
+        return ValidationResult.REJECT if data.startswith(b"bad") else ValidationResult.ACCEPT
+
+    keys: list[KeyPair] = [create_new_key_pair() for _ in range(3)]
+    hosts = [
+        new_host(
+            key_pair=kp,
+            sec_opt=security_options(kp),
+            muxer_opt=muxer_options(),
+            listen_addrs=[LOOPBACK],
+        )
+        for kp in keys
+    ]
+    async with AsyncExitStack() as stack:
+        for h in hosts:
+            await stack.enter_async_context(h.run([LOOPBACK]))
+        async with trio.open_nursery() as nursery:
+            pss = [
+                PubSub(h, sign_policy=libp2p_sign_policy(kp), async_validator=check)
+                for h, kp in zip(hosts, keys, strict=True)
+            ]
+            for ps in pss:
+                await nursery.start(ps.run)
+                ps.subscribe("t")
+            await hosts[1].connect(info_from_p2p_addr(hosts[0].get_addrs()[0]))
+            await hosts[2].connect(info_from_p2p_addr(hosts[1].get_addrs()[0]))
+            with trio.fail_after(10):
+                while len(pss[1].router.mesh_peers("t")) < 2:
+                    await trio.sleep(0.05)
+            await pss[0].publish("t", b"bad apple")
+            good = await pss[0].publish("t", b"good apple")
+            with trio.fail_after(3):
+                got = await pss[2].deliveries.receive()
+            assert (got.msg_id, got.data) == (good, b"good apple")
+            assert got.source_peer == hosts[0].get_id().to_bytes()  # the signed author
+            await trio.sleep(0.3)
+            assert pss[1].router.metrics.msgs_rejected == 1
+            assert pss[2].router.metrics.msgs_received == 1  # the bad one never got here
+            nursery.cancel_scope.cancel()
+
+
+def test_signed_messages_and_async_validation_over_two_hops() -> None:
+    trio.run(_signed_line_with_async_validation)
