@@ -58,6 +58,16 @@ class ChainService:
         self.hub_check = ChainHubCheck(self.verifier)
         self.refreshes = 0
 
+    def stats(self) -> dict[str, float]:
+        """Exported on /metrics as sonm_chain_*."""
+        from p2pnode.metrics import dataclass_numbers
+
+        out = dataclass_numbers(self.hub_check.counters, "hubcheck_")
+        out.update(dataclass_numbers(self.verifier.stats, "verifier_"))
+        out["hubcheck_queued"] = float(self.hub_check.queued)
+        out["refreshes"] = float(self.refreshes)
+        return out
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:

@@ -129,6 +129,7 @@ class Daemon:
         self.host = host
         peer_id = host.get_id().to_base58()
         ctx = NodeContext(self.config, storage, self.metrics, key_pair)
+        self.metrics.watch_services(lambda: ctx.services)
         host.sonm_context = ctx  # type: ignore[attr-defined]
         try:
             async with host.run([listen]), trio.open_nursery() as nursery:

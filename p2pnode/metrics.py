@@ -6,7 +6,20 @@ one process (tests, the benchmark) keep separate counts.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# `*_created` timestamps double every counter's lines and tell an operator nothing
+disable_created_metrics()
+
+ERROR_KINDS = ("discovery", "px_timeout", "px_remote", "px_stream")
+RECORD_VERDICTS = ("accepted", "stale", "rejected")
 
 
 class NodeMetrics:
@@ -22,5 +35,51 @@ class NodeMetrics:
         self.px_records = Counter(
             "sonm_px_records", "Peer-exchange records received, by verdict", ["verdict"], registry=r
         )
+        # every label present from the start, so a dashboard sees zeros, not gaps
         self.dials.labels(result="ok")
         self.dials.labels(result="failed")
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind=kind)
+        for verdict in RECORD_VERDICTS:
+            self.px_records.labels(verdict=verdict)
+
+    def watch_services(self, services: Callable[[], Mapping[str, Any]]) -> None:
+        """Export every running service's `stats()` at scrape time (see ServiceStats)."""
+        self.registry.register(ServiceStats(services))
+
+
+def dataclass_numbers(obj: Any, prefix: str = "") -> dict[str, float]:
+    """The int/float fields of a plain counters dataclass, for a service's `stats()`."""
+    if not dataclasses.is_dataclass(obj):
+        return {}
+    out: dict[str, float] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[prefix + f.name] = float(value)
+    return out
+
+
+_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class ServiceStats(Collector):
+    """Services keep their counters as plain numbers (the sans-IO cores cannot touch
+    prometheus); a service with `stats() -> dict[str, float]` has them exported as
+    gauges `sonm_<service>_<key>` when /metrics is read."""
+
+    def __init__(self, services: Callable[[], Mapping[str, Any]]) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, service in sorted(self._services().items()):
+            stats = getattr(service, "stats", None)
+            if not callable(stats):
+                continue
+            try:
+                values = stats()
+            except Exception:
+                continue  # a broken stats() must not break the whole scrape
+            for key, value in sorted(values.items()):
+                metric = _NAME.sub("_", f"sonm_{name}_{key}")
+                yield GaugeMetricFamily(metric, f"{name} service: {key}", value=float(value))

@@ -62,6 +62,19 @@ class PubSubService:
             self.pubsub.router.peer_record = self.discovery.signed_record_of
         self.px_offered_records = 0
 
+    def stats(self) -> dict[str, float]:
+        """Router and driver counters, exported on /metrics as sonm_pubsub_*."""
+        from p2pnode.metrics import dataclass_numbers
+
+        out = dataclass_numbers(self.pubsub.router.metrics, "router_")
+        out.update(dataclass_numbers(self.pubsub.metrics, "driver_"))
+        counters = getattr(self.validator, "counters", None)
+        for reason, count in getattr(counters, "by_reason", {}).items():
+            out[f"validation_{reason}"] = float(count)
+        out["peers"] = float(len(self.pubsub.connected_pubsub_peers()))
+        out["px_records_taken"] = float(self.px_offered_records)
+        return out
+
     def _on_event(self, event: Any) -> None:
         from gossip.events import PeerExchange
 

@@ -95,3 +95,48 @@ def test_a_failing_service_stops_the_daemon_with_its_error(tmp_path: Path) -> No
         trio.run(daemon.run)
     assert err.group_contains(RuntimeError, match="service broke", depth=None)
     assert not (tmp_path / READY_FILE).exists()
+
+
+def test_service_stats_are_exported_on_metrics(tmp_path: Path) -> None:
+    class Counting:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await trio.sleep_forever()
+
+        def stats(self) -> dict[str, float]:
+            self.calls += 1
+            return {"widgets": 7.0, "odd-name": 1.5}
+
+    class Broken(Counting):
+        def stats(self) -> dict[str, float]:
+            raise RuntimeError("no stats today")
+
+    daemon = Daemon(
+        _config(tmp_path),
+        services=[
+            ServiceSpec("counting", lambda h, c, s: Counting()),
+            ServiceSpec("broken", lambda h, c, s: Broken()),
+        ],
+    )
+    text: dict[str, str] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            info = read_ready(tmp_path)
+            assert info is not None
+            token = (tmp_path / "api.token").read_text().strip()
+            async with httpx.AsyncClient() as client:
+                r = await client.get(
+                    info["api_url"] + "/metrics", headers={"Authorization": f"Bearer {token}"}
+                )
+            text["body"] = r.text
+            daemon.request_stop()
+
+    trio.run(main)
+    assert "sonm_counting_widgets 7.0" in text["body"]
+    assert "sonm_counting_odd_name 1.5" in text["body"]
+    assert "sonm_connections" in text["body"]  # the scrape survived the broken service
