@@ -74,7 +74,11 @@ def make_orders(count: int, seed: int = 1) -> list[bytes]:
             gpu_mem_bytes=24 << 30,
             net_in_bps=10**9,
             net_out_bps=10**9,
-            properties={"region": "eu-central", "cpu": "epyc-7443"},
+            properties={
+                "region": "eu-central",
+                "cpu": "epyc-7443",
+                "os": "ubuntu-22.04-lts-server",
+            },
             geo="DE",
         )
         out.append(codec.encode(o.signed(DOMAIN, key)))
