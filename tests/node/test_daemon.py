@@ -140,3 +140,26 @@ def test_service_stats_are_exported_on_metrics(tmp_path: Path) -> None:
     assert "sonm_counting_widgets 7.0" in text["body"]
     assert "sonm_counting_odd_name 1.5" in text["body"]
     assert "sonm_connections" in text["body"]  # the scrape survived the broken service
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "needle"),
+    [
+        ("node.sqlite3", b"not a database " * 20, "file is not a database"),
+        ("identity.key", b"\x00bad key", "identity key"),
+    ],
+    ids=["corrupt-db", "corrupt-identity"],
+)
+def test_run_with_a_corrupt_data_dir_is_one_line(
+    tmp_path: Path, file: str, content: bytes, needle: str
+) -> None:
+    from tests.conftest import run_cli
+
+    (tmp_path / file).write_bytes(content)
+    result = run_cli(
+        "run", "--data-dir", str(tmp_path), "--listen-port", "0", "--api-port", "0", timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sonm-p2p: error: cannot run the node: ")
+    assert needle in lines[0]
