@@ -12,6 +12,7 @@ reached, and that is not a protocol failure.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -65,8 +66,8 @@ class Churn(PropagationScenario):
             for i in range(len(world.nodes)):
                 sim.schedule(sim.now + rng.expovariate(rate), self._leave, v, world, i, rng)
 
-    def _leave(self, v: str, world: World, i: int, rng: Any) -> None:
-        if sim_end(self) <= world.sim.now:
+    def _leave(self, v: str, world: World, i: int, rng: random.Random) -> None:
+        if self.end_time() - self.cp.drain_s <= world.sim.now:  # churn stops with traffic
             return
         world.stop_node(i)
         self.changes[v][i].append(world.sim.now)
@@ -75,7 +76,7 @@ class Churn(PropagationScenario):
             rng.expovariate(1.0 / self.cp.mean_downtime_s), self._join, v, world, i, rng
         )
 
-    def _join(self, v: str, world: World, i: int, rng: Any) -> None:
+    def _join(self, v: str, world: World, i: int, rng: random.Random) -> None:
         online = [j for j, up in enumerate(world.net.online) if up and j != i]
         k = min(self.cp.degree, len(online))
         peers = rng.sample(online, k) if k else []
@@ -101,7 +102,3 @@ class Churn(PropagationScenario):
 
     def extra_results(self, variant: str, world: World) -> dict[str, Any]:
         return {"leaves": self.leaves.get(variant, 0)}
-
-
-def sim_end(sc: Churn) -> float:
-    return sc.end_time() - sc.cp.drain_s

@@ -11,12 +11,12 @@ had to validate, with scoring on and off (`scoring="both"`, the default).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from p2pnode.errors import UserError
 from simulations.adversaries import Spammer
-from simulations.engine import Simulator
 from simulations.node import Behaviour
 from simulations.scenarios.base import CommonParams
 from simulations.scenarios.propagation import PropagationScenario
@@ -52,14 +52,10 @@ class Spam(PropagationScenario):
         return self.params
 
     def spammer_ids(self) -> list[int]:
-        import random
-
         rng = random.Random(f"{self.sp.seed}/spammers")
         return sorted(rng.sample(range(self.sp.nodes), self.sp.spammers))
 
     def behaviours(self) -> dict[int, Behaviour]:
-        import random
-
         per_hb = round(self.sp.spam_per_s * self.sp.gossip().heartbeat_interval)
         out = super().behaviours()
         for i in self.spammer_ids():
@@ -68,9 +64,6 @@ class Spam(PropagationScenario):
                 self.topic, per_hb, self.sp.payload_bytes, random.Random(f"{self.sp.seed}/spam/{i}")
             )
         return out
-
-    def traffic(self, sim: Simulator) -> None:
-        super().traffic(sim)
 
     def extra_results(self, variant: str, world: World) -> dict[str, Any]:
         honest = self.honest(world)
