@@ -765,6 +765,11 @@ class GossipRouter:
                 continue
             if peer in mesh:
                 continue
+            if topic not in st.topics:
+                # a mesh member must be a subscriber: refuse, without PX
+                do_px = False
+                prune.append(topic)
+                continue
             expire = self._backoff_expiry(topic, peer)
             if expire is not None and now < expire:
                 if sc is not None:

@@ -770,3 +770,70 @@ def test_remove_peer_forgets_it_everywhere() -> None:
     h.r.remove_peer(a, h.now)
     assert a not in h.r.mesh_peers(T) and a not in h.r.topic_peers(T)
     assert h.r.drain() == []
+
+
+def test_graft_from_a_peer_not_subscribed_is_refused() -> None:
+    h = Harness()
+    a = h.add(b"a", topics=())
+    h.r.subscribe(T, h.now)
+    h.collect()
+    h.feed(a, RPC(control=Control(graft=[T])))
+    assert a not in h.r.mesh_peers(T)
+    assert [p.topic for p in prunes(h.collect()[a])] == [T]
+    # subscribing and grafting in one RPC is fine (subscriptions are handled first)
+    b = h.add(b"b", topics=())
+    h.feed(b, RPC(subscriptions=[SubOpts(True, T)], control=Control(graft=[T])))
+    assert b in h.r.mesh_peers(T)
+
+
+def test_graft_refused_when_mesh_full_from_inbound_but_accepted_from_outbound() -> None:
+    h = Harness()
+    h.r.subscribe(T, h.now)
+    for p in h.add_many(12):
+        h.feed(p, RPC(control=Control(graft=[T])))
+    assert len(h.r.mesh_peers(T)) == 12
+    h.collect()
+    late_in = h.add(b"late-in")
+    late_out = h.add(b"late-out", outbound=True)
+    h.feed(late_in, RPC(control=Control(graft=[T])))
+    h.feed(late_out, RPC(control=Control(graft=[T])))
+    assert late_in not in h.r.mesh_peers(T) and late_out in h.r.mesh_peers(T)
+    assert prunes(h.collect()[late_in])
+
+
+def test_remote_backoff_is_capped() -> None:
+    h = Harness(GossipSubParams(max_backoff=100.0))
+    a = h.add(b"a")
+    h.r.subscribe(T, h.now)
+    h.collect()
+    h.feed(a, RPC(control=Control(prune=[Prune(T, [], 2**63)])))
+    h.advance(102.0)
+    assert a in h.r.mesh_peers(T)  # regrafted once the capped backoff ran out
+
+
+def test_kept_promise_is_not_penalised() -> None:
+    h = Harness()
+    a = h.add(b"a")
+    h.r.subscribe(T, h.now)
+    mid = h.r.sign_policy.msg_id(Message(T, b"promised"))
+    h.feed(a, RPC(control=Control(ihave=[(T, [mid])])))
+    assert iwants(h.collect()[a]) == [mid]
+    h.advance(1.0)
+    h.msg(a, b"promised")
+    h.advance(5.0)
+    assert h.r.metrics.broken_promises == 0
+
+
+def test_prune_offers_px_with_signed_records_when_enabled() -> None:
+    records = {b"p%03d" % i: b"record-%d" % i for i in range(8)}
+    h = Harness(GossipSubParams(do_px=True), peer_record=records.get)
+    h.add_many(8)
+    h.r.subscribe(T, h.now)
+    mesh = h.r.mesh_peers(T)
+    h.collect()
+    h.r.unsubscribe(T, h.now)
+    out = h.collect()
+    victim = sorted(mesh)[0]
+    (pr,) = prunes(out[victim])
+    assert pr.peers and all(pi.peer_id != victim for pi in pr.peers)
+    assert all(pi.signed_record == records[pi.peer_id] for pi in pr.peers)
