@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import os
 import signal
@@ -40,11 +39,12 @@ from p2pnode.discovery import Discovery
 from p2pnode.errors import LocalError
 from p2pnode.host import build_host, listen_multiaddr
 from p2pnode.metrics import NodeMetrics
+from p2pnode.ready import READY_FILE, write_ready
+from p2pnode.ready import read_ready as read_ready  # re-exported: older callers import it here
 from p2pnode.storage import Storage
 
 log = logging.getLogger(__name__)
 
-READY_FILE = "ready.json"
 SHUTDOWN_GRACE = 1.5  # seconds; the whole stop must stay under 2 s
 
 
@@ -177,10 +177,7 @@ class Daemon:
             "addrs": [str(a) for a in host.get_addrs()],
             "api_url": self.api_url,
         }
-        path = self.data_dir / READY_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, path)
+        write_ready(self.data_dir, info)
 
 
 async def _run_service(name: str, service: Service, *, task_status: Any) -> None:
@@ -191,14 +188,6 @@ async def _run_service(name: str, service: Service, *, task_status: Any) -> None
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def read_ready(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((data_dir / READY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 async def run_until_signal(daemon: Daemon) -> None:

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from p2pnode.api.auth import read_token
-from p2pnode.daemon import read_ready
 from p2pnode.errors import LocalError, UserError
+from p2pnode.ready import read_ready
 
 
 def register(subparsers: Any) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from p2pnode import keys
 from p2pnode.cli.common import add_config_options, config_from_args
 from p2pnode.errors import UserError
 
@@ -40,7 +39,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--password-file",
         metavar="FILE",
-        help=f"read the password from FILE (else ${keys.PASSWORD_ENV}, else a prompt)",
+        help="read the password from FILE (else $SONM_KEY_PASSWORD, else a prompt)",
     )
 
 
@@ -58,6 +57,8 @@ def _print(address: str, peer_id: str, keystore: Path, note: str) -> None:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from p2pnode import keys
+
     keystore, data_dir = _paths(args)
     if keystore.exists():
         raise UserError(f"keystore {keystore} already exists; refusing to overwrite it")
@@ -69,6 +70,8 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from p2pnode import keys
+
     keystore, data_dir = _paths(args)
     if keystore.exists():
         raise UserError(f"keystore {keystore} already exists; refusing to overwrite it")
@@ -86,6 +89,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from p2pnode import keys
+
     keystore, data_dir = _paths(args)
     if not keystore.exists():
         raise UserError(f"keystore {keystore} does not exist; create it with `sonm-p2p keys new`")

@@ -107,7 +107,7 @@ def api_get(config: NodeConfig, path: str, params: dict[str, Any] | None = None)
     import httpx
 
     from p2pnode.api.auth import read_token
-    from p2pnode.daemon import read_ready
+    from p2pnode.ready import read_ready
 
     data_dir = config.data_path
     token = read_token(data_dir)
