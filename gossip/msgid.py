@@ -37,7 +37,7 @@ class StrictNoSign:
     """No author fields on the wire; id = sha256(data)."""
 
     def msg_id(self, msg: Message) -> bytes:
-        return hashlib.sha256(msg.data).digest()
+        return msg.payload_sha256()
 
     def check(self, msg: Message) -> str | None:
         """None when the message obeys the policy, else the reason to reject it."""

@@ -33,6 +33,8 @@ unsigned varint.
 
 from __future__ import annotations
 
+import hashlib
+
 from p2pnode.errors import RemoteError
 
 
@@ -48,6 +50,8 @@ _VARINT_CACHE = [bytes([i]) for i in range(128)]
 def uvarint(n: int) -> bytes:
     if n < 128:
         return _VARINT_CACHE[n]
+    if n < 16384:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -158,7 +162,7 @@ class SubOpts:
 class Message:
     """One pubsub message. `raw` caches its encoding so forwarding never re-encodes."""
 
-    __slots__ = ("data", "from_", "key", "raw", "seqno", "signature", "topic")
+    __slots__ = ("_sha", "data", "from_", "key", "raw", "seqno", "signature", "topic")
 
     def __init__(
         self,
@@ -177,6 +181,15 @@ class Message:
         self.signature = signature
         self.key = key
         self.raw = raw
+        self._sha: bytes | None = None
+
+    def payload_sha256(self) -> bytes:
+        """sha256(data), computed once per object: the simulator hands one Message
+        object to every router, which would otherwise each hash it again."""
+        h = self._sha
+        if h is None:
+            h = self._sha = hashlib.sha256(self.data).digest()
+        return h
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Message) and self._fields() == other._fields()
@@ -410,7 +423,14 @@ def _decode_message(buf: bytes, pos: int, end: int) -> Message:
     while pos < end:
         k = buf[pos]
         if k < 0x80 and (k & 7) == 2 and 1 <= (k >> 3) <= 6:
-            s, pos = _read_len(buf, pos + 1, end)
+            n = buf[pos + 1] if pos + 1 < end else 0x80
+            if n < 0x80:  # one-byte length: the common case for all but data
+                s = pos + 2
+                pos = s + n
+                if pos > end:
+                    raise WireError("length-delimited field runs past its container")
+            else:
+                s, pos = _read_len(buf, pos + 1, end)
             field = k >> 3
             if field == 2:
                 data = buf[s:pos]
