@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 DIAL_TIMEOUT = 5.0
 PX_TIMEOUT = 5.0
 MAX_CONCURRENT_DIALS = 8
+MAX_KNOWN_PEERS = 5000  # peer table rows kept (seeds not counted)
+MAX_DIAL_FAILURES = 8  # consecutive failures before a peer is forgotten (~4 min at defaults)
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Discovery:
     async def _tick(self) -> None:
         connected = self.connected_ids()
         self.metrics.connections.set(len(connected))
+        self.storage.prune_peers(max_rows=MAX_KNOWN_PEERS, max_failures=MAX_DIAL_FAILURES)
         self.metrics.known_peers.set(self.storage.count_peers())
         now = time.monotonic()
         want_more = len(connected) < self.net.min_connections
@@ -345,9 +348,12 @@ class Discovery:
     def _store(self, rec: px.VerifiedRecord, *, source: str) -> None:
         if rec.peer_id == self.me:
             return
+        pid = rec.peer_id.to_base58()
         fresh = self.storage.upsert_peer(
-            rec.peer_id.to_base58(), rec.addrs, source=source, record=rec.envelope, seq=rec.seq
+            pid, rec.addrs, source=source, record=rec.envelope, seq=rec.seq
         )
+        if fresh:
+            self._backoff.pop(pid, None)  # a newer record: its addresses deserve a try
         self.metrics.px_records.labels(verdict="accepted" if fresh else "stale").inc()
 
 

@@ -129,9 +129,10 @@ class Storage:
                 return True
             old_seq, old_record = row
             if record is not None and (old_record is None or seq > old_seq):
+                # new addresses: earlier failures say nothing about them
                 self._db.execute(
-                    "UPDATE peers SET addrs = ?, record = ?, seq = ?, last_seen = ? "
-                    "WHERE peer_id = ?",
+                    "UPDATE peers SET addrs = ?, record = ?, seq = ?, last_seen = ?, failures = 0"
+                    " WHERE peer_id = ?",
                     (joined, record, seq, now, peer_id),
                 )
                 return True
@@ -184,6 +185,22 @@ class Storage:
     def forget_peer(self, peer_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
+
+    def prune_peers(self, *, max_rows: int, max_failures: int) -> int:
+        """Forget peers that keep failing, then the least recently seen beyond
+        `max_rows`; seeds are kept. Bounds the table against record floods (anyone
+        can mint valid records for fresh keys). Returns how many rows went."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM peers WHERE source != 'seed' AND failures >= ?", (max_failures,)
+            )
+            gone = cur.rowcount
+            cur = self._db.execute(
+                "DELETE FROM peers WHERE peer_id IN (SELECT peer_id FROM peers"
+                " WHERE source != 'seed' ORDER BY last_seen DESC LIMIT -1 OFFSET ?)",
+                (max_rows,),
+            )
+            return gone + cur.rowcount
 
     def count_peers(self) -> int:
         with self._lock:

@@ -31,6 +31,16 @@ def test_newer_record_replaces_older_never_the_reverse(tmp_path: Path) -> None:
     assert row.last_seen == 3.0  # still heard of, even if the record was stale
 
 
+def test_a_newer_record_clears_the_failures(tmp_path: Path) -> None:
+    s = Storage.open_in(tmp_path)
+    s.upsert_peer("A", ["/old"], source="px", record=b"r1", seq=1)
+    s.mark_failed("A")
+    s.mark_failed("A")
+    s.upsert_peer("A", ["/new"], source="px", record=b"r2", seq=2)
+    row = s.get_peer("A")
+    assert row is not None and row.failures == 0 and row.addrs == ("/new",)
+
+
 def test_a_signed_record_wins_over_a_seed_address(tmp_path: Path) -> None:
     s = Storage.open_in(tmp_path)
     s.upsert_peer("S", ["/seed"], source="seed")
@@ -68,3 +78,19 @@ def test_areas_add_their_own_tables(tmp_path: Path) -> None:
     with s.lock:
         s.connection.execute("INSERT INTO demo VALUES ('x')")
         assert s.connection.execute("SELECT k FROM demo").fetchall() == [("x",)]
+
+
+def test_prune_forgets_failing_peers_and_the_oldest_beyond_the_cap(tmp_path: Path) -> None:
+    s = Storage.open_in(tmp_path)
+    s.upsert_peer("seed", ["/s"], source="seed", now=0.0)
+    for _ in range(5):
+        s.mark_failed("seed")  # seeds are never forgotten
+    s.upsert_peer("flaky", ["/f"], source="px", now=100.0)
+    for _ in range(3):
+        s.mark_failed("flaky")
+    for i in range(6):
+        s.upsert_peer(f"P{i}", [f"/p{i}"], source="px", now=float(i))
+    assert s.prune_peers(max_rows=100, max_failures=3) == 1
+    assert s.get_peer("flaky") is None and s.get_peer("seed") is not None
+    assert s.prune_peers(max_rows=4, max_failures=3) == 2  # P0 and P1, the least recently seen
+    assert {r.peer_id for r in s.list_peers()} == {"seed", "P2", "P3", "P4", "P5"}
