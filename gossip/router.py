@@ -474,6 +474,13 @@ class GossipRouter:
             if peer not in self._peers:
                 return
 
+    def note_malformed(self, peer: bytes, reason: str) -> None:
+        """The driver saw bad bytes from `peer` the router never got (e.g. a frame
+        over max_rpc_size): count them like the router's own decode failures."""
+        st = self._peers.get(peer)
+        if st is not None:
+            self._malformed(peer, st, reason)
+
     def _malformed(self, peer: bytes, st: _Peer, reason: str) -> None:
         self.metrics.malformed_frames += 1
         st.malformed += 1

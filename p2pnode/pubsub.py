@@ -248,8 +248,8 @@ class PubSub:
             except Exception as exc:
                 self.metrics.stream_open_failures += 1
                 log.debug("pubsub stream to %s failed: %s", pid, exc)
-                if not self._is_connected(pid):
-                    break
+                if "not supported" in str(exc) or not self._is_connected(pid):
+                    break  # no pubsub there, or gone: retrying cannot help
                 await trio.sleep(delay)
                 delay *= 2
         if stream is None:
@@ -336,9 +336,10 @@ class PubSub:
                 buf = buf + chunk if buf else chunk
                 try:
                     _, used = split_frames(buf, limit)
-                except WireError:
+                except WireError as exc:
+                    # an oversized frame: the stream cannot be resynchronised
                     self.metrics.oversized_frames += 1
-                    router.receive(pb, buf[:16], trio.current_time())  # counted as malformed
+                    router.note_malformed(pb, str(exc))
                     self._after()
                     break
                 if used:
@@ -421,11 +422,12 @@ class PubSub:
         self._after()
 
     async def _disconnect(self, pid: ID) -> None:
-        try:
-            await self.host.disconnect(pid)
-        except Exception as exc:
-            log.debug("disconnect %s failed: %s", pid, exc)
-        self._drop_peer(pid.to_bytes())
+        self._drop_peer(pid.to_bytes())  # forget it now, whatever the transport does
+        with trio.move_on_after(5):
+            try:
+                await self.host.disconnect(pid)
+            except Exception as exc:
+                log.debug("disconnect %s failed: %s", pid, exc)
 
 
 def _accept_all(topic: str, data: bytes, peer: bytes) -> ValidationResult:

@@ -290,3 +290,52 @@ async def _signed_line_with_async_validation() -> None:
 
 def test_signed_messages_and_async_validation_over_two_hops() -> None:
     trio.run(_signed_line_with_async_validation)
+
+
+async def _hostile_stream_bytes() -> None:
+    """A peer writing garbage and then an oversized frame on a real /meshsub stream:
+    counted, the peer is cut off, and the node keeps serving an honest peer."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+
+    from gossip.params import GossipSubParams
+    from gossip.router import PROTOCOL_V12
+    from gossip.wire import uvarint
+
+    hosts = [_host() for _ in range(3)]
+    async with AsyncExitStack() as stack:
+        for h in hosts:
+            await stack.enter_async_context(h.run([LOOPBACK]))
+        async with trio.open_nursery() as nursery:
+            params = GossipSubParams(max_rpc_size=4096, max_malformed_frames=1)
+            node, honest = PubSub(hosts[0], params=params), PubSub(hosts[1])
+            for ps in (node, honest):
+                await nursery.start(ps.run)
+                ps.subscribe("t")
+            await hosts[1].connect(info_from_p2p_addr(hosts[0].get_addrs()[0]))
+            await hosts[2].connect(info_from_p2p_addr(hosts[0].get_addrs()[0]))
+            stream = await hosts[2].new_stream(hosts[0].get_id(), [TProtocol(PROTOCOL_V12)])
+            await stream.write(b"\x05\x12\x03\xff\xff\xff")  # a frame that does not decode
+            await trio.sleep(0.2)
+            await stream.write(uvarint(1 << 20) + b"x" * 10)  # declares 1 MiB > 4096
+            evil = hosts[2].get_id().to_bytes()
+            with trio.fail_after(5):
+                while node.metrics.oversized_frames < 1 or node.metrics.disconnects < 1:
+                    await trio.sleep(0.05)
+            assert node.router.metrics.malformed_frames == 2
+            assert not node.router.has_peer(evil)
+            with trio.fail_after(5):
+                while hosts[0].get_network().get_connections(ID(evil)):
+                    await trio.sleep(0.05)
+            with trio.fail_after(5):
+                while not node.router.mesh_peers("t"):
+                    await trio.sleep(0.05)
+            mid = await honest.publish("t", b"still working")
+            with trio.fail_after(3):
+                got = await node.deliveries.receive()
+            assert got.msg_id == mid
+            nursery.cancel_scope.cancel()
+
+
+def test_hostile_bytes_on_a_stream_are_contained() -> None:
+    trio.run(_hostile_stream_bytes)
