@@ -245,6 +245,8 @@ class Discovery:
 
     async def _ask_px(self, pid: str) -> None:
         stream = None
+        if not self.host.get_network().get_connections(ID.from_base58(pid)):
+            return  # gone meanwhile: new_stream would dial it, around our backoff
         try:
             with trio.fail_after(PX_TIMEOUT):
                 stream = await self.host.new_stream(

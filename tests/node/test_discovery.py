@@ -207,3 +207,41 @@ def test_records_offered_in_gossip_prunes_are_checked_like_px(tmp_path: Path) ->
     assert out["ok"] is True and out["offered"] == out["env"]
     assert out["unknown"] is None
     assert px.verify_record(out["own"]).peer_id == out["me"]
+
+
+def test_a_dropped_connection_is_redialled(tmp_path: Path) -> None:
+    seed = _daemon(tmp_path, "seed", min_connections=0)
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(seed.run)
+            assert seed.host is not None
+            addr = str(seed.host.get_addrs()[0])
+            node = _daemon(tmp_path, "node", bootstrap=(addr,), min_connections=1)
+            await nursery.start(node.run)
+            assert node.host is not None
+            with trio.move_on_after(10):
+                while not node.host.get_connected_peers():
+                    await trio.sleep(0.02)
+            seen["first"] = len(node.host.get_connected_peers())
+            await seed.host.disconnect(node.host.get_id())  # the seed hangs up on it
+            with trio.move_on_after(5):
+                while node.host.get_connected_peers():
+                    await trio.sleep(0.01)
+            seen["dropped"] = len(node.host.get_connected_peers())
+            with trio.move_on_after(10):
+                while not node.host.get_connected_peers():
+                    await trio.sleep(0.02)
+            seen["again"] = len(node.host.get_connected_peers())
+            with trio.move_on_after(2):  # the dial task counts right after connect returns
+                while _metric(node, "sonm_dials_total", result="ok") < 2:
+                    await trio.sleep(0.01)
+            seen["dials_ok"] = _metric(node, "sonm_dials_total", result="ok")
+            node.request_stop()
+            seed.request_stop()
+
+    trio.run(main)
+    assert seen["first"] == 1 and seen["dropped"] == 0
+    assert seen["again"] == 1
+    assert seen["dials_ok"] >= 2
