@@ -622,3 +622,24 @@ def split_frames(buf: bytes, max_size: int) -> tuple[list[bytes], int]:
         out.append(buf[body : body + n])
         pos = body + n
     return out, pos
+
+
+def frames_end(buf: bytes | bytearray, max_size: int) -> int:
+    """How many leading bytes of `buf` are whole length-prefixed frames (no copies:
+    the driver's read loop uses it to hand complete frames to the router at once).
+    A declared length above `max_size` raises WireError."""
+    pos = 0
+    end = len(buf)
+    while pos < end:
+        try:
+            n, body = _read_varint(buf, pos, end)  # type: ignore[arg-type]
+        except WireError:
+            if end - pos >= 10:
+                raise
+            break
+        if n > max_size:
+            raise WireError(f"frame of {n} bytes exceeds the {max_size}-byte limit")
+        if body + n > end:
+            break
+        pos = body + n
+    return pos

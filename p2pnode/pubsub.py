@@ -49,7 +49,7 @@ from gossip.msgid import SignPolicy, StrictSign
 from gossip.params import GossipSubParams
 from gossip.router import PROTOCOLS, GossipRouter
 from gossip.validation import ValidationResult
-from gossip.wire import WireError, split_frames
+from gossip.wire import WireError, frames_end
 
 log = logging.getLogger(__name__)
 
@@ -327,15 +327,19 @@ class PubSub:
             proto = str(stream.get_protocol() or PROTOCOLS[0])
             router.add_peer(pb, proto, False, trio.current_time(), _remote_ip(stream))
         limit = router.params.max_rpc_size
-        buf = b""
+        pending = bytearray()  # a partial frame waiting for the rest
         try:
             while True:
                 chunk = await stream.read(_READ_CHUNK)
                 if not chunk:
                     break
-                buf = buf + chunk if buf else chunk
+                if pending:
+                    pending += chunk
+                    data: bytes | bytearray = pending
+                else:
+                    data = chunk
                 try:
-                    _, used = split_frames(buf, limit)
+                    used = frames_end(data, limit)
                 except WireError as exc:
                     # an oversized frame: the stream cannot be resynchronised
                     self.metrics.oversized_frames += 1
@@ -343,9 +347,13 @@ class PubSub:
                     self._after()
                     break
                 if used:
-                    router.receive(pb, buf[:used] if used < len(buf) else buf, trio.current_time())
-                    buf = buf[used:]
+                    whole = data if used == len(data) else data[:used]
+                    router.receive(pb, bytes(whole), trio.current_time())
                     self._after()
+                if data is pending:
+                    del pending[:used]
+                elif used < len(data):
+                    pending += data[used:]
         except Exception as exc:
             log.debug("pubsub read from %s ended: %s", pid, exc)
         finally:

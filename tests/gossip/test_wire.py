@@ -161,3 +161,14 @@ def test_uvarint_matches_protobuf_encoding() -> None:
     assert uvarint(127) == b"\x7f"
     assert uvarint(128) == b"\x80\x01"
     assert uvarint(300) == b"\xac\x02"
+
+
+def test_frames_end_counts_whole_frames_without_copying() -> None:
+    from gossip.wire import frames_end
+
+    a = frame(RPC([SubOpts(True, "a")]).encode())
+    assert frames_end(a + a, 1024) == 2 * len(a)
+    assert frames_end(bytearray(a + a[:4]), 1024) == len(a)
+    assert frames_end(b"\x80", 1024) == 0  # the prefix itself is incomplete
+    with pytest.raises(WireError):
+        frames_end(uvarint(5000), 4096)
