@@ -159,7 +159,10 @@ class PubSub:
         )
         self._ids: dict[bytes, ID] = {}
         self._wake: dict[bytes, trio.Event] = {}
-        self._outbound: set[bytes] = set()
+        # peer -> generation of its outbound stream task; a task whose generation is
+        # no longer current (the peer left and came back) must not touch the new one
+        self._outbound: dict[bytes, int] = {}
+        self._generation = 0
         self._timer_wake = trio.Event()
         self._limiter = trio.CapacityLimiter(max_concurrent_validations)
         self._nursery: trio.Nursery | None = None
@@ -219,8 +222,9 @@ class PubSub:
             if up:
                 self._ids[pb] = pid
                 if pb not in self._outbound:
-                    self._outbound.add(pb)
-                    self._nursery.start_soon(self._open_outbound, pid, outbound)
+                    self._generation += 1
+                    self._outbound[pb] = self._generation
+                    self._nursery.start_soon(self._open_outbound, pid, outbound, self._generation)
             else:
                 try:
                     still = bool(self.host.get_network().get_connections(pid))
@@ -231,13 +235,13 @@ class PubSub:
 
     def _drop_peer(self, pb: bytes) -> None:
         self.router.remove_peer(pb, trio.current_time())
-        self._outbound.discard(pb)
+        self._outbound.pop(pb, None)
         ev = self._wake.pop(pb, None)
         if ev is not None:
             ev.set()
         self._after()
 
-    async def _open_outbound(self, pid: ID, outbound: bool) -> None:
+    async def _open_outbound(self, pid: ID, outbound: bool, gen: int) -> None:
         pb = pid.to_bytes()
         stream: INetStream | None = None
         delay = 0.05
@@ -252,14 +256,17 @@ class PubSub:
                     break  # no pubsub there, or gone: retrying cannot help
                 await trio.sleep(delay)
                 delay *= 2
-        if stream is None:
-            self._outbound.discard(pb)
+        if stream is None or self._outbound.get(pb) != gen:
+            if self._outbound.get(pb) == gen:
+                del self._outbound[pb]
+            if stream is not None:
+                await _reset_quietly(stream)
             return
         self.metrics.streams_opened += 1
         proto = str(stream.get_protocol() or PROTOCOLS[0])
         self.router.add_peer(pb, proto, outbound, trio.current_time(), _remote_ip(stream))
         self._after()
-        await self._writer(pb, stream)
+        await self._writer(pb, stream, gen)
 
     def _is_connected(self, pid: ID) -> bool:
         try:
@@ -267,7 +274,7 @@ class PubSub:
         except Exception:
             return False
 
-    async def _writer(self, pb: bytes, stream: INetStream) -> None:
+    async def _writer(self, pb: bytes, stream: INetStream, gen: int) -> None:
         """Write everything queued for `pb`, as one write per wake-up.
 
         After idle, the first message is written at once. While traffic keeps
@@ -280,7 +287,7 @@ class PubSub:
         delay = self.coalesce_delay
         last_write = -math.inf
         try:
-            while pb in self._outbound:
+            while self._outbound.get(pb) == gen:
                 if not router.has_output_for(pb):
                     ev = trio.Event()
                     self._wake[pb] = ev
@@ -313,7 +320,7 @@ class PubSub:
         finally:
             self._wake.pop(pb, None)
             await _reset_quietly(stream)
-            if pb in self._outbound:
+            if self._outbound.get(pb) == gen:
                 # our stream died while the connection may live: forget the peer
                 self._drop_peer(pb)
 
