@@ -339,3 +339,34 @@ async def _hostile_stream_bytes() -> None:
 
 def test_hostile_bytes_on_a_stream_are_contained() -> None:
     trio.run(_hostile_stream_bytes)
+
+
+async def _reconnect() -> None:
+    hosts = [_host() for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        for h in hosts:
+            await stack.enter_async_context(h.run([LOOPBACK]))
+        async with trio.open_nursery() as nursery:
+            a, b = PubSub(hosts[0]), PubSub(hosts[1])
+            for ps in (a, b):
+                await nursery.start(ps.run)
+                ps.subscribe("t")
+            info = info_from_p2p_addr(hosts[0].get_addrs()[0])
+            for round_ in range(2):
+                await hosts[1].connect(info)
+                with trio.fail_after(5):
+                    while not a.router.mesh_peers("t"):
+                        await trio.sleep(0.05)
+                mid = await b.publish("t", b"round %d" % round_)
+                with trio.fail_after(3):
+                    got = await a.deliveries.receive()
+                assert got.msg_id == mid
+                await hosts[1].disconnect(hosts[0].get_id())
+                with trio.fail_after(5):
+                    while a.router.peers() or b.router.peers():
+                        await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+
+
+def test_peers_forgotten_on_disconnect_and_served_again_on_reconnect() -> None:
+    trio.run(_reconnect)
