@@ -643,3 +643,35 @@ def frames_end(buf: bytes | bytearray, max_size: int) -> int:
             break
         pos = body + n
     return pos
+
+
+class FrameBuffer:
+    """Reassembles a byte stream into runs of whole frames (the driver's read loop).
+
+    `feed(chunk)` returns the complete frames now available, as one bytes object
+    for `router.receive`, or b"" when a frame is still partial. In the common case
+    (a chunk holding only whole frames) the chunk itself is returned, uncopied.
+    """
+
+    __slots__ = ("_max", "_pending")
+
+    def __init__(self, max_size: int) -> None:
+        self._max = max_size
+        self._pending = bytearray()
+
+    def feed(self, chunk: bytes) -> bytes:
+        pending = self._pending
+        if pending:
+            pending += chunk
+            used = frames_end(pending, self._max)
+            out = bytes(pending[:used])
+            del pending[:used]
+            return out
+        used = frames_end(chunk, self._max)
+        if used < len(chunk):
+            pending += chunk[used:]
+            return chunk[:used]
+        return chunk
+
+    def __len__(self) -> int:
+        return len(self._pending)

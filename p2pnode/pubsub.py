@@ -49,7 +49,7 @@ from gossip.msgid import SignPolicy, StrictSign
 from gossip.params import GossipSubParams
 from gossip.router import PROTOCOLS, GossipRouter
 from gossip.validation import ValidationResult
-from gossip.wire import WireError, frames_end
+from gossip.wire import FrameBuffer, WireError
 
 log = logging.getLogger(__name__)
 
@@ -334,33 +334,23 @@ class PubSub:
             proto = str(stream.get_protocol() or PROTOCOLS[0])
             router.add_peer(pb, proto, False, trio.current_time(), _remote_ip(stream))
         limit = router.params.max_rpc_size
-        pending = bytearray()  # a partial frame waiting for the rest
+        frames = FrameBuffer(limit)
         try:
             while True:
                 chunk = await stream.read(_READ_CHUNK)
                 if not chunk:
                     break
-                if pending:
-                    pending += chunk
-                    data: bytes | bytearray = pending
-                else:
-                    data = chunk
                 try:
-                    used = frames_end(data, limit)
+                    whole = frames.feed(chunk)
                 except WireError as exc:
                     # an oversized frame: the stream cannot be resynchronised
                     self.metrics.oversized_frames += 1
                     router.note_malformed(pb, str(exc))
                     self._after()
                     break
-                if used:
-                    whole = data if used == len(data) else data[:used]
-                    router.receive(pb, bytes(whole), trio.current_time())
+                if whole:
+                    router.receive(pb, whole, trio.current_time())
                     self._after()
-                if data is pending:
-                    del pending[:used]
-                elif used < len(data):
-                    pending += data[used:]
         except Exception as exc:
             log.debug("pubsub read from %s ended: %s", pid, exc)
         finally:

@@ -172,3 +172,22 @@ def test_frames_end_counts_whole_frames_without_copying() -> None:
     assert frames_end(b"\x80", 1024) == 0  # the prefix itself is incomplete
     with pytest.raises(WireError):
         frames_end(uvarint(5000), 4096)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(rpcs, min_size=1, max_size=5), st.lists(st.integers(1, 50), max_size=30))
+def test_frame_buffer_reassembles_any_chunking(batch: list[RPC], cuts: list[int]) -> None:
+    from gossip.wire import FrameBuffer
+
+    stream = b"".join(frame(r.encode()) for r in batch)
+    chunks, pos = [], 0
+    for c in cuts:
+        chunks.append(stream[pos : pos + c])
+        pos += c
+    chunks.append(stream[pos:])
+    fb = FrameBuffer(1 << 20)
+    got = b"".join(fb.feed(c) for c in chunks if c)
+    assert got == stream and len(fb) == 0
+    bodies, used = split_frames(got, 1 << 20)
+    assert used == len(got)
+    assert [decode_rpc(b) for b in bodies] == batch
