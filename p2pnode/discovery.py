@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 DIAL_TIMEOUT = 5.0
 PX_TIMEOUT = 5.0
 MAX_CONCURRENT_DIALS = 8
+PX_MIN_GAP = 1.0  # seconds between two record requests to the same peer
 MAX_KNOWN_PEERS = 5000  # peer table rows kept (seeds not counted)
 MAX_DIAL_FAILURES = 8  # consecutive failures before a peer is forgotten (~4 min at defaults)
 
@@ -96,6 +97,7 @@ class Discovery:
         self._dialing: set[str] = set()
         self._connected_at: dict[str, float] = {}
         self._last_px = 0.0
+        self._last_asked: dict[str, float] = {}
         self._own_record = b""
         self.seed_ids: set[str] = set()
 
@@ -143,6 +145,7 @@ class Discovery:
 
     async def _keeper_loop(self) -> None:
         while True:
+            self._wake = trio.Event()  # before the round: what happens during it re-wakes us
             try:
                 await self._tick()
             except trio.Cancelled:
@@ -150,7 +153,6 @@ class Discovery:
             except Exception as exc:  # one bad round must not stop discovery
                 self.metrics.errors.labels(kind="discovery").inc()
                 log.warning("discovery round failed: %s", exc)
-            self._wake = trio.Event()
             with trio.move_on_after(self.net.redial_interval):
                 await self._wake.wait()
             # let a burst of connection events settle into one round
@@ -163,13 +165,19 @@ class Discovery:
         self.metrics.known_peers.set(self.storage.count_peers())
         now = time.monotonic()
         want_more = len(connected) < self.net.min_connections
-        if connected and (want_more or now - self._last_px >= self.net.px_interval):
+        # a small network may never reach the target: ask each peer at most every
+        # PX_MIN_GAP, or the seeds would be asked in a tight loop
+        eligible = sorted(
+            p for p in connected if now - self._last_asked.get(p, -PX_MIN_GAP) >= PX_MIN_GAP
+        )
+        if eligible and (want_more or now - self._last_px >= self.net.px_interval):
             self._last_px = now
-            askers = self.rng.sample(
-                sorted(connected), k=min(len(connected), 3 if want_more else 1)
-            )
+            askers = self.rng.sample(eligible, k=min(len(eligible), 3 if want_more else 1))
             for pid in askers:
+                self._last_asked[pid] = now
                 self._nursery.start_soon(self._ask_px, pid)
+        for pid in [p for p in self._last_asked if p not in connected]:
+            del self._last_asked[pid]
         if want_more:
             self._dial_candidates(self.net.min_connections - len(connected), connected)
         elif len(connected) > self.net.max_connections:
@@ -214,7 +222,7 @@ class Discovery:
                 self.metrics.dials.labels(result="ok").inc()
                 self.storage.mark_connected(pid)
                 self._backoff.pop(pid, None)
-                self._last_px = 0.0  # a new neighbour: ask it for peers soon
+                self._last_asked[pid] = time.monotonic()  # a new neighbour: ask it now
                 self._nursery.start_soon(self._ask_px, pid)
             else:
                 self.metrics.dials.labels(result="failed").inc()
@@ -253,10 +261,12 @@ class Discovery:
                     ID.from_base58(pid), [TProtocol(px.PROTOCOL_ID)]
                 )
                 await stream.write(px.encode_request(self._own_record, self.net.px_max_records))
+                self.metrics.px_requests.labels(direction="sent").inc()
                 body = await _read_frame(stream)
             records = px.parse_response(body)[: self.net.px_max_records]
-            for env in records:
-                self._accept_record(env, source="px")
+            fresh = [self._accept_record(env, source="px") for env in records]
+            if any(fresh):
+                self._wake.set()  # new candidates: dial them now, not at the next round
         except trio.TooSlowError:
             self.metrics.errors.labels(kind="px_timeout").inc()
         except RemoteError as exc:
@@ -269,7 +279,6 @@ class Discovery:
             if stream is not None:
                 with trio.move_on_after(1):
                     await _close(stream)
-        self._wake.set()
 
     async def _handle_px(self, stream: INetStream) -> None:
         remote = stream.muxed_conn.peer_id
@@ -286,6 +295,7 @@ class Discovery:
                     raise RemoteError("px request carries another peer's record")
                 self._store(verified, source="inbound")
                 await stream.write(px.encode_response(self._records_to_share(remote, want)))
+                self.metrics.px_requests.labels(direction="answered").inc()
         except RemoteError as exc:
             self.metrics.errors.labels(kind="px_remote").inc()
             log.info("peer %s sent a bad px request: %s", remote, exc)
@@ -337,19 +347,19 @@ class Discovery:
         self._wake.set()
         return True
 
-    def _accept_record(self, envelope: bytes, *, source: str) -> px.VerifiedRecord | None:
+    def _accept_record(self, envelope: bytes, *, source: str) -> bool:
+        """Verify and store; True when it told us something new."""
         try:
             rec = px.verify_record(envelope)
         except RemoteError as exc:
             self.metrics.px_records.labels(verdict="rejected").inc()
             log.info("rejected a peer record: %s", exc)
-            return None
-        self._store(rec, source=source)
-        return rec
+            return False
+        return self._store(rec, source=source)
 
-    def _store(self, rec: px.VerifiedRecord, *, source: str) -> None:
+    def _store(self, rec: px.VerifiedRecord, *, source: str) -> bool:
         if rec.peer_id == self.me:
-            return
+            return False
         pid = rec.peer_id.to_base58()
         fresh = self.storage.upsert_peer(
             pid, rec.addrs, source=source, record=rec.envelope, seq=rec.seq
@@ -357,6 +367,7 @@ class Discovery:
         if fresh:
             self._backoff.pop(pid, None)  # a newer record: its addresses deserve a try
         self.metrics.px_records.labels(verdict="accepted" if fresh else "stale").inc()
+        return fresh
 
 
 def _conn_peer(conn: INetConn) -> str | None:

@@ -32,6 +32,9 @@ class NodeMetrics:
         self.bytes_in = Counter("sonm_bytes_in", "Bytes read from TCP connections", registry=r)
         self.bytes_out = Counter("sonm_bytes_out", "Bytes written to TCP connections", registry=r)
         self.errors = Counter("sonm_errors", "Errors by kind", ["kind"], registry=r)
+        self.px_requests = Counter(
+            "sonm_px_requests", "Peer-exchange requests by direction", ["direction"], registry=r
+        )
         self.px_records = Counter(
             "sonm_px_records", "Peer-exchange records received, by verdict", ["verdict"], registry=r
         )
@@ -40,6 +43,8 @@ class NodeMetrics:
         self.dials.labels(result="failed")
         for kind in ERROR_KINDS:
             self.errors.labels(kind=kind)
+        for direction in ("sent", "answered"):
+            self.px_requests.labels(direction=direction)
         for verdict in RECORD_VERDICTS:
             self.px_records.labels(verdict=verdict)
 

@@ -112,7 +112,8 @@ class Storage:
     ) -> bool:
         """Insert or refresh a peer. A record only replaces one with a lower seq.
 
-        Returns False when a newer record was already stored (a replay of an old one).
+        Returns True when the peer is new or its record/addresses changed; False when
+        what we hold is as new or newer (a repeat, or a replay of an old record).
         """
         now = time.time() if now is None else now
         joined = " ".join(addrs)
@@ -143,7 +144,7 @@ class Storage:
                 )
                 return True
             self._db.execute("UPDATE peers SET last_seen = ? WHERE peer_id = ?", (now, peer_id))
-            return record is None or seq == old_seq
+            return False
 
     def mark_connected(self, peer_id: str, now: float | None = None) -> None:
         now = time.time() if now is None else now

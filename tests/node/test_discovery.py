@@ -162,9 +162,10 @@ def test_connections_above_the_maximum_are_trimmed(tmp_path: Path) -> None:
                 hosts[2].run([LOOPBACK]),
                 hosts[3].run([LOOPBACK]),
             ):
+                seen["accepted"] = 0
                 for h in hosts:
-                    await h.connect(target)
-                seen["peak"] = len(node.host.get_connected_peers())
+                    await h.connect(target)  # each is accepted, then trimmed
+                    seen["accepted"] += 1
                 with trio.move_on_after(10):
                     while len(node.host.get_connected_peers()) > 2:
                         await trio.sleep(0.05)
@@ -172,7 +173,7 @@ def test_connections_above_the_maximum_are_trimmed(tmp_path: Path) -> None:
             node.request_stop()
 
     trio.run(main)
-    assert seen["peak"] > 2  # it went over the maximum (trimming may already have begun)
+    assert seen["accepted"] == 4
     assert seen["after"] == 2
 
 
@@ -245,3 +246,26 @@ def test_a_dropped_connection_is_redialled(tmp_path: Path) -> None:
     assert seen["first"] == 1 and seen["dropped"] == 0
     assert seen["again"] == 1
     assert seen["dials_ok"] >= 2
+
+
+def test_a_network_smaller_than_the_target_does_not_flood_the_seed(tmp_path: Path) -> None:
+    seed = _daemon(tmp_path, "seed", min_connections=0)
+    counts: dict[str, float] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(seed.run)
+            assert seed.host is not None
+            addr = str(seed.host.get_addrs()[0])
+            # wants 8 peers, only the seed exists: it keeps looking, at a bounded pace
+            node = _daemon(tmp_path, "node", bootstrap=(addr,), min_connections=8)
+            await nursery.start(node.run)
+            await trio.sleep(3.0)
+            counts["sent"] = _metric(node, "sonm_px_requests_total", direction="sent")
+            counts["answered"] = _metric(seed, "sonm_px_requests_total", direction="answered")
+            node.request_stop()
+            seed.request_stop()
+
+    trio.run(main)
+    assert counts["sent"] >= 2  # it does keep asking
+    assert counts["answered"] <= 3.0 / 1.0 + 2  # at most one request per PX_MIN_GAP (1 s)
