@@ -13,6 +13,7 @@ or from generators derived from it with `child_rng`, never from the global
 
 from __future__ import annotations
 
+import gc
 import heapq
 import random
 from collections.abc import Callable
@@ -29,12 +30,15 @@ ProgressCallback = Callable[[float, int], None]
 class EngineParams:
     seed: int = 0
     progress_every: int = 50_000
+    gc_gen0_threshold: int = 100_000
 
     def validate(self) -> None:
         if not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.progress_every < 1:
             raise UserError(f"progress_every must be >= 1, got {self.progress_every}")
+        if self.gc_gen0_threshold < 0:
+            raise UserError(f"gc_gen0_threshold must be >= 0, got {self.gc_gen0_threshold}")
 
 
 class Simulator:
@@ -85,7 +89,23 @@ class Simulator:
 
         Events scheduled exactly at `until` still run; the clock is left at
         `until` (or at the last event) so that the caller can schedule after it.
+
+        While it runs, the cyclic garbage collector's first threshold is raised
+        to `gc_gen0_threshold` (0 keeps it): a simulation holds millions of
+        long-lived objects (routers, peer state) and allocates short-lived ones
+        (RPCs) by the million, so the default threshold of 700 makes the
+        collector walk the whole heap over and over; measured 40 % of the wall
+        time at 10^4 nodes. Garbage is still collected, less often.
         """
+        saved = gc.get_threshold()
+        if self.params.gc_gen0_threshold:
+            gc.set_threshold(self.params.gc_gen0_threshold, saved[1], saved[2])
+        try:
+            self._run(until, max_events)
+        finally:
+            gc.set_threshold(*saved)
+
+    def _run(self, until: float | None, max_events: int | None) -> None:
         heap = self._heap
         pop = heapq.heappop
         progress = self._progress

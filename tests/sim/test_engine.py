@@ -77,3 +77,14 @@ def test_child_streams_depend_on_seed_and_label_only() -> None:
 def test_bad_params_name_the_parameter(params: EngineParams, name: str) -> None:
     with pytest.raises(UserError, match=name):
         Simulator(params)
+
+
+def test_run_raises_the_gc_threshold_only_while_running() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[int] = []
+    sim = Simulator(EngineParams(gc_gen0_threshold=12_345))
+    sim.schedule(1.0, lambda: seen.append(gc.get_threshold()[0]))
+    sim.run()
+    assert seen == [12_345] and gc.get_threshold() == before
