@@ -64,6 +64,7 @@ class NetworkSection:
     listen_host: str = "127.0.0.1"
     listen_port: int = 4001
     bootstrap: tuple[str, ...] = ()
+    announce: tuple[str, ...] = ()  # addresses put in our signed record; empty: listen address
     min_connections: int = 8
     max_connections: int = 32
     redial_interval: float = 2.0
@@ -83,6 +84,10 @@ class NetworkSection:
         _check_port("network.listen_port", self.listen_port)
         for i, addr in enumerate(self.bootstrap):
             _check_bootstrap_addr(f"network.bootstrap[{i}]", addr)
+        if len(self.announce) > 16:
+            raise UserError(f"network.announce has {len(self.announce)} addresses: allowed 0..16")
+        for i, addr in enumerate(self.announce):
+            _check_announce_addr(f"network.announce[{i}]", addr)
         _check_range("network.min_connections", self.min_connections, 0, 1000)
         _check_range("network.max_connections", self.max_connections, 1, 1000)
         if self.max_connections < self.min_connections:
@@ -113,6 +118,18 @@ def _check_bootstrap_addr(key: str, addr: str) -> None:
         raise UserError(f"{key} = {addr!r}: not a multiaddr ({exc})") from None
     if "tcp" not in names or "p2p" not in names or names[0] not in ("ip4", "ip6", "dns4"):
         raise UserError(f"{key} = {addr!r}: allowed /ip4/<ip>/tcp/<port>/p2p/<peer id>")
+
+
+def _check_announce_addr(key: str, addr: str) -> None:
+    """What others will dial: an IP and a TCP port, nothing else (peer id is added)."""
+    from multiaddr import Multiaddr
+
+    try:
+        names = [p.name for p in Multiaddr(addr).protocols()]
+    except Exception as exc:
+        raise UserError(f"{key} = {addr!r}: not a multiaddr ({exc})") from None
+    if names not in (["ip4", "tcp"], ["ip6", "tcp"]):
+        raise UserError(f"{key} = {addr!r}: allowed /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>")
 
 
 @dataclass(frozen=True)

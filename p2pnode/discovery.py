@@ -104,9 +104,8 @@ class Discovery:
     # -- lifecycle ---------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        self._own_record = px.make_record(
-            self.key_pair.private_key, self.me, self.host.get_transport_addrs()
-        )
+        announce = [Multiaddr(a) for a in self.net.announce] or self.host.get_transport_addrs()
+        self._own_record = px.make_record(self.key_pair.private_key, self.me, announce)
         self.host.set_stream_handler(TProtocol(px.PROTOCOL_ID), self._handle_px)
         self.host.get_network().register_notifee(_Notifee(self))
         self._load_seeds()

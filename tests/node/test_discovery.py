@@ -269,3 +269,19 @@ def test_a_network_smaller_than_the_target_does_not_flood_the_seed(tmp_path: Pat
     trio.run(main)
     assert counts["sent"] >= 2  # it does keep asking
     assert counts["answered"] <= 3.0 / 1.0 + 2  # at most one request per PX_MIN_GAP (1 s)
+
+
+def test_announced_addresses_go_into_our_record(tmp_path: Path) -> None:
+    node = _daemon(tmp_path, "e", min_connections=0, announce=("/ip4/127.0.0.9/tcp/4444",))
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            d = node.discovery
+            assert d is not None
+            out["record"] = d.signed_record_of(d.me.to_bytes())
+            node.request_stop()
+
+    trio.run(main)
+    assert px.verify_record(out["record"]).addrs == ("/ip4/127.0.0.9/tcp/4444",)
