@@ -99,6 +99,7 @@ class ScoreHooks(Protocol):
     ) -> None: ...
     def reject_unvalidated(self, peer: bytes, topic: str, now: float) -> None: ...
     def add_penalty(self, peer: bytes, count: int) -> None: ...
+    def set_app_score(self, peer: bytes, value: float) -> None: ...
     def score(self, peer: bytes, now: float) -> float: ...
     def refresh(self, now: float) -> None: ...
 
@@ -267,6 +268,12 @@ class GossipRouter:
     def score_of(self, peer: bytes, now: float) -> float:
         sc = self._score
         return sc.score(peer, now) if sc is not None else 0.0
+
+    def set_app_score(self, peer: bytes, value: float) -> None:
+        """P5, the application's opinion of a peer (reputation's global trust).
+        A no-op when scoring is off."""
+        if self._score is not None:
+            self._score.set_app_score(peer, value)
 
     @property
     def peer_score(self) -> ScoreHooks | None:

@@ -602,7 +602,7 @@ def test_px_accepted_only_above_accept_px_threshold() -> None:
     h.r.subscribe(T, h.now)
     h.collect()
     assert h.r.peer_score is not None
-    h.r.peer_score.set_app_score(good, 500.0)  # type: ignore[attr-defined]
+    h.r.set_app_score(good, 500.0)
     offer = [PeerInfo(b"x1", b"rec1"), PeerInfo(b"x2", None)]
     h.feed(bad, RPC(control=Control(prune=[Prune(T, offer, 60)])))
     h.feed(good, RPC(control=Control(prune=[Prune(T, offer, 60)])))
@@ -618,7 +618,7 @@ def test_graylisted_peer_ignored_and_reported_once() -> None:
     a = h.add(b"a")
     h.r.subscribe(T, h.now)
     h.collect()
-    h.r.peer_score.set_app_score(a, -20000.0)  # type: ignore[union-attr]
+    h.r.set_app_score(a, -20000.0)
     h.msg(a, b"x")
     h.msg(a, b"y")
     h.collect()
@@ -634,7 +634,7 @@ def test_gossip_threshold_gates_ihave_and_iwant() -> None:
     h.r.subscribe(T, h.now)
     mid = h.r.publish(T, b"m", h.now)
     h.collect()
-    h.r.peer_score.set_app_score(a, -5000.0)  # type: ignore[union-attr]
+    h.r.set_app_score(a, -5000.0)
     h.feed(a, RPC(control=Control(ihave=[(T, [b"zz"])], iwant=[mid])))
     out = h.collect().get(a, [])
     assert not iwants(out) and not published(out)
@@ -645,7 +645,7 @@ def test_publish_threshold_excludes_low_peers_from_flood_publish() -> None:
     a, b = h.add(b"a"), h.add(b"b")
     h.r.subscribe(T, h.now)
     h.collect()
-    h.r.peer_score.set_app_score(a, -9000.0)  # type: ignore[union-attr]
+    h.r.set_app_score(a, -9000.0)
     h.r.publish(T, b"m", h.now)
     out = h.collect()
     assert published(out[b]) and not published(out.get(a, []))
@@ -657,7 +657,7 @@ def test_negative_score_peers_pruned_from_mesh_at_heartbeat() -> None:
     h.r.subscribe(T, h.now)
     victim = sorted(h.r.mesh_peers(T))[0]
     h.collect()
-    h.r.peer_score.set_app_score(victim, -1.0)  # type: ignore[union-attr]
+    h.r.set_app_score(victim, -1.0)
     h.heartbeat()
     assert victim not in h.r.mesh_peers(T)
     (pr,) = prunes(h.collect()[victim])
@@ -673,7 +673,7 @@ def test_opportunistic_graft_when_mesh_median_is_low() -> None:
     assert len(mesh) == 6
     better = h.add_many(4, prefix=b"g")
     for p in better:
-        h.r.peer_score.set_app_score(p, 50.0)  # type: ignore[union-attr]
+        h.r.set_app_score(p, 50.0)
     h.collect()
     h.advance(3.2)  # three heartbeats: one opportunistic-graft round
     grafted = h.r.mesh_peers(T) & set(better)
@@ -836,4 +836,4 @@ def test_prune_offers_px_with_signed_records_when_enabled() -> None:
     victim = sorted(mesh)[0]
     (pr,) = prunes(out[victim])
     assert pr.peers and all(pi.peer_id != victim for pi in pr.peers)
-    assert all(pi.signed_record == records[pi.peer_id] for pi in pr.peers)
+    assert all(pi.signed_record == records.get(pi.peer_id or b"") for pi in pr.peers)
