@@ -105,6 +105,11 @@ class Discovery:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         announce = [Multiaddr(a) for a in self.net.announce] or self.host.get_transport_addrs()
+        if not self.net.announce and self.net.listen_host == "0.0.0.0":
+            log.warning(
+                "listening on 0.0.0.0 without network.announce: peers will be told to dial "
+                "0.0.0.0; set network.announce to this machine's reachable address"
+            )
         self._own_record = px.make_record(self.key_pair.private_key, self.me, announce)
         self.host.set_stream_handler(TProtocol(px.PROTOCOL_ID), self._handle_px)
         self.host.get_network().register_notifee(_Notifee(self))
