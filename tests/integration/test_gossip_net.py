@@ -370,3 +370,34 @@ async def _reconnect() -> None:
 
 def test_peers_forgotten_on_disconnect_and_served_again_on_reconnect() -> None:
     trio.run(_reconnect)
+
+
+async def _burst_is_coalesced() -> None:
+    hosts = [_host() for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        for h in hosts:
+            await stack.enter_async_context(h.run([LOOPBACK]))
+        async with trio.open_nursery() as nursery:
+            a, b = PubSub(hosts[0]), PubSub(hosts[1])
+            for ps in (a, b):
+                await nursery.start(ps.run)
+                ps.subscribe("t")
+            await hosts[1].connect(info_from_p2p_addr(hosts[0].get_addrs()[0]))
+            with trio.fail_after(5):
+                while not a.router.mesh_peers("t"):
+                    await trio.sleep(0.05)
+            await trio.sleep(0.2)
+            writes_before = a.metrics.writes
+            sent = {await a.publish("t", b"burst %d" % i) for i in range(200)}
+            got = set()
+            with trio.fail_after(5):
+                while got != sent:
+                    got.add((await b.deliveries.receive()).msg_id)
+            # one write for the first message, then the rest in a few large writes
+            assert a.metrics.writes - writes_before <= 10
+            assert b.router.metrics.rpcs_received < 20
+            nursery.cancel_scope.cancel()
+
+
+def test_a_burst_of_publishes_leaves_in_a_few_writes() -> None:
+    trio.run(_burst_is_coalesced)
