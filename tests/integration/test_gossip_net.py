@@ -389,7 +389,7 @@ async def _burst_is_coalesced() -> None:
             await trio.sleep(0.2)
             writes_before = a.metrics.writes
             sent = {await a.publish("t", b"burst %d" % i) for i in range(200)}
-            got = set()
+            got: set[bytes] = set()
             with trio.fail_after(5):
                 while got != sent:
                     got.add((await b.deliveries.receive()).msg_id)
