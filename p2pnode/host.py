@@ -8,6 +8,7 @@ ping come with the host by default.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +30,11 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.transport.tcp.tcp import TCP, TCPListener
 
 from p2pnode.metrics import NodeMetrics
+
+# Yamux window updates after half the window is read (the rule of the other libp2p
+# implementations) instead of after every read: half the frames on the wire under
+# gossip load. The muxer reads this at call time; an operator's own value wins.
+os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
 
 class _CountingTCPStream(TrioTCPStream):

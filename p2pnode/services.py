@@ -36,6 +36,8 @@ class PubSubService:
 
     def __init__(self, host: IHost, config: NodeConfig, storage: Storage) -> None:
         from gossip.eip712 import SigningDomain
+        from gossip.params import GossipSubParams
+        from gossip.score_params import default_peer_score_params, default_thresholds
         from gossip.topics import ALL_TOPICS
         from gossip.validators import make_validator
         from p2pnode.pubsub import PubSub
@@ -52,8 +54,16 @@ class PubSubService:
             # with a chain, a hub the whitelist does not know is a forgery, not a lag
             reject_failed_hubs=hub_check is not None,
         )
+        # Scoring is what graylists and disconnects a flooder of forged messages;
+        # seeds hand out peers in PRUNE (peer exchange), which is what they are for.
         self.pubsub = PubSub(
-            host, validator=self.validator, on_delivery=self._deliver, on_event=self._on_event
+            host,
+            params=GossipSubParams(do_px=config.node.role == "seed"),
+            validator=self.validator,
+            score_params=default_peer_score_params(),
+            thresholds=default_thresholds(),
+            on_delivery=self._deliver,
+            on_event=self._on_event,
         )
         # gossip PRUNEs carry signed peer records: offer ours and take others' through
         # discovery, which checks and stores them like its own peer exchange
