@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from contracts.anvil import AnvilProcess
 from contracts.chain import rpc_chain
-from contracts.deploy import SNM, System, SystemParams, deploy_system
+from contracts.deploy import System, SystemParams, deploy_system
+from contracts.params import SNM
 from contracts.verify import HubVerdict, HubVerifier, VerifierParams
 
 

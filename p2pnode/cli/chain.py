@@ -74,7 +74,7 @@ def snm_amount(text: str) -> int:
 
 
 def _add_param_options(parser: argparse.ArgumentParser) -> None:
-    from contracts.deploy import SystemParams
+    from contracts.params import SystemParams
 
     d = SystemParams()
     parser.add_argument("--deposit", type=snm_amount, default=d.deposit, help="hub deposit, SNM")

@@ -11,8 +11,9 @@ import pytest
 from contracts.anvil import AnvilProcess, find_anvil
 from contracts.chain import Chain, embedded_chain
 from contracts.compiler import load_artifacts
-from contracts.deploy import SNM, System, SystemParams, deploy_system
+from contracts.deploy import System, SystemParams, deploy_system
 from contracts.hubwallet import HubWallet
+from contracts.params import SNM
 
 TEST_PARAMS = SystemParams(
     initial_supply=10_000_000 * SNM,
