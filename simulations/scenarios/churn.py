@@ -86,6 +86,17 @@ class Churn(PropagationScenario):
             rng.expovariate(self.cp.leave_rate_per_s), self._leave, v, world, i, rng
         )
 
+    def publish(self, world: World, variant: str, node: int, data: bytes) -> None:
+        """A publisher that is away hands its message to the next online node."""
+        n = len(world.nodes)
+        online = world.net.online
+        for k in range(n):
+            cand = (node + k) % n
+            if online[cand] and world.nodes[cand].behaviour.honest:
+                super().publish(world, variant, cand, data)
+                return
+        self.publish_errors[variant] += 1
+
     def targets(self, world: World, publisher: int, t0: float) -> list[int]:
         changes = self.changes.get(world.label, [])
         end = t0 + self.cp.drain_s
