@@ -56,6 +56,11 @@ class PubSubService:
         )
         # Scoring is what graylists and disconnects a flooder of forged messages;
         # seeds hand out peers in PRUNE (peer exchange), which is what they are for.
+        from p2pnode.replay_store import ReplayStore
+
+        # spent nonces survive a restart, so nothing accepted before can be replayed
+        self.replay_store = ReplayStore(storage)
+        self.replay_store.load_into(self.validator.replay, time.time())
         self.pubsub = PubSub(
             host,
             params=GossipSubParams(do_px=config.node.role == "seed"),
@@ -83,6 +88,7 @@ class PubSubService:
             out[f"validation_{reason}"] = float(count)
         out["peers"] = float(len(self.pubsub.connected_pubsub_peers()))
         out["px_records_taken"] = float(self.px_offered_records)
+        out["replay_records_written"] = float(self.replay_store.written)
         return out
 
     def _on_event(self, event: Any) -> None:
@@ -94,6 +100,10 @@ class PubSubService:
                     self.px_offered_records += 1
 
     def _deliver(self, event: Any) -> None:
+        try:
+            self.replay_store.flush(self.validator.replay)
+        except Exception:  # a full disk must not stop delivery; the nonces stay in memory
+            log.exception("cannot persist spent nonces")
         for handler in self.delivery_handlers.get(event.topic, ()):
             try:
                 handler(event.topic, event.data)

@@ -1,0 +1,65 @@
+"""The replay guard's spent nonces, kept in SQLite so a restart does not reopen them.
+
+Without this, every order and announcement still inside its validity window could
+be replayed to a node that just restarted, and it would accept and forward them
+again. Records are written as soon as the validator accepts a message (before the
+delivery reaches any service), so a kill -9 loses no spent nonce.
+"""
+
+from __future__ import annotations
+
+from gossip.replay import ReplayGuard, ReplayRecord
+from p2pnode.storage import Storage
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS replay_spent (
+        key BLOB NOT NULL,
+        number INTEGER NOT NULL,
+        is_floor INTEGER NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (key, number, is_floor)
+    )""",
+    "CREATE INDEX IF NOT EXISTS replay_spent_expires ON replay_spent (expires)",
+)
+
+# SQLite integers are signed 64-bit; nonces are validated to fit, but a row that does
+# not is skipped rather than stopping the node.
+_MAX_SQLITE_INT = 2**63 - 1
+
+
+class ReplayStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        storage.migrate("replay", _SCHEMA)
+        self.written = 0
+
+    def load_into(self, guard: ReplayGuard, now: float) -> int:
+        """Restore unexpired records into `guard`; drops expired rows on the way."""
+        with self._storage.lock:
+            db = self._storage.connection
+            db.execute("DELETE FROM replay_spent WHERE expires <= ?", (now,))
+            rows = db.execute("SELECT key, number, expires, is_floor FROM replay_spent").fetchall()
+        records = [ReplayRecord(bytes(k), int(n), float(e), bool(f)) for k, n, e, f in rows]
+        guard.load(records, now)
+        return len(records)
+
+    def flush(self, guard: ReplayGuard) -> int:
+        """Persist what `guard` recorded since the last flush."""
+        records = [r for r in guard.drain_records() if 0 <= r.number <= _MAX_SQLITE_INT]
+        if not records:
+            return 0
+        with self._storage.lock:
+            db = self._storage.connection
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO replay_spent (key, number, is_floor, expires) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(r.key, r.number, int(r.is_floor), r.expires) for r in records],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self.written += len(records)
+        return len(records)
