@@ -105,6 +105,14 @@ class ScoreHooks(Protocol):
 
 
 _NO_TOPICS: frozenset[str] = frozenset()
+
+# A set of peers that is walked in insertion order. The router samples and
+# shuffles what it walks, so with a plain set of bytes the picks of a seeded rng
+# would depend on the process's hash seed (PYTHONHASHSEED); a dict keeps the
+# order of the events that built it, is as fast, and is smaller than a set
+# beyond a handful of members.
+_PeerSet = dict[bytes, None]
+_NO_PEERS: _PeerSet = {}
 _TOPIC_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 
@@ -224,9 +232,10 @@ class GossipRouter:
         self._og_th = float(th.opportunistic_graft_threshold) if th is not None else 0.0
 
         self._peers: dict[bytes, _Peer] = {}
-        self._topic_peers: dict[str, set[bytes]] = {}
-        self._mesh: dict[str, set[bytes]] = {}
-        self._fanout: dict[str, set[bytes]] = {}
+        # peer collections are dicts used as insertion-ordered sets (see _PeerSet)
+        self._topic_peers: dict[str, _PeerSet] = {}
+        self._mesh: dict[str, _PeerSet] = {}
+        self._fanout: dict[str, _PeerSet] = {}
         self._fanout_last: dict[str, float] = {}
         self._backoff: dict[str, dict[bytes, float]] | None = None
         self._seen: dict[bytes, float] = {}
@@ -310,17 +319,17 @@ class GossipRouter:
         for t in st.topics:
             tp = self._topic_peers.get(t)
             if tp is not None:
-                tp.discard(peer)
+                tp.pop(peer, None)
                 if not tp:
                     del self._topic_peers[t]
             mesh = self._mesh.get(t)
             if mesh is not None and peer in mesh:
-                mesh.discard(peer)
+                del mesh[peer]
                 if self._score is not None:
                     self._score.prune(peer, t, now)
             fan = self._fanout.get(t)
             if fan is not None:
-                fan.discard(peer)
+                fan.pop(peer, None)
         self._dirty.pop(peer, None)
         if self._graylisted is not None:
             self._graylisted.discard(peer)
@@ -353,7 +362,7 @@ class GossipRouter:
             return
         for p in self._peers:
             self._queue_subs(p, [SubOpts(True, topic)])
-        mesh: set[bytes] = set()
+        mesh: _PeerSet = {}
         fan = self._fanout.pop(topic, None)
         self._fanout_last.pop(topic, None)
         D = self.params.D
@@ -362,7 +371,7 @@ class GossipRouter:
                 if len(mesh) >= D:
                     break
                 if self.score_of(p, now) >= 0:
-                    mesh.add(p)
+                    mesh[p] = None
         if len(mesh) < D:
             more = self._select_peers(
                 topic,
@@ -373,7 +382,7 @@ class GossipRouter:
                     and self.score_of(p, now) >= 0
                 ),
             )
-            mesh.update(more)
+            mesh.update(dict.fromkeys(more))
         self._mesh[topic] = mesh
         for p in mesh:
             self._graft_peer(p, topic, now)
@@ -414,27 +423,28 @@ class GossipRouter:
             raise DuplicatePublishError(f"message {msg_id.hex()} was already seen")
 
         pth = self._publish_th
-        targets: set[bytes] = set()
-        tpeers = self._topic_peers.get(topic, set())
+        targets: list[bytes]
         if self.params.flood_publish:
-            for p in tpeers:
-                if self.score_of(p, now) >= pth:
-                    targets.add(p)
+            tpeers = self._topic_peers.get(topic, _NO_PEERS)
+            if self._score is None and pth <= 0.0:  # every score is 0: all pass
+                targets = list(tpeers)
+            else:
+                targets = [p for p in tpeers if self.score_of(p, now) >= pth]
         else:
             mesh = self._mesh.get(topic)
             if mesh is not None:
-                targets.update(mesh)
+                targets = list(mesh)
             else:
                 fan = self._fanout.get(topic)
                 if not fan:
-                    fan = set(
+                    fan = dict.fromkeys(
                         self._select_peers(
                             topic, self.params.D, lambda p: self.score_of(p, now) >= pth
                         )
                     )
                     if fan:
                         self._fanout[topic] = fan
-                targets.update(fan)
+                targets = list(fan)
                 self._fanout_last[topic] = now
         if not targets:
             raise NoPeersError(f"no peer subscribed to {topic!r} to publish to")
@@ -546,26 +556,26 @@ class GossipRouter:
                 st.topics = self._intern(st.topics | {t})
                 tp = self._topic_peers.get(t)
                 if tp is None:
-                    self._topic_peers[t] = {peer}
+                    self._topic_peers[t] = {peer: None}
                 else:
-                    tp.add(peer)
+                    tp[peer] = None
             else:
                 if t not in st.topics:
                     continue
                 st.topics = self._intern(st.topics - {t})
                 tp = self._topic_peers.get(t)
                 if tp is not None:
-                    tp.discard(peer)
+                    tp.pop(peer, None)
                     if not tp:
                         del self._topic_peers[t]
                 mesh = self._mesh.get(t)
                 if mesh is not None and peer in mesh:
-                    mesh.discard(peer)
+                    del mesh[peer]
                     if self._score is not None:
                         self._score.prune(peer, t, now)
                 fan = self._fanout.get(t)
                 if fan is not None:
-                    fan.discard(peer)
+                    fan.pop(peer, None)
 
     @staticmethod
     def _intern(topics: frozenset[str]) -> frozenset[str]:
@@ -806,7 +816,7 @@ class GossipRouter:
                 self._add_backoff(topic, peer, now + self.params.prune_backoff)
                 prune.append(topic)
                 continue
-            mesh.add(peer)
+            mesh[peer] = None
             if sc is not None:
                 sc.graft(peer, topic, now)
         for topic in prune:
@@ -822,7 +832,7 @@ class GossipRouter:
             if mesh is None:
                 continue
             if peer in mesh:
-                mesh.discard(peer)
+                del mesh[peer]
                 if self._score is not None:
                     self._score.prune(peer, topic, now)
             backoff = pr.backoff
@@ -910,7 +920,7 @@ class GossipRouter:
         for topic, mesh in self._mesh.items():
             # drop peers with negative score (no PX for them)
             for peer in [x for x in mesh if score(x) < 0]:
-                mesh.discard(peer)
+                del mesh[peer]
                 toprune.append((peer, topic, False))
                 if sc is not None:
                     sc.prune(peer, topic, now)
@@ -926,16 +936,16 @@ class GossipRouter:
                         and score(x) >= 0
                     ),
                 ):
-                    mesh.add(peer)
+                    mesh[peer] = None
                     tograft.append((peer, topic))
 
             if len(mesh) > p.D_hi:
                 keep = self._select_survivors(mesh, score)
-                for peer in mesh - keep:
+                for peer in [x for x in mesh if x not in keep]:
+                    del mesh[peer]
                     toprune.append((peer, topic, True))
                     if sc is not None:
                         sc.prune(peer, topic, now)
-                mesh.intersection_update(keep)
 
             if len(mesh) >= p.D_lo:
                 outbound = sum(1 for x in mesh if self._peers[x].outbound)
@@ -950,7 +960,7 @@ class GossipRouter:
                             and score(x) >= 0
                         ),
                     ):
-                        mesh.add(peer)
+                        mesh[peer] = None
                         tograft.append((peer, topic))
 
             if og_tick and len(mesh) > 1:
@@ -966,7 +976,7 @@ class GossipRouter:
                             and score(x) > median
                         ),
                     ):
-                        mesh.add(peer)
+                        mesh[peer] = None
                         tograft.append((peer, topic))
 
             self._emit_gossip(topic, mesh, score)
@@ -976,18 +986,20 @@ class GossipRouter:
             self._fanout.pop(topic, None)
             del self._fanout_last[topic]
         for topic, fan in self._fanout.items():
-            tp = self._topic_peers.get(topic, set())
+            tp = self._topic_peers.get(topic, _NO_PEERS)
             for peer in [x for x in fan if x not in tp or score(x) < self._publish_th]:
-                fan.discard(peer)
+                del fan[peer]
             if len(fan) < p.D:
                 fan.update(
-                    self._select_peers(
-                        topic,
-                        p.D - len(fan),
-                        lambda x, fan=fan: (
-                            x not in fan  # type: ignore[misc]
-                            and score(x) >= self._publish_th
-                        ),
+                    dict.fromkeys(
+                        self._select_peers(
+                            topic,
+                            p.D - len(fan),
+                            lambda x, fan=fan: (
+                                x not in fan  # type: ignore[misc]
+                                and score(x) >= self._publish_th
+                            ),
+                        )
                     )
                 )
             self._emit_gossip(topic, fan, score)
@@ -1002,7 +1014,7 @@ class GossipRouter:
         if self._tick % 15 == 0:
             self._clear_backoff(now)
 
-    def _select_survivors(self, mesh: set[bytes], score: Callable[[bytes], float]) -> set[bytes]:
+    def _select_survivors(self, mesh: _PeerSet, score: Callable[[bytes], float]) -> set[bytes]:
         """Who stays when the mesh is over D_hi: D_score best by score, the rest random,
         at least D_out outbound (spec v1.1, go's heartbeat)."""
         p = self.params
@@ -1025,9 +1037,7 @@ class GossipRouter:
                         break
         return set(keep)
 
-    def _emit_gossip(
-        self, topic: str, exclude: set[bytes], score: Callable[[bytes], float]
-    ) -> None:
+    def _emit_gossip(self, topic: str, exclude: _PeerSet, score: Callable[[bytes], float]) -> None:
         ids = self._mcache.gossip_ids(topic)
         if not ids:
             return
