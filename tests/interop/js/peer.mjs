@@ -1,10 +1,11 @@
 // A js-libp2p gossipsub peer, the independent implementation our router is checked
 // against (tests/interop/test_js_gossipsub.py). TCP on 127.0.0.1, Noise, Yamux,
-// identify, gossipsub under StrictNoSign with message id = sha256(data), the rule
-// of docs/protocol.md.
+// identify, gossipsub under StrictNoSign with message id = sha256(data), or with
+// --sign under StrictSign with message id = from || seqno: the rules of
+// docs/protocol.md (and go-libp2p-pubsub's defaults).
 //
 // Usage: node peer.mjs --topic T [--dial MULTIADDR/p2p/ID] [--publish N --prefix P]
-//                      [--join-later]
+//                      [--join-later] [--sign]
 //
 // Every line on stdout is one JSON object with an "event" field:
 //   listening  {peer_id, addrs}            first line: where to dial it
@@ -12,8 +13,9 @@
 //   subscribed {peer, topics}              a peer's subscription changed
 //   graft / prune {peer, topic, direction} gossipsub's own control events
 //   mesh       {topic, peers, protocols}   after every heartbeat, when it changed
-//   message    {topic, from, data_hex, msg_id_hex}   one per delivered message
-//   published  {data_hex, msg_id_hex, recipients}
+//   message    {topic, from, author, data_hex, msg_id_hex}   one per delivered
+//              message; from = the neighbour, author = the signer (--sign) or null
+//   published  {data_hex, recipients}
 //   idontwants {peers: {peer: [msg_id_hex, ...]}}
 //   joined     {topic}                    after a {"subscribe": true} command
 //   error      {message}
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
     publish: { type: 'string', default: '0' },
     prefix: { type: 'string', default: 'js-' },
     'join-later': { type: 'boolean', default: false },
+    sign: { type: 'boolean', default: false },
     'ready-timeout': { type: 'string', default: '10' }
   }
 })
@@ -71,6 +74,14 @@ function emit (event, fields = {}) {
 const hex = (bytes) => Buffer.from(bytes).toString('hex')
 const sha256 = (data) => new Uint8Array(createHash('sha256').update(data).digest())
 
+// StrictSign id as go-libp2p-pubsub and we compute it: the author's peer id bytes
+// then the 8-byte seqno. (js-libp2p's own default puts the protobuf public key
+// where the peer id goes: ids that would differ from ours on the wire.)
+function fromSeqnoId (msg) {
+  const seqno = Buffer.from(msg.sequenceNumber.toString(16).padStart(16, '0'), 'hex')
+  return new Uint8Array(Buffer.concat([msg.from.toMultihash().bytes, seqno]))
+}
+
 const node = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
@@ -79,8 +90,8 @@ const node = await createLibp2p({
   services: {
     identify: identify(),
     pubsub: gossipsub({
-      globalSignaturePolicy: 'StrictNoSign',
-      msgIdFn: (msg) => sha256(msg.data),
+      globalSignaturePolicy: args.sign ? 'StrictSign' : 'StrictNoSign',
+      msgIdFn: args.sign ? fromSeqnoId : (msg) => sha256(msg.data),
       fallbackToFloodsub: false,
       emitSelf: false
     })
@@ -121,6 +132,7 @@ pubsub.addEventListener('gossipsub:message', (evt) => {
   emit('message', {
     topic: msg.topic,
     from: propagationSource.toString(),
+    author: msg.type === 'signed' ? msg.from.toString() : null,
     data_hex: hex(msg.data),
     msg_id_hex: hex(Buffer.from(msgId, 'base64'))
   })
@@ -150,7 +162,6 @@ async function publish (data) {
     const res = await pubsub.publish(topic, data)
     emit('published', {
       data_hex: hex(data),
-      msg_id_hex: hex(sha256(data)),
       recipients: res.recipients.map(String)
     })
   } catch (err) {
