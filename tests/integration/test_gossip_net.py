@@ -32,7 +32,8 @@ from gossip.router import NoPeersError
 from gossip.score_params import default_peer_score_params, default_thresholds
 from gossip.topics import ORDERS_TOPIC
 from gossip.validators import make_validator
-from p2pnode.host import muxer_options, security_options
+from p2pnode.host import build_host, muxer_options, security_options
+from p2pnode.metrics import NodeMetrics
 from p2pnode.pubsub import PubSub
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,13 +43,9 @@ LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
 
 
 def _host() -> IHost:
-    kp = create_new_key_pair()
-    return new_host(
-        key_pair=kp,
-        sec_opt=security_options(kp),
-        muxer_opt=muxer_options(),
-        listen_addrs=[LOOPBACK],
-    )
+    """A host built as the daemon builds it: Noise and Yamux only, and py-libp2p's own
+    connection filler off (it would re-dial a peer the router just cut off)."""
+    return build_host(create_new_key_pair(), LOOPBACK, NodeMetrics())
 
 
 def _edges(n: int, extra: int, rng: random.Random) -> set[tuple[int, int]]:
@@ -215,13 +212,22 @@ async def _flooder_graylisted() -> None:
                 mid = await honest[i].pubsub.publish(ORDERS_TOPIC, honest_orders[i][j])
                 sent[mid] = trio.current_time()
             await trio.sleep(0.01)
-        await trio.sleep(1.5)
+        # delivery is what this test is about (the 1 s bound has its own test): give a
+        # loaded machine time, then require every honest order everywhere
+        with trio.move_on_after(10):
+            while any(set(node.got) != set(sent) for node in honest):
+                await trio.sleep(0.05)
+        await trio.sleep(0.5)
 
         attacker_id = attacker.host.get_id().to_bytes()
         for v in victims:
             node = honest[v]
             gl = [e for e in node.events if isinstance(e, PeerGraylisted)]
-            assert [e.peer for e in gl] == [attacker_id]
+            # only the attacker; it may be reported again if it reconnects before being cut
+            assert {e.peer for e in gl} == {attacker_id}, (
+                f"victim {v}: graylisted {[e.peer.hex()[:8] for e in gl]}, "
+                f"invalid seen {node.pubsub.router.metrics.msgs_rejected}"
+            )
             assert not node.pubsub.router.has_peer(attacker_id)
             assert node.pubsub.router.score_of(attacker_id, trio.current_time()) < -16000
         assert not attacker.pubsub.router.peers()
