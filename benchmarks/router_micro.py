@@ -3,6 +3,8 @@ it was done before, measured in the same run:
 
 - `RPC.encoded_size()` by arithmetic against encoding the subscriptions and the
   control message to measure them (the simulator sizes every RPC it sends);
+- making a `Control` and queueing one entry (what the router does per peer per
+  heartbeat) with its lists created on use, against five lists made up front;
 
     .venv/bin/python -m benchmarks.router_micro [--repeat 200000]
 """
@@ -47,14 +49,40 @@ def typical_rpcs() -> dict[str, RPC]:
     }
 
 
-def per_call(fn: Callable[[RPC], int], rpc: RPC, repeat: int) -> float:
+class EagerControl:
+    """The former Control: five lists per instance."""
+
+    __slots__ = ("graft", "idontwant", "ihave", "iwant", "prune")
+
+    def __init__(
+        self,
+        ihave: list[tuple[str, list[bytes]]] | None = None,
+        iwant: list[bytes] | None = None,
+        graft: list[str] | None = None,
+        prune: list[Prune] | None = None,
+        idontwant: list[bytes] | None = None,
+    ) -> None:
+        self.ihave = ihave if ihave is not None else []
+        self.iwant = iwant if iwant is not None else []
+        self.graft = graft if graft is not None else []
+        self.prune = prune if prune is not None else []
+        self.idontwant = idontwant if idontwant is not None else []
+
+
+def per_call(fn: Callable[[RPC], object], arg: RPC, repeat: int) -> float:
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(repeat):
-            fn(rpc)
+            fn(arg)
         best = min(best, time.perf_counter() - t0)
     return best / repeat
+
+
+def queue_prune(cls: type[Control] | type[EagerControl], pr: Prune) -> object:
+    c = cls()
+    c.prune.append(pr)
+    return c
 
 
 def main() -> None:
@@ -68,6 +96,12 @@ def main() -> None:
         new = per_call(RPC.encoded_size, rpc, args.repeat)
         old = per_call(size_by_encoding, rpc, args.repeat)
         print(f"{name:>10}: {new * 1e9:7.0f} ns vs {old * 1e9:7.0f} ns = {new / old:.2f}x")
+
+    print("-- Control() + one PRUNE queued: lists on use vs five lists up front --")
+    pr = Prune("/sonm/orders/1", [], 60)
+    new = per_call(lambda _: queue_prune(Control, pr), RPC(), args.repeat)
+    old = per_call(lambda _: queue_prune(EagerControl, pr), RPC(), args.repeat)
+    print(f"{'control':>10}: {new * 1e9:7.0f} ns vs {old * 1e9:7.0f} ns = {new / old:.2f}x")
 
 
 if __name__ == "__main__":

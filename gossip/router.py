@@ -532,16 +532,17 @@ class GossipRouter:
             self._handle_messages(peer, st, rpc.publish, now)
         ctl = rpc.control
         if ctl is not None:
-            if ctl.ihave:
-                self._handle_ihave(peer, ctl.ihave, now)
-            if ctl.iwant:
-                self._handle_iwant(peer, ctl.iwant, now)
-            if ctl.graft:
-                self._handle_graft(peer, st, ctl.graft, now)
-            if ctl.prune:
-                self._handle_prune(peer, ctl.prune, now)
-            if ctl.idontwant:
-                self._handle_idontwant(peer, st, ctl.idontwant)
+            # the slots, not the properties: reading must not create the absent lists
+            if ctl._ihave:
+                self._handle_ihave(peer, ctl._ihave, now)
+            if ctl._iwant:
+                self._handle_iwant(peer, ctl._iwant, now)
+            if ctl._graft:
+                self._handle_graft(peer, st, ctl._graft, now)
+            if ctl._prune:
+                self._handle_prune(peer, ctl._prune, now)
+            if ctl._idontwant:
+                self._handle_idontwant(peer, st, ctl._idontwant)
 
     def _handle_subscriptions(
         self, peer: bytes, st: _Peer, subs: list[SubOpts], now: float

@@ -326,9 +326,16 @@ class Prune:
 
 
 class Control:
-    """ControlMessage. IHAVE is kept as (topic, ids) pairs; IWANT/IDONTWANT as flat id lists."""
+    """ControlMessage. IHAVE is kept as (topic, ids) pairs; IWANT/IDONTWANT as flat id lists.
 
-    __slots__ = ("graft", "idontwant", "ihave", "iwant", "prune")
+    Each of the five lists is created on first use: a control message usually
+    carries one kind (a GRAFT, a PRUNE, IHAVEs), and routers make one per peer
+    per heartbeat. Reading a field through its property creates it (so
+    `Control().graft.append(t)` works); code in gossip/ that only looks reads the
+    `_field` slots, which stay None while unused.
+    """
+
+    __slots__ = ("_graft", "_idontwant", "_ihave", "_iwant", "_prune")
 
     def __init__(
         self,
@@ -338,62 +345,125 @@ class Control:
         prune: list[Prune] | None = None,
         idontwant: list[bytes] | None = None,
     ) -> None:
-        self.ihave = ihave if ihave is not None else []
-        self.iwant = iwant if iwant is not None else []
-        self.graft = graft if graft is not None else []
-        self.prune = prune if prune is not None else []
-        self.idontwant = idontwant if idontwant is not None else []
+        self._ihave = ihave
+        self._iwant = iwant
+        self._graft = graft
+        self._prune = prune
+        self._idontwant = idontwant
+
+    @property
+    def ihave(self) -> list[tuple[str, list[bytes]]]:
+        v = self._ihave
+        if v is None:
+            v = self._ihave = []
+        return v
+
+    @ihave.setter
+    def ihave(self, value: list[tuple[str, list[bytes]]]) -> None:
+        self._ihave = value
+
+    @property
+    def iwant(self) -> list[bytes]:
+        v = self._iwant
+        if v is None:
+            v = self._iwant = []
+        return v
+
+    @iwant.setter
+    def iwant(self, value: list[bytes]) -> None:
+        self._iwant = value
+
+    @property
+    def graft(self) -> list[str]:
+        v = self._graft
+        if v is None:
+            v = self._graft = []
+        return v
+
+    @graft.setter
+    def graft(self, value: list[str]) -> None:
+        self._graft = value
+
+    @property
+    def prune(self) -> list[Prune]:
+        v = self._prune
+        if v is None:
+            v = self._prune = []
+        return v
+
+    @prune.setter
+    def prune(self, value: list[Prune]) -> None:
+        self._prune = value
+
+    @property
+    def idontwant(self) -> list[bytes]:
+        v = self._idontwant
+        if v is None:
+            v = self._idontwant = []
+        return v
+
+    @idontwant.setter
+    def idontwant(self, value: list[bytes]) -> None:
+        self._idontwant = value
 
     def __bool__(self) -> bool:
-        return bool(self.ihave or self.iwant or self.graft or self.prune or self.idontwant)
+        return bool(self._ihave or self._iwant or self._graft or self._prune or self._idontwant)
 
     def __eq__(self, other: object) -> bool:
+        # an absent list equals an empty one
         return (
             isinstance(other, Control)
-            and self.ihave == other.ihave
-            and self.iwant == other.iwant
-            and self.graft == other.graft
-            and self.prune == other.prune
-            and self.idontwant == other.idontwant
+            and (self._ihave or []) == (other._ihave or [])
+            and (self._iwant or []) == (other._iwant or [])
+            and (self._graft or []) == (other._graft or [])
+            and (self._prune or []) == (other._prune or [])
+            and (self._idontwant or []) == (other._idontwant or [])
         )
 
     def __repr__(self) -> str:
         return (
-            f"Control(ihave={self.ihave!r}, iwant={self.iwant!r}, graft={self.graft!r}, "
-            f"prune={self.prune!r}, idontwant={self.idontwant!r})"
+            f"Control(ihave={self._ihave or []!r}, iwant={self._iwant or []!r}, "
+            f"graft={self._graft or []!r}, prune={self._prune or []!r}, "
+            f"idontwant={self._idontwant or []!r})"
         )
 
     def encode(self) -> bytes:
         parts: list[bytes] = []
-        for topic, ids in self.ihave:
-            body = _ld(b"\x0a", topic.encode()) + b"".join(_ld(b"\x12", i) for i in ids)
-            parts.append(_ld(b"\x0a", body))
-        if self.iwant:
-            parts.append(_ld(b"\x12", b"".join(_ld(b"\x0a", i) for i in self.iwant)))
-        for topic in self.graft:
-            parts.append(_ld(b"\x1a", _ld(b"\x0a", topic.encode())))
-        for pr in self.prune:
-            parts.append(_ld(b"\x22", pr.encode()))
-        if self.idontwant:
-            parts.append(_ld(b"\x2a", b"".join(_ld(b"\x0a", i) for i in self.idontwant)))
+        if self._ihave:
+            for topic, ids in self._ihave:
+                body = _ld(b"\x0a", topic.encode()) + b"".join(_ld(b"\x12", i) for i in ids)
+                parts.append(_ld(b"\x0a", body))
+        if self._iwant:
+            parts.append(_ld(b"\x12", b"".join(_ld(b"\x0a", i) for i in self._iwant)))
+        if self._graft:
+            for topic in self._graft:
+                parts.append(_ld(b"\x1a", _ld(b"\x0a", topic.encode())))
+        if self._prune:
+            for pr in self._prune:
+                parts.append(_ld(b"\x22", pr.encode()))
+        if self._idontwant:
+            parts.append(_ld(b"\x2a", b"".join(_ld(b"\x0a", i) for i in self._idontwant)))
         return b"".join(parts)
 
     def encoded_size(self) -> int:
         """len(self.encode()), by arithmetic: the simulator sizes every RPC it sends."""
         size = 0
-        for topic, ids in self.ihave:
-            n = len(topic) if topic.isascii() else len(topic.encode())
-            n = (n + 2 if n < 0x80 else _ld_size(n)) + _ids_size(ids)
-            size += n + 2 if n < 0x80 else _ld_size(n)
-        for topic in self.graft:
-            n = len(topic) if topic.isascii() else len(topic.encode())
-            size += n + 4 if n < 0x7E else _ld_size(_ld_size(n))
-        for pr in self.prune:
-            size += _ld_size(pr.encoded_size())
-        if self.iwant:
-            size += _ld_size(_ids_size(self.iwant))
-        if self.idontwant:
-            size += _ld_size(_ids_size(self.idontwant))
+        if self._ihave:
+            for topic, ids in self._ihave:
+                n = len(topic) if topic.isascii() else len(topic.encode())
+                n = (n + 2 if n < 0x80 else _ld_size(n)) + _ids_size(ids)
+                size += n + 2 if n < 0x80 else _ld_size(n)
+        if self._graft:
+            for topic in self._graft:
+                n = len(topic) if topic.isascii() else len(topic.encode())
+                size += n + 4 if n < 0x7E else _ld_size(_ld_size(n))
+        if self._prune:
+            for pr in self._prune:
+                size += _ld_size(pr.encoded_size())
+        if self._iwant:
+            size += _ld_size(_ids_size(self._iwant))
+        if self._idontwant:
+            size += _ld_size(_ids_size(self._idontwant))
         return size
 
 
