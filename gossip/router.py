@@ -117,31 +117,20 @@ _TOPIC_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 
 class _Peer:
-    __slots__ = (
-        "dontwant",
-        "ip",
-        "malformed",
-        "outbound",
-        "overflowed",
-        "protocol",
-        "q_ctl",
-        "q_msgs",
-        "q_subs",
-        "topics",
-    )
+    """What every connected peer needs. Rare state (IDONTWANTs received, malformed
+    frames, queue overflows) lives in the router's lazily created maps instead:
+    a simulator holds 10^5 routers x their peers of these."""
 
-    def __init__(self, protocol: str, outbound: bool, ip: str | None) -> None:
+    __slots__ = ("outbound", "protocol", "q_ctl", "q_msgs", "q_subs", "topics")
+
+    def __init__(self, protocol: str, outbound: bool) -> None:
         self.protocol = protocol
         self.outbound = outbound
-        self.ip = ip
         # interned by the router: peers with the same subscriptions share one frozenset
         self.topics: frozenset[str] = _NO_TOPICS
         self.q_msgs: list[Message] | None = None
         self.q_subs: list[SubOpts] | None = None
         self.q_ctl: Control | None = None
-        self.dontwant: dict[bytes, int] | None = None  # msg id -> heartbeat tick it expires
-        self.malformed = 0
-        self.overflowed = False
 
 
 class _Pending:
@@ -159,6 +148,7 @@ class GossipRouter:
         "_accept_px_th",
         "_backoff",
         "_dirty",
+        "_dontwant",
         "_events",
         "_fanout",
         "_fanout_last",
@@ -166,10 +156,12 @@ class GossipRouter:
         "_graylist_th",
         "_graylisted",
         "_iasked",
+        "_malformed",
         "_mcache",
         "_mesh",
         "_next_hb",
         "_og_th",
+        "_overflowed",
         "_peerdontwant",
         "_peerhave",
         "_peers",
@@ -244,6 +236,10 @@ class GossipRouter:
         self._peerhave: dict[bytes, int] | None = None
         self._iasked: dict[bytes, int] | None = None
         self._peerdontwant: dict[bytes, int] | None = None
+        # per peer, each None until first needed (rare: see _Peer)
+        self._dontwant: dict[bytes, dict[bytes, int]] | None = None  # id -> expiry tick
+        self._malformed: dict[bytes, int] | None = None
+        self._overflowed: dict[bytes, None] | None = None
         self._pending: dict[bytes, _Pending] | None = None
         self._graylisted: set[bytes] | None = None
         self._dirty: dict[bytes, None] = {}
@@ -304,7 +300,7 @@ class GossipRouter:
             st.protocol = protocol
             st.outbound = st.outbound or outbound
             return
-        self._peers[peer] = _Peer(protocol, outbound, ip)
+        self._peers[peer] = _Peer(protocol, outbound)
         if self._score is not None:
             self._score.add_peer(peer, now, ip)
         if self._mesh:
@@ -333,6 +329,9 @@ class GossipRouter:
         self._dirty.pop(peer, None)
         if self._graylisted is not None:
             self._graylisted.discard(peer)
+        for rare in (self._dontwant, self._malformed, self._overflowed):
+            if rare is not None:
+                rare.pop(peer, None)
         if self._score is not None:
             self._score.remove_peer(peer, now)
 
@@ -477,13 +476,13 @@ class GossipRouter:
             if used != len(frame):
                 raise WireError("incomplete frame")
         except WireError as exc:
-            self._malformed(peer, st, str(exc))
+            self._count_malformed(peer, str(exc))
             return
         for body in bodies:
             try:
                 rpc = decode_rpc(body)
             except WireError as exc:
-                self._malformed(peer, st, str(exc))
+                self._count_malformed(peer, str(exc))
                 if peer not in self._peers:
                     return
                 continue
@@ -494,14 +493,16 @@ class GossipRouter:
     def note_malformed(self, peer: bytes, reason: str) -> None:
         """The driver saw bad bytes from `peer` the router never got (e.g. a frame
         over max_rpc_size): count them like the router's own decode failures."""
-        st = self._peers.get(peer)
-        if st is not None:
-            self._malformed(peer, st, reason)
+        if peer in self._peers:
+            self._count_malformed(peer, reason)
 
-    def _malformed(self, peer: bytes, st: _Peer, reason: str) -> None:
+    def _count_malformed(self, peer: bytes, reason: str) -> None:
         self.metrics.malformed_frames += 1
-        st.malformed += 1
-        if st.malformed == self.params.max_malformed_frames + 1:
+        counts = self._malformed
+        if counts is None:
+            counts = self._malformed = {}
+        n = counts[peer] = counts.get(peer, 0) + 1
+        if n == self.params.max_malformed_frames + 1:
             self._events.append(PeerShouldDisconnect(peer, f"malformed frames: {reason}"))
 
     def receive_rpc(self, peer: bytes, rpc: RPC, now: float) -> None:
@@ -542,7 +543,7 @@ class GossipRouter:
             if ctl._prune:
                 self._handle_prune(peer, ctl._prune, now)
             if ctl._idontwant:
-                self._handle_idontwant(peer, st, ctl._idontwant)
+                self._handle_idontwant(peer, ctl._idontwant)
 
     def _handle_subscriptions(
         self, peer: bytes, st: _Peer, subs: list[SubOpts], now: float
@@ -692,15 +693,16 @@ class GossipRouter:
         if not mesh:
             return
         author = msg.from_
-        peers = self._peers
+        dontwant = self._dontwant
         n = 0
         for p in mesh:
             if p in (source, author):
                 continue
-            dw = peers[p].dontwant
-            if dw is not None and msg_id in dw:
-                self.metrics.msgs_skipped_idontwant += 1
-                continue
+            if dontwant is not None:
+                dw = dontwant.get(p)
+                if dw is not None and msg_id in dw:
+                    self.metrics.msgs_skipped_idontwant += 1
+                    continue
             self._queue_msg(p, msg, own=False)
             n += 1
         self.metrics.msgs_forwarded += n
@@ -759,8 +761,7 @@ class GossipRouter:
         if self.score_of(peer, now) < self._gossip_th:
             m.iwant_refused += 1
             return
-        st = self._peers[peer]
-        dw = st.dontwant
+        dw = self._dontwant.get(peer) if self._dontwant is not None else None
         limit = self.params.gossip_retransmission
         sent: set[bytes] = set()
         for mid in ids:
@@ -860,7 +861,7 @@ class GossipRouter:
                     m.px_accepted += 1
                     self._events.append(PeerExchange(topic, peer, cands))
 
-    def _handle_idontwant(self, peer: bytes, st: _Peer, ids: list[bytes]) -> None:
+    def _handle_idontwant(self, peer: bytes, ids: list[bytes]) -> None:
         self.metrics.idontwant_received += 1
         pdw = self._peerdontwant
         if pdw is None:
@@ -869,9 +870,12 @@ class GossipRouter:
         if n >= self.params.max_idontwant_messages:
             return
         pdw[peer] = n + 1
-        dw = st.dontwant
+        dontwant = self._dontwant
+        if dontwant is None:
+            dontwant = self._dontwant = {}
+        dw = dontwant.get(peer)
         if dw is None:
-            dw = st.dontwant = {}
+            dw = dontwant[peer] = {}
         expires = self._tick + self.params.idontwant_ttl_heartbeats
         for i, mid in enumerate(ids):
             if i >= self.params.max_idontwant_length:
@@ -894,16 +898,22 @@ class GossipRouter:
 
         self._apply_broken_promises(now)
 
-        for peer, st in self._peers.items():
-            dw = st.dontwant
-            if dw is not None:
-                for mid in [k for k, exp in dw.items() if exp <= self._tick]:
+        dontwant = self._dontwant
+        if dontwant is not None:
+            tick = self._tick
+            for peer in list(dontwant):
+                dw = dontwant[peer]
+                for mid in [k for k, exp in dw.items() if exp <= tick]:
                     del dw[mid]
                 if not dw:
-                    st.dontwant = None
-            if st.overflowed:
-                st.overflowed = False
-                if sc is not None:
+                    del dontwant[peer]
+            if not dontwant:
+                self._dontwant = None
+        overflowed = self._overflowed
+        if overflowed is not None:
+            self._overflowed = None
+            if sc is not None:
+                for peer in overflowed:
                     sc.add_penalty(peer, 1)
 
         scores: dict[bytes, float] = {}
@@ -1207,7 +1217,9 @@ class GossipRouter:
             return
         if not own and len(q) >= self.params.max_queued_messages:
             self.metrics.queue_overflow += 1
-            st.overflowed = True
+            if self._overflowed is None:
+                self._overflowed = {}
+            self._overflowed[peer] = None
             return
         q.append(msg)
 

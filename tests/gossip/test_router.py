@@ -756,6 +756,65 @@ def test_malformed_frames_counted_then_disconnect_asked() -> None:
     assert [e.peer for e in h.evs if isinstance(e, PeerShouldDisconnect)] == [a]
 
 
+def test_overflowing_a_peer_queue_costs_it_a_behaviour_penalty_once() -> None:
+    from gossip.score_params import PeerScoreParams, TopicScoreParams
+
+    sp = PeerScoreParams(topics={T: TopicScoreParams()}, behaviour_penalty_threshold=0.0)
+    h = Harness(GossipSubParams(max_queued_messages=2), score_params=sp)
+    a, b, c = h.add(b"a"), h.add(b"b"), h.add(b"c")
+    h.r.subscribe(T, h.now)
+    h.r.drain()
+    h.r.remove_peer(c, h.now)
+    for i in range(4):
+        h.msg(a, b"fwd%d" % i)  # b's queue overflows
+    h.heartbeat()
+    once = h.r.score_of(b, h.now)
+    assert once < 0 <= h.r.score_of(a, h.now)  # a only delivered
+    h.r.drain()
+    h.heartbeat()
+    assert h.r.score_of(b, h.now) >= once  # not penalised again without a new overflow
+
+
+def test_idontwant_lasts_its_ttl_in_heartbeats_then_is_forgotten() -> None:
+    h = Harness(GossipSubParams(idontwant_ttl_heartbeats=2))
+    h.add_many(6)
+    h.r.subscribe(T, h.now)
+    h.collect()
+    src, shy = sorted(h.r.mesh_peers(T))[:2]
+    mid = h.r.sign_policy.msg_id(Message(T, b"later"))
+    h.feed(shy, RPC(control=Control(idontwant=[mid])))
+    h.heartbeat()
+    assert h.r._dontwant is not None
+    h.heartbeat()
+    assert h.r._dontwant is None  # expired, and the map itself dropped
+    h.msg(src, b"later")
+    assert published(h.collect().get(shy, []))
+    assert h.r.metrics.msgs_skipped_idontwant == 0
+
+
+def test_a_peer_that_reconnects_starts_with_a_clean_record() -> None:
+    """Malformed-frame counts and IDONTWANTs belong to the connection."""
+    h = Harness(GossipSubParams(max_malformed_frames=2))
+    a, b = h.add(b"a"), h.add(b"b")
+    h.r.subscribe(T, h.now)
+    mid = h.r.sign_policy.msg_id(Message(T, b"m"))
+    h.feed(a, RPC(control=Control(idontwant=[mid])))
+    for _ in range(2):
+        h.r.receive(a, b"\x03\x12\x05x", h.now)
+    h.r.remove_peer(a, h.now)
+    a = h.add(b"a")
+    h.feed(a, RPC(control=Control(graft=[T])))
+    for _ in range(2):
+        h.r.receive(a, b"\x03\x12\x05x", h.now)
+    h.collect()
+    assert not [e for e in h.evs if isinstance(e, PeerShouldDisconnect)]
+    h.r.receive(a, b"\x03\x12\x05x", h.now)  # the third since reconnecting
+    h.collect()
+    assert [e.peer for e in h.evs if isinstance(e, PeerShouldDisconnect)] == [a]
+    h.msg(b, b"m")
+    assert a in h.r.mesh_peers(T) and published(h.collect()[a])
+
+
 def test_topic_count_per_peer_bounded() -> None:
     h = Harness(GossipSubParams(max_topics_per_peer=3))
     a = h.add(b"a", topics=[f"t{i}" for i in range(10)])
