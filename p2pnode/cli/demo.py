@@ -61,6 +61,22 @@ class NodeProcess:
             return None
         return r.json() if r.status_code == 200 else None
 
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        info = self.ready()
+        token = read_token(self.data_dir)
+        if not info or not token:
+            return None
+        try:
+            r = httpx.post(
+                info["api_url"] + path,
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5.0,
+            )
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code in (200, 201) else None
+
     def stop(self, timeout: float = 3.0) -> float:
         """SIGTERM and wait; returns seconds taken (kill -9 if it overruns)."""
         t0 = time.monotonic()
@@ -91,7 +107,13 @@ def write_config(path: Path, data_dir: Path, role: str, bootstrap: list[str], **
     path.write_bytes(tomli_w.dumps(config).encode())
 
 
-def start_node(name: str, base: Path, role: str, bootstrap: list[str], **net: Any) -> NodeProcess:
+DEMO_PASSWORD = "demo-only-password"
+
+
+def start_node(
+    name: str, base: Path, role: str, bootstrap: list[str], *, trader: bool = False, **net: Any
+) -> NodeProcess:
+    """Start one daemon; a `trader` gets an Ethereum account so it can sign orders."""
     data_dir = base / name
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg = base / f"{name}.toml"
@@ -99,6 +121,11 @@ def start_node(name: str, base: Path, role: str, bootstrap: list[str], **net: An
     log_path = base / f"{name}.log"
     env = dict(os.environ)
     env.pop("SONM_API_HOST", None)
+    if trader:
+        from p2pnode.keys import create_keystore
+
+        create_keystore(data_dir / "keystore.json", DEMO_PASSWORD)
+        env["SONM_KEY_PASSWORD"] = DEMO_PASSWORD
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "p2pnode.cli.main", "run", "--config", str(cfg)],
@@ -146,6 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     base,
                     roles[i % 2],
                     [seed_addr],
+                    trader=i < 2,  # a supplier and a consumer that will place orders
                     min_connections=total - 1,
                     max_connections=64,
                 )
@@ -170,7 +198,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(f"[green]every node sees every other node[/] ({elapsed:.1f}s)")
         else:
             console.print(f"[red]not fully connected after {elapsed:.1f}s[/]")
-        return 0 if complete else 1
+            return 1
+        return 0 if _trade(console, nodes, deadline + 20.0) else 1
     finally:
         stops = [n.stop() for n in reversed(nodes)]
         if stops:
@@ -179,6 +208,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(f"data dirs and logs kept in {base}")
         else:
             _rmtree(base)
+
+
+DEMO_ORDERS = (
+    # node1 (a supplier) offers 4 cores and 8 GiB for 0.1 SNM an hour; node2 wants 2 cores
+    ("node1", {"side": "ask", "price_per_hour": str(10**17), "duration": 7200,
+               "cpu_cores": 4, "ram_bytes": 8 << 30, "network": "out"}),
+    ("node2", {"side": "bid", "price_per_hour": str(2 * 10**17), "duration": 3600,
+               "cpu_cores": 2, "ram_bytes": 4 << 30}),
+)  # fmt: skip
+
+
+def _trade(console: Console, nodes: list[NodeProcess], deadline: float) -> bool:
+    """Sign and publish an ASK and a BID, then show every node receiving both by gossip."""
+    by_name = {n.name: n for n in nodes}
+    placed: dict[str, str] = {}
+    for name, body in DEMO_ORDERS:
+        if name not in by_name:
+            continue
+        t_wait = time.monotonic()
+        result = None
+        while result is None and time.monotonic() < deadline:
+            result = by_name[name].post("/orders", body)
+            if result is None or not result.get("published"):
+                result = None
+                time.sleep(0.3)  # its mesh may still be forming
+        if result is None:
+            console.print(f"[red]{name} could not publish its order[/]")
+            return False
+        placed[result["order"]["order_id"]] = name
+        side = "an ASK" if body["side"] == "ask" else "a BID"
+        console.print(
+            f"{name} signed and published {side} "
+            f"{result['order']['order_id'][:18]}… ({time.monotonic() - t_wait:.1f}s)"
+        )
+    t0 = time.monotonic()
+    seen: dict[str, set[str]] = {}
+    while time.monotonic() < deadline:
+        seen = {}
+        for n in nodes:
+            data = n.api("/orders")
+            got = {o["order_id"] for o in data["orders"]} if data else set()
+            seen[n.name] = got & set(placed)
+        if all(len(v) == len(placed) for v in seen.values()):
+            break
+        time.sleep(0.1)
+    table = Table(title="orders each node has received (signed, validated, by gossip)")
+    table.add_column("node")
+    for oid, author in placed.items():
+        table.add_column(f"{author}'s {oid[:10]}…", justify="center")
+    for n in nodes:
+        table.add_row(n.name, *["●" if oid in seen.get(n.name, ()) else "·" for oid in placed])
+    console.print(table)
+    done = all(len(v) == len(placed) for v in seen.values())
+    if done:
+        console.print(f"[green]every node holds every order[/] ({time.monotonic() - t0:.1f}s)")
+    else:
+        console.print("[red]some orders did not reach every node[/]")
+    return done
 
 
 def _print_matrix(
