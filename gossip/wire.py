@@ -180,7 +180,9 @@ class SubOpts:
         return (b"\x08\x01" if self.subscribe else b"\x08\x00") + _ld(b"\x12", self.topic.encode())
 
     def encoded_size(self) -> int:
-        return 2 + _ld_size(_str_len(self.topic))
+        t = self.topic
+        n = len(t) if t.isascii() else len(t.encode())
+        return n + 4 if n < 0x80 else 2 + _ld_size(n)
 
 
 class Message:
@@ -505,9 +507,11 @@ class RPC:
     def encoded_size(self) -> int:
         """Exact encoded size (without the length prefix), computed without encoding
         anything but messages, whose encoding is cached on them anyway."""
+        # (n + 2 if n < 0x80 else _ld_size(n)) is _ld_size(n), without a call for short fields
         size = 0
         for s in self.subscriptions:
-            size += _ld_size(s.encoded_size())
+            n = s.encoded_size()
+            size += n + 2 if n < 0x80 else _ld_size(n)
         for m in self.publish:
             raw = m.raw
             size += _ld_size(len(raw) if raw is not None else len(m.encode()))
@@ -515,7 +519,7 @@ class RPC:
         if ctl is not None:
             n = ctl.encoded_size()
             if n:
-                size += _ld_size(n)
+                size += n + 2 if n < 0x80 else _ld_size(n)
         return size
 
 
