@@ -227,8 +227,10 @@ class GossipRouter:
         # peer collections are dicts used as insertion-ordered sets (see _PeerSet)
         self._topic_peers: dict[str, _PeerSet] = {}
         self._mesh: dict[str, _PeerSet] = {}
-        self._fanout: dict[str, _PeerSet] = {}
-        self._fanout_last: dict[str, float] = {}
+        # fanout: topics we publish to without subscribing; both maps exist together,
+        # and only while some topic is in fanout (rare for a subscribed node)
+        self._fanout: dict[str, _PeerSet] | None = None
+        self._fanout_last: dict[str, float] | None = None
         self._backoff: dict[str, dict[bytes, float]] | None = None
         self._seen: dict[bytes, float] = {}
         self._mcache = MessageCache(self.params.mcache_len, self.params.mcache_gossip)
@@ -323,9 +325,10 @@ class GossipRouter:
                 del mesh[peer]
                 if self._score is not None:
                     self._score.prune(peer, t, now)
-            fan = self._fanout.get(t)
-            if fan is not None:
-                fan.pop(peer, None)
+            if self._fanout is not None:
+                fan = self._fanout.get(t)
+                if fan is not None:
+                    fan.pop(peer, None)
         self._dirty.pop(peer, None)
         if self._graylisted is not None:
             self._graylisted.discard(peer)
@@ -345,7 +348,7 @@ class GossipRouter:
         return set(self._mesh.get(topic, ()))
 
     def fanout_peers(self, topic: str) -> set[bytes]:
-        return set(self._fanout.get(topic, ()))
+        return set(self._fanout.get(topic, ())) if self._fanout is not None else set()
 
     def topic_peers(self, topic: str) -> set[bytes]:
         return set(self._topic_peers.get(topic, ()))
@@ -362,8 +365,12 @@ class GossipRouter:
         for p in self._peers:
             self._queue_subs(p, [SubOpts(True, topic)])
         mesh: _PeerSet = {}
-        fan = self._fanout.pop(topic, None)
-        self._fanout_last.pop(topic, None)
+        fan = None
+        if self._fanout is not None and self._fanout_last is not None:
+            fan = self._fanout.pop(topic, None)
+            self._fanout_last.pop(topic, None)
+            if not self._fanout_last:
+                self._fanout = self._fanout_last = None
         D = self.params.D
         if fan:
             for p in fan:
@@ -434,7 +441,10 @@ class GossipRouter:
             if mesh is not None:
                 targets = list(mesh)
             else:
-                fan = self._fanout.get(topic)
+                fanout, last = self._fanout, self._fanout_last
+                if fanout is None or last is None:
+                    fanout, last = self._fanout, self._fanout_last = {}, {}
+                fan = fanout.get(topic)
                 if not fan:
                     fan = dict.fromkeys(
                         self._select_peers(
@@ -442,9 +452,9 @@ class GossipRouter:
                         )
                     )
                     if fan:
-                        self._fanout[topic] = fan
+                        fanout[topic] = fan
                 targets = list(fan)
-                self._fanout_last[topic] = now
+                last[topic] = now
         if not targets:
             raise NoPeersError(f"no peer subscribed to {topic!r} to publish to")
 
@@ -575,9 +585,10 @@ class GossipRouter:
                     del mesh[peer]
                     if self._score is not None:
                         self._score.prune(peer, t, now)
-                fan = self._fanout.get(t)
-                if fan is not None:
-                    fan.pop(peer, None)
+                if self._fanout is not None:
+                    fan = self._fanout.get(t)
+                    if fan is not None:
+                        fan.pop(peer, None)
 
     @staticmethod
     def _intern(topics: frozenset[str]) -> frozenset[str]:
@@ -993,10 +1004,14 @@ class GossipRouter:
             self._emit_gossip(topic, mesh, score)
 
         # fanout: expire, drop peers that left or fell under the publish threshold, refill
-        for topic in [t for t, last in self._fanout_last.items() if last + p.fanout_ttl < now]:
-            self._fanout.pop(topic, None)
-            del self._fanout_last[topic]
-        for topic, fan in self._fanout.items():
+        fanout, fanout_last = self._fanout, self._fanout_last
+        if fanout is not None and fanout_last is not None:
+            for topic in [t for t, last in fanout_last.items() if last + p.fanout_ttl < now]:
+                fanout.pop(topic, None)
+                del fanout_last[topic]
+            if not fanout_last:
+                self._fanout = self._fanout_last = fanout = None
+        for topic, fan in fanout.items() if fanout is not None else ():
             tp = self._topic_peers.get(topic, _NO_PEERS)
             for peer in [x for x in fan if x not in tp or score(x) < self._publish_th]:
                 del fan[peer]

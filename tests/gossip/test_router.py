@@ -409,6 +409,17 @@ def test_fanout_used_then_expires_after_ttl() -> None:
     assert h.r.fanout_peers("x") == fan
     h.advance(2)
     assert h.r.fanout_peers("x") == set()
+    assert h.r._fanout is None and h.r._fanout_last is None  # nothing kept for no topic
+
+
+def test_subscribing_turns_the_fanout_into_the_mesh() -> None:
+    h = Harness(GossipSubParams(flood_publish=False))
+    h.add_many(10, topics=("x",))
+    h.r.publish("x", b"1", h.now)
+    fan = h.r.fanout_peers("x")
+    h.r.subscribe("x", h.now)
+    assert h.r.mesh_peers("x") == fan and h.r.fanout_peers("x") == set()
+    assert h.r._fanout is None
 
 
 def test_publish_without_peers_raises_and_can_be_retried() -> None:

@@ -77,7 +77,7 @@ def _variant(flood: bool, scoring: bool) -> dict[str, Any]:
             for n, r in net.routers.items()
         },
         "fanout": {
-            n.decode(): {t: [p.decode() for p in r._fanout.get(t, {})] for t in TOPICS}
+            n.decode(): {t: [p.decode() for p in (r._fanout or {}).get(t, {})] for t in TOPICS}
             for n, r in net.routers.items()
         },
         "deliveries": times,
