@@ -1216,9 +1216,10 @@ class GossipRouter:
         return c
 
     def _queue_subs(self, peer: bytes, subs: list[SubOpts]) -> None:
+        """Queue `subs`, a fresh list the queue may keep (every caller builds one)."""
         st = self._peers[peer]
         if st.q_subs is None:
-            st.q_subs = list(subs)
+            st.q_subs = subs
         else:
             st.q_subs.extend(subs)
         self._dirty[peer] = None
