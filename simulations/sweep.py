@@ -16,10 +16,9 @@ Each run is one Dask task (a separate worker process by default, since runs
 are CPU-bound Python); the client collects every run's results and writes
 summary.json (one row per run: its parameters and headline figures, in grid
 order, so the same file and seeds give the same bytes) and each run's
-results.json under runs/. Wall-clock times go to timings.json, apart, with
-whether each worker ran with a fixed PYTHONHASHSEED (simulations/hashseed.py):
-local workers are spawned with it; start remote workers with
-PYTHONHASHSEED=0 for byte-identical reruns.
+results.json under runs/. Wall-clock times go to timings.json, apart. The
+protocol cores walk peers in event order, never in hash order, so a run gives
+the same bytes in any worker process, local or remote.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from typing import Any
 
 from p2pnode.errors import UserError
 from simulations import results as results_io
-from simulations.hashseed import HASH_SEED, is_fixed
 
 MAX_RUNS = 10_000
 
@@ -112,7 +110,6 @@ def run_one(scenario: str, overrides: dict[str, Any]) -> dict[str, Any]:
         "results": outcome.results,
         "wall_s": outcome.wall_s,
         "events": outcome.events,
-        "reproducible": is_fixed(),
     }
 
 
@@ -139,22 +136,18 @@ def run_sweep(
     on_done: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run every point on Dask; write summary.json, timings.json and runs/NNNN/."""
-    import dask
     from distributed import Client, LocalCluster, as_completed
 
     runs = spec.runs()
     cluster = None
     if scheduler is None:
-        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-        environ["PYTHONHASHSEED"] = HASH_SEED  # workers reproduce runs byte for byte
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-            )
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        )
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -186,7 +179,6 @@ def run_sweep(
                 "run": i,
                 "wall_s": done[i]["wall_s"],
                 "events": done[i]["events"],
-                "fixed_hash_seed": done[i]["reproducible"],
             }
         )
     summary = {"scenario": spec.scenario, "grid": spec.grid, "base": spec.base, "runs": rows}

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,26 +48,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=cmd_simulate)
 
 
-def _argv(args: argparse.Namespace) -> list[str]:
-    """The command line that gives these arguments back."""
-    out = ["simulate", args.scenario]
-    if args.file:
-        out.append(args.file)
-    for flag, value in (
-        ("--nodes", args.nodes),
-        ("--seed", args.seed),
-        ("--out", args.out),
-        ("--scheduler", args.scheduler),
-    ):
-        if value is not None:
-            out += [flag, str(value)]
-    out += ["--workers", str(args.workers)]
-    for item in args.sets:
-        out += ["--set", item]
-    out += [f for f, on in (("--no-plots", args.no_plots), ("--quiet", args.quiet)) if on]
-    return out
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in args.sets:
@@ -101,12 +79,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from simulations import runner
 
         runner.prepare(args.scenario, _overrides(args))
-    from simulations import hashseed
-
-    if not hashseed.is_fixed():
-        # same seed, same results.json, in any process: see simulations/hashseed.py
-        cmd = [sys.executable, "-m", "p2pnode.cli.main", *_argv(args)]
-        return subprocess.run(cmd, env=hashseed.fixed_env(), check=False).returncode
     return _sweep(args) if args.scenario == "sweep" else _run(args)
 
 
