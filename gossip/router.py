@@ -344,6 +344,11 @@ class GossipRouter:
     def has_peer(self, peer: bytes) -> bool:
         return peer in self._peers
 
+    def peer_protocol(self, peer: bytes) -> str | None:
+        """The pubsub protocol id negotiated with `peer` (decides IDONTWANT), or None."""
+        st = self._peers.get(peer)
+        return None if st is None else st.protocol
+
     def mesh_peers(self, topic: str) -> set[bytes]:
         return set(self._mesh.get(topic, ()))
 

@@ -907,3 +907,17 @@ def test_prune_offers_px_with_signed_records_when_enabled() -> None:
     (pr,) = prunes(out[victim])
     assert pr.peers and all(pi.peer_id != victim for pi in pr.peers)
     assert all(pi.signed_record == records.get(pi.peer_id or b"") for pi in pr.peers)
+
+
+def test_peer_protocol_is_what_was_negotiated() -> None:
+    from gossip.params import GossipSubParams
+    from gossip.router import PROTOCOL_V11, PROTOCOL_V12, GossipRouter
+
+    r = GossipRouter(local_peer=b"me", params=GossipSubParams(), rng=random.Random(1))
+    r.add_peer(b"a", PROTOCOL_V12, True, 0.0)
+    r.add_peer(b"b", PROTOCOL_V11, False, 0.0)
+    assert r.peer_protocol(b"a") == PROTOCOL_V12
+    assert r.peer_protocol(b"b") == PROTOCOL_V11
+    assert r.peer_protocol(b"nobody") is None
+    r.remove_peer(b"a", 1.0)
+    assert r.peer_protocol(b"a") is None

@@ -215,8 +215,7 @@ class Ours:
         return self.pubsub.router
 
     def protocol_of(self, peer: bytes) -> str:
-        # the router keeps the negotiated protocol per peer; no public accessor
-        return str(self.router._peers[peer].protocol)
+        return str(self.router.peer_protocol(peer))
 
 
 @asynccontextmanager
