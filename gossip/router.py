@@ -315,20 +315,7 @@ class GossipRouter:
         if st is None:
             return
         for t in st.topics:
-            tp = self._topic_peers.get(t)
-            if tp is not None:
-                tp.pop(peer, None)
-                if not tp:
-                    del self._topic_peers[t]
-            mesh = self._mesh.get(t)
-            if mesh is not None and peer in mesh:
-                del mesh[peer]
-                if self._score is not None:
-                    self._score.prune(peer, t, now)
-            if self._fanout is not None:
-                fan = self._fanout.get(t)
-                if fan is not None:
-                    fan.pop(peer, None)
+            self._leave_topic(peer, t, now)
         self._dirty.pop(peer, None)
         if self._graylisted is not None:
             self._graylisted.discard(peer)
@@ -337,6 +324,24 @@ class GossipRouter:
                 rare.pop(peer, None)
         if self._score is not None:
             self._score.remove_peer(peer, now)
+
+    def _leave_topic(self, peer: bytes, t: str, now: float) -> None:
+        """Take `peer` out of topic `t`'s peers, mesh (a prune, for the score) and fanout,
+        as on an unsubscription or a disconnect."""
+        tp = self._topic_peers.get(t)
+        if tp is not None:
+            tp.pop(peer, None)
+            if not tp:
+                del self._topic_peers[t]
+        mesh = self._mesh.get(t)
+        if mesh is not None and peer in mesh:
+            del mesh[peer]
+            if self._score is not None:
+                self._score.prune(peer, t, now)
+        if self._fanout is not None:
+            fan = self._fanout.get(t)
+            if fan is not None:
+                fan.pop(peer, None)
 
     def peers(self) -> list[bytes]:
         return list(self._peers)
@@ -580,20 +585,7 @@ class GossipRouter:
                 if t not in st.topics:
                     continue
                 st.topics = self._intern(st.topics - {t})
-                tp = self._topic_peers.get(t)
-                if tp is not None:
-                    tp.pop(peer, None)
-                    if not tp:
-                        del self._topic_peers[t]
-                mesh = self._mesh.get(t)
-                if mesh is not None and peer in mesh:
-                    del mesh[peer]
-                    if self._score is not None:
-                        self._score.prune(peer, t, now)
-                if self._fanout is not None:
-                    fan = self._fanout.get(t)
-                    if fan is not None:
-                        fan.pop(peer, None)
+                self._leave_topic(peer, t, now)
 
     @staticmethod
     def _intern(topics: frozenset[str]) -> frozenset[str]:
