@@ -145,6 +145,10 @@ class Discovery:
         self.metrics.connections.set(len(self.host.get_connected_peers()))
         self._wake.set()
 
+    def wake(self) -> None:
+        """Someone stored new peers (e.g. from the peers topic): look at the table now."""
+        self._wake.set()
+
     # -- the keeper ----------------------------------------------------------
 
     async def _keeper_loop(self) -> None:

@@ -134,8 +134,15 @@ def _orders(host: IHost, config: NodeConfig, storage: Storage) -> Any:
     return orders_service(host, config, storage)
 
 
+def _peer_topic(host: IHost, config: NodeConfig, storage: Storage) -> Any:
+    from p2pnode.peer_topic import peer_topic_service
+
+    return peer_topic_service(host, config, storage)
+
+
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("chain", _chain),  # only with chain.rpc + chain.addresses
     ServiceSpec("pubsub", _pubsub),
     ServiceSpec("orders", _orders),
+    ServiceSpec("peer_topic", _peer_topic),  # signs with the account "orders" unlocked
 ]

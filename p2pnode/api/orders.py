@@ -393,6 +393,7 @@ class OrderDesk:
         self.domain = domain
         self._key = private_key
         self.address = address_of_key(private_key) if private_key is not None else None
+        self.signing_key = private_key  # the account other services sign with (peer records)
         self._publish = publish
         self._accepted = accepted
         self.clock = clock

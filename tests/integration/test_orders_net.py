@@ -39,6 +39,16 @@ def _post(node: NodeProcess, path: str, body: dict[str, object]) -> httpx.Respon
     )
 
 
+def _metric(node: NodeProcess, name: str) -> float:
+    info, token = node.ready(), read_token(node.data_dir)
+    assert info and token
+    text = httpx.get(
+        info["api_url"] + "/metrics", headers={"Authorization": f"Bearer {token}"}
+    ).text
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else 0.0
+
+
 def _wait_for(cond: Callable[[], bool], timeout: float) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -77,6 +87,12 @@ def test_an_ask_travels_and_its_cancellation_follows(
     # the consumer has no account: it can list, not sign
     refused = _post(consumer, "/orders", {"side": "bid", "price_per_hour": "1", "duration": 0})
     assert refused.status_code == 409 and "keys new" in refused.text
+
+    # the supplier's account signed its peer record; it crossed the peers topic to the
+    # consumer (and the seed) and passed the validator's two signature checks there
+    assert _wait_for(lambda: _metric(supplier, "sonm_peer_topic_published") >= 1, 20)
+    assert _wait_for(lambda: _metric(consumer, "sonm_peer_topic_received") >= 1, 20)
+    assert _metric(consumer, "sonm_peer_topic_published") == 0  # no account: listens only
 
     cancelled = run_cli("order", "cancel", "--data-dir", str(supplier.data_dir), order_id)
     assert cancelled.returncode == 0, cancelled.stderr

@@ -1,0 +1,121 @@
+"""Signed peer records on the peers topic: which account runs which peer, and where.
+
+Peer exchange (p2pnode/discovery.py) answers "who else is there" one connection
+at a time; the peers topic spreads the same news to the whole network at once,
+and binds each peer to an Ethereum account, which the market needs to know whom
+an order's author can be reached at. A record carries two signatures over one
+EIP-712 digest (the account's and the peer's own Ed25519 key), checked by the
+gossip validator before anything here sees it. A node without an unlocked account
+(a seed, usually) listens but does not announce.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from libp2p.peer.id import ID
+
+from gossip import codec
+from gossip.eip712 import SigningDomain, address_of_key
+from gossip.messages import MessageKind
+from gossip.peer_record import PeerRecord
+from gossip.router import PublishError
+from gossip.topics import PEERS_TOPIC
+from p2pnode.config import NodeConfig
+from p2pnode.storage import Storage
+
+log = logging.getLogger(__name__)
+
+REPUBLISH_INTERVAL = 600.0  # well inside the validity, so a record never lapses
+VALIDITY = 3600
+RETRY_INTERVAL = 2.0  # while no pubsub peer is there to take the record
+_KINDS = frozenset({MessageKind.PEER_RECORD})
+
+
+class PeerTopicService:
+    def __init__(self, host: Any, config: NodeConfig, storage: Storage) -> None:
+        ctx = host.sonm_context
+        self.host = host
+        self.storage = storage
+        self.domain = SigningDomain(chain_id=config.chain.chain_id)
+        self.announce = [str(a) for a in config.network.announce]
+        pubsub_service = ctx.services.get("pubsub")
+        self.pubsub = getattr(pubsub_service, "pubsub", None)
+        self.discovery = getattr(ctx, "discovery", None)
+        desk = ctx.services.get("orders")
+        self.account_key: bytes | None = getattr(desk, "signing_key", None)
+        self.peer_key = Ed25519PrivateKey.from_private_bytes(
+            ctx.key_pair.private_key.to_bytes()[:32]
+        )
+        self.me = host.get_id()
+        self.published = 0
+        self.received = 0  # valid records of other peers
+        self.learned = 0  # of which named a peer the table did not know
+        self.malformed = 0
+        handlers = getattr(pubsub_service, "delivery_handlers", None)
+        if isinstance(handlers, dict):
+            handlers.setdefault(PEERS_TOPIC, []).append(self.on_delivery)
+
+    def stats(self) -> dict[str, float]:
+        """Exported on /metrics as sonm_peer_topic_*."""
+        return {
+            "published": float(self.published),
+            "received": float(self.received),
+            "learned": float(self.learned),
+            "malformed": float(self.malformed),
+        }
+
+    def record(self, now: float) -> bytes:
+        """Our record, signed twice, encoded for the wire."""
+        assert self.account_key is not None
+        addrs = self.announce or [str(a) for a in self.host.get_transport_addrs()]
+        rec = PeerRecord(
+            account=address_of_key(self.account_key),
+            peer_id=self.me.to_bytes(),
+            multiaddrs=tuple(addrs[:8]),
+            sequence=int(now * 1000),  # grows across restarts: the validator's replay floor
+            valid_from=int(now) - 1,
+            valid_until=int(now) + VALIDITY,
+        ).signed(self.domain, self.account_key, self.peer_key)
+        return codec.encode(rec)
+
+    def on_delivery(self, topic: str, data: bytes) -> None:
+        """A record the validator accepted: its peer goes into the peer table."""
+        try:
+            msg = codec.decode(data, _KINDS)
+        except Exception:  # the validator accepted it, so this is our bug, not theirs
+            self.malformed += 1
+            log.exception("an accepted peer record did not decode")
+            return
+        assert isinstance(msg, PeerRecord)
+        pid = ID(msg.peer_id)
+        if pid == self.me:
+            return
+        self.received += 1
+        if self.storage.upsert_peer(pid.to_base58(), msg.multiaddrs, source="topic"):
+            self.learned += 1
+            if self.discovery is not None:
+                self.discovery.wake()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        if self.account_key is None or self.pubsub is None:
+            log.info("no unlocked account: listening on %s without announcing", PEERS_TOPIC)
+            return
+        while True:
+            try:
+                await self.pubsub.publish(PEERS_TOPIC, self.record(time.time()))
+            except PublishError:  # nobody subscribed yet: try again soon
+                await trio.sleep(RETRY_INTERVAL)
+                continue
+            self.published += 1
+            await trio.sleep(REPUBLISH_INTERVAL)
+
+
+def peer_topic_service(host: Any, config: NodeConfig, storage: Storage) -> PeerTopicService:
+    """Daemon service factory: after "pubsub" and "orders" (whose account it signs with)."""
+    return PeerTopicService(host, config, storage)
