@@ -86,17 +86,15 @@ class PeerTopicService:
     def on_delivery(self, topic: str, data: bytes) -> None:
         """A record the validator accepted: its peer goes into the peer table."""
         try:
-            msg = codec.decode(data, _KINDS)
+            outcome = learn_from_record(self.storage, data, self.me)
         except Exception:  # the validator accepted it, so this is our bug, not theirs
             self.malformed += 1
             log.exception("an accepted peer record did not decode")
             return
-        assert isinstance(msg, PeerRecord)
-        pid = ID(msg.peer_id)
-        if pid == self.me:
-            return
+        if outcome is None:
+            return  # our own record, echoed back
         self.received += 1
-        if self.storage.upsert_peer(pid.to_base58(), msg.multiaddrs, source="topic"):
+        if outcome:
             self.learned += 1
             if self.discovery is not None:
                 self.discovery.wake()
@@ -114,6 +112,21 @@ class PeerTopicService:
                 continue
             self.published += 1
             await trio.sleep(REPUBLISH_INTERVAL)
+
+
+def learn_from_record(storage: Storage, data: bytes, me: ID) -> bool | None:
+    """Store the peer a validated PeerRecord names (source `topic`).
+
+    True when the peer is new or was held without a signed envelope (its addresses
+    are refreshed), False when the table holds a peer-exchange record for it (a
+    signed envelope, which this never overwrites), None for our own record.
+    """
+    msg = codec.decode(data, _KINDS)
+    assert isinstance(msg, PeerRecord)
+    pid = ID(msg.peer_id)
+    if pid == me:
+        return None
+    return storage.upsert_peer(pid.to_base58(), msg.multiaddrs, source="topic")
 
 
 def peer_topic_service(host: Any, config: NodeConfig, storage: Storage) -> PeerTopicService:
