@@ -217,8 +217,14 @@ class Discovery:
 
     async def _dial(self, pid: str, addrs: tuple[str, ...]) -> None:
         try:
-            peer_id = ID.from_base58(pid)
-            info = PeerInfo(peer_id, [Multiaddr(a) for a in addrs])
+            try:
+                info = PeerInfo(ID.from_base58(pid), [Multiaddr(a) for a in addrs])
+            except Exception as exc:  # a row nobody can dial: drop it, never crash the loop
+                log.info("forgetting peer %s: undialable entry (%s)", pid, exc)
+                self.metrics.errors.labels(kind="undialable_peer").inc()
+                self.storage.forget_peer(pid)
+                self._backoff.pop(pid, None)
+                return
             ok = False
             with trio.move_on_after(DIAL_TIMEOUT):
                 try:

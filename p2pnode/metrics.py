@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 # `*_created` timestamps double every counter's lines and tell an operator nothing
 disable_created_metrics()
 
-ERROR_KINDS = ("discovery", "px_timeout", "px_remote", "px_stream")
+ERROR_KINDS = ("discovery", "px_timeout", "px_remote", "px_stream", "undialable_peer")
 RECORD_VERDICTS = ("accepted", "stale", "rejected")
 
 

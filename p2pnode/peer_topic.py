@@ -26,6 +26,7 @@ from gossip.peer_record import PeerRecord
 from gossip.router import PublishError
 from gossip.topics import PEERS_TOPIC
 from p2pnode.config import NodeConfig
+from p2pnode.px import dialable_addrs
 from p2pnode.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -119,14 +120,18 @@ def learn_from_record(storage: Storage, data: bytes, me: ID) -> bool | None:
 
     True when the peer is new or was held without a signed envelope (its addresses
     are refreshed), False when the table holds a peer-exchange record for it (a
-    signed envelope, which this never overwrites), None for our own record.
+    signed envelope, which this never overwrites) or the record names no TCP address
+    we can dial, None for our own record.
     """
     msg = codec.decode(data, _KINDS)
     assert isinstance(msg, PeerRecord)
     pid = ID(msg.peer_id)
     if pid == me:
         return None
-    return storage.upsert_peer(pid.to_base58(), msg.multiaddrs, source="topic")
+    addrs = dialable_addrs(msg.multiaddrs)  # signed is not the same as dialable
+    if not addrs:
+        return False
+    return storage.upsert_peer(pid.to_base58(), addrs, source="topic")
 
 
 def peer_topic_service(host: Any, config: NodeConfig, storage: Storage) -> PeerTopicService:

@@ -16,6 +16,7 @@ anything is decoded.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,12 +71,7 @@ def verify_record(envelope: bytes) -> VerifiedRecord:
         raise RemoteError(
             f"peer record with {len(record.addrs)} addresses: allowed 1..{MAX_ADDRS_PER_RECORD}"
         )
-    addrs: list[str] = []
-    for a in record.addrs:
-        names = [p.name for p in a.protocols()]
-        if len(names) != 2 or names[0] not in ("ip4", "ip6") or names[1] != "tcp":
-            continue  # we dial TCP only; other transports are skipped, not fatal
-        addrs.append(str(a))
+    addrs = [str(a) for a in record.addrs if _is_tcp(a)]
     if not addrs:
         raise RemoteError("peer record has no /ip4|ip6/.../tcp/... address")
     seq = int(record.seq)
@@ -157,3 +153,26 @@ def parse_response(body: bytes) -> list[bytes]:
     if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
         raise RemoteError("px response without a list of records")
     return records
+
+
+def _is_tcp(addr: Multiaddr) -> bool:
+    """We dial TCP only; other transports are skipped, not fatal."""
+    names = [p.name for p in addr.protocols()]
+    return len(names) == 2 and names[0] in ("ip4", "ip6") and names[1] == "tcp"
+
+
+def dialable_addrs(texts: Iterable[str]) -> tuple[str, ...]:
+    """The `/ip4|ip6/…/tcp/…` addresses among `texts`, as canonical strings.
+
+    For addresses that arrive outside a peer-exchange envelope (the peers topic):
+    anything that does not parse is dropped here, so the dialer never meets it.
+    """
+    out: list[str] = []
+    for text in texts:
+        try:
+            addr = Multiaddr(text)
+        except Exception:
+            continue
+        if _is_tcp(addr):
+            out.append(str(addr))
+    return tuple(out)

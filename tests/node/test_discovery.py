@@ -285,3 +285,33 @@ def test_announced_addresses_go_into_our_record(tmp_path: Path) -> None:
 
     trio.run(main)
     assert px.verify_record(out["record"]).addrs == ("/ip4/127.0.0.9/tcp/4444",)
+
+
+def test_an_undialable_peer_row_is_forgotten_and_the_node_keeps_running(tmp_path: Path) -> None:
+    """A row whose addresses do not parse (say, stored by an older version, or from a
+    signed record that named garbage) must not crash the dialer: it is dropped."""
+    from p2pnode.storage import Storage
+
+    bad_id = ID.from_pubkey(create_new_key_pair().public_key).to_base58()
+    storage = Storage.open_in(tmp_path / "d")
+    storage.upsert_peer(bad_id, ["/garbage", "/ip4/1.2.3.4/tcp/99999"], source="topic")
+    storage.close()
+    node = _daemon(tmp_path, "d", min_connections=1)
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            with trio.move_on_after(10):
+                while _metric(node, "sonm_errors_total", kind="undialable_peer") < 1:
+                    await trio.sleep(0.02)
+            seen["errors"] = _metric(node, "sonm_errors_total", kind="undialable_peer")
+            seen["row"] = node.discovery.storage.get_peer(bad_id)  # type: ignore[union-attr]
+            await trio.sleep(0.3)  # the node is still up and serving
+            seen["alive"] = node.host is not None and bool(node.host.get_addrs())
+            node.request_stop()
+
+    trio.run(main)
+    assert seen["errors"] == 1
+    assert seen["row"] is None
+    assert seen["alive"]

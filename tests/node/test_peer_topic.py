@@ -98,3 +98,16 @@ def test_a_record_with_one_forged_signature_is_rejected_before_storage() -> None
     ).signed(DOMAIN, ACCOUNT, impostor)
     verdict = make_validator(DOMAIN, clock=time.time)(PEERS_TOPIC, codec.encode(forged), b"x")
     assert verdict is ValidationResult.REJECT
+
+
+def test_a_signed_record_naming_no_dialable_address_adds_nothing(tmp_path: Path) -> None:
+    storage = Storage.open_in(tmp_path)
+    key = Ed25519PrivateKey.generate()
+    data = _record(key, ("/garbage", "/ip4/1.2.3.4/tcp/99999", "/dns4/x/udp/1"), 1)
+    me = _peer_id(Ed25519PrivateKey.generate())
+    assert learn_from_record(storage, data, me) is False
+    assert storage.list_peers() == []
+    # the TCP address among others is kept, the rest dropped
+    mixed = _record(key, ("/garbage", "/ip4/127.0.0.1/tcp/4100"), 2)
+    assert learn_from_record(storage, mixed, me) is True
+    assert storage.list_peers()[0].addrs == ("/ip4/127.0.0.1/tcp/4100",)
