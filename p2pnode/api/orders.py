@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -86,12 +87,13 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS gossip_orders_by_expiry ON gossip_orders(valid_until)",
     """
     CREATE TABLE IF NOT EXISTS gossip_order_cancels (
-        order_id BLOB PRIMARY KEY,
+        order_id BLOB NOT NULL,
         author BLOB NOT NULL,
         data BLOB NOT NULL,
         valid_until INTEGER NOT NULL,
         own INTEGER NOT NULL,
-        published INTEGER NOT NULL
+        published INTEGER NOT NULL,
+        PRIMARY KEY (order_id, author)
     )
     """,
 )
@@ -177,10 +179,13 @@ class OrderBook:
     ) -> bool:
         """Store an accepted order; False if it was already known. A cancellation that
         arrived first (gossip does not keep order) applies at once."""
+        # keyed by author too: anyone may sign a cancel for any id, and a stranger's
+        # must neither apply nor crowd out the author's own
         cancel = self._exec(
-            "SELECT author FROM gossip_order_cancels WHERE order_id = ?", (order_id,)
+            "SELECT 1 FROM gossip_order_cancels WHERE order_id = ? AND author = ?",
+            (order_id, order.author),
         )
-        cancelled_at = now if cancel and cancel[0][0] == order.author else None
+        cancelled_at = now if cancel else None
         with self.storage.lock:
             cur = self.storage.connection.execute(
                 "INSERT OR IGNORE INTO gossip_orders VALUES "
@@ -510,7 +515,7 @@ class OrderDesk:
             try:
                 await self.republish_once()
                 self.book.prune(self.clock())
-            except LocalError as exc:
+            except (LocalError, sqlite3.Error) as exc:  # a full disk must not stop the node
                 log.warning("orders upkeep failed: %s", exc)
 
 

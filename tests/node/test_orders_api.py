@@ -265,6 +265,24 @@ def test_deliveries_are_booked_and_cancellations_apply_in_any_order(
     assert listed["orders"][0]["own"] is False
 
 
+def test_a_strangers_cancel_first_does_not_crowd_out_the_authors(
+    world: dict[str, Any],
+) -> None:
+    """Anyone can sign a cancel for any order id; arriving first, a stranger's must
+    neither apply nor stop the author's own cancel from applying later."""
+    desk, c = world["desk"], world["client"]
+    order, data = foreign_order(3)
+    oid = order.order_id(DOMAIN)
+    stranger = OrderCancel(ADDR, oid, 9, int(T0), int(T0) + 3600).signed(DOMAIN, KEY)
+    author = OrderCancel(order.author, oid, 9, int(T0), int(T0) + 3600).signed(DOMAIN, OTHER_KEY)
+    desk.on_delivery(ORDERS_TOPIC, codec.encode(stranger))
+    desk.on_delivery(ORDERS_TOPIC, codec.encode(author))
+    desk.on_delivery(ORDERS_TOPIC, data)  # the order itself arrives last
+    assert c.get("/orders").json()["orders"] == []
+    [entry] = c.get("/orders?include_cancelled=true").json()["orders"]
+    assert entry["cancelled"] is True
+
+
 def test_delivery_uses_the_validators_decoded_message(world: dict[str, Any]) -> None:
     remote, storage = world["remote"], world["desk"].book.storage
     desk = OrderDesk(
