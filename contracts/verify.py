@@ -218,8 +218,8 @@ class HubVerifier:
         self.stats.polls += 1
         head = self.system.chain.block_number()
         start = (self._polled_to if self._polled_to is not None else head) + 1
-        self._polled_to = head
         if start > head:
+            self._polled_to = head
             return set()
         a = self.system.addresses
         addresses = [a.whitelist, a.factory, *self._cache.keys()]
@@ -233,6 +233,8 @@ class HubVerifier:
                     touched.add(Web3.to_checksum_address(wallet))
             else:
                 touched.add(record.address)
+        # only now: if reading failed, the same blocks are read again at the next poll
+        self._polled_to = head
         for wallet in touched:
             self.invalidate(wallet)
         return touched
