@@ -131,6 +131,10 @@ class ReplayGuard:
         out, self._pending = self._pending, []
         return out
 
+    def requeue(self, records: list[ReplayRecord]) -> None:
+        """Give back drained records whose write failed, ahead of newer ones."""
+        self._pending[:0] = records
+
     def load(self, records: list[ReplayRecord], now: float) -> None:
         """Restore persisted records (after a restart); expired ones are skipped."""
         for r in records:

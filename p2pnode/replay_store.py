@@ -22,9 +22,9 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS replay_spent_expires ON replay_spent (expires)",
 )
 
-# SQLite integers are signed 64-bit; nonces are validated to fit, but a row that does
-# not is skipped rather than stopping the node.
-_MAX_SQLITE_INT = 2**63 - 1
+# Nonces and sequences are unsigned 64-bit; SQLite integers are signed 64-bit. Stored
+# shifted by 2^63, so the whole range fits and order is kept.
+_SHIFT = 2**63
 
 
 class ReplayStore:
@@ -39,13 +39,15 @@ class ReplayStore:
             db = self._storage.connection
             db.execute("DELETE FROM replay_spent WHERE expires <= ?", (now,))
             rows = db.execute("SELECT key, number, expires, is_floor FROM replay_spent").fetchall()
-        records = [ReplayRecord(bytes(k), int(n), float(e), bool(f)) for k, n, e, f in rows]
+        records = [
+            ReplayRecord(bytes(k), int(n) + _SHIFT, float(e), bool(f)) for k, n, e, f in rows
+        ]
         guard.load(records, now)
         return len(records)
 
     def flush(self, guard: ReplayGuard) -> int:
         """Persist what `guard` recorded since the last flush."""
-        records = [r for r in guard.drain_records() if 0 <= r.number <= _MAX_SQLITE_INT]
+        records = guard.drain_records()
         if not records:
             return 0
         with self._storage.lock:
@@ -55,11 +57,12 @@ class ReplayStore:
                 db.executemany(
                     "INSERT OR REPLACE INTO replay_spent (key, number, is_floor, expires) "
                     "VALUES (?, ?, ?, ?)",
-                    [(r.key, r.number, int(r.is_floor), r.expires) for r in records],
+                    [(r.key, r.number - _SHIFT, int(r.is_floor), r.expires) for r in records],
                 )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                guard.requeue(records)  # written with the next flush, not lost
                 raise
         self.written += len(records)
         return len(records)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from gossip import codec
 from gossip.replay import ReplayGuard, ReplayRecord
@@ -57,3 +60,30 @@ def test_floor_records_round_trip(tmp_path: Path) -> None:
     store.load_into(fresh, now=T0)
     assert fresh.seen(b"h" * 20, 3) and fresh.seen(b"h" * 20, 9)
     assert not fresh.seen(b"h" * 20, 10)
+
+
+def test_the_whole_unsigned_64_bit_range_round_trips(tmp_path: Path) -> None:
+    store = ReplayStore(Storage.open_in(tmp_path))
+    guard = ReplayGuard()
+    for number in (0, 2**63 - 1, 2**63, 2**64 - 1):
+        guard.record(b"n" * 20, number, T0 + 100, monotonic=False, now=T0)
+    assert store.flush(guard) == 4
+    fresh = ReplayGuard()
+    assert store.load_into(fresh, now=T0) == 4
+    assert all(fresh.seen(b"n" * 20, n) for n in (0, 2**63 - 1, 2**63, 2**64 - 1))
+    assert not fresh.seen(b"n" * 20, 5)
+
+
+def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path: Path) -> None:
+    storage = Storage.open_in(tmp_path)
+    store = ReplayStore(storage)
+    guard = ReplayGuard()
+    guard.record(b"f" * 20, 1, T0 + 100, monotonic=False, now=T0)
+    storage.connection.execute("DROP TABLE replay_spent")  # the write fails for real
+    with pytest.raises(sqlite3.OperationalError):
+        store.flush(guard)
+    store = ReplayStore(storage)  # the table is back (as after the operator freed the disk)
+    assert store.flush(guard) == 1
+    fresh = ReplayGuard()
+    store.load_into(fresh, now=T0)
+    assert fresh.seen(b"f" * 20, 1)
