@@ -232,6 +232,7 @@ class PubSub:
                     still = False
                 if not still:
                     self._drop_peer(pb)
+                    self._ids.pop(pb, None)
 
     def _drop_peer(self, pb: bytes) -> None:
         self.router.remove_peer(pb, trio.current_time())
@@ -321,8 +322,14 @@ class PubSub:
             self._wake.pop(pb, None)
             await _reset_quietly(stream)
             if self._outbound.get(pb) == gen:
-                # our stream died while the connection may live: forget the peer
+                # our stream died while the connection may live: forget the peer and
+                # close the connection, so that a redial brings fresh streams instead
+                # of a peer we can hear but never answer
                 self._drop_peer(pb)
+                pid = self._ids.get(pb)
+                if pid is not None and self._nursery is not None:
+                    with contextlib.suppress(RuntimeError):  # shutting down: nothing to do
+                        self._nursery.start_soon(self._disconnect, pid)
 
     async def _handle_inbound(self, stream: INetStream) -> None:
         pid = stream.muxed_conn.peer_id
