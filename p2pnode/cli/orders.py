@@ -78,7 +78,7 @@ def parse_price(option: str, text: str) -> int:
             value = Decimal(raw.removesuffix("snm")) * WEI_PER_SNM
     except InvalidOperation:
         raise UserError(f"{option} {text!r}: expected an SNM amount like 0.25 or 10wei") from None
-    if value < 0 or value != value.to_integral_value():
+    if not value.is_finite() or value < 0 or value != value.to_integral_value():
         raise UserError(f"{option} {text!r}: must be >= 0 and at most 18 decimals")
     return int(value)
 
@@ -130,7 +130,7 @@ def api_call(
     import httpx
 
     from p2pnode.api.auth import read_token
-    from p2pnode.daemon import read_ready
+    from p2pnode.ready import read_ready
 
     data_dir = config.data_path
     token = read_token(data_dir)

@@ -179,6 +179,9 @@ def test_units(fn: Any, text: str, value: int) -> None:
         (cli.parse_price, "abc"),
         (cli.parse_price, "-1"),
         (cli.parse_price, "0.0000000000000000001"),
+        (cli.parse_price, "nan"),
+        (cli.parse_price, "inf"),
+        (cli.parse_price, "-Infinity wei"),
     ],
 )
 def test_bad_units_name_the_option(fn: Any, text: str) -> None:
