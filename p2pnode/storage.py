@@ -28,9 +28,9 @@ _PEERS_SCHEMA = (
     CREATE TABLE IF NOT EXISTS peers (
         peer_id TEXT PRIMARY KEY,
         addrs TEXT NOT NULL,            -- space-separated multiaddrs
-        record BLOB,                    -- signed peer record envelope, or NULL for seeds
+        record BLOB,                    -- signed px envelope, or NULL (seeds, topic)
         seq INTEGER NOT NULL DEFAULT 0, -- the record's sequence number
-        source TEXT NOT NULL,           -- seed | px | inbound
+        source TEXT NOT NULL,           -- seed | px | gossip (PRUNE) | topic | inbound
         first_seen REAL NOT NULL,
         last_seen REAL NOT NULL,
         last_connected REAL,
