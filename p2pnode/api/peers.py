@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from p2pnode.api.state import NodeDep
+from p2pnode.storage import PeerRow
 
 router = APIRouter(tags=["node"])
 
@@ -38,20 +39,13 @@ async def get_peers(
         live = {p.to_base58() for p in state.host.get_connected_peers()}
     rows = state.storage.list_peers(limit=limit)
     known = {r.peer_id for r in rows}
-    peers = [
-        Peer(
-            peer_id=r.peer_id,
-            connected=r.peer_id in live,
-            addrs=list(r.addrs),
-            source=r.source,
-            signed_record=r.record is not None,
-            last_seen=r.last_seen,
-            last_connected=r.last_connected,
-            failures=r.failures,
-        )
-        for r in rows
-        if r.peer_id in live or not connected_only
-    ]
+    peers = [_peer(r, r.peer_id in live) for r in rows if r.peer_id in live or not connected_only]
+    # connected peers beyond `limit` rows are still shown, from their own rows
+    for pid in sorted(live - known):
+        row = state.storage.get_peer(pid)
+        if row is not None:
+            known.add(pid)
+            peers.append(_peer(row, True))
     # connected peers not yet in the table (inbound, record not exchanged yet)
     for pid in sorted(live - known):
         peers.append(
@@ -67,4 +61,17 @@ async def get_peers(
             )
         )
     peers.sort(key=lambda p: (not p.connected, p.peer_id))
-    return Peers(connected=len(live), known=len(rows), peers=peers)
+    return Peers(connected=len(live), known=state.storage.count_peers(), peers=peers)
+
+
+def _peer(row: PeerRow, connected: bool) -> Peer:
+    return Peer(
+        peer_id=row.peer_id,
+        connected=connected,
+        addrs=list(row.addrs),
+        source=row.source,
+        signed_record=row.record is not None,
+        last_seen=row.last_seen,
+        last_connected=row.last_connected,
+        failures=row.failures,
+    )

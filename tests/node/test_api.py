@@ -65,6 +65,17 @@ def test_peers(client: TestClient) -> None:
     assert client.get("/peers?limit=0", headers=_auth(client)).status_code == 422
 
 
+def test_peers_known_counts_the_whole_table_not_the_page(tmp_path: Path) -> None:
+    storage = Storage.open_in(tmp_path)
+    for i in range(3):
+        storage.upsert_peer(f"Peer{i}", [f"/ip4/127.0.0.1/tcp/{i + 1}"], source="px")
+    state = NodeState(config=NodeConfig(), storage=storage, metrics=NodeMetrics(), peer_id="Me")
+    token = load_or_create_token(tmp_path)
+    client = TestClient(build_app(state, token))
+    data = client.get("/peers?limit=1", headers={"Authorization": f"Bearer {token}"}).json()
+    assert data["known"] == 3 and len(data["peers"]) == 1
+
+
 def test_metrics_are_prometheus_text(client: TestClient) -> None:
     resp = client.get("/metrics", headers=_auth(client))
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
