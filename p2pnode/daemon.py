@@ -122,15 +122,19 @@ class Daemon:
         self._prepare_data_dir()
         key_pair = keys.load_or_create_identity(self.data_dir)
         storage = Storage.open_in(self.data_dir)
-        token = load_or_create_token(self.data_dir)
-        net = self.config.network
-        listen = listen_multiaddr(net.listen_host, net.listen_port)
-        host = build_host(key_pair, listen, self.metrics, net.max_connections)
-        self.host = host
-        peer_id = host.get_id().to_base58()
-        ctx = NodeContext(self.config, storage, self.metrics, key_pair)
-        self.metrics.watch_services(lambda: ctx.services)
-        host.sonm_context = ctx  # type: ignore[attr-defined]
+        try:
+            token = load_or_create_token(self.data_dir)
+            net = self.config.network
+            listen = listen_multiaddr(net.listen_host, net.listen_port)
+            host = build_host(key_pair, listen, self.metrics, net.max_connections)
+            self.host = host
+            peer_id = host.get_id().to_base58()
+            ctx = NodeContext(self.config, storage, self.metrics, key_pair)
+            self.metrics.watch_services(lambda: ctx.services)
+            host.sonm_context = ctx  # type: ignore[attr-defined]
+        except BaseException:
+            storage.close()  # nothing else holds it yet
+            raise
         try:
             async with host.run([listen]), trio.open_nursery() as nursery:
                 self.discovery = Discovery(host, self.config, storage, self.metrics, key_pair)
