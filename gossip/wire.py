@@ -742,23 +742,14 @@ def split_frames(buf: bytes, max_size: int) -> tuple[list[bytes], int]:
     frame is left for the caller to complete. A declared length above `max_size`
     raises WireError (the stream cannot be resynchronised after that).
     """
+    used = frames_end(buf, max_size)
     out: list[bytes] = []
     pos = 0
-    end = len(buf)
-    while pos < end:
-        try:
-            n, body = _read_varint(buf, pos, end)
-        except WireError:
-            if end - pos >= 10:
-                raise
-            break  # the prefix itself is incomplete
-        if n > max_size:
-            raise WireError(f"frame of {n} bytes exceeds the {max_size}-byte limit")
-        if body + n > end:
-            break
+    while pos < used:
+        n, body = _read_varint(buf, pos, used)
         out.append(buf[body : body + n])
         pos = body + n
-    return out, pos
+    return out, used
 
 
 def frames_end(buf: bytes | bytearray, max_size: int) -> int:
