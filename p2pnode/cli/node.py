@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from p2pnode.cli.common import add_config_options, config_from_args
+from p2pnode.cli.common import add_config_options, api_call, config_from_args
 from p2pnode.config import LOG_LEVELS, ROLES, NodeConfig
 from p2pnode.errors import LocalError, UserError
 
@@ -104,38 +104,7 @@ def operator_error(exc: BaseException) -> str | None:
 
 def api_get(config: NodeConfig, path: str, params: dict[str, Any] | None = None) -> Any:
     """GET from the local node's API with the data dir's token; UserError if it is down."""
-    import httpx
-
-    from p2pnode.api.auth import read_token
-    from p2pnode.ready import read_ready
-
-    data_dir = config.data_path
-    token = read_token(data_dir)
-    if token is None:
-        raise UserError(f"no API token in {data_dir}: has the node in this data dir run yet?")
-    ready = read_ready(data_dir)
-    base = ready["api_url"] if ready and ready.get("api_url") else _url(config)
-    try:
-        resp = httpx.get(
-            base + path,
-            params=params,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5.0,
-        )
-    except httpx.HTTPError:
-        raise UserError(
-            f"the node's API at {base} is not answering: is the node running?"
-        ) from None
-    if resp.status_code == 401:
-        raise UserError(f"the API at {base} refused the token in {data_dir}")
-    if resp.status_code != 200:
-        raise UserError(f"the API at {base} answered {resp.status_code} for {path}")
-    return resp.json()
-
-
-def _url(config: NodeConfig) -> str:
-    host = config.api.host
-    return f"http://{'[' + host + ']' if ':' in host else host}:{config.api.port}"
+    return api_call(config, "GET", path, params=params)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
