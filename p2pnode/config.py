@@ -166,12 +166,27 @@ class ChainSection:
             raise UserError(f"chain.rpc = {self.rpc!r}: allowed an http(s):// or ws(s):// URL")
 
 
+@dataclass(frozen=True)
+class HardwareSection:
+    """What the built-in benchmarks cannot measure themselves, and how long they run."""
+
+    net_download_bps: int = 0  # the link's download speed in bit/s, as the operator knows it
+    net_upload_bps: int = 0
+    bench_seconds: float = 1.5  # CPU benchmark time, half single-core, half all cores
+
+    def validate(self) -> None:
+        _check_range("hardware.net_download_bps", self.net_download_bps, 0, 10**12)
+        _check_range("hardware.net_upload_bps", self.net_upload_bps, 0, 10**12)
+        _check_range("hardware.bench_seconds", self.bench_seconds, 0.01, 600.0)
+
+
 SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
     "network": NetworkSection,
     "api": ApiSection,
     "keys": KeysSection,
     "chain": ChainSection,
+    "hardware": HardwareSection,
 }
 
 
@@ -182,6 +197,7 @@ class NodeConfig:
     api: ApiSection = field(default_factory=ApiSection)
     keys: KeysSection = field(default_factory=KeysSection)
     chain: ChainSection = field(default_factory=ChainSection)
+    hardware: HardwareSection = field(default_factory=HardwareSection)
 
     def validate(self) -> None:
         for name in SECTIONS:
