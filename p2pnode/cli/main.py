@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "p2pnode.cli.orders",
     "p2pnode.cli.chain",
     "p2pnode.cli.simulate",
+    "p2pnode.cli.hardware",
 )
 
 
