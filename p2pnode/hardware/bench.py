@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
-import queue
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gossip.orders import BENCHMARK_NAMES, make_benchmarks
+from gossip.orders import make_benchmarks
 from p2pnode.errors import LocalError, UserError
 from p2pnode.hardware import workload
 from p2pnode.hardware.record import HardwareRecord
@@ -51,7 +51,6 @@ SUPPLIED = (
     "net-download",
     "net-upload",
 )
-assert set(SUPPLIED) <= set(BENCHMARK_NAMES)
 
 Progress = Callable[[str, float], None]  # (step, overall fraction done 0..1)
 
@@ -131,47 +130,75 @@ def measure_cpu(
 def _measure_multi(workers: int, seconds: float, progress: Callable[[float], None]) -> int:
     """Sum of events/s over `workers` processes that start the workload together.
 
-    Spawned, not forked: the caller may be a daemon with threads (trio, SQLite).
+    Plain child interpreters that import only the workload module: no fork (the
+    caller may be a daemon with threads) and no re-import of the caller's main
+    module (which multiprocessing's spawn needs and a daemon or `python -` lacks).
     """
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(workers)
-    results: Any = ctx.Queue()
-    procs = [
-        ctx.Process(target=workload.worker, args=(barrier, results, seconds), daemon=True)
-        for _ in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    rates: list[float] = []
-    started = time.monotonic()
-    deadline = started + 60 + seconds * 2
+    root = str(Path(workload.__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-c", _CHILD, repr(seconds)]
+    procs: list[subprocess.Popen[str]] = []
     try:
-        while len(rates) < workers:
+        for _ in range(workers):
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
+        for proc in procs:  # the barrier: all imported before any starts
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise LocalError(f"a CPU benchmark process did not start: {_tail(proc)}")
+        for proc in procs:
+            assert proc.stdin is not None
             try:
-                answer = results.get(timeout=0.05)
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    raise LocalError("the CPU benchmark's workers did not finish") from None
-                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise LocalError(
-                        f"a CPU benchmark worker process exited with code {dead[0]}"
-                    ) from None
-                progress(min((time.monotonic() - started) / (seconds + 0.5), 0.99))
-                continue
-            if isinstance(answer, str):
-                raise LocalError(f"a CPU benchmark worker failed: {answer}")
-            events, elapsed = answer
-            rates.append(events / elapsed)
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                raise LocalError(f"a CPU benchmark process died: {_tail(proc)}") from None
+        started = time.monotonic()
+        deadline = started + 2 * seconds + 60
+        while any(proc.poll() is None for proc in procs):
+            if time.monotonic() > deadline:
+                raise LocalError("the CPU benchmark processes did not finish in time")
+            progress(min((time.monotonic() - started) / seconds, 0.99))
+            time.sleep(0.02)
+        total = 0.0
+        for proc in procs:
+            assert proc.stdout is not None
+            answer = proc.stdout.read().split()
+            if proc.returncode != 0 or len(answer) != 2:
+                raise LocalError(
+                    f"a CPU benchmark process failed (exit {proc.returncode}): {_tail(proc)}"
+                )
+            total += int(answer[0]) / float(answer[1])
     finally:
         for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
+            if proc.poll() is None:
                 proc.kill()
-                proc.join()
-        results.close()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
     progress(1.0)
-    return int(sum(rates))
+    return int(total)
+
+
+_CHILD = "from p2pnode.hardware.workload import child_main; child_main()"
+
+
+def _tail(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.kill()
+    _, err = proc.communicate()
+    lines = (err or "").strip().splitlines()
+    return lines[-1] if lines else f"exit {proc.returncode}"
 
 
 def benchmark_values(
@@ -215,7 +242,7 @@ def save_cache(data_dir: Path, scores: CpuScores) -> None:
     """Written whole or not at all (temporary file, then rename)."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = data_dir / (CACHE_FILE + ".tmp")
+        tmp = data_dir / f"{CACHE_FILE}.{os.getpid()}.tmp"  # two runs at once never mix
         tmp.write_text(json.dumps(asdict(scores), indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, data_dir / CACHE_FILE)
     except OSError as exc:

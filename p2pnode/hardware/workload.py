@@ -10,6 +10,7 @@ Kept free of heavy imports: each multi-core worker process imports this module.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -51,10 +52,15 @@ def run_for(seconds: float, on_event: Any = None) -> tuple[int, float]:
             return events, now - start
 
 
-def worker(barrier: Any, results: Any, seconds: float) -> None:
-    """One process of the multi-core run: start with the others, report (events, elapsed)."""
-    try:
-        barrier.wait(timeout=60)
-        results.put(run_for(seconds))
-    except Exception as exc:
-        results.put(f"{type(exc).__name__}: {exc}")
+def child_main() -> None:
+    """One process of the multi-core run (`python -c ...child_main()` SECONDS).
+
+    Says "ready" once imported, waits for a line on stdin so that every process
+    starts together, runs, and prints "EVENTS ELAPSED".
+    """
+    seconds = float(sys.argv[1])
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(3)  # the parent went away
+    events, elapsed = run_for(seconds)
+    print(f"{events} {elapsed!r}", flush=True)

@@ -56,6 +56,23 @@ def test_multi_core_run_uses_every_worker(tmp_path: Path) -> None:
     assert scores.workers == 2 and scores.multi > 0
 
 
+@pytest.mark.parametrize(
+    ("child", "message"),
+    [
+        ("import sys; sys.exit('no CPU for you')", "did not start: no CPU for you"),
+        ("print('ready', flush=True); input(); print('garbage')", "failed .exit 0.: exit 0"),
+        ("print('ready', flush=True); input(); raise SystemExit(4)", "failed .exit 4."),
+    ],
+)
+def test_a_failing_benchmark_process_is_a_local_error(
+    monkeypatch: pytest.MonkeyPatch, child: str, message: str
+) -> None:
+    """The child program replaced by one that fails the way a broken machine could."""
+    monkeypatch.setattr(bench, "_CHILD", child)
+    with pytest.raises(LocalError, match=message):
+        bench._measure_multi(2, 0.01, lambda f: None)
+
+
 def test_benchmark_values_fill_sonms_fields(tmp_path: Path) -> None:
     record = detect_hardware(tmp_path, host=RecordedHost(), nvml=FakeNvml())
     scores = CpuScores(record.fingerprint(), 1, 0, 1.5, 16, single=300, multi=4500)

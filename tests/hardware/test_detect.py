@@ -317,7 +317,7 @@ H200_DICT = detect_hardware("/", host=RecordedHost(), nvml=FakeNvml()).to_dict()
 PATHS = [p for p in _leaves(H200_DICT) if p]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from(PATHS), json_values)
 def test_any_damage_gives_a_record_or_an_error_naming_the_field(
     path: tuple[Any, ...], value: object
