@@ -4,10 +4,9 @@ The connection keeper runs one loop: whenever the node holds fewer than
 `network.min_connections` connections it asks connected peers for signed peer
 records (`p2pnode.px`) and dials the best candidates from the peer table; above
 `network.max_connections` it drops the newest extra connections. A dropped
-connection wakes the loop at once; a peer that fails to answer waits out an
-exponential backoff (redial_interval · 2^failures, capped at redial_max_interval)
-before it is tried again, so a dead peer costs little and a flapping one cannot
-make the node spin.
+connection wakes the loop at once. Every one of those choices, and the re-dial
+backoff, is made by the sans-IO `p2pnode.discovery_policy`; this module is its
+driver: it holds the clock, the libp2p host, the peer table and the px streams.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -29,6 +27,7 @@ from multiaddr import Multiaddr
 
 from p2pnode import px
 from p2pnode.config import NodeConfig
+from p2pnode.discovery_policy import DiscoveryParams, DiscoveryPolicy
 from p2pnode.errors import RemoteError
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
@@ -37,16 +36,8 @@ log = logging.getLogger(__name__)
 
 DIAL_TIMEOUT = 5.0
 PX_TIMEOUT = 5.0
-MAX_CONCURRENT_DIALS = 8
-PX_MIN_GAP = 1.0  # seconds between two record requests to the same peer
 MAX_KNOWN_PEERS = 5000  # peer table rows kept (seeds not counted)
 MAX_DIAL_FAILURES = 8  # consecutive failures before a peer is forgotten (~4 min at defaults)
-
-
-@dataclass
-class _Backoff:
-    failures: int = 0
-    next_try: float = 0.0
 
 
 class _Notifee(INotifee):
@@ -92,14 +83,11 @@ class Discovery:
         self.key_pair = key_pair
         self.rng = rng or random.Random()
         self.me = host.get_id()
+        self.policy = DiscoveryPolicy(
+            DiscoveryParams.from_network(self.net), self.rng, self.me.to_base58()
+        )
         self._wake = trio.Event()
-        self._backoff: dict[str, _Backoff] = {}
-        self._dialing: set[str] = set()
-        self._connected_at: dict[str, float] = {}
-        self._last_px = 0.0
-        self._last_asked: dict[str, float] = {}
         self._own_record = b""
-        self.seed_ids: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -125,7 +113,7 @@ class Discovery:
             pid = info.peer_id.to_base58()
             if info.peer_id == self.me:
                 continue  # a seed listing itself
-            self.seed_ids.add(pid)
+            self.policy.seeds.add(pid)
             self.storage.upsert_peer(pid, [str(a) for a in info.addrs], source="seed")
 
     # -- events ------------------------------------------------------------
@@ -133,15 +121,15 @@ class Discovery:
     def on_connected(self, conn: INetConn) -> None:
         pid = _conn_peer(conn)
         if pid is not None:
-            self._connected_at.setdefault(pid, time.time())
-            self._backoff.pop(pid, None)
+            self.policy.connected(pid, time.monotonic())
         self.metrics.connections.set(len(self.host.get_connected_peers()))
         self._wake.set()
 
     def on_disconnected(self, conn: INetConn) -> None:
         pid = _conn_peer(conn)
-        if pid is not None and not self.host.get_network().get_connections(ID.from_base58(pid)):
-            self._connected_at.pop(pid, None)
+        if pid is not None:
+            still = bool(self.host.get_network().get_connections(ID.from_base58(pid)))
+            self.policy.disconnected(pid, still_connected=still)
         self.metrics.connections.set(len(self.host.get_connected_peers()))
         self._wake.set()
 
@@ -171,49 +159,19 @@ class Discovery:
         self.metrics.connections.set(len(connected))
         self.storage.prune_peers(max_rows=MAX_KNOWN_PEERS, max_failures=MAX_DIAL_FAILURES)
         self.metrics.known_peers.set(self.storage.count_peers())
-        now = time.monotonic()
-        want_more = len(connected) < self.net.min_connections
-        # a small network may never reach the target: ask each peer at most every
-        # PX_MIN_GAP, or the seeds would be asked in a tight loop
-        eligible = sorted(
-            p for p in connected if now - self._last_asked.get(p, -PX_MIN_GAP) >= PX_MIN_GAP
-        )
-        if eligible and (want_more or now - self._last_px >= self.net.px_interval):
-            self._last_px = now
-            askers = self.rng.sample(eligible, k=min(len(eligible), 3 if want_more else 1))
-            for pid in askers:
-                self._last_asked[pid] = now
-                self._nursery.start_soon(self._ask_px, pid)
-        for pid in [p for p in self._last_asked if p not in connected]:
-            del self._last_asked[pid]
-        if want_more:
-            self._dial_candidates(self.net.min_connections - len(connected), connected)
-        elif len(connected) > self.net.max_connections:
-            await self._trim(connected)
+        decided = self.policy.plan(time.monotonic(), connected, self.storage.list_peers)
+        for pid in decided.ask:
+            self._nursery.start_soon(self._ask_px, pid)
+        for row in decided.dial:
+            self._nursery.start_soon(self._dial, row.peer_id, row.addrs)
+        for pid in decided.drop:
+            try:
+                await self.host.disconnect(ID.from_base58(pid))
+            except Exception as exc:
+                log.debug("disconnect %s failed: %s", pid, exc)
 
     def connected_ids(self) -> set[str]:
         return {p.to_base58() for p in self.host.get_connected_peers()}
-
-    def _dial_candidates(self, needed: int, connected: set[str]) -> None:
-        now = time.monotonic()
-        me = self.me.to_base58()
-        candidates = []
-        for row in self.storage.list_peers():
-            pid = row.peer_id
-            if pid == me or pid in connected or pid in self._dialing:
-                continue
-            if self._backoff.get(pid, _Backoff()).next_try > now:
-                continue
-            candidates.append(row)
-        # seeds last once we know others: they carry everyone's first connection
-        self.rng.shuffle(candidates)
-        candidates.sort(
-            key=lambda r: (r.peer_id in self.seed_ids and len(connected) > 0, r.failures)
-        )
-        budget = min(needed, MAX_CONCURRENT_DIALS - len(self._dialing))
-        for row in candidates[: max(budget, 0)]:
-            self._dialing.add(row.peer_id)
-            self._nursery.start_soon(self._dial, row.peer_id, row.addrs)
 
     async def _dial(self, pid: str, addrs: tuple[str, ...]) -> None:
         try:
@@ -223,7 +181,7 @@ class Discovery:
                 log.info("forgetting peer %s: undialable entry (%s)", pid, exc)
                 self.metrics.errors.labels(kind="undialable_peer").inc()
                 self.storage.forget_peer(pid)
-                self._backoff.pop(pid, None)
+                self.policy.dial_abandoned(pid)
                 return
             ok = False
             with trio.move_on_after(DIAL_TIMEOUT):
@@ -235,33 +193,15 @@ class Discovery:
             if ok:
                 self.metrics.dials.labels(result="ok").inc()
                 self.storage.mark_connected(pid)
-                self._backoff.pop(pid, None)
-                self._last_asked[pid] = time.monotonic()  # a new neighbour: ask it now
-                self._nursery.start_soon(self._ask_px, pid)
+                self.policy.dial_succeeded(pid, time.monotonic())
+                self._nursery.start_soon(self._ask_px, pid)  # a new neighbour: ask it now
             else:
                 self.metrics.dials.labels(result="failed").inc()
                 failures = self.storage.mark_failed(pid)
-                b = self._backoff.setdefault(pid, _Backoff())
-                b.failures = max(b.failures + 1, failures)
-                delay = min(
-                    self.net.redial_interval * 2 ** min(b.failures - 1, 20),
-                    self.net.redial_max_interval,
-                )
-                b.next_try = time.monotonic() + delay * (0.75 + 0.5 * self.rng.random())
+                self.policy.dial_failed(pid, time.monotonic(), failures)
         finally:
-            self._dialing.discard(pid)
+            self.policy.dial_ended(pid)
             self._wake.set()
-
-    async def _trim(self, connected: set[str]) -> None:
-        extra = len(connected) - self.net.max_connections
-        # newest first: long-lived connections are the stable part of the overlay
-        victims = sorted(connected, key=lambda p: -self._connected_at.get(p, 0.0))[:extra]
-        for pid in victims:
-            self._backoff[pid] = _Backoff(0, time.monotonic() + self.net.redial_max_interval)
-            try:
-                await self.host.disconnect(ID.from_base58(pid))
-            except Exception as exc:
-                log.debug("disconnect %s failed: %s", pid, exc)
 
     # -- peer exchange -------------------------------------------------------
 
@@ -379,7 +319,7 @@ class Discovery:
             pid, rec.addrs, source=source, record=rec.envelope, seq=rec.seq
         )
         if fresh:
-            self._backoff.pop(pid, None)  # a newer record: its addresses deserve a try
+            self.policy.record_refreshed(pid)
         self.metrics.px_records.labels(verdict="accepted" if fresh else "stale").inc()
         return fresh
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"trio", "socket", "time", "random", "asyncio", "threading", "select"}
-CORE_DIRS = ["gossip", "reputation", "p2pnode/market/matching"]
+CORE_DIRS = ["gossip", "reputation", "p2pnode/market/matching", "p2pnode/discovery_policy"]
 
 
 def _core_files() -> list[Path]:
