@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossip.errors import UserError
 from gossip.wire import uvarint_size
-from p2pnode.errors import UserError
 from simulations.latency import LatencyParams, access_latencies, assign_regions, one_way_matrix
 from simulations.topology import TopologyParams, build, positions
 
