@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -23,9 +22,9 @@ from gossip.eip712 import SigningDomain, address_of_key
 from gossip.messages import MessageDecodeError, address_hex
 from gossip.orders import ORDER_MAX_VALIDITY_SECONDS, Order, OrderCancel
 from gossip.topics import ORDERS_TOPIC
+from p2pnode.context import NodeContext, need
 from p2pnode.errors import LocalError, UserError
 from p2pnode.market.book import BookEntry, OrderBook
-from p2pnode.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,6 @@ class OrderDesk:
         self.domain = domain
         self._key = private_key
         self.address = address_of_key(private_key) if private_key is not None else None
-        self.signing_key = private_key  # the account other services sign with (peer records)
         self._publish = publish
         self._accepted = accepted
         self.clock = clock
@@ -184,32 +182,19 @@ class OrderDesk:
                 log.warning("orders upkeep failed: %s", exc)
 
 
-def orders_service(host: Any, config: Any, storage: Storage) -> OrderDesk:
-    """Daemon service factory: `ServiceSpec("orders", orders_service)` after "pubsub".
+def orders_service(ctx: NodeContext) -> OrderDesk:
+    """Daemon service factory: requires pubsub; signs with the daemon's account.
 
-    Unlocks the keystore when SONM_KEY_PASSWORD is set and the keystore exists;
-    otherwise the desk is read-only (lists orders, refuses to place them). A wrong
-    password is an error at start, not a silent read-only node.
+    Without an unlocked account the desk is read-only: it lists orders and refuses
+    to place them (NoAccountError says how to get one).
     """
-    from p2pnode import keys
-
-    private_key: bytes | None = None
-    path = config.keystore_path
-    if path.exists() and keys.PASSWORD_ENV in os.environ:
-        password = keys.read_password(keys.PasswordSource(interactive=False))
-        private_key, _ = keys.unlock_keystore(path, password)
-    ctx = getattr(host, "sonm_context", None)
-    pubsub_service = ctx.services.get("pubsub") if ctx is not None else None
-    pubsub = getattr(pubsub_service, "pubsub", None)
-    validator = getattr(pubsub_service, "validator", None)
+    pubsub = need("orders", ctx.pubsub, "pubsub")
     desk = OrderDesk(
-        OrderBook(storage),
-        SigningDomain(chain_id=int(getattr(config.chain, "chain_id", 31337))),
-        private_key=private_key,
-        publish=pubsub.publish if pubsub is not None else None,
-        accepted=getattr(validator, "pop_accepted", None),
+        OrderBook(ctx.storage),
+        SigningDomain(chain_id=ctx.config.chain.chain_id),
+        private_key=ctx.account.private_key if ctx.account is not None else None,
+        publish=pubsub.publish,
+        accepted=pubsub.pop_accepted,
     )
-    handlers = getattr(pubsub_service, "delivery_handlers", None)
-    if isinstance(handlers, dict):
-        handlers.setdefault(ORDERS_TOPIC, []).append(desk.on_delivery)
+    pubsub.on_delivery(ORDERS_TOPIC, desk.on_delivery)
     return desk

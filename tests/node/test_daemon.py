@@ -11,7 +11,10 @@ import pytest
 import trio
 
 from p2pnode.config import build_config
-from p2pnode.daemon import READY_FILE, Daemon, ServiceSpec, discover_services, read_ready
+from p2pnode.context import MissingRequirement, NodeContext, ServiceSpec
+from p2pnode.daemon import READY_FILE, Daemon
+from p2pnode.ready import read_ready
+from p2pnode.services import SERVICES
 
 
 class Recorder:
@@ -46,8 +49,8 @@ def _config(tmp_path: Path, role: str = "supplier") -> Any:
 def test_services_run_in_the_daemon_and_stop_with_it(tmp_path: Path) -> None:
     made: list[Recorder] = []
 
-    def factory(host: Any, config: Any, storage: Any) -> Recorder:
-        made.append(Recorder(host, config, storage))
+    def factory(ctx: NodeContext) -> Recorder:
+        made.append(Recorder(ctx.host, ctx.config, ctx.storage))
         return made[-1]
 
     never = ServiceSpec("never", factory, roles=("seed",))
@@ -79,10 +82,29 @@ def test_services_run_in_the_daemon_and_stop_with_it(tmp_path: Path) -> None:
 
 
 def test_default_services_in_start_order() -> None:
-    names = [s.name for s in discover_services()]
+    names = [s.name for s in SERVICES]
     # the validator needs the chain's hub check; the orders desk needs pubsub
     assert names.index("chain") < names.index("pubsub") < names.index("orders")
-    assert discover_services(("p2pnode.no_such_module",)) == []
+    provided: set[str] = set()
+    for spec in SERVICES:  # everything a default service requires is provided before it
+        assert set(spec.requires) <= provided, spec.name
+        provided.add(spec.name)
+
+
+def test_a_missing_requirement_stops_the_start_and_names_it(tmp_path: Path) -> None:
+    built: list[str] = []
+
+    def factory(ctx: NodeContext) -> None:
+        built.append("orders")
+
+    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("orders", factory, ("pubsub",))])
+    with pytest.raises(BaseExceptionGroup) as err:
+        trio.run(daemon.run)
+    assert err.group_contains(MissingRequirement, match="'orders' requires pubsub", depth=None)
+    assert built == []  # never built half-wired
+    assert not (tmp_path / READY_FILE).exists()
+    with pytest.raises(ValueError, match="requires \\['pubsbu'\\]"):
+        ServiceSpec("typo", factory, ("pubsbu",))  # type: ignore[arg-type]
 
 
 def test_a_failing_service_stops_the_daemon_with_its_error(tmp_path: Path) -> None:
@@ -90,7 +112,7 @@ def test_a_failing_service_stops_the_daemon_with_its_error(tmp_path: Path) -> No
         async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             raise RuntimeError("service broke")
 
-    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("broken", lambda h, c, s: Broken())])
+    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("broken", lambda ctx: Broken())])
     with pytest.raises(BaseExceptionGroup) as err:
         trio.run(daemon.run)
     assert err.group_contains(RuntimeError, match="service broke", depth=None)
@@ -117,8 +139,8 @@ def test_service_stats_are_exported_on_metrics(tmp_path: Path) -> None:
     daemon = Daemon(
         _config(tmp_path),
         services=[
-            ServiceSpec("counting", lambda h, c, s: Counting()),
-            ServiceSpec("broken", lambda h, c, s: Broken()),
+            ServiceSpec("counting", lambda ctx: Counting()),
+            ServiceSpec("broken", lambda ctx: Broken()),
         ],
     )
     text: dict[str, str] = {}
