@@ -138,9 +138,6 @@ class Network:
         self._hol.pop((a, b), None)
         self._hol.pop((b, a), None)
 
-    def serialization_delay(self, size: int) -> float:
-        return size * self._inv_bw
-
     def wire_bytes(self, rpc_size: int) -> int:
         """Bytes on the wire for one RPC of `rpc_size` encoded bytes.
 
