@@ -13,6 +13,7 @@ import trio
 from p2pnode.config import build_config
 from p2pnode.context import MissingRequirement, NodeContext, ServiceSpec
 from p2pnode.daemon import READY_FILE, Daemon
+from p2pnode.errors import UserError
 from p2pnode.ready import read_ready
 from p2pnode.services import SERVICES
 
@@ -185,3 +186,46 @@ def test_run_with_a_corrupt_data_dir_is_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sonm-p2p: error: cannot run the node: ")
     assert needle in lines[0]
+
+
+def test_the_daemon_unlocks_the_account_once_for_every_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gossip.messages import address_hex
+    from p2pnode import keys
+
+    config = _config(tmp_path)
+    address = keys.import_private_key(config.keystore_path, "22" * 32, "pw")
+    monkeypatch.setenv(keys.PASSWORD_ENV, "pw")
+    unlocks: list[Path] = []
+    real_unlock = keys.unlock_keystore
+
+    def counting_unlock(path: Path, password: str) -> tuple[bytes, str]:
+        unlocks.append(path)
+        return real_unlock(path, password)
+
+    monkeypatch.setattr(keys, "unlock_keystore", counting_unlock)
+    daemon = Daemon(config)  # the default services: orders and peer_topic both sign
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            ctx = daemon.context
+            assert ctx is not None
+            seen["account"] = ctx.account
+            seen["orders"] = ctx.services["orders"]
+            seen["peer_topic"] = ctx.services["peer_topic"]
+            daemon.request_stop()
+
+    trio.run(main)
+    assert unlocks == [config.keystore_path]
+    account = seen["account"]
+    assert address_hex(account.address) == address and repr(account) == f"Account({address})"
+    assert seen["orders"].address == account.address
+    assert seen["peer_topic"].account is account
+
+    monkeypatch.setenv(keys.PASSWORD_ENV, "wrong")
+    with pytest.raises(UserError, match="wrong password"):
+        trio.run(Daemon(config).run)  # before the host or any service starts
+    assert not (tmp_path / READY_FILE).exists()
