@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install tools clean
+.PHONY: demo test test-fast lint typecheck pytest install tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,11 @@ pytest: tools
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# For local runs only: the same checks, minus the tests marked slow (multi-process
+# networks, the attack simulation). CI runs `make test`, slow tests included.
+test-fast:
+	$(MAKE) test PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
 
 clean:
 	rm -rf $(VENV) .tools build .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from p2pnode.errors import LocalError
+from gossip.errors import LocalError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # anvil's default mnemonic gives these well-known dev keys; printed by `devnet`.

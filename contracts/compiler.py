@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from p2pnode.errors import LocalError
+from gossip.errors import LocalError
 
 SOURCE_DIR = Path(__file__).resolve().parent / "vy"
 CONTRACT_NAMES: tuple[str, ...] = ("Token", "Whitelist", "HubWallet", "HubWalletFactory", "Deals")

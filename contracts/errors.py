@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from eth_abi import decode as abi_decode
 
-from p2pnode.errors import RemoteError, UserError
+from gossip.errors import RemoteError, UserError
 
 _ERROR_SELECTOR = "08c379a0"  # Error(string)
 _PREFIXES = (

@@ -19,7 +19,7 @@ import enum
 import re
 from collections.abc import Sequence
 
-from p2pnode.errors import RemoteError
+from gossip.errors import RemoteError
 
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 
 
 class ParamError(UserError):

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gossip.errors import LocalError, UserError
 from gossip.events import (
     Delivered,
     Event,
@@ -54,7 +55,6 @@ from gossip.wire import (
     split_frames,
     uvarint,
 )
-from p2pnode.errors import LocalError, UserError
 
 PROTOCOL_V12 = "/meshsub/1.2.0"
 PROTOCOL_V11 = "/meshsub/1.1.0"

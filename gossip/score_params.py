@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+from gossip.errors import UserError
 from gossip.topics import HUBS_TOPIC, ORDERS_TOPIC, PEERS_TOPIC
-from p2pnode.errors import UserError
 
 __all__ = [
     "DEFAULT_DECAY_INTERVAL",

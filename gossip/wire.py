@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 
-from p2pnode.errors import RemoteError
+from gossip.errors import RemoteError
 
 
 class WireError(RemoteError):

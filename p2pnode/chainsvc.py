@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from libp2p.abc import IHost
 
 from p2pnode.config import NodeConfig
+from p2pnode.context import NodeContext
 from p2pnode.errors import UserError
-from p2pnode.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,10 @@ class ChainService:
                 log.info("checked %d hubs on chain", len(done))
 
 
-def chain_service(host: IHost, config: NodeConfig, storage: Storage) -> ChainService | None:
-    """The factory: None (no service) when the chain is not configured."""
+def chain_service(ctx: NodeContext) -> ChainService | None:
+    """The factory: None (no service) when the chain is not configured; else it
+    provides `ctx.chain` to the services after it."""
+    config = ctx.config
     if not (config.chain.rpc and config.chain.addresses):
         if config.node.role != "seed":
             log.warning(
@@ -93,4 +94,6 @@ def chain_service(host: IHost, config: NodeConfig, storage: Storage) -> ChainSer
                 "are not checked against the whitelist"
             )
         return None
-    return ChainService(config)
+    service = ChainService(config)
+    ctx.chain = service
+    return service

@@ -4,30 +4,27 @@ and every service an area plugs in.
 Extension point: a service is any object with
 `async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None` that calls
 `task_status.started()` once it is ready and runs until cancelled. It is built by a
-factory `(host, config, storage) -> service | None` (None: it does not run with this
-config), listed in `p2pnode/services.py` (or passed to `Daemon(services=...)`). The
-daemon starts services in list order after the host listens and before the API
-opens, puts each on the API state under its name, and cancels them all on shutdown.
-A service that needs the daemon's metrics or earlier services finds them through
-`NodeContext`, set as `host.sonm_context`.
+factory `(NodeContext) -> service | None` (None: it does not run with this config),
+listed with what it requires in `p2pnode/services.py` (or passed to
+`Daemon(services=...)`); see p2pnode/context.py. The daemon unlocks the account
+once, starts services in list order after the host listens and before the API
+opens, refuses to start when a service's requirement is missing, puts each
+service on the API state under its name, and cancels them all on shutdown.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 from libp2p.abc import IHost
-from libp2p.crypto.keys import KeyPair
 
 from p2pnode import keys
 from p2pnode.api.app import build_app
@@ -35,63 +32,18 @@ from p2pnode.api.auth import load_or_create_token
 from p2pnode.api.server import serve_api
 from p2pnode.api.state import NodeState
 from p2pnode.config import NodeConfig
+from p2pnode.context import NodeContext, Service, ServiceSpec, unlock_account
 from p2pnode.discovery import Discovery
 from p2pnode.errors import LocalError
 from p2pnode.host import build_host, listen_multiaddr
 from p2pnode.metrics import NodeMetrics
 from p2pnode.ready import READY_FILE, write_ready
-from p2pnode.ready import read_ready as read_ready  # re-exported: older callers import it here
+from p2pnode.services import SERVICES
 from p2pnode.storage import Storage
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 1.5  # seconds; the whole stop must stay under 2 s
-
-
-class Service(Protocol):
-    async def run(self, *, task_status: Any = ...) -> None: ...
-
-
-# A factory may return None: that service does not run with this config.
-ServiceFactory = Callable[[IHost, NodeConfig, Storage], Service | None]
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """A named service factory. `roles` limits it to some roles (empty: all)."""
-
-    name: str
-    factory: ServiceFactory
-    roles: tuple[str, ...] = ()
-
-
-@dataclass
-class NodeContext:
-    """Everything a service may need beyond (host, config, storage)."""
-
-    config: NodeConfig
-    storage: Storage
-    metrics: NodeMetrics
-    key_pair: KeyPair
-    services: dict[str, Any] = field(default_factory=dict)
-    discovery: Discovery | None = None
-
-
-# Modules exposing `SERVICES: list[ServiceSpec]`; skipped while they do not exist.
-SERVICE_MODULES: tuple[str, ...] = ("p2pnode.services",)
-
-
-def discover_services(modules: Sequence[str] = SERVICE_MODULES) -> list[ServiceSpec]:
-    specs: list[ServiceSpec] = []
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        specs.extend(getattr(module, "SERVICES", []))
-    return specs
 
 
 class Daemon:
@@ -100,11 +52,12 @@ class Daemon:
         self.config = config
         self.data_dir = config.data_path
         self.metrics = NodeMetrics()
-        self.service_specs = list(discover_services() if services is None else services)
+        self.service_specs = list(SERVICES if services is None else services)
         self.ready = trio.Event()
         self.api_url: str | None = None
         self.host: IHost | None = None
         self.discovery: Discovery | None = None
+        self.context: NodeContext | None = None
         self._stop = trio.Event()
 
     def request_stop(self) -> None:
@@ -121,6 +74,7 @@ class Daemon:
         """Run until `request_stop()` or cancellation."""
         self._prepare_data_dir()
         key_pair = keys.load_or_create_identity(self.data_dir)
+        account = unlock_account(self.config)  # once; a wrong password stops the start here
         storage = Storage.open_in(self.data_dir)
         try:
             token = load_or_create_token(self.data_dir)
@@ -129,9 +83,9 @@ class Daemon:
             host = build_host(key_pair, listen, self.metrics, net.max_connections)
             self.host = host
             peer_id = host.get_id().to_base58()
-            ctx = NodeContext(self.config, storage, self.metrics, key_pair)
+            ctx = NodeContext(host, self.config, storage, self.metrics, key_pair, account=account)
+            self.context = ctx
             self.metrics.watch_services(lambda: ctx.services)
-            host.sonm_context = ctx  # type: ignore[attr-defined]
         except BaseException:
             storage.close()  # nothing else holds it yet
             raise
@@ -143,7 +97,7 @@ class Daemon:
                 for spec in self.service_specs:
                     if spec.roles and self.config.node.role not in spec.roles:
                         continue
-                    service = spec.factory(host, self.config, storage)
+                    service = spec.build(ctx)  # MissingRequirement names what is not there
                     if service is None:
                         continue
                     ctx.services[spec.name] = service

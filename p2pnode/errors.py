@@ -1,25 +1,13 @@
-"""Errors named by whose fault they are.
+"""Errors named by whose fault they are, as the daemon, the API and the CLI see them.
 
-UserError: the operator gave us something wrong (config, password, CLI args); the
-CLI prints one line and exits 2. RemoteError: a peer or an outside service sent
-something wrong; the node logs, counts, penalises, and keeps running. LocalError:
-our own environment failed (disk, engine not reachable); reported clearly.
+The classes live in gossip/errors.py so the cores, the contracts client and the
+simulator can raise them without importing the daemon package; this module is
+where the node's own code imports them from (see gossip/errors.py for what each
+one means).
 """
 
 from __future__ import annotations
 
+from gossip.errors import LocalError, RemoteError, SonmError, UserError
 
-class SonmError(Exception):
-    """Base of every error this project raises on purpose."""
-
-
-class UserError(SonmError):
-    """The operator's input is wrong. The message says which input and what is allowed."""
-
-
-class RemoteError(SonmError):
-    """A peer or an outside service sent something wrong."""
-
-
-class LocalError(SonmError):
-    """This machine's environment failed (disk, a local service)."""
+__all__ = ["LocalError", "RemoteError", "SonmError", "UserError"]

@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from libp2p.peer.id import ID
 
 from gossip import codec
-from gossip.eip712 import SigningDomain, address_of_key
+from gossip.eip712 import SigningDomain
 from gossip.messages import MessageKind
 from gossip.peer_record import PeerRecord
 from gossip.router import PublishError
 from gossip.topics import PEERS_TOPIC
-from p2pnode.config import NodeConfig
+from p2pnode.context import NodeContext, need
 from p2pnode.px import dialable_addrs
 from p2pnode.storage import Storage
 
@@ -38,28 +38,25 @@ _KINDS = frozenset({MessageKind.PEER_RECORD})
 
 
 class PeerTopicService:
-    def __init__(self, host: Any, config: NodeConfig, storage: Storage) -> None:
-        ctx = host.sonm_context
-        self.host = host
-        self.storage = storage
-        self.domain = SigningDomain(chain_id=config.chain.chain_id)
-        self.announce = [str(a) for a in config.network.announce]
-        pubsub_service = ctx.services.get("pubsub")
-        self.pubsub = getattr(pubsub_service, "pubsub", None)
-        self.discovery = getattr(ctx, "discovery", None)
-        desk = ctx.services.get("orders")
-        self.account_key: bytes | None = getattr(desk, "signing_key", None)
+    """Requires pubsub; announces only with the account the daemon unlocked."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.host = ctx.host
+        self.storage = ctx.storage
+        self.domain = SigningDomain(chain_id=ctx.config.chain.chain_id)
+        self.announce = [str(a) for a in ctx.config.network.announce]
+        self.pubsub = need("peer_topic", ctx.pubsub, "pubsub")
+        self.discovery = ctx.discovery
+        self.account = ctx.account
         self.peer_key = Ed25519PrivateKey.from_private_bytes(
             ctx.key_pair.private_key.to_bytes()[:32]
         )
-        self.me = host.get_id()
+        self.me = ctx.host.get_id()
         self.published = 0
         self.received = 0  # valid records of other peers
         self.learned = 0  # of which named a peer the table did not know
         self.malformed = 0
-        handlers = getattr(pubsub_service, "delivery_handlers", None)
-        if isinstance(handlers, dict):
-            handlers.setdefault(PEERS_TOPIC, []).append(self.on_delivery)
+        self.pubsub.on_delivery(PEERS_TOPIC, self.on_delivery)
 
     def stats(self) -> dict[str, float]:
         """Exported on /metrics as sonm_peer_topic_*."""
@@ -72,16 +69,16 @@ class PeerTopicService:
 
     def record(self, now: float) -> bytes:
         """Our record, signed twice, encoded for the wire."""
-        assert self.account_key is not None
+        assert self.account is not None
         addrs = self.announce or [str(a) for a in self.host.get_transport_addrs()]
         rec = PeerRecord(
-            account=address_of_key(self.account_key),
+            account=self.account.address,
             peer_id=self.me.to_bytes(),
             multiaddrs=tuple(addrs[:8]),
             sequence=int(now * 1000),  # grows across restarts: the validator's replay floor
             valid_from=int(now) - 1,
             valid_until=int(now) + VALIDITY,
-        ).signed(self.domain, self.account_key, self.peer_key)
+        ).signed(self.domain, self.account.private_key, self.peer_key)
         return codec.encode(rec)
 
     def on_delivery(self, topic: str, data: bytes) -> None:
@@ -102,7 +99,7 @@ class PeerTopicService:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        if self.account_key is None or self.pubsub is None:
+        if self.account is None:
             log.info("no unlocked account: listening on %s without announcing", PEERS_TOPIC)
             return
         while True:
@@ -134,6 +131,6 @@ def learn_from_record(storage: Storage, data: bytes, me: ID) -> bool | None:
     return storage.upsert_peer(pid.to_base58(), addrs, source="topic")
 
 
-def peer_topic_service(host: Any, config: NodeConfig, storage: Storage) -> PeerTopicService:
-    """Daemon service factory: after "pubsub" and "orders" (whose account it signs with)."""
-    return PeerTopicService(host, config, storage)
+def peer_topic_service(ctx: NodeContext) -> PeerTopicService:
+    """Daemon service factory: requires pubsub; signs with the daemon's account."""
+    return PeerTopicService(ctx)

@@ -1,52 +1,53 @@
 """The services the daemon runs next to the host, in start order.
 
-Each entry is a `ServiceSpec(name, factory)`; a factory takes (host, config,
-storage) and returns an object with `async run(*, task_status)`. Add an area's
-service here with one line. A later service finds earlier ones through
-`host.sonm_context.services[name]` (they are built in list order).
+`SERVICES` is the start order, in code: the daemon builds and starts each in turn
+after the host listens and discovery runs, and before the API opens. Each
+`ServiceSpec` names what it requires (see p2pnode/context.py); a service that
+offers something to later ones fills its slot on the context when it is built
+(the chain its `chain`, pubsub its `pubsub`). Add an area's service here with one
+line, after the services it requires.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import trio
-from libp2p.abc import IHost
 
-from p2pnode.config import NodeConfig
-from p2pnode.daemon import ServiceSpec
-from p2pnode.storage import Storage
+from gossip.eip712 import SigningDomain
+from gossip.events import PeerExchange
+from gossip.params import GossipSubParams
+from gossip.score_params import default_peer_score_params, default_thresholds
+from gossip.topics import ALL_TOPICS
+from gossip.validators import Verdict, make_validator
+from p2pnode.chainsvc import chain_service
+from p2pnode.context import DeliveryHandler, NodeContext, ServiceSpec
+from p2pnode.market.desk import orders_service
+from p2pnode.metrics import dataclass_numbers
+from p2pnode.peer_topic import peer_topic_service
+from p2pnode.pubsub import PubSub
+from p2pnode.replay_store import ReplayStore
 
 log = logging.getLogger(__name__)
-
-DeliveryHandler = Callable[[str, bytes], None]
 
 
 class PubSubService:
     """Gossipsub over the host, subscribed to every application topic.
 
     Messages are checked by the application validator (EIP-712 signatures, schema,
-    validity window, replay) before the router forwards them. Accepted messages go
-    to `delivery_handlers[topic]` — services register `handler(topic, data)` there
-    when they are built; a failing handler is logged and does not stop the others.
+    validity window, replay) before the router forwards them; with a chain service
+    the validator checks hubs against it. Accepted messages go to the handlers
+    services register with `on_delivery(topic, handler)` when they are built; a
+    failing handler is logged and does not stop the others.
     """
 
-    def __init__(self, host: IHost, config: NodeConfig, storage: Storage) -> None:
-        from gossip.eip712 import SigningDomain
-        from gossip.params import GossipSubParams
-        from gossip.score_params import default_peer_score_params, default_thresholds
-        from gossip.topics import ALL_TOPICS
-        from gossip.validators import make_validator
-        from p2pnode.pubsub import PubSub
-
+    def __init__(self, ctx: NodeContext) -> None:
+        config = ctx.config
         self.topics = ALL_TOPICS
-        self.delivery_handlers: dict[str, list[DeliveryHandler]] = {}
-        ctx = getattr(host, "sonm_context", None)
-        chain = ctx.services.get("chain") if ctx is not None else None
-        hub_check = getattr(chain, "hub_check", None)
+        self._handlers: dict[str, list[DeliveryHandler]] = {}
+        hub_check = ctx.chain.hub_check if ctx.chain is not None else None
         self.validator = make_validator(
             SigningDomain(chain_id=config.chain.chain_id),
             clock=time.time,
@@ -54,15 +55,13 @@ class PubSubService:
             # with a chain, a hub the whitelist does not know is a forgery, not a lag
             reject_failed_hubs=hub_check is not None,
         )
+        # spent nonces survive a restart, so nothing accepted before can be replayed
+        self.replay_store = ReplayStore(ctx.storage)
+        self.replay_store.load_into(self.validator.replay, time.time())
         # Scoring is what graylists and disconnects a flooder of forged messages;
         # seeds hand out peers in PRUNE (peer exchange), which is what they are for.
-        from p2pnode.replay_store import ReplayStore
-
-        # spent nonces survive a restart, so nothing accepted before can be replayed
-        self.replay_store = ReplayStore(storage)
-        self.replay_store.load_into(self.validator.replay, time.time())
         self.pubsub = PubSub(
-            host,
+            ctx.host,
             params=GossipSubParams(do_px=config.node.role == "seed"),
             validator=self.validator,
             score_params=default_peer_score_params(),
@@ -72,19 +71,27 @@ class PubSubService:
         )
         # gossip PRUNEs carry signed peer records: offer ours and take others' through
         # discovery, which checks and stores them like its own peer exchange
-        self.discovery = getattr(ctx, "discovery", None)
+        self.discovery = ctx.discovery
         if self.discovery is not None:
             self.pubsub.router.peer_record = self.discovery.signed_record_of
         self.px_offered_records = 0
 
+    def on_delivery(self, topic: str, handler: DeliveryHandler) -> None:
+        """Call `handler(topic, data)` with every accepted message on `topic`."""
+        self._handlers.setdefault(topic, []).append(handler)
+
+    async def publish(self, topic: str, data: bytes) -> bytes:
+        """The message id; raises gossip.router.PublishError when no peer can take it."""
+        return await self.pubsub.publish(topic, data)
+
+    def pop_accepted(self, data: bytes) -> Verdict | None:
+        return self.validator.pop_accepted(data)
+
     def stats(self) -> dict[str, float]:
         """Router and driver counters, exported on /metrics as sonm_pubsub_*."""
-        from p2pnode.metrics import dataclass_numbers
-
         out = dataclass_numbers(self.pubsub.router.metrics, "router_")
         out.update(dataclass_numbers(self.pubsub.metrics, "driver_"))
-        counters = getattr(self.validator, "counters", None)
-        for reason, count in getattr(counters, "by_reason", {}).items():
+        for reason, count in self.validator.counters.by_reason.items():
             out[f"validation_{reason}"] = float(count)
         out["peers"] = float(len(self.pubsub.connected_pubsub_peers()))
         out["px_records_taken"] = float(self.px_offered_records)
@@ -92,8 +99,6 @@ class PubSubService:
         return out
 
     def _on_event(self, event: Any) -> None:
-        from gossip.events import PeerExchange
-
         if isinstance(event, PeerExchange) and self.discovery is not None:
             for cand in event.candidates:
                 if cand.peer_id and self.discovery.accept_offered(cand.peer_id, cand.signed_record):
@@ -104,7 +109,7 @@ class PubSubService:
             self.replay_store.flush(self.validator.replay)
         except Exception:  # a full disk must not stop delivery; the nonces stay in memory
             log.exception("cannot persist spent nonces")
-        for handler in self.delivery_handlers.get(event.topic, ()):
+        for handler in self._handlers.get(event.topic, ()):
             try:
                 handler(event.topic, event.data)
             except Exception:
@@ -118,31 +123,16 @@ class PubSubService:
             task_status.started()
 
 
-def _pubsub(host: IHost, config: NodeConfig, storage: Storage) -> PubSubService:
-    return PubSubService(host, config, storage)
-
-
-def _chain(host: IHost, config: NodeConfig, storage: Storage) -> Any:
-    from p2pnode.chainsvc import chain_service
-
-    return chain_service(host, config, storage)
-
-
-def _orders(host: IHost, config: NodeConfig, storage: Storage) -> Any:
-    from p2pnode.api.orders import orders_service
-
-    return orders_service(host, config, storage)
-
-
-def _peer_topic(host: IHost, config: NodeConfig, storage: Storage) -> Any:
-    from p2pnode.peer_topic import peer_topic_service
-
-    return peer_topic_service(host, config, storage)
+def pubsub_service(ctx: NodeContext) -> PubSubService:
+    """The factory: provides `ctx.pubsub` to the services after it."""
+    service = PubSubService(ctx)
+    ctx.pubsub = service
+    return service
 
 
 SERVICES: list[ServiceSpec] = [
-    ServiceSpec("chain", _chain),  # only with chain.rpc + chain.addresses
-    ServiceSpec("pubsub", _pubsub),
-    ServiceSpec("orders", _orders),
-    ServiceSpec("peer_topic", _peer_topic),  # signs with the account "orders" unlocked
+    ServiceSpec("chain", chain_service),  # only with chain.rpc + chain.addresses
+    ServiceSpec("pubsub", pubsub_service),  # checks hubs on the chain when it runs
+    ServiceSpec("orders", orders_service, requires=("pubsub",)),
+    ServiceSpec("peer_topic", peer_topic_service, requires=("pubsub",)),
 ]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 
 ProgressCallback = Callable[[float, int], None]
 """Called with (virtual now, events run so far) every `progress_every` events."""

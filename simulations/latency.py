@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 
 REGIONS: tuple[str, ...] = ("na_east", "na_west", "eu", "sa", "asia_east", "asia_se", "oceania")
 

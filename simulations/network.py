@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossip.errors import UserError
 from gossip.wire import uvarint_size
-from p2pnode.errors import UserError
 from simulations.latency import LatencyParams, access_latencies, assign_regions, one_way_matrix
 from simulations.topology import TopologyParams, build, positions
 
@@ -137,9 +137,6 @@ class Network:
         self.adj[b].discard(a)
         self._hol.pop((a, b), None)
         self._hol.pop((b, a), None)
-
-    def serialization_delay(self, size: int) -> float:
-        return size * self._inv_bw
 
     def wire_bytes(self, rpc_size: int) -> int:
         """Bytes on the wire for one RPC of `rpc_size` encoded bytes.

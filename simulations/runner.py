@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from simulations import results as results_io
 from simulations.engine import EngineParams, ProgressCallback, Simulator
 from simulations.scenarios import SCENARIOS, Scenario

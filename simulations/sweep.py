@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from simulations import results as results_io
 
 MAX_RUNS = 10_000

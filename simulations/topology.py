@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from simulations.latency import REGION_CENTRES
 
 KINDS = ("random_regular", "scale_free", "geographic", "line", "tree")

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossip.errors import UserError
 from gossip.params import GossipSubParams
 from gossip.router import PROTOCOL_V12, GossipRouter, Validator
 from gossip.score_params import PeerScoreParams, PeerScoreThresholds
 from gossip.validation import ValidationResult
-from p2pnode.errors import UserError
 from simulations.engine import Simulator
 from simulations.network import Network, NetworkParams
 from simulations.node import HONEST, Behaviour, SimNode

@@ -1,6 +1,12 @@
-"""The protocol cores stay sans-IO: no trio, socket, time or random imports.
+"""The layers stay apart: protocol cores are sans-IO, and nothing below the daemon imports it.
 
 Checked on the source (AST), so a lazy import inside a function is caught too.
+
+- The protocol cores (gossip/, reputation/, the matching core) import no trio,
+  socket, time or random: the same objects run in the daemon and the simulator.
+- The cores, the simulator and the contracts client import nothing of p2pnode:
+  arrows point down from the daemon, never up into it (the errors they raise live
+  in gossip/errors.py).
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"trio", "socket", "time", "random", "asyncio", "threading", "select"}
 CORE_DIRS = ["gossip", "reputation", "p2pnode/market/matching", "p2pnode/discovery_policy"]
+# below the daemon: may not import p2pnode (the discovery policy is the daemon's own)
+NO_DAEMON_DIRS = ["gossip", "reputation", "p2pnode/market/matching", "simulations", "contracts"]
+DAEMON = "p2pnode"
 
 
-def _core_files() -> list[Path]:
+def _files(dirs: list[str]) -> list[Path]:
     files: list[Path] = []
-    for d in CORE_DIRS:
+    for d in dirs:
         base = ROOT / d
         if base.is_dir():
             files.extend(sorted(base.rglob("*.py")))
@@ -36,16 +45,47 @@ def _imported_roots(tree: ast.AST) -> set[str]:
     return roots
 
 
+def _roots_of(path: Path) -> set[str]:
+    return _imported_roots(ast.parse(path.read_text(), str(path)))
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("name", sorted(set(NO_DAEMON_DIRS)))
+def test_every_listed_path_exists(name: str) -> None:
+    base = ROOT / name
+    assert base.is_dir() or base.with_suffix(".py").is_file(), (
+        f"{name} is listed as a core or a layer below the daemon but does not exist: "
+        "the import checks would pass over it"
+    )
+
+
 def test_there_are_core_files() -> None:
-    assert _core_files(), "no protocol core files found: the check would pass vacuously"
+    assert _files(CORE_DIRS), "no protocol core files found: the check would pass vacuously"
 
 
-@pytest.mark.parametrize("path", _core_files(), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", _files(CORE_DIRS), ids=_rel)
 def test_core_is_sans_io(path: Path) -> None:
-    bad = _imported_roots(ast.parse(path.read_text(), str(path))) & FORBIDDEN
-    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+    bad = _roots_of(path) & FORBIDDEN
+    assert not bad, f"{_rel(path)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", _files(NO_DAEMON_DIRS), ids=_rel)
+def test_below_the_daemon_does_not_import_it(path: Path) -> None:
+    assert DAEMON not in _roots_of(path), f"{_rel(path)} imports {DAEMON}"
 
 
 def test_the_rule_catches_a_violation() -> None:
     tree = ast.parse("def f():\n    import random\n    from time import monotonic\n")
     assert _imported_roots(tree) & FORBIDDEN == {"random", "time"}
+
+
+def test_the_layer_rule_catches_a_daemon_import() -> None:
+    for src in (
+        "from p2pnode.errors import UserError\n",
+        "def f():\n    import p2pnode.storage\n",
+    ):
+        assert DAEMON in _imported_roots(ast.parse(src))
+    assert DAEMON not in _imported_roots(ast.parse("from gossip.errors import UserError\n"))

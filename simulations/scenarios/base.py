@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from gossip.errors import UserError
 from gossip.params import GossipSubParams
 from gossip.router import PublishError
 from gossip.score_params import (
@@ -26,7 +27,6 @@ from gossip.score_params import (
     TopicProfile,
     default_peer_score_params,
 )
-from p2pnode.errors import UserError
 from simulations import plots
 from simulations.engine import Simulator
 from simulations.latency import LatencyParams

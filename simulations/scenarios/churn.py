@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from simulations.engine import Simulator
 from simulations.scenarios.base import CommonParams
 from simulations.scenarios.propagation import PropagationScenario

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from simulations.adversaries import Withholder
 from simulations.engine import Simulator
 from simulations.node import Behaviour

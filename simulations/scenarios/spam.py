@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from simulations.adversaries import Spammer
 from simulations.node import Behaviour
 from simulations.scenarios.base import CommonParams

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from gossip.errors import UserError
 from gossip.score_params import TopicProfile
-from p2pnode.errors import UserError
 from simulations.adversaries import Sybil
 from simulations.engine import Simulator
 from simulations.node import Behaviour

@@ -16,7 +16,8 @@ import trio
 
 from contracts.anvil import AnvilProcess, find_anvil
 from p2pnode.config import build_config
-from p2pnode.daemon import Daemon, read_ready
+from p2pnode.daemon import Daemon
+from p2pnode.ready import read_ready
 from tests.conftest import free_port, run_cli
 
 
@@ -58,7 +59,8 @@ def test_daemon_wires_hub_checks_into_the_validator(
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.run)
-            ctx = daemon.host.sonm_context  # type: ignore[union-attr]
+            ctx = daemon.context
+            assert ctx is not None
             seen["validator"] = ctx.services["pubsub"].validator
             seen["chain"] = ctx.services["chain"]
             info = read_ready(tmp_path)
@@ -79,9 +81,14 @@ def test_daemon_wires_hub_checks_into_the_validator(
 
 def test_no_chain_means_no_chain_service(tmp_path: Path) -> None:
     from p2pnode.chainsvc import chain_service
+    from p2pnode.context import NodeContext
+    from p2pnode.metrics import NodeMetrics
 
     config = build_config([{"node.data_dir": str(tmp_path)}])
-    assert chain_service(None, config, None) is None  # type: ignore[arg-type]
+    # the factory reads only the config when there is no chain to connect to
+    ctx = NodeContext(None, config, None, NodeMetrics(), None)  # type: ignore[arg-type]
+    assert chain_service(ctx) is None
+    assert ctx.chain is None  # so a service requiring "chain" does not start
 
 
 def _run_args(tmp_path: Path, **chain: Any) -> list[str]:

@@ -11,7 +11,11 @@ import pytest
 import trio
 
 from p2pnode.config import build_config
-from p2pnode.daemon import READY_FILE, Daemon, ServiceSpec, discover_services, read_ready
+from p2pnode.context import MissingRequirement, NodeContext, ServiceSpec
+from p2pnode.daemon import READY_FILE, Daemon
+from p2pnode.errors import UserError
+from p2pnode.ready import read_ready
+from p2pnode.services import SERVICES
 
 
 class Recorder:
@@ -46,8 +50,8 @@ def _config(tmp_path: Path, role: str = "supplier") -> Any:
 def test_services_run_in_the_daemon_and_stop_with_it(tmp_path: Path) -> None:
     made: list[Recorder] = []
 
-    def factory(host: Any, config: Any, storage: Any) -> Recorder:
-        made.append(Recorder(host, config, storage))
+    def factory(ctx: NodeContext) -> Recorder:
+        made.append(Recorder(ctx.host, ctx.config, ctx.storage))
         return made[-1]
 
     never = ServiceSpec("never", factory, roles=("seed",))
@@ -79,10 +83,29 @@ def test_services_run_in_the_daemon_and_stop_with_it(tmp_path: Path) -> None:
 
 
 def test_default_services_in_start_order() -> None:
-    names = [s.name for s in discover_services()]
+    names = [s.name for s in SERVICES]
     # the validator needs the chain's hub check; the orders desk needs pubsub
     assert names.index("chain") < names.index("pubsub") < names.index("orders")
-    assert discover_services(("p2pnode.no_such_module",)) == []
+    provided: set[str] = set()
+    for spec in SERVICES:  # everything a default service requires is provided before it
+        assert set(spec.requires) <= provided, spec.name
+        provided.add(spec.name)
+
+
+def test_a_missing_requirement_stops_the_start_and_names_it(tmp_path: Path) -> None:
+    built: list[str] = []
+
+    def factory(ctx: NodeContext) -> None:
+        built.append("orders")
+
+    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("orders", factory, ("pubsub",))])
+    with pytest.raises(BaseExceptionGroup) as err:
+        trio.run(daemon.run)
+    assert err.group_contains(MissingRequirement, match="'orders' requires pubsub", depth=None)
+    assert built == []  # never built half-wired
+    assert not (tmp_path / READY_FILE).exists()
+    with pytest.raises(ValueError, match="requires \\['pubsbu'\\]"):
+        ServiceSpec("typo", factory, ("pubsbu",))  # type: ignore[arg-type]
 
 
 def test_a_failing_service_stops_the_daemon_with_its_error(tmp_path: Path) -> None:
@@ -90,7 +113,7 @@ def test_a_failing_service_stops_the_daemon_with_its_error(tmp_path: Path) -> No
         async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             raise RuntimeError("service broke")
 
-    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("broken", lambda h, c, s: Broken())])
+    daemon = Daemon(_config(tmp_path), services=[ServiceSpec("broken", lambda ctx: Broken())])
     with pytest.raises(BaseExceptionGroup) as err:
         trio.run(daemon.run)
     assert err.group_contains(RuntimeError, match="service broke", depth=None)
@@ -117,8 +140,8 @@ def test_service_stats_are_exported_on_metrics(tmp_path: Path) -> None:
     daemon = Daemon(
         _config(tmp_path),
         services=[
-            ServiceSpec("counting", lambda h, c, s: Counting()),
-            ServiceSpec("broken", lambda h, c, s: Broken()),
+            ServiceSpec("counting", lambda ctx: Counting()),
+            ServiceSpec("broken", lambda ctx: Broken()),
         ],
     )
     text: dict[str, str] = {}
@@ -163,3 +186,46 @@ def test_run_with_a_corrupt_data_dir_is_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sonm-p2p: error: cannot run the node: ")
     assert needle in lines[0]
+
+
+def test_the_daemon_unlocks_the_account_once_for_every_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gossip.messages import address_hex
+    from p2pnode import keys
+
+    config = _config(tmp_path)
+    address = keys.import_private_key(config.keystore_path, "22" * 32, "pw")
+    monkeypatch.setenv(keys.PASSWORD_ENV, "pw")
+    unlocks: list[Path] = []
+    real_unlock = keys.unlock_keystore
+
+    def counting_unlock(path: Path, password: str) -> tuple[bytes, str]:
+        unlocks.append(path)
+        return real_unlock(path, password)
+
+    monkeypatch.setattr(keys, "unlock_keystore", counting_unlock)
+    daemon = Daemon(config)  # the default services: orders and peer_topic both sign
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            ctx = daemon.context
+            assert ctx is not None
+            seen["account"] = ctx.account
+            seen["orders"] = ctx.services["orders"]
+            seen["peer_topic"] = ctx.services["peer_topic"]
+            daemon.request_stop()
+
+    trio.run(main)
+    assert unlocks == [config.keystore_path]
+    account = seen["account"]
+    assert address_hex(account.address) == address and repr(account) == f"Account({address})"
+    assert seen["orders"].address == account.address
+    assert seen["peer_topic"].account is account
+
+    monkeypatch.setenv(keys.PASSWORD_ENV, "wrong")
+    with pytest.raises(UserError, match="wrong password"):
+        trio.run(Daemon(config).run)  # before the host or any service starts
+    assert not (tmp_path / READY_FILE).exists()

@@ -23,10 +23,11 @@ from gossip.validation import ValidationResult
 from gossip.validators import MessageValidator, ValidatorParams
 from p2pnode.api import orders as orders_api
 from p2pnode.api.app import build_app
-from p2pnode.api.orders import OrderBook, OrderDesk, OrderFilter
 from p2pnode.api.state import NodeState
 from p2pnode.config import NodeConfig
 from p2pnode.errors import LocalError, UserError
+from p2pnode.market.book import OrderBook, OrderFilter
+from p2pnode.market.desk import OrderDesk, orders_service
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
 
@@ -354,27 +355,55 @@ def test_book_prunes_and_caps(tmp_path: Path) -> None:
         OrderBook(Storage.open_in(tmp_path), max_orders=0)
 
 
-def test_service_factory_unlocks_the_keystore(
+class FakePubSub:
+    """What the desk uses of the pubsub service; publishing goes to a Publisher."""
+
+    def __init__(self) -> None:
+        self.publisher = Publisher()
+        self.handlers: dict[str, list[Any]] = {}
+
+    async def publish(self, topic: str, data: bytes) -> bytes:
+        return await self.publisher(topic, data)
+
+    def on_delivery(self, topic: str, handler: Any) -> None:
+        self.handlers.setdefault(topic, []).append(handler)
+
+    def pop_accepted(self, data: bytes) -> None:
+        return None
+
+
+def test_the_daemons_unlocked_account_reaches_the_desk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from p2pnode import keys
     from p2pnode.config import load_config
+    from p2pnode.context import MissingRequirement, NodeContext, unlock_account
 
     config = load_config(None, environ={}, overrides={"node.data_dir": str(tmp_path)})
     keys.import_private_key(config.keystore_path, KEY.hex(), "pw")
-
-    class Ctx:
-        services: dict[str, Any] = {}
-
-    class Host:
-        sonm_context = Ctx()
-
     storage = Storage.open_in(tmp_path)
+    key_pair = keys.load_or_create_identity(tmp_path)
+    pubsub = FakePubSub()
+
+    def ctx(*, with_pubsub: bool = True) -> NodeContext:
+        return NodeContext(
+            host=None,  # type: ignore[arg-type]  # the desk does not touch the host
+            config=config,
+            storage=storage,
+            metrics=NodeMetrics(),
+            key_pair=key_pair,
+            account=unlock_account(config),
+            pubsub=pubsub if with_pubsub else None,
+        )
+
     monkeypatch.delenv(keys.PASSWORD_ENV, raising=False)
-    assert orders_api.orders_service(Host(), config, storage).address is None
+    assert orders_service(ctx()).address is None
     monkeypatch.setenv(keys.PASSWORD_ENV, "pw")
-    desk = orders_api.orders_service(Host(), config, storage)
+    desk = orders_service(ctx())
     assert desk.address == ADDR
+    assert desk.on_delivery in pubsub.handlers[ORDERS_TOPIC]
+    with pytest.raises(MissingRequirement, match="'orders' requires pubsub"):
+        orders_service(ctx(with_pubsub=False))
     monkeypatch.setenv(keys.PASSWORD_ENV, "wrong")
     with pytest.raises(UserError):
-        orders_api.orders_service(Host(), config, storage)
+        orders_service(ctx())

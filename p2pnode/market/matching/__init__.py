@@ -1,0 +1,1 @@
+"""Sans-IO matching core: BID against ASK, indexed."""
