@@ -7,7 +7,11 @@ Verdicts (only REJECT costs the sender score, P4):
   ranges, canonical form), a signature that does not recover, or recovers to an
   address other than the message's own signer field, or a peer record whose peer
   key did not sign it.
-- IGNORE — honest nodes can differ here, so drop without blame: outside the
+- IGNORE — honest nodes can differ here, so drop without blame: a forwarding peer
+  over its rate (`PeerRateLimit`; the excess is passed to `on_rate_excess`, which the
+  daemon wires to the peer's behaviour penalty, so a persistent flooder is still
+  graylisted), a signer over its live-message quota (`AuthorQuota`: only accepted
+  messages count, so a forger cannot fill an honest signer's quota), outside the
   validity window (`valid_from - max_clock_skew` .. `valid_until + max_clock_skew`;
   clocks drift), a nonce/sequence already spent for that signer (a replay, or an
   older hub announcement racing a newer one), a hub whose on-chain check is still
@@ -43,7 +47,9 @@ from gossip.codec import SignedMessage, decode
 from gossip.eip712 import SignatureError, SigningDomain
 from gossip.hubs import HubAnnouncement
 from gossip.messages import MessageDecodeError
+from gossip.orders import Order, OrderCancel
 from gossip.peer_record import PeerRecord
+from gossip.quota import AuthorQuota, PeerRateLimit, QuotaParams
 from gossip.replay import ReplayGuard, ReplayParams
 from gossip.topics import TOPIC_KINDS
 from gossip.validation import ValidationResult
@@ -78,6 +84,7 @@ class ValidatorParams:
     max_clock_skew: float = 60.0
     reject_failed_hubs: bool = False
     replay: ReplayParams = field(default_factory=ReplayParams)
+    quota: QuotaParams = field(default_factory=QuotaParams)
     accepted_cache_size: int = 4096
 
     def validate(self) -> None:
@@ -87,6 +94,7 @@ class ValidatorParams:
         if self.accepted_cache_size < 0:
             raise ValueError(f"accepted_cache_size: must be >= 0, got {self.accepted_cache_size}")
         self.replay.validate()
+        self.quota.validate()
 
 
 @dataclass(frozen=True)
@@ -131,12 +139,22 @@ class MessageValidator:
         self.extra = dict(extra or {})
         self.counters = ValidatorCounters()
         self._accepted: OrderedDict[bytes, Verdict] = OrderedDict()
+        self.quota = AuthorQuota(params.quota)
+        self.rate = PeerRateLimit(params.quota)
+        # called with a peer's id for every message refused by its rate limit
+        self.on_rate_excess: Callable[[bytes], None] | None = None
 
     def __call__(self, topic: str, data: bytes, from_peer: bytes) -> ValidationResult:
+        now = self.clock()
+        if not self.rate.take(from_peer, now):
+            self.counters.count("peer-rate")
+            if self.on_rate_excess is not None:
+                self.on_rate_excess(from_peer)
+            return ValidationResult.IGNORE
         handler = self.extra.get(topic)
         if handler is not None:
             return handler(topic, data, from_peer)
-        return self.check(topic, data, self.clock()).result
+        return self.check(topic, data, now).result
 
     def pop_accepted(self, data: bytes) -> Verdict | None:
         """The verdict (with the decoded message) of bytes just accepted, so the
@@ -167,6 +185,9 @@ class MessageValidator:
             return Verdict(ValidationResult.IGNORE, "expired", msg)
         if self.replay.seen(msg.replay_key, msg.replay_number):
             return Verdict(ValidationResult.IGNORE, "replay", msg)
+        kind = _quota_kind(msg)
+        if kind is not None and not self.quota.admits(kind, msg.signer, now):
+            return Verdict(ValidationResult.IGNORE, "author-quota", msg)
         digest = msg.digest(self.params.domain)
         try:
             signer = eip712.recover_address(digest, msg.signature)
@@ -198,6 +219,19 @@ class MessageValidator:
         self.replay.record(
             msg.replay_key, msg.replay_number, expires, monotonic=msg.MONOTONIC, now=now
         )
+        kind = _quota_kind(msg)
+        if kind is not None:
+            self.quota.record(kind, msg.signer, expires, now)
+
+
+def _quota_kind(msg: SignedMessage) -> str | None:
+    """Orders and cancels are quota'd per signer; announcements and peer records
+    replace their signer's previous one, so one signer has one live of each."""
+    if isinstance(msg, Order):
+        return "order"
+    if isinstance(msg, OrderCancel):
+        return "cancel"
+    return None
 
 
 def make_validator(
@@ -209,6 +243,7 @@ def make_validator(
     max_clock_skew: float = 60.0,
     reject_failed_hubs: bool = False,
     replay: ReplayGuard | None = None,
+    quota: QuotaParams | None = None,
 ) -> MessageValidator:
     """The router's `validator(topic, data, from_peer)` for every application topic.
 
@@ -217,7 +252,10 @@ def make_validator(
     """
     return MessageValidator(
         ValidatorParams(
-            domain=domain, max_clock_skew=max_clock_skew, reject_failed_hubs=reject_failed_hubs
+            domain=domain,
+            max_clock_skew=max_clock_skew,
+            reject_failed_hubs=reject_failed_hubs,
+            quota=quota or QuotaParams(),
         ),
         clock=clock,
         hub_check=hub_check,

@@ -358,6 +358,9 @@ class PubSub:
                 if whole:
                     router.receive(pb, whole, trio.current_time())
                     self._after()
+                    # a flooding peer's buffered frames must not starve the other tasks
+                    # (the local API among them): yield once per chunk handled
+                    await trio.lowlevel.checkpoint()
         except Exception as exc:
             log.debug("pubsub read from %s ended: %s", pid, exc)
         finally:

@@ -22,6 +22,9 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS replay_spent_expires ON replay_spent (expires)",
 )
 
+# Expired rows are deleted while running at most this often (seconds), not only at start.
+EXPIRE_INTERVAL = 60.0
+
 # Nonces and sequences are unsigned 64-bit; SQLite integers are signed 64-bit. Stored
 # shifted by 2^63, so the whole range fits and order is kept.
 _SHIFT = 2**63
@@ -32,6 +35,18 @@ class ReplayStore:
         self._storage = storage
         storage.migrate("replay", _SCHEMA)
         self.written = 0
+        self.expired = 0
+        self._last_expire = float("-inf")
+
+    def expire(self, now: float) -> int:
+        """Delete the rows whose records have expired (indexed by `expires`)."""
+        with self._storage.lock:
+            cur = self._storage.connection.execute(
+                "DELETE FROM replay_spent WHERE expires <= ?", (now,)
+            )
+        self._last_expire = now
+        self.expired += cur.rowcount
+        return int(cur.rowcount)
 
     def load_into(self, guard: ReplayGuard, now: float) -> int:
         """Restore unexpired records into `guard`; drops expired rows on the way."""
@@ -45,8 +60,12 @@ class ReplayStore:
         guard.load(records, now)
         return len(records)
 
-    def flush(self, guard: ReplayGuard) -> int:
-        """Persist what `guard` recorded since the last flush."""
+    def flush(self, guard: ReplayGuard, *, now: float | None = None) -> int:
+        """Persist what `guard` recorded since the last flush; given `now`, also drop
+        expired rows once per EXPIRE_INTERVAL, so the table does not grow between
+        restarts."""
+        if now is not None and now - self._last_expire >= EXPIRE_INTERVAL:
+            self.expire(now)
         records = guard.drain_records()
         if not records:
             return 0

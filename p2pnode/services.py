@@ -69,6 +69,8 @@ class PubSubService:
             on_delivery=self._deliver,
             on_event=self._on_event,
         )
+        # a peer over its message rate is charged a behaviour penalty (P7) per message
+        self.validator.on_rate_excess = self._penalise
         # gossip PRUNEs carry signed peer records: offer ours and take others' through
         # discovery, which checks and stores them like its own peer exchange
         self.discovery = ctx.discovery
@@ -93,10 +95,19 @@ class PubSubService:
         out.update(dataclass_numbers(self.pubsub.metrics, "driver_"))
         for reason, count in self.validator.counters.by_reason.items():
             out[f"validation_{reason}"] = float(count)
+        for name, value in vars(self.validator.quota.counters).items():
+            out[f"quota_{name}"] = float(value)
+        out["quota_rate_refused"] = float(self.validator.rate.counters.rate_refused)
+        out["quota_authors_tracked_entries"] = float(len(self.validator.quota))
         out["peers"] = float(len(self.pubsub.connected_pubsub_peers()))
         out["px_records_taken"] = float(self.px_offered_records)
         out["replay_records_written"] = float(self.replay_store.written)
         return out
+
+    def _penalise(self, peer: bytes) -> None:
+        score = self.pubsub.router.peer_score
+        if score is not None:
+            score.add_penalty(peer, 1)
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, PeerExchange) and self.discovery is not None:
@@ -106,7 +117,7 @@ class PubSubService:
 
     def _deliver(self, event: Any) -> None:
         try:
-            self.replay_store.flush(self.validator.replay)
+            self.replay_store.flush(self.validator.replay, now=time.time())
         except Exception:  # a full disk must not stop delivery; the nonces stay in memory
             log.exception("cannot persist spent nonces")
         for handler in self._handlers.get(event.topic, ()):

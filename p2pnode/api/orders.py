@@ -31,7 +31,7 @@ from gossip.orders import (
 from p2pnode.api.state import NodeDep
 from p2pnode.errors import UserError
 from p2pnode.market.book import BookEntry, OrderFilter
-from p2pnode.market.desk import NoAccountError, OrderDesk
+from p2pnode.market.desk import NoAccountError, OrderDesk, OrderQuotaError
 
 # --- HTTP ----------------------------------------------------------------------------
 
@@ -208,6 +208,8 @@ async def place_order(body: OrderIn, state: NodeDep) -> PlaceResult:
         raise HTTPException(422, str(exc)) from None
     except NoAccountError as exc:
         raise HTTPException(409, str(exc)) from None
+    except OrderQuotaError as exc:
+        raise HTTPException(429, str(exc)) from None
     return PlaceResult(order=order_out(entry), published=error is None, publish_error=error)
 
 

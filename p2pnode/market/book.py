@@ -4,11 +4,26 @@ Kept in SQLite, with cancellations applied, so `sonm-p2p orders` works across
 restarts. It stores the signed bytes as received, so an order can be passed on and
 re-verified, plus a few columns to filter on. The columns are declared once, in
 `_ORDER_COLUMNS`: the table, the insert and the filter all read that list.
+
+Everything here is bounded (`BookLimits`), because every row is something a remote
+signer made us hold:
+
+- orders: `max_orders` in all and `max_orders_per_author` per signer. Over the
+  total, the largest foreign author loses its earliest-expiring orders first, down
+  to the next largest ("water-filling"); among authors of equal size the one first
+  seen most recently goes first, so fresh identities cannot outlast established
+  ones. The node's own orders are never evicted.
+- cancellations: only those that still have work to do are kept: a cancel of an
+  order not seen yet (gossip does not keep order), for `unknown_cancel_ttl` at
+  most, and the node's own (to re-publish). They are capped per author and in all.
+- what the prune reads is indexed, and the prune runs once per eviction batch
+  (1% of the cap), not on every insert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -89,6 +104,7 @@ _SCHEMA = (
     + ")",
     "CREATE INDEX IF NOT EXISTS gossip_orders_by_side_price ON gossip_orders(side, price)",
     "CREATE INDEX IF NOT EXISTS gossip_orders_by_expiry ON gossip_orders(valid_until)",
+    "CREATE INDEX IF NOT EXISTS gossip_orders_by_author ON gossip_orders(author, valid_until)",
     """
     CREATE TABLE IF NOT EXISTS gossip_order_cancels (
         order_id BLOB NOT NULL,
@@ -100,7 +116,81 @@ _SCHEMA = (
         PRIMARY KEY (order_id, author)
     )
     """,
+    "CREATE INDEX IF NOT EXISTS gossip_order_cancels_by_expiry "
+    "ON gossip_order_cancels(valid_until)",
+    "CREATE INDEX IF NOT EXISTS gossip_order_cancels_by_author "
+    "ON gossip_order_cancels(author, valid_until)",
 )
+
+
+@dataclass(frozen=True)
+class BookLimits:
+    """What the book holds at most; see the module docstring for the policy."""
+
+    max_orders: int = 200_000
+    max_orders_per_author: int = 1000
+    max_cancels: int = 50_000
+    max_cancels_per_author: int = 1000
+    # a cancel whose order has not arrived is kept this long at most (seconds)
+    unknown_cancel_ttl: float = 600.0
+
+    def validate(self) -> None:
+        for name in (
+            "max_orders",
+            "max_orders_per_author",
+            "max_cancels",
+            "max_cancels_per_author",
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        if not 1.0 <= self.unknown_cancel_ttl <= 31 * 86400:
+            raise ValueError(
+                f"unknown_cancel_ttl: must be in [1, 2678400] s, got {self.unknown_cancel_ttl}"
+            )
+
+
+@dataclass
+class BookCounters:
+    refused_author_quota: int = 0  # foreign orders over their author's cap
+    evicted: int = 0  # foreign orders evicted over the total cap
+    cancels_refused: int = 0  # cancels of unknown orders over their author's cap
+    cancels_evicted: int = 0  # cancels of unknown orders evicted over the total cap
+
+
+def water_fill(counts: Counter[bytes], amount: int) -> dict[bytes, int]:
+    """How many to take from each key so the largest shrink first, `amount` in all.
+
+    Keys left at the final level give one more each, in reverse insertion order (the
+    newest first), until `amount` is reached.
+    """
+    plan: dict[bytes, int] = {}
+    if amount <= 0:
+        return plan
+    ordered = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+    total = sum(c for _, c in ordered)
+    amount = min(amount, total)
+    # find the level L: taking everything above L takes <= amount, above L-1 takes more
+    above = 0  # how many counts sit above the current level, summed as excess
+    i = 0
+    level = ordered[0][1] if ordered else 0
+    while level > 0:
+        while i < len(ordered) and ordered[i][1] >= level:
+            i += 1
+        # taking every key in ordered[:i] down to level-1 costs `above + i`
+        if above + i > amount:
+            break
+        above += i
+        level -= 1
+    for key, count in ordered:
+        if count > level:
+            plan[key] = count - level
+    rest = amount - above
+    if rest > 0:
+        at_level = [key for key, count in reversed(counts.items()) if count >= level > 0]
+        for key in at_level[:rest]:
+            plan[key] = plan.get(key, 0) + 1
+    return plan
 
 
 @dataclass(frozen=True)
@@ -150,16 +240,37 @@ class BookEntry:
 
 
 class OrderBook:
-    """Seen orders in the node's SQLite file, bounded by `max_orders` (expired go first)."""
+    """Seen orders in the node's SQLite file, bounded by `BookLimits`."""
 
-    def __init__(self, storage: Storage, *, max_orders: int = 200_000) -> None:
-        if max_orders < 1:
-            raise ValueError(f"max_orders: must be >= 1, got {max_orders}")
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        max_orders: int | None = None,
+        limits: BookLimits | None = None,
+    ) -> None:
+        limits = limits or BookLimits()
+        if max_orders is not None:
+            limits = BookLimits(**{**limits.__dict__, "max_orders": max_orders})
+        limits.validate()
         self.storage = storage
-        self.max_orders = max_orders
+        self.limits = limits
+        self.max_orders = limits.max_orders
+        self.counters = BookCounters()
         storage.migrate("gossip_orders", _SCHEMA)
-        # kept in memory: COUNT(*) walks the whole table, too slow per delivered order
+        # kept in memory: COUNT(*) walks the whole table, too slow per delivered order;
+        # per-author counts of foreign orders (for the quota and the eviction order)
         self._count = int(self._exec("SELECT COUNT(*) FROM gossip_orders")[0][0])
+        self._foreign: Counter[bytes] = Counter()
+        for author, n in self._exec(
+            "SELECT author, COUNT(*) FROM gossip_orders WHERE own = 0 GROUP BY author"
+        ):
+            self._foreign[bytes(author)] = int(n)
+        self._cancels: Counter[bytes] = Counter()
+        for author, n in self._exec(
+            "SELECT author, COUNT(*) FROM gossip_order_cancels GROUP BY author"
+        ):
+            self._cancels[bytes(author)] = int(n)
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.storage.lock:
@@ -168,8 +279,20 @@ class OrderBook:
     def add(
         self, order: Order, order_id: bytes, data: bytes, now: float, *, own: bool, published: bool
     ) -> bool:
-        """Store an accepted order; False if it was already known. A cancellation that
-        arrived first (gossip does not keep order) applies at once."""
+        """Store an accepted order; False if it was already known or its author is at
+        the per-author cap. A cancellation that arrived first (gossip does not keep
+        order) applies at once."""
+        if not own and self._foreign[order.author] >= self.limits.max_orders_per_author:
+            self._forget(
+                self._exec(
+                    "DELETE FROM gossip_orders WHERE author = ? AND own = 0 AND valid_until < ? "
+                    "RETURNING author",
+                    (order.author, float(now)),
+                )
+            )
+            if self._foreign[order.author] >= self.limits.max_orders_per_author:
+                self.counters.refused_author_quota += 1
+                return False
         # keyed by author too: anyone may sign a cancel for any id, and a stranger's
         # must neither apply nor crowd out the author's own
         cancel = self._exec(
@@ -184,37 +307,107 @@ class OrderBook:
             added = cur.rowcount == 1
         if added:
             self._count += 1
+            if not own:
+                self._foreign[order.author] += 1
+            if cancel:
+                self._drop_cancel(order_id, order.author)
             if self._count > self.max_orders:
                 self.prune(now)
                 self._evict_over_cap()
         return added
 
+    def own_live(self, author: bytes, now: float) -> int:
+        """How many of `author`'s own orders are live (not cancelled, not expired)."""
+        rows = self._exec(
+            "SELECT COUNT(*) FROM gossip_orders WHERE author = ? AND own = 1 "
+            "AND cancelled_at IS NULL AND valid_until >= ?",
+            (author, float(now)),
+        )
+        return int(rows[0][0])
+
+    def cancel_count(self) -> int:
+        return sum(self._cancels.values())
+
+    def _forget(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Account for deleted foreign orders, given their authors."""
+        n = 0
+        for (author,) in rows:
+            key = bytes(author)
+            self._foreign[key] -= 1
+            if self._foreign[key] <= 0:
+                del self._foreign[key]
+            n += 1
+        self._count -= n
+        return n
+
+    def _drop_cancel(self, order_id: bytes, author: bytes) -> None:
+        """A foreign cancel has done its work once its order is here and cancelled."""
+        rows = self._exec(
+            "DELETE FROM gossip_order_cancels WHERE order_id = ? AND author = ? AND own = 0 "
+            "RETURNING author",
+            (order_id, author),
+        )
+        self._forget_cancels(rows)
+
+    def _forget_cancels(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        n = 0
+        for (author,) in rows:
+            key = bytes(author)
+            self._cancels[key] -= 1
+            if self._cancels[key] <= 0:
+                del self._cancels[key]
+            n += 1
+        return n
+
     def apply_cancel(
         self, cancel: OrderCancel, data: bytes, now: float, *, own: bool, published: bool
     ) -> bool:
-        """Record a (valid, signed) cancellation; True if it cancelled a known order now.
+        """Apply a (valid, signed) cancellation; True if it cancelled a known order now.
 
         Only the order's author can cancel it: a cancellation signed by anyone else
-        is kept (it may precede an order of that signer's) but never applies."""
+        never applies. A cancel of an order not seen yet is kept (it may precede the
+        order) for `unknown_cancel_ttl` at most, within its author's cap; the node's
+        own cancels are kept until published. Others have done their work at once.
+        """
         with self.storage.lock:
             db = self.storage.connection
-            db.execute(
-                "INSERT OR IGNORE INTO gossip_order_cancels VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    cancel.order_id,
-                    cancel.author,
-                    data,
-                    _clamp(cancel.valid_until),
-                    int(own),
-                    int(published),
-                ),
-            )
             cur = db.execute(
                 "UPDATE gossip_orders SET cancelled_at = ? "
                 "WHERE order_id = ? AND author = ? AND cancelled_at IS NULL",
                 (now, cancel.order_id, cancel.author),
             )
-            return cur.rowcount == 1
+            applied = cur.rowcount == 1
+            known = applied or bool(
+                db.execute(
+                    "SELECT 1 FROM gossip_orders WHERE order_id = ? AND author = ?",
+                    (cancel.order_id, cancel.author),
+                ).fetchall()
+            )
+        if known and not own:
+            return applied
+        valid_until = _clamp(cancel.valid_until)
+        if not known:
+            valid_until = min(valid_until, int(now + self.limits.unknown_cancel_ttl))
+            if self._cancels[cancel.author] >= self.limits.max_cancels_per_author:
+                self._forget_cancels(
+                    self._exec(
+                        "DELETE FROM gossip_order_cancels WHERE author = ? AND valid_until < ? "
+                        "RETURNING author",
+                        (cancel.author, float(now)),
+                    )
+                )
+                if self._cancels[cancel.author] >= self.limits.max_cancels_per_author:
+                    self.counters.cancels_refused += 1
+                    return False
+        rows = self._exec(
+            "INSERT OR IGNORE INTO gossip_order_cancels VALUES (?, ?, ?, ?, ?, ?) RETURNING author",
+            (cancel.order_id, cancel.author, data, valid_until, int(own), int(published)),
+        )
+        for (author,) in rows:
+            self._cancels[bytes(author)] += 1
+        if self.cancel_count() > self.limits.max_cancels:
+            self._evict_cancels(now)
+        return applied
 
     def get(self, order_id: bytes) -> BookEntry | None:
         rows = self._exec(
@@ -298,21 +491,52 @@ class OrderBook:
         cutoff = float(now)
         with self.storage.lock:
             db = self.storage.connection
-            cur = db.execute("DELETE FROM gossip_orders WHERE valid_until < ?", (cutoff,))
-            db.execute("DELETE FROM gossip_order_cancels WHERE valid_until < ?", (cutoff,))
-            self._count -= cur.rowcount
-            return int(cur.rowcount)
+            gone = db.execute(
+                "DELETE FROM gossip_orders WHERE valid_until < ? RETURNING author, own", (cutoff,)
+            ).fetchall()
+            cancels = db.execute(
+                "DELETE FROM gossip_order_cancels WHERE valid_until < ? RETURNING author",
+                (cutoff,),
+            ).fetchall()
+        self._forget_cancels(cancels)
+        own = sum(1 for _, is_own in gone if is_own)
+        self._count -= own
+        return own + self._forget((author,) for author, is_own in gone if not is_own)
 
     def _evict_over_cap(self) -> None:
         excess = self._count - self.max_orders
-        if excess > 0:
-            with self.storage.lock:
-                cur = self.storage.connection.execute(
-                    "DELETE FROM gossip_orders WHERE order_id IN (SELECT order_id FROM "
-                    "gossip_orders WHERE own = 0 ORDER BY valid_until ASC LIMIT ?)",
-                    (excess,),
-                )
-                self._count -= cur.rowcount
+        if excess <= 0:
+            return
+        # a batch, so the next evictions (and their prune) wait for 1% more inserts
+        plan = water_fill(self._foreign, excess + self.max_orders // 100)
+        for author, n in plan.items():
+            gone = self._exec(
+                "DELETE FROM gossip_orders WHERE order_id IN (SELECT order_id FROM "
+                "gossip_orders WHERE author = ? AND own = 0 ORDER BY valid_until ASC LIMIT ?) "
+                "RETURNING author",
+                (author, n),
+            )
+            self.counters.evicted += self._forget(gone)
+
+    def _evict_cancels(self, now: float) -> None:
+        self._forget_cancels(
+            self._exec(
+                "DELETE FROM gossip_order_cancels WHERE valid_until < ? RETURNING author",
+                (float(now),),
+            )
+        )
+        excess = self.cancel_count() - self.limits.max_cancels
+        if excess <= 0:
+            return
+        plan = water_fill(self._cancels, excess + self.limits.max_cancels // 100)
+        for author, n in plan.items():
+            gone = self._exec(
+                "DELETE FROM gossip_order_cancels WHERE rowid IN (SELECT rowid FROM "
+                "gossip_order_cancels WHERE author = ? AND own = 0 ORDER BY valid_until ASC "
+                "LIMIT ?) RETURNING author",
+                (author, n),
+            )
+            self.counters.cancels_evicted += self._forget_cancels(gone)
 
 
 def _entry(row: tuple[Any, ...]) -> BookEntry:

@@ -21,6 +21,7 @@ from gossip import codec
 from gossip.eip712 import SigningDomain, address_of_key
 from gossip.messages import MessageDecodeError, address_hex
 from gossip.orders import ORDER_MAX_VALIDITY_SECONDS, Order, OrderCancel
+from gossip.quota import QuotaParams
 from gossip.topics import ORDERS_TOPIC
 from p2pnode.context import NodeContext, need
 from p2pnode.errors import LocalError, UserError
@@ -33,6 +34,12 @@ Publish = Callable[[str, bytes], Awaitable[bytes]]
 
 class NoAccountError(UserError):
     """The node has no unlocked Ethereum key, so it cannot sign orders."""
+
+
+class OrderQuotaError(UserError):
+    """The account already has as many live orders as every node accepts from one
+    signer (gossip.quota.QuotaParams.max_orders_per_author); a new one would be
+    ignored by the network, so it is refused here with the reason."""
 
 
 class OrderDesk:
@@ -66,6 +73,7 @@ class OrderDesk:
         self._accepted = accepted
         self.clock = clock
         self.republish_interval = republish_interval
+        self.max_live_orders = QuotaParams().max_orders_per_author
         self.delivered = 0
         self.bad_deliveries = 0
         self._last_nonce = -1
@@ -98,6 +106,12 @@ class OrderDesk:
         """Sign and publish the order `make(author, nonce, now)` builds."""
         key, author = self._require_key()
         now = self.clock()
+        live = self.book.own_live(author, now)
+        if live >= self.max_live_orders:
+            raise OrderQuotaError(
+                f"account {address_hex(author)} has {live} live orders, the most one signer "
+                f"may have ({self.max_live_orders}): cancel one or let one expire first"
+            )
         order = make(author, self._nonce(author, now), math.floor(now))
         signed = order.signed(self.domain, key)
         data = codec.encode(signed)
@@ -170,6 +184,17 @@ class OrderDesk:
                 self.book.mark_published(order_id, cancel=is_cancel)
                 sent += 1
         return sent
+
+    def stats(self) -> dict[str, float]:
+        """The book's size and what its caps refused, exported on /metrics."""
+        from p2pnode.metrics import dataclass_numbers
+
+        out = dataclass_numbers(self.book.counters, "book_")
+        out["book_orders"] = float(self.book.count())
+        out["book_cancels"] = float(self.book.cancel_count())
+        out["delivered"] = float(self.delivered)
+        out["bad_deliveries"] = float(self.bad_deliveries)
+        return out
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -1,0 +1,364 @@
+"""A node under hostile peers: memory, honest orders kept, and API latency.
+
+A target daemon (`sonm-p2p run`, a real process) and an honest supplier daemon are
+connected over loopback. Then N hostile peers, real py-libp2p hosts (Noise, Yamux)
+speaking `/meshsub/1.1.0` frames written by hand, connect to the target and each:
+
+- subscribes to `topics` topics whose names are `topic_len` bytes long (the attack
+  that grew a node by 200 MB and kept it after the peer left);
+- floods `orders` signed orders from its own fresh key (more than the per-signer
+  quota) and `cancels` signed cancels of orders nobody has seen.
+
+Meanwhile the honest supplier places `honest` orders through its API, and /status
+of the target is polled every 50 ms. Printed: the target's RSS (before, peak, after
+the peers left), honest orders that reached the target (%), /status p50/p99, and
+what the target's caps refused. The baseline is the same run without hostile peers
+(same nodes, same honest orders, same polling): each ratio is attack / quiet.
+
+Usage: python benchmarks/hostile_peers.py [--peers 50] [--orders 1050] [--cancels 300]
+       [--topics 200] [--topic-len 16384] [--honest 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import multiaddr
+import psutil
+import trio
+
+LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+CHAIN_ID = 31337
+
+
+@dataclass(frozen=True)
+class Attack:
+    peers: int = 50
+    orders: int = 1050
+    cancels: int = 300
+    topics: int = 200
+    topic_len: int = 16384
+    honest: int = 20
+
+
+@dataclass
+class Figures:
+    rss_before: float = 0.0
+    rss_peak: float = 0.0
+    rss_after: float = 0.0
+    honest_kept: float = 0.0
+    status_ms: list[float] = field(default_factory=list)
+    status_failures: int = 0
+    hostile_sent: int = 0
+    hostile_cut_off: int = 0
+    hostile_errors: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    honest_metrics: dict[str, float] = field(default_factory=dict)
+    honest_placed: int = 0
+
+    def p(self, q: float) -> float:
+        if not self.status_ms:
+            return float("nan")
+        xs = sorted(self.status_ms)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _sign_batch(args: tuple[int, int, int, int]) -> list[bytes]:
+    """Signed orders then cancels of one hostile key (runs in a worker process)."""
+    from gossip import codec, eip712
+    from gossip.eip712 import SigningDomain
+    from gossip.orders import Order, OrderCancel, Side
+
+    seed, n_orders, n_cancels, now = args
+    domain = SigningDomain(chain_id=CHAIN_ID)
+    key = (0xA77AC000 + seed).to_bytes(32, "big")
+    author = eip712.address_of_key(key)
+    out = []
+    for n in range(n_orders):
+        o = Order.create(
+            author=author,
+            side=Side.ASK,
+            price_per_hour=10**15 + n,
+            duration=3600,
+            nonce=n,
+            valid_from=now - 60,
+            valid_until=now + 31 * 86400 - 120,  # as long as an order may live
+            cpu_cores=1,
+        )
+        out.append(codec.encode(o.signed(domain, key)))
+    for n in range(n_cancels):
+        c = OrderCancel(
+            author=author,
+            order_id=(seed * 10**9 + n).to_bytes(32, "big"),
+            nonce=10**6 + n,
+            valid_from=now - 60,
+            valid_until=now + 31 * 86400 - 120,
+        )
+        out.append(codec.encode(c.signed(domain, key)))
+    return out
+
+
+def sign_all(attack: Attack) -> list[list[bytes]]:
+    now = int(time.time())
+    jobs = [(i, attack.orders, attack.cancels, now) for i in range(attack.peers)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(_sign_batch, jobs))
+
+
+async def _hostile(
+    target: str, payloads: list[bytes], attack: Attack, stop: trio.Event, fig: Figures
+) -> None:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    from gossip import wire
+    from gossip.topics import ORDERS_TOPIC
+    from p2pnode.host import build_host
+    from p2pnode.metrics import NodeMetrics
+
+    host = build_host(create_new_key_pair(), multiaddr.Multiaddr(LOOPBACK), NodeMetrics())
+
+    async def drain(stream: Any) -> None:
+        try:
+            while await stream.read(65536):
+                pass
+        except Exception:
+            pass
+
+    async with host.run([multiaddr.Multiaddr(LOOPBACK)]):
+        for proto in ("/meshsub/1.1.0", "/meshsub/1.2.0", "/meshsub/1.0.0"):
+            host.set_stream_handler(TProtocol(proto), drain)
+        info = info_from_p2p_addr(multiaddr.Multiaddr(target))
+        await host.connect(info)
+        stream = await host.new_stream(info.peer_id, [TProtocol("/meshsub/1.1.0")])
+        subs = [wire.SubOpts(True, ORDERS_TOPIC)]
+        subs += [
+            wire.SubOpts(True, f"junk/{i}/".ljust(attack.topic_len, "x"))
+            for i in range(attack.topics)
+        ]
+        frames = [
+            wire.frame(wire.RPC(subscriptions=subs[i : i + 8]).encode())
+            for i in range(0, len(subs), 8)
+        ]
+        for i in range(0, len(payloads), 20):
+            msgs = [wire.Message(ORDERS_TOPIC, data) for data in payloads[i : i + 20]]
+            frames.append(wire.frame(wire.RPC(publish=msgs).encode()))
+        try:
+            for f in frames:
+                await stream.write(f)
+                fig.hostile_sent += 1
+        except Exception as exc:
+            fig.hostile_cut_off += 1  # the target closed on us (graylisted): fine
+            fig.hostile_errors.append(repr(exc))
+        await stop.wait()
+        with contextlib.suppress(Exception):
+            await stream.reset()
+
+
+def _swarm(
+    targets: str,
+    all_payloads: list[list[bytes]],
+    attack: Attack,
+    fig: Figures,
+    started: threading.Event,
+    stop_flag: threading.Event,
+) -> None:
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for payloads in all_payloads:
+                nursery.start_soon(_hostile, targets, payloads, attack, stop, fig)
+            started.set()
+            while not stop_flag.is_set():
+                await trio.sleep(0.1)
+            stop.set()
+
+    trio.run(main)
+
+
+def _poll_status(node: Any, fig: Figures, stop: threading.Event) -> None:
+    from p2pnode.api.auth import read_token
+
+    info, token = node.ready(), read_token(node.data_dir)
+    proc = psutil.Process(node.proc.pid)
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=5.0) as c:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                ok = c.get(info["api_url"] + "/status").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                fig.status_ms.append((time.perf_counter() - t0) * 1000)
+            else:
+                fig.status_failures += 1
+            fig.rss_peak = max(fig.rss_peak, proc.memory_info().rss / 2**20)
+            time.sleep(0.05)
+
+
+def _metrics(node: Any) -> dict[str, float]:
+    from p2pnode.api.auth import read_token
+
+    info, token = node.ready(), read_token(node.data_dir)
+    text = httpx.get(
+        info["api_url"] + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    ).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("sonm_") and " " in line and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def _settled_metrics(node: Any, timeout: float) -> dict[str, float]:
+    """The node's metrics once it has validated everything sent to it (its counts of
+    validation outcomes stopped moving for a second)."""
+    end = time.monotonic() + timeout
+    last = -1.0
+    while True:
+        m = _metrics(node)
+        seen = sum(v for k, v in m.items() if k.startswith("sonm_pubsub_validation_"))
+        if seen == last or time.monotonic() > end:
+            return m
+        last = seen
+        time.sleep(1.0)
+
+
+def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return cond()
+
+
+def run(attack: Attack, base: Path, payloads: list[list[bytes]] | None) -> Figures:
+    """One run: with `payloads` (hostile peers) or without (the quiet baseline)."""
+    from p2pnode.cli.demo import start_node, wait_ready
+    from p2pnode.errors import LocalError
+
+    fig = Figures()
+    target = start_node("target", base, "consumer", [])
+    honest = None
+    try:
+        addr = wait_ready(target, time.monotonic() + 30)["addrs"][0]
+        honest = start_node("honest", base, "supplier", [addr], trader=True)
+        wait_ready(honest, time.monotonic() + 30)
+        if not _wait(lambda: bool((target.api("/peers") or {}).get("connected")), 20):
+            raise LocalError("the honest node did not connect to the target")
+        time.sleep(1.0)  # let the mesh form
+        proc = psutil.Process(target.proc.pid)
+        fig.rss_before = fig.rss_peak = proc.memory_info().rss / 2**20
+        stop_poll, stop_swarm, started = threading.Event(), threading.Event(), threading.Event()
+        poller = threading.Thread(target=_poll_status, args=(target, fig, stop_poll))
+        poller.start()
+        swarm = None
+        if payloads is not None:
+            swarm = threading.Thread(
+                target=_swarm, args=(addr, payloads, attack, fig, started, stop_swarm)
+            )
+            swarm.start()
+            started.wait(30)
+        placed: list[str] = []
+        author = ""
+        for n in range(attack.honest):
+            body = {
+                "side": "ask",
+                "price_per_hour": str(10**17 + n),
+                "duration": 3600,
+                "cpu_cores": 2,
+            }
+            res = honest.post("/orders", body)
+            if res:
+                placed.append(res["order"]["order_id"])
+                author = res["order"]["author"]
+            time.sleep(0.1)
+
+        def kept() -> int:
+            got = target.api(f"/orders?author={author}&limit=1000") or {}
+            ids = {o["order_id"] for o in got.get("orders", [])}
+            return sum(1 for i in placed if i in ids)
+
+        _wait(lambda: kept() == len(placed), 60)
+        fig.honest_kept = 100.0 * kept() / max(1, attack.honest)
+        fig.metrics = _settled_metrics(target, 60)
+        fig.honest_metrics = _metrics(honest)
+        fig.honest_placed = len(placed)
+        stop_swarm.set()
+        if swarm is not None:
+            swarm.join(30)
+        time.sleep(3.0)  # the peers are gone: what stays?
+        stop_poll.set()
+        poller.join(10)
+        fig.rss_after = proc.memory_info().rss / 2**20
+        return fig
+    finally:
+        target.stop()
+        if honest is not None:
+            honest.stop()
+
+
+def report(attack: Attack, quiet: Figures, hostile: Figures) -> str:
+    m = hostile.metrics
+
+    def metric(suffix: str) -> float:
+        return sum(v for k, v in m.items() if k.endswith(suffix))
+
+    lines = [
+        f"hostile peers: {attack.peers}, each {attack.orders} orders + {attack.cancels} "
+        f"cancels from its own key, {attack.topics} topics of {attack.topic_len} B",
+        f"{'':34}{'quiet':>10}{'hostile':>10}{'ratio (hostile/quiet)':>24}",
+    ]
+    rows = [
+        ("target RSS before (MiB)", quiet.rss_before, hostile.rss_before),
+        ("target RSS peak (MiB)", quiet.rss_peak, hostile.rss_peak),
+        ("target RSS after peers left (MiB)", quiet.rss_after, hostile.rss_after),
+        ("honest orders kept (%)", quiet.honest_kept, hostile.honest_kept),
+        ("/status p50 (ms)", quiet.p(0.5), hostile.p(0.5)),
+        ("/status p99 (ms)", quiet.p(0.99), hostile.p(0.99)),
+        ("/status failures", quiet.status_failures, hostile.status_failures),
+    ]
+    for name, q, h in rows:
+        ratio = h / q if q else float("nan")
+        lines.append(f"{name:34}{q:10.1f}{h:10.1f}{ratio:24.2f}")
+    lines.append(
+        f"target refused: author quota {metric('validation_author_quota'):.0f}, "
+        f"peer rate {metric('validation_peer_rate'):.0f}; book holds "
+        f"{metric('book_orders'):.0f} orders, {metric('book_cancels'):.0f} cancels"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for name, default in Attack().__dict__.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    args = ap.parse_args()
+    attack = Attack(**{k: getattr(args, k) for k in Attack().__dict__})
+    t0 = time.perf_counter()
+    payloads = sign_all(attack)
+    print(f"signed {sum(map(len, payloads))} hostile messages in {time.perf_counter() - t0:.1f} s")
+    with tempfile.TemporaryDirectory() as d:
+        quiet = run(attack, Path(d) / "quiet", None)
+        hostile = run(attack, Path(d) / "hostile", payloads)
+    print(report(attack, quiet, hostile))
+    print(f"median /status under attack: {statistics.median(hostile.status_ms or [0]):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Hostile peers against a real daemon, over loopback: bounded memory, honest orders
+kept, an API that keeps answering.
+
+The attackers are py-libp2p hosts writing `/meshsub/1.1.0` frames by hand (see
+benchmarks/hostile_peers.py, which runs the same attack at 50 peers and prints the
+figures): each floods orders from its own key past the per-signer quota, cancels of
+orders nobody has seen, and subscriptions to long unknown topics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.hostile_peers import Attack, run, sign_all
+from gossip.quota import QuotaParams
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ATTACK = Attack(peers=3, orders=1100, cancels=150, topics=20, topic_len=1024, honest=8)
+
+
+def test_a_node_under_hostile_peers_keeps_honest_orders_and_answers(tmp_path: Path) -> None:
+    fig = run(ATTACK, tmp_path, sign_all(ATTACK))
+    quota = QuotaParams().max_orders_per_author
+    assert fig.honest_kept == 100.0
+    assert fig.status_failures == 0 and fig.status_ms, "the API stopped answering"
+    assert fig.rss_peak < 512, f"RSS peaked at {fig.rss_peak:.0f} MiB"
+    m = fig.metrics
+    # no attacker key got past its quota into the book: 3 keys x quota + the honest ones
+    assert m["sonm_orders_book_orders"] <= ATTACK.peers * quota + ATTACK.honest
+    # what was over the quota was refused before its signature was checked
+    refused = m.get("sonm_pubsub_validation_author_quota", 0) + m.get(
+        "sonm_orders_book_refused_author_quota", 0
+    )
+    assert refused >= ATTACK.peers * (ATTACK.orders - quota) * 0.9
+    # cancels of unknown orders are kept (for their short time) within the caps
+    assert m["sonm_orders_book_cancels"] <= ATTACK.peers * ATTACK.cancels
