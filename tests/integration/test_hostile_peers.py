@@ -24,8 +24,12 @@ ATTACK = Attack(peers=3, orders=1100, cancels=150, topics=20, topic_len=1024, ho
 def test_a_node_under_hostile_peers_keeps_honest_orders_and_answers(tmp_path: Path) -> None:
     fig = run(ATTACK, tmp_path, sign_all(ATTACK))
     quota = QuotaParams().max_orders_per_author
-    assert fig.honest_kept == 100.0
-    assert fig.status_failures == 0 and fig.status_ms, "the API stopped answering"
+    summary = (
+        f"kept {fig.honest_kept}%, status failures {fig.status_failures}, "
+        f"hostile frames sent {fig.hostile_sent}, errors {fig.hostile_errors[:3]}"
+    )
+    assert fig.honest_kept == 100.0, summary
+    assert fig.status_failures == 0 and fig.status_ms, "the API stopped answering: " + summary
     assert fig.rss_peak < 512, f"RSS peaked at {fig.rss_peak:.0f} MiB"
     m = fig.metrics
     # no attacker key got past its quota into the book: 3 keys x quota + the honest ones
