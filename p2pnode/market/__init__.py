@@ -1,0 +1,1 @@
+"""The market: order book, matching core, slots and deals."""
