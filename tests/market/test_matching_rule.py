@@ -323,3 +323,19 @@ def test_explain_counts_each_constraint_and_alone() -> None:
 def test_zero_address_counterparty_means_anyone() -> None:
     assert failures(bid(counterparty=ZERO_ADDRESS), ask()) == []
     assert make_benchmarks()[0] == 0
+
+
+def test_price_bound_holds_inside_a_sorted_segment() -> None:
+    """Cheap ASKs that fail, dear ones that pass: the BID's price must still stop the search."""
+    idx = AskIndex(IndexParams(buffer_rows=16))
+    for i in range(100):  # 6 full segments' worth, prices 0..99; only odd prices have 4 cores
+        idx.add(oid(i), ask(i, price_per_hour=i, cpu_cores=4 if i % 2 else 1))
+    assert len(idx.segment_sizes()) >= 1
+    assert idx.match(bid(price_per_hour=0, cpu_cores=4)) is None
+    m = idx.match(bid(price_per_hour=40, cpu_cores=4))
+    assert m is not None and m.price_per_hour == 1
+    for i in range(1, 41, 2):
+        idx.cancel(oid(i))
+    assert idx.match(bid(price_per_hour=40, cpu_cores=4)) is None
+    m = idx.match(bid(price_per_hour=41, cpu_cores=4))
+    assert m is not None and m.price_per_hour == 41
