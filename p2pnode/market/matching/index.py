@@ -43,8 +43,8 @@ from p2pnode.market.matching.rule import OrderView, RatingLookup, no_ratings
 PRICE_LIMIT = 1 << 128  # an ASK's price per hour must be below this (3.4e20 SNM)
 _U64 = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
-FIRST_WORDS = 64  # a segment is searched in word ranges growing from this many words
-FIRST_ROWS = 256  # ... and the candidates of a range in chunks growing from this many
+FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from this many words
+FIRST_ROWS = 256  # ... and the candidates of a range in chunks growing 4-fold from this many
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class IndexParams:
 
     buffer_rows: int = 2048  # new ASKs checked whole before they are sorted into a segment
     growth: int = 4  # a segment is merged into the one before it unless that is this much larger
-    levels: int = 16  # bitmaps per dimension per segment: 16 bits (2 bytes) per ASK per dimension
+    levels: int = 8  # bitmaps per dimension per segment: 8 bits (1 byte) per ASK per dimension
     compact_ratio: float = 0.25  # rewrite a segment once this share of its rows is tombstones
     early_cancels: int = 65_536  # cancelled ids remembered, to refuse late copies (oldest go)
 
@@ -146,7 +146,7 @@ class AskIndex:
         # interned addresses: authors and counterparties of live ASKs; 0 is "anyone"
         self._addr_idx: dict[bytes, int] = {}
         self._addrs: list[bytes | None] = [ZERO_ADDRESS]
-        self._refs = np.zeros(1024, np.int64)
+        self._refs: list[int] = [0]  # live rows naming each interned address
         self._free: list[int] = []
         self._blacklists: dict[int, frozenset[bytes]] = {}  # by seq
         # ids cancelled here or before they arrived, so a late or repeated copy stays out
@@ -161,27 +161,20 @@ class AskIndex:
         `order` is a validated gossip.orders.Order (or a projection with its fields).
         """
         side = getattr(order, "side", Side.ASK)
-        if side != Side.ASK:
-            raise CallerError(f"the index holds ASKs; got side {side!r} for {order_id.hex()}")
-        if len(order_id) != 32:
-            raise CallerError(f"order_id must be 32 bytes, got {len(order_id)}")
+        if side != Side.ASK or len(order_id) != 32:
+            raise CallerError(
+                f"the index holds ASKs; got side {side!r}"
+                if side != Side.ASK
+                else f"order_id must be 32 bytes, got {len(order_id)}"
+            )
         price = order.price_per_hour
-        if not 0 <= price < PRICE_LIMIT:
-            raise RemoteOrderError(
-                f"ASK {order_id.hex()}: price_per_hour must be below 2**128, got {price}"
-            )
         bench = order.benchmarks
-        if len(bench) != N_BENCH:
-            raise RemoteOrderError(
-                f"ASK {order_id.hex()}: {N_BENCH} benchmarks expected, got {len(bench)}"
-            )
-        if order.duration > _U32_MAX:
-            raise RemoteOrderError(
-                f"ASK {order_id.hex()}: duration must be below 2**32 s, got {order.duration}"
-            )
+        duration = order.duration
+        if price >= PRICE_LIMIT or len(bench) != N_BENCH or duration > _U32_MAX:
+            raise RemoteOrderError(_unfit(order_id, price, len(bench), duration))
         if order_id in self._cancelled or order.valid_until < self._now:
             return False
-        if self._locate(order_id) is not None:
+        if order_id in self._buf.rows or self._in_segments(order_id):
             return False
         buf = self._buf
         i = buf.n
@@ -190,7 +183,7 @@ class AskIndex:
         cols.price_hi[i] = price >> 64
         cols.price_lo[i] = price & _U64
         cols.seq[i] = self._seq
-        cols.duration[i] = order.duration
+        cols.duration[i] = duration
         cols.bench[i] = bench
         cols.net[i] = int(order.network)
         cols.author[i] = self._intern(order.author)
@@ -236,8 +229,9 @@ class AskIndex:
             del self._buf.rows[order_id]
         else:
             seg.kill(row)
-        self._forget(cols, np.array([row]))
-        self._maintain()
+        self._forget(cols, np.array([row], np.intp))
+        if seg is not None and seg.dead >= self.params.compact_ratio * seg.n:
+            self._maintain()
         return True
 
     def expire(self, now: int) -> int:
@@ -317,9 +311,10 @@ class AskIndex:
         if len(bid.benchmarks) != N_BENCH:
             raise CallerError(f"{N_BENCH} benchmarks expected, got {len(bid.benchmarks)}")
         price = min(bid.price_per_hour, PRICE_LIMIT - 1)
-        req = np.asarray(bid.benchmarks, dtype=np.uint64)
-        dims = np.flatnonzero(req)
-        dim_reqs = [(int(d), int(req[d])) for d in dims]
+        needs = [(d, v) for d, v in enumerate(bid.benchmarks) if v]
+        dims = np.array([d for d, _ in needs], np.intp)
+        req = np.array([v for _, v in needs], np.uint64)
+        dim_reqs = list(needs)
         if bid.duration:
             dim_reqs.append((DURATION_DIM, int(bid.duration)))
         cp = 0
@@ -331,7 +326,7 @@ class AskIndex:
             lo=price & _U64,
             duration=int(bid.duration),
             dims=dims,
-            req=req[dims],
+            req=req,
             dim_reqs=dim_reqs,
             net=int(bid.network),
             cp=cp,
@@ -343,13 +338,24 @@ class AskIndex:
         )
 
     def _buffer_best(self, q: Query, hi: int, lo: int) -> int:
+        """The buffer is small and unsorted: every check on whole column slices, no gather."""
         buf = self._buf
-        rows = buf.live_rows()
-        if not len(rows):
+        n = buf.n
+        if not n:
             return -1
         cols = buf.cols
-        rows = rows[cols.price_at_most(hi, lo, rows)]
-        rows = rows[self.vector_checks(cols, rows, q)]
+        ph, pl = cols.price_hi[:n], cols.price_lo[:n]
+        m = buf.alive[:n] & ((ph < np.uint64(hi)) | ((ph == np.uint64(hi)) & (pl <= np.uint64(lo))))
+        if q.duration:
+            m &= cols.duration[:n] >= q.duration
+        for d, v in zip(q.dims.tolist(), q.req.tolist(), strict=True):
+            m &= cols.bench[:n, d] >= np.uint64(v)
+        if q.net:
+            m &= (cols.net[:n] & q.net) == q.net
+        rows = np.flatnonzero(m)
+        if not len(rows):
+            return -1
+        rows = rows[self.vector_checks(cols, rows, q, None, prechecked=True)]
         if not len(rows):
             return -1
         rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
@@ -357,25 +363,40 @@ class AskIndex:
 
     # -- the exact checks, shared by match and explain ---------------------------------
 
-    def vector_checks(self, cols: Columns, rows: Rows, q: Query) -> Mask:
-        """Every constraint but price that numpy can check on the rows at once."""
+    def vector_checks(
+        self,
+        cols: Columns,
+        rows: Rows,
+        q: Query,
+        seg: Segment | None = None,
+        prechecked: bool = False,
+    ) -> Mask:
+        """Every constraint but price that numpy can check on the rows at once.
+
+        A segment knows whether any of its rows names a counterparty or a minimum
+        rating, so the common BID against common ASKs skips those two checks.
+        `prechecked`: the duration, benchmarks and network are known to hold.
+        """
         m = np.ones(len(rows), np.bool_)
-        if q.duration:
-            m &= cols.duration[rows] >= q.duration
-        if len(q.dims):
-            m &= (cols.bench[rows[:, None], q.dims] >= q.req).all(axis=1)
-        if q.net:
-            m &= (cols.net[rows] & q.net) == q.net
+        if not prechecked:
+            if q.duration:
+                m &= cols.duration[rows] >= q.duration
+            if len(q.dims):
+                m &= (cols.bench[rows][:, q.dims] >= q.req).all(axis=1)
+            if q.net:
+                m &= (cols.net[rows] & q.net) == q.net
         if q.cp:
             m &= cols.author[rows] == q.cp
-        cp = cols.cp[rows]
-        m &= (cp == 0) | (cp == q.author_idx)
+        if seg is None or seg.any_cp:
+            cp = cols.cp[rows]
+            m &= (cp == 0) | (cp == q.author_idx)
         if len(q.black):
             m &= ~np.isin(cols.author[rows], q.black)
-        mr = cols.min_rating[rows]
-        needs = mr > 0
-        if needs.any():
-            m &= ~needs | (mr <= q.author_rating())
+        if seg is None or seg.any_min_rating:
+            mr = cols.min_rating[rows]
+            needs = mr > 0
+            if needs.any():
+                m &= ~needs | (mr <= q.author_rating())
         return m
 
     def row_checks(self, cols: Columns, row: int, q: Query) -> bool:
@@ -412,7 +433,7 @@ class AskIndex:
     def nbytes(self) -> int:
         """Bytes the index holds: arrays, plus an estimate for its Python tables."""
         arrays = sum(s.nbytes() for s in self._segments) + self._buf.cols.nbytes()
-        arrays += self._buf.alive.nbytes + self._refs.nbytes
+        arrays += self._buf.alive.nbytes + 8 * len(self._refs)
         tables = 150 * (len(self._addr_idx) + len(self._buf.rows) + len(self._cancelled))
         tables += sum(120 + 60 * len(b) for b in self._blacklists.values())
         return arrays + tables
@@ -436,6 +457,10 @@ class AskIndex:
     def _alive_mask(self, seg: Segment) -> Mask:
         return np.unpackbits(seg.alive.view(np.uint8), bitorder="little")[: seg.n].view(np.bool_)
 
+    def _in_segments(self, order_id: bytes) -> bool:
+        """Whether a segment holds `order_id`, alive or as a tombstone not yet compacted."""
+        return any(seg.find(order_id) >= 0 for seg in self._segments)
+
     def _locate(self, order_id: bytes) -> tuple[Segment | None, int] | None:
         row = self._buf.rows.get(order_id)
         if row is not None:
@@ -455,8 +480,7 @@ class AskIndex:
             else:
                 idx = len(self._addrs)
                 self._addrs.append(address)
-                if idx >= len(self._refs):
-                    self._refs = np.concatenate([self._refs, np.zeros_like(self._refs)])
+                self._refs.append(0)
             self._addr_idx[address] = idx
         self._refs[idx] += 1
         return idx
@@ -464,19 +488,32 @@ class AskIndex:
     def _forget(self, cols: Columns, rows: Rows) -> None:
         """Release what dead rows held: address references and blacklists."""
         self._live -= len(rows)
-        refs = np.concatenate([cols.author[rows], cols.cp[rows]]).astype(np.intp)
-        refs = refs[refs > 0]
-        np.subtract.at(self._refs, refs, 1)
-        for idx in np.unique(refs).tolist():
-            if self._refs[idx] == 0:
-                addr = self._addrs[idx]
-                if addr is not None:
-                    del self._addr_idx[addr]
-                self._addrs[idx] = None
-                self._free.append(idx)
+        if len(rows) == 1:  # a cancel: plain Python is cheaper than numpy for one row
+            row = int(rows[0])
+            self._unref(int(cols.author[row]), 1)
+            cp = int(cols.cp[row])
+            if cp:
+                self._unref(cp, 1)
+            if cols.flags[row] & FLAG_BLACKLIST:
+                self._blacklists.pop(int(cols.seq[row]), None)
+            return
+        refs = np.concatenate([cols.author[rows], cols.cp[rows]])
+        idx, counts = np.unique(refs[refs > 0], return_counts=True)
+        for i, c in zip(idx.tolist(), counts.tolist(), strict=True):
+            self._unref(i, c)
         flagged = rows[(cols.flags[rows] & FLAG_BLACKLIST) != 0]
         for seq in cols.seq[flagged].tolist():
             self._blacklists.pop(int(seq), None)
+
+    def _unref(self, idx: int, count: int) -> None:
+        left = self._refs[idx] - count
+        self._refs[idx] = left
+        if left == 0:
+            addr = self._addrs[idx]
+            if addr is not None:
+                del self._addr_idx[addr]
+            self._addrs[idx] = None
+            self._free.append(idx)
 
     def _flush(self) -> None:
         """Sort the buffer into a new segment, then merge and compact as the policy says."""
@@ -508,6 +545,16 @@ class AskIndex:
         return Segment(cols, self.params.levels)
 
 
+def _unfit(order_id: bytes, price: int, n_bench: int, duration: int) -> str:
+    if price >= PRICE_LIMIT:
+        why = f"price_per_hour must be below 2**128, got {price}"
+    elif n_bench != N_BENCH:
+        why = f"{N_BENCH} benchmarks expected, got {n_bench}"
+    else:
+        why = f"duration must be below 2**32 s, got {duration}"
+    return f"ASK {order_id.hex()}: {why}"
+
+
 def _key(cols: Columns, row: int) -> tuple[int, int, int]:
     return ((int(cols.price_hi[row]) << 64) | int(cols.price_lo[row]), int(cols.seq[row]), row)
 
@@ -536,23 +583,22 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
         w1 = min(wend, w0 + span)
         words = seg.alive[w0:w1].copy()
         for bm in maps:
-            words &= bm[w0:w1]
+            np.bitwise_and(words, bm[w0:w1], out=words)
         if w1 == wend and end & 63:
             words[-1] &= np.uint64((1 << (end & 63)) - 1)
-        if words.any():
-            rows = word_rows(words, w0)
-            start, chunk = 0, FIRST_ROWS
-            while start < len(rows):
-                part = rows[start : start + chunk]
-                part = part[index.vector_checks(seg.cols, part, q)]
-                if len(part):
-                    row = index.first_passing(seg.cols, part, q)
-                    if row >= 0:
-                        return row
-                start += chunk
-                chunk *= 4
+        rows = word_rows(words, w0)
+        start, chunk = 0, FIRST_ROWS
+        while start < len(rows):
+            part = rows[start : start + chunk]
+            part = part[index.vector_checks(seg.cols, part, q, seg)]
+            if len(part):
+                row = index.first_passing(seg.cols, part, q)
+                if row >= 0:
+                    return row
+            start += chunk
+            chunk *= 4
         w0 = w1
-        span *= 4
+        span *= 8
     return -1
 
 
