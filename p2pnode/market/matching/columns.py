@@ -95,7 +95,7 @@ class Columns:
         out.n = len(rows)
         for name in Columns.__slots__:
             if name != "n":
-                setattr(out, name, getattr(self, name)[rows])
+                setattr(out, name, np.take(getattr(self, name), rows, axis=0))
         return out
 
     @staticmethod
@@ -133,18 +133,10 @@ def unpack(words: Words, n: int) -> Mask:
     return bits[:n].view(np.bool_)
 
 
-def word_rows(words: Words, first_word: int) -> Rows:
-    """The row numbers of the set bits of `words`, which start at word `first_word`.
-
-    Only the non-zero words are unpacked: after a selective BID's bitmaps are ANDed,
-    most words are zero, and unpacking them all would cost more than the AND did.
-    """
-    nz = np.flatnonzero(words)
-    if not len(nz):
-        return nz
-    bits = np.unpackbits(words[nz].view(np.uint8), bitorder="little").reshape(len(nz), 64)
-    r, c = np.nonzero(bits)
-    return ((nz[r] + first_word) << 6) + c
+def word_rows(words: Words, word_numbers: Rows) -> Rows:
+    """The row numbers of the set bits of `words`, whose word numbers are `word_numbers`."""
+    loc = np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
+    return (word_numbers[loc >> 6] << 6) + (loc & 63)
 
 
 class Segment:
@@ -167,8 +159,11 @@ class Segment:
         "thresholds",
     )
 
-    def __init__(self, cols: Columns, levels: int) -> None:
-        """`cols` must already be in (price, seq) order and hold live rows only."""
+    def __init__(self, cols: Columns, levels: int, key_rows: Rows | None = None) -> None:
+        """`cols` must already be in (price, seq) order and hold live rows only.
+
+        `key_rows`, when the caller knows it (a merge), is the rows in id order.
+        """
         n = cols.n
         self.cols = cols
         self.dead = 0
@@ -178,8 +173,10 @@ class Segment:
         self.any_min_rating = bool(cols.min_rating.any())
         words4 = cols.ids.view(">u8").reshape(n, 4)
         keys = words4[:, 0].astype(np.uint64)
-        self.key_rows = np.argsort(keys, kind="stable").astype(np.uint32)
-        self.key_sorted: U64 = keys[self.key_rows]
+        if key_rows is None:
+            key_rows = np.argsort(keys, kind="stable")
+        self.key_rows = key_rows.astype(np.uint32)
+        self.key_sorted: U64 = keys[key_rows]
         # ids are digests: two of their other 8-byte words are two independent hashes
         size = 64
         while size < n * BLOOM_BITS:
@@ -194,7 +191,7 @@ class Segment:
         self.thresholds: list[list[int]] = []
         self.maxv: list[int] = []
         step = max(1, n // THRESHOLD_SAMPLE)
-        code = np.zeros(nw << 6, np.uint8)
+        padded = np.zeros(nw << 6, np.uint64)  # rows past n read as 0: below any threshold
         for d in range(N_DIMS):
             col = cols.duration if d == DURATION_DIM else cols.bench[:, d]
             self.maxv.append(int(col.max()) if n else 0)
@@ -202,9 +199,8 @@ class Segment:
             self.thresholds.append(thr)
             if not thr:
                 continue
-            # level code per row: how many thresholds it reaches; bitmap l = code > l
-            code[:n] = np.asarray(thr, col.dtype).searchsorted(col, side="right")
-            above = code[None, :] > np.arange(len(thr), dtype=np.uint8)[:, None]
+            padded[:n] = col
+            above = padded[None, :] >= np.asarray(thr, np.uint64)[:, None]
             packed = np.packbits(above, axis=1, bitorder="little")
             self.bitmaps[d, : len(thr)] = packed.view("<u8")
         self.net_bitmaps: Words = np.stack(
