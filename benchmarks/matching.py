@@ -207,7 +207,11 @@ class NumpyBook:
             np.int32,
         )
         self.min_rating = np.array([a.min_rating for a in book], np.uint16)
-        self.black = {i: a.blacklist for i, a in enumerate(book) if a.blacklist}
+        refusing: dict[bytes, list[int]] = {}  # a BID author -> the ASKs that blacklist it
+        for i, a in enumerate(book):
+            for who in a.blacklist:
+                refusing.setdefault(who, []).append(i)
+        self.refusing = {who: np.array(rows, np.intp) for who, rows in refusing.items()}
         self.rating = np.array([rating(a) for a in self.authors], np.int64)
         self.index = index
 
@@ -224,11 +228,15 @@ class NumpyBook:
         if bid.min_rating:
             m &= self.rating[self.author] >= bid.min_rating
         m &= self.min_rating <= rating(bid.author)
+        refusing = self.refusing.get(bid.author)
+        if refusing is not None:
+            m[refusing] = False
         rows = np.flatnonzero(m)
-        for r in rows[np.argsort(self.price[rows], kind="stable")].tolist():
-            if bid.author not in self.black.get(r, ()):
-                return int(r)
-        return -1
+        if not len(rows):
+            return -1
+        return int(
+            rows[np.argmin(self.price[rows])]
+        )  # argmin: the first, earliest, of the cheapest
 
 
 # -- timing ------------------------------------------------------------------------------

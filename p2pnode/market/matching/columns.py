@@ -144,6 +144,7 @@ class Segment:
 
     __slots__ = (
         "alive",
+        "alive_bytes",
         "all_hi_zero",
         "any_cp",
         "any_min_rating",
@@ -151,11 +152,13 @@ class Segment:
         "bloom",
         "bloom_mask",
         "cols",
+        "counts",
         "dead",
         "key_rows",
         "key_sorted",
         "maxv",
         "net_bitmaps",
+        "net_counts",
         "thresholds",
     )
 
@@ -167,7 +170,10 @@ class Segment:
         n = cols.n
         self.cols = cols
         self.dead = 0
-        self.alive: Words = pack(np.ones(n, np.bool_))
+        # the alive bits live in a bytearray that numpy views: a cancel flips one bit
+        # with plain Python, the matcher ANDs the same memory as uint64 words
+        self.alive_bytes = bytearray(pack(np.ones(n, np.bool_)).tobytes())
+        self.alive: Words = np.frombuffer(self.alive_bytes, dtype="<u8")
         self.all_hi_zero = not cols.price_hi.any()
         self.any_cp = bool(cols.cp.any())
         self.any_min_rating = bool(cols.min_rating.any())
@@ -189,6 +195,7 @@ class Segment:
         nw = (n + 63) >> 6
         self.bitmaps: Words = np.zeros((N_DIMS, levels, nw), np.uint64)
         self.thresholds: list[list[int]] = []
+        self.counts: list[list[int]] = []  # rows set in each bitmap: how selective it is
         self.maxv: list[int] = []
         step = max(1, n // THRESHOLD_SAMPLE)
         padded = np.zeros(nw << 6, np.uint64)  # rows past n read as 0: below any threshold
@@ -198,11 +205,14 @@ class Segment:
             thr = _thresholds(col[::step], levels)
             self.thresholds.append(thr)
             if not thr:
+                self.counts.append([])
                 continue
             padded[:n] = col
             above = padded[None, :] >= np.asarray(thr, np.uint64)[:, None]
+            self.counts.append(above.sum(axis=1).tolist())
             packed = np.packbits(above, axis=1, bitorder="little")
             self.bitmaps[d, : len(thr)] = packed.view("<u8")
+        self.net_counts = [int(((cols.net & bit) == bit).sum()) for bit in NET_BITS]
         self.net_bitmaps: Words = np.stack(
             [pack((cols.net & bit) == bit) for bit in NET_BITS]
         ).reshape(len(NET_BITS), nw)
@@ -253,7 +263,7 @@ class Segment:
         key = np.uint64(int.from_bytes(order_id[:8], "big"))
         keys = self.key_sorted
         j = int(keys.searchsorted(key))
-        n = self.n
+        n = len(keys)
         while j < n and keys[j] == key:
             row = int(self.key_rows[j])
             if self.cols.ids[row].tobytes() == order_id:
@@ -262,10 +272,10 @@ class Segment:
         return -1
 
     def is_alive(self, row: int) -> bool:
-        return bool((int(self.alive[row >> 6]) >> (row & 63)) & 1)
+        return bool((self.alive_bytes[row >> 3] >> (row & 7)) & 1)
 
     def kill(self, row: int) -> None:
-        self.alive[row >> 6] &= np.uint64(~(1 << (row & 63)) & 0xFFFFFFFFFFFFFFFF)
+        self.alive_bytes[row >> 3] &= ~(1 << (row & 7)) & 0xFF
         self.dead += 1
 
     def live_rows(self) -> Rows:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from p2pnode.market.matching.columns import (
     DURATION_DIM,
     FLAG_BLACKLIST,
     N_BENCH,
+    N_DIMS,
     NET_BITS,
     Columns,
     Mask,
@@ -44,6 +46,7 @@ PRICE_LIMIT = 1 << 128  # an ASK's price per hour must be below this (3.4e20 SNM
 _U64 = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
 FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from this many words
+MAX_BITMAPS = 3  # per segment, the sparsest bitmaps a BID selects are ANDed
 FIRST_CANDIDATE_WORDS = 4  # ... its non-zero words read in chunks growing 4-fold from this many
 
 
@@ -113,13 +116,61 @@ class Query:
 
 
 class _Buffer:
-    """Newly added ASKs, unsorted, in arrival order."""
+    """Newly added ASKs, unsorted, in arrival order.
+
+    An add appends a tuple; the tuples are written into the numpy columns in one
+    go when something reads them (a match, a flush), because one slice assignment
+    per column costs less than a dozen scalar stores per ASK.
+    """
 
     def __init__(self, capacity: int) -> None:
-        self.cols = Columns(capacity)
-        self.alive = np.zeros(capacity, np.bool_)
+        self.capacity = capacity
+        self._cols = Columns(capacity)
+        self._alive = np.zeros(capacity, np.bool_)
+        self._pending: list[tuple[Any, ...]] = []
+        self._written = 0
         self.rows: dict[bytes, int] = {}
         self.n = 0
+
+    def append(self, order_id: bytes, row: tuple[Any, ...]) -> None:
+        self._pending.append(row)
+        self.rows[order_id] = self.n
+        self.n += 1
+
+    @property
+    def cols(self) -> Columns:
+        if self._pending:
+            self._sync()
+        return self._cols
+
+    @property
+    def alive(self) -> Mask:
+        if self._pending:
+            self._sync()
+        return self._alive
+
+    def _sync(self) -> None:
+        a = self._written
+        b = a + len(self._pending)
+        c = self._cols
+        hi, lo, seq, dur, bench, net, author, cp, rating, until, flags, ids = zip(
+            *self._pending, strict=True
+        )
+        c.price_hi[a:b] = hi
+        c.price_lo[a:b] = lo
+        c.seq[a:b] = seq
+        c.duration[a:b] = dur
+        c.bench[a:b] = bench
+        c.net[a:b] = net
+        c.author[a:b] = author
+        c.cp[a:b] = cp
+        c.min_rating[a:b] = rating
+        c.valid_until[a:b] = until
+        c.flags[a:b] = flags
+        c.ids[a:b] = np.array(ids, "V32")
+        self._alive[a:b] = True
+        self._pending = []
+        self._written = b
 
     def live_rows(self) -> Rows:
         return np.flatnonzero(self.alive[: self.n])
@@ -128,7 +179,9 @@ class _Buffer:
         return self.cols.take(self.live_rows())
 
     def clear(self) -> None:
-        self.alive[: self.n] = False
+        self._pending = []
+        self._alive[: self._written] = False
+        self._written = 0
         self.rows.clear()
         self.n = 0
 
@@ -176,31 +229,32 @@ class AskIndex:
             return False
         if order_id in self._buf.rows or self._in_segments(order_id):
             return False
-        buf = self._buf
-        i = buf.n
-        cols = buf.cols
         self._seq += 1
-        cols.price_hi[i] = price >> 64
-        cols.price_lo[i] = price & _U64
-        cols.seq[i] = self._seq
-        cols.duration[i] = duration
-        cols.bench[i] = bench
-        cols.net[i] = int(order.network)
-        cols.author[i] = self._intern(order.author)
-        cols.cp[i] = self._intern(order.counterparty) if order.counterparty != ZERO_ADDRESS else 0
-        cols.min_rating[i] = order.min_rating
-        cols.valid_until[i] = min(order.valid_until, _U64)
+        seq = self._seq
+        flags = 0
         if order.blacklist:
-            cols.flags[i] = FLAG_BLACKLIST
-            self._blacklists[self._seq] = frozenset(order.blacklist)
-        else:
-            cols.flags[i] = 0
-        cols.ids[i] = np.void(order_id)
-        buf.alive[i] = True
-        buf.rows[order_id] = i
-        buf.n = i + 1
+            flags = FLAG_BLACKLIST
+            self._blacklists[seq] = frozenset(order.blacklist)
+        cp = order.counterparty
+        self._buf.append(
+            order_id,
+            (
+                price >> 64,
+                price & _U64,
+                seq,
+                duration,
+                bench,
+                int(order.network),
+                self._intern(order.author),
+                self._intern(cp) if cp != ZERO_ADDRESS else 0,
+                order.min_rating,
+                min(order.valid_until, _U64),
+                flags,
+                order_id,
+            ),
+        )
         self._live += 1
-        if buf.n == len(buf.alive):
+        if self._buf.n == self._buf.capacity:
             self._flush()
         return True
 
@@ -217,11 +271,14 @@ class AskIndex:
                 raise RemoteOrderError(
                     f"cancel of {order_id.hex()} signed by 0x{author.hex()}, not by its author"
                 )
-        if self.params.early_cancels:
-            self._cancelled[order_id] = None
-            self._cancelled.move_to_end(order_id)
-            while len(self._cancelled) > self.params.early_cancels:
-                self._cancelled.popitem(last=False)
+        cap = self.params.early_cancels
+        if cap:
+            if order_id in self._cancelled:
+                self._cancelled.move_to_end(order_id)
+            else:
+                self._cancelled[order_id] = None
+                if len(self._cancelled) > cap:
+                    self._cancelled.popitem(last=False)
         if where is None:
             return False
         if seg is None:
@@ -229,7 +286,7 @@ class AskIndex:
             del self._buf.rows[order_id]
         else:
             seg.kill(row)
-        self._forget(cols, np.array([row], np.intp))
+        self._forget_one(cols, row)
         if seg is not None and seg.dead >= self.params.compact_ratio * seg.n:
             self._maintain()
         return True
@@ -255,8 +312,7 @@ class AskIndex:
             if not len(rows):
                 continue
             for row in rows:
-                seg.alive[row >> 6] &= np.uint64(~(1 << int(row & 63)) & _U64)
-            seg.dead += len(rows)
+                seg.kill(int(row))
             self._forget(seg.cols, rows)
             gone += len(rows)
         if gone:
@@ -432,7 +488,7 @@ class AskIndex:
 
     def nbytes(self) -> int:
         """Bytes the index holds: arrays, plus an estimate for its Python tables."""
-        arrays = sum(s.nbytes() for s in self._segments) + self._buf.cols.nbytes()
+        arrays = sum(s.nbytes() for s in self._segments) + self._buf._cols.nbytes()
         arrays += self._buf.alive.nbytes + 8 * len(self._refs)
         tables = 150 * (len(self._addr_idx) + len(self._buf.rows) + len(self._cancelled))
         tables += sum(120 + 60 * len(b) for b in self._blacklists.values())
@@ -485,18 +541,19 @@ class AskIndex:
         self._refs[idx] += 1
         return idx
 
+    def _forget_one(self, cols: Columns, row: int) -> None:
+        """A cancel: what `_forget` does, for one row, without numpy's per-call cost."""
+        self._live -= 1
+        self._unref(int(cols.author[row]), 1)
+        cp = int(cols.cp[row])
+        if cp:
+            self._unref(cp, 1)
+        if cols.flags[row] & FLAG_BLACKLIST:
+            self._blacklists.pop(int(cols.seq[row]), None)
+
     def _forget(self, cols: Columns, rows: Rows) -> None:
         """Release what dead rows held: address references and blacklists."""
         self._live -= len(rows)
-        if len(rows) == 1:  # a cancel: plain Python is cheaper than numpy for one row
-            row = int(rows[0])
-            self._unref(int(cols.author[row]), 1)
-            cp = int(cols.cp[row])
-            if cp:
-                self._unref(cp, 1)
-            if cols.flags[row] & FLAG_BLACKLIST:
-                self._blacklists.pop(int(cols.seq[row]), None)
-            return
         refs = np.concatenate([cols.author[rows], cols.cp[rows]])
         idx, counts = np.unique(refs[refs > 0], return_counts=True)
         for i, c in zip(idx.tolist(), counts.tolist(), strict=True):
@@ -587,16 +644,20 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     end = seg.price_end(hi, lo)
     if end == 0:
         return -1
-    maps: list[Words] = []
+    candidates: list[tuple[int, int, Words]] = []  # (rows set, order, bitmap)
     for dim, needed in q.dim_reqs:
         if needed > seg.maxv[dim]:
             return -1
         level = seg.level(dim, needed)
         if level >= 0:
-            maps.append(seg.bitmaps[dim, level])
+            candidates.append((seg.counts[dim][level], dim, seg.bitmaps[dim, level]))
     for i, bit in enumerate(NET_BITS):
         if q.net & bit:
-            maps.append(seg.net_bitmaps[i])
+            candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i]))
+    # the few sparsest bitmaps leave few candidates; ANDing the dense ones would cost
+    # more than checking what they would have removed (the exact checks still run)
+    candidates.sort(key=lambda c: c[:2])
+    maps = [c[2] for c in candidates[:MAX_BITMAPS]]
     wend = (end + 63) >> 6
     w0 = 0
     span = FIRST_WORDS
