@@ -49,6 +49,7 @@ def test_figures_are_sane() -> None:
     assert 0 < r["book_size"]["mean"] <= r["book_size"]["max"] <= r["slots"]
     # explain says why the BIDs that expired did: counts add up to them
     assert sum(r["unmatched_by"].values()) == expired
+    assert set(r["unmatched_by"]) - {"price"}  # resources rule ASKs out too, not only price
     cdf = r["time_to_match_cdf"]
     assert cdf[-1][1] == pytest.approx(r["match_rate"])
 

@@ -273,9 +273,16 @@ def test_wrong_use_and_bad_orders_say_whose_fault() -> None:
         idx.match(ask())
     with pytest.raises(CallerError, match="32 bytes"):
         idx.add(b"short", ask())
-    with pytest.raises(RemoteOrderError, match="below 2\\*\\*128"):
+    with pytest.raises(RemoteOrderError, match="price_per_hour must be in"):
         idx.add(oid(1), ask(price_per_hour=PRICE_LIMIT))
-    assert len(idx) == 0
+    too_long = dataclasses.replace(ask(), duration=2**32)
+    with pytest.raises(RemoteOrderError, match="duration must be in"):
+        idx.add(oid(2), too_long)
+    short = dataclasses.replace(ask(), benchmarks=(1, 2))
+    with pytest.raises(RemoteOrderError, match="13 benchmarks expected"):
+        idx.add(oid(3), short)
+    assert len(idx) == 0 and idx.match(bid()) is None
+    assert idx.add(oid(4), ask())  # and it goes on taking good ones
 
 
 @pytest.mark.parametrize(

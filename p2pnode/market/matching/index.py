@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gossip.messages import ZERO_ADDRESS
-from gossip.orders import BENCHMARK_NAMES, Side
+from gossip.orders import Side
 from p2pnode.market.matching.columns import (
     DURATION_DIM,
     FLAG_BLACKLIST,
@@ -223,8 +223,16 @@ class AskIndex:
         price = order.price_per_hour
         bench = order.benchmarks
         duration = order.duration
-        if price >= PRICE_LIMIT or len(bench) != N_BENCH or duration > _U32_MAX:
-            raise RemoteOrderError(_unfit(order_id, price, len(bench), duration))
+        if (
+            not 0 <= price < PRICE_LIMIT
+            or len(bench) != N_BENCH
+            or not 0 <= duration <= _U32_MAX
+            or min(bench) < 0
+            or max(bench) > _U64
+            or not 0 <= order.min_rating <= 0xFFFF
+            or not 0 <= int(order.network) <= 0xFF
+        ):
+            raise RemoteOrderError(_unfit(order_id, order))
         if order_id in self._cancelled or order.valid_until < self._now:
             return False
         if order_id in self._buf.rows or self._in_segments(order_id):
@@ -623,13 +631,21 @@ class AskIndex:
         return Segment(cols, self.params.levels, key_order)
 
 
-def _unfit(order_id: bytes, price: int, n_bench: int, duration: int) -> str:
-    if price >= PRICE_LIMIT:
-        why = f"price_per_hour must be below 2**128, got {price}"
-    elif n_bench != N_BENCH:
-        why = f"{N_BENCH} benchmarks expected, got {n_bench}"
+def _unfit(order_id: bytes, order: OrderView) -> str:
+    """Which field of an ASK the columns cannot hold (gossip's validation allows more)."""
+    price, bench = order.price_per_hour, order.benchmarks
+    if not 0 <= price < PRICE_LIMIT:
+        why = f"price_per_hour must be in [0, 2**128), got {price}"
+    elif len(bench) != N_BENCH:
+        why = f"{N_BENCH} benchmarks expected, got {len(bench)}"
+    elif not 0 <= order.duration <= _U32_MAX:
+        why = f"duration must be in [0, 2**32) s, got {order.duration}"
+    elif min(bench) < 0 or max(bench) > _U64:
+        why = f"benchmarks must be in [0, 2**64), got {bench}"
+    elif not 0 <= order.min_rating <= 0xFFFF:
+        why = f"min_rating must be in [0, 65535], got {order.min_rating}"
     else:
-        why = f"duration must be below 2**32 s, got {duration}"
+        why = f"network must be in [0, 255], got {order.network}"
     return f"ASK {order_id.hex()}: {why}"
 
 
@@ -687,4 +703,4 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     return -1
 
 
-__all__ = ["BENCHMARK_NAMES", "AskIndex", "IndexParams", "Match", "Query"]
+__all__ = ["AskIndex", "IndexParams", "Match", "Query"]
