@@ -346,3 +346,15 @@ def test_price_bound_holds_inside_a_sorted_segment() -> None:
     assert idx.match(bid(price_per_hour=40, cpu_cores=4)) is None
     m = idx.match(bid(price_per_hour=41, cpu_cores=4))
     assert m is not None and m.price_per_hour == 41
+
+
+def test_index_memory_per_ask_stays_under_250_bytes() -> None:
+    """The columns, bitmaps, id order and Bloom filters: about 213 bytes per ASK."""
+    idx = AskIndex()
+    template = ask(cpu_cores=8)
+    for i in range(40_000):
+        author = bytes([1 + i % 200]) * 20
+        idx.add(oid(i), dataclasses.replace(template, author=author, price_per_hour=i % 977))
+    assert len(idx) == 40_000
+    per_ask = idx.nbytes() / len(idx)
+    assert 184 < per_ask <= 250, per_ask
