@@ -27,6 +27,7 @@ from simulations.engine import Simulator
 from simulations.scenarios.base import CommonParams
 from simulations.scenarios.churn import Churn
 from simulations.scenarios.hub_announcement import HubAnnouncement
+from simulations.scenarios.market import Market
 from simulations.scenarios.order_propagation import OrderPropagation
 from simulations.scenarios.spam import Spam
 from simulations.scenarios.sybil import SybilEclipse
@@ -47,7 +48,7 @@ class Scenario(Protocol):
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
-    cls.name: cls for cls in (OrderPropagation, HubAnnouncement, Churn, SybilEclipse, Spam)
+    cls.name: cls for cls in (OrderPropagation, HubAnnouncement, Churn, SybilEclipse, Spam, Market)
 }
 
 __all__ = ["SCENARIOS", "Scenario"]

@@ -1,0 +1,706 @@
+"""The ASK index: the book one node matches its BIDs against, fed by gossip.
+
+Layout (why, in docs/market.md "Index"): new ASKs are appended to a small columnar
+buffer, so an insert is a few array stores; a full buffer becomes a sorted segment
+(columns.Segment), and segments of similar size are merged, so every ASK is
+rewritten O(log n) times in its life (a log-structured merge). A cancel or an
+expiry clears the ASK's `alive` bit (a tombstone); a segment with too many
+tombstones is rewritten without them at the next maintenance, in one batch.
+
+A match asks every segment for its best row under a price bound that tightens as
+winners are found (rows are in price order, so the bound is a prefix), skipping
+rows with per-dimension bitmaps before checking the survivors exactly; the buffer
+is checked exactly, whole. Ties on price go to the ASK this index saw first.
+
+Pure: no clock (expiry takes `now`), no I/O, the rating lookup is passed in.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gossip.messages import ZERO_ADDRESS
+from gossip.orders import Side
+from p2pnode.market.matching.columns import (
+    DURATION_DIM,
+    FLAG_BLACKLIST,
+    N_BENCH,
+    N_DIMS,
+    NET_BITS,
+    Columns,
+    Mask,
+    Rows,
+    Segment,
+    Words,
+    word_rows,
+)
+from p2pnode.market.matching.errors import CallerError, ConfigError, RemoteOrderError
+from p2pnode.market.matching.rule import OrderView, RatingLookup, no_ratings
+
+PRICE_LIMIT = 1 << 128  # an ASK's price per hour must be below this (3.4e20 SNM)
+_U64 = (1 << 64) - 1
+_U32_MAX = (1 << 32) - 1
+FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from this many words
+MAX_BITMAPS = 3  # per segment, the sparsest bitmaps a BID selects are ANDed
+FIRST_CANDIDATE_WORDS = 4  # ... its non-zero words read in chunks growing 4-fold from this many
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """How the index trades insert cost, match cost and memory."""
+
+    buffer_rows: int = 2048  # new ASKs checked whole before they are sorted into a segment
+    growth: int = 4  # a segment is merged into the one before it unless that is this much larger
+    levels: int = 8  # bitmaps per dimension per segment: 8 bits (1 byte) per ASK per dimension
+    compact_ratio: float = 0.25  # rewrite a segment once this share of its rows is tombstones
+    early_cancels: int = 65_536  # cancelled ids remembered, to refuse late copies (oldest go)
+
+    def validate(self) -> None:
+        if not 16 <= self.buffer_rows <= 1 << 20:
+            raise ConfigError(f"buffer_rows must be in [16, 1048576], got {self.buffer_rows}")
+        if not 2 <= self.growth <= 64:
+            raise ConfigError(f"growth must be in [2, 64], got {self.growth}")
+        if not 1 <= self.levels <= 64:
+            raise ConfigError(f"levels must be in [1, 64], got {self.levels}")
+        if not 0.0 < self.compact_ratio <= 1.0:
+            raise ConfigError(f"compact_ratio must be in (0, 1], got {self.compact_ratio}")
+        if not 0 <= self.early_cancels <= 1 << 24:
+            raise ConfigError(f"early_cancels must be in [0, 16777216], got {self.early_cancels}")
+
+
+@dataclass(frozen=True)
+class Match:
+    """The ASK that wins a BID: the cheapest that passes every constraint, then the earliest."""
+
+    order_id: bytes
+    author: bytes
+    price_per_hour: int
+    seq: int  # arrival order in this index (the tie-break)
+
+
+@dataclass
+class Query:
+    """A BID prepared once against the index's tables, then checked segment by segment."""
+
+    hi: int
+    lo: int
+    duration: int
+    dims: np.ndarray  # benchmark dimensions the BID needs (> 0)
+    req: np.ndarray  # ... and the minimum per dimension
+    dim_reqs: list[tuple[int, int]]  # (dimension, minimum), the duration included
+    net: int
+    cp: int  # interned counterparty the ASK author must be; 0 = anyone, -1 = unknown address
+    author: bytes
+    author_idx: int  # 0 when the BID's author has no ASK here
+    black: np.ndarray  # interned addresses the BID refuses (only those known here)
+    min_rating: int
+    rating: RatingLookup
+    _author_rating: int | None = None
+    _ratings: dict[int, int] = field(default_factory=dict)
+
+    def author_rating(self) -> int:
+        if self._author_rating is None:
+            self._author_rating = self.rating(self.author)
+        return self._author_rating
+
+    def rating_of(self, idx: int, address: bytes) -> int:
+        got = self._ratings.get(idx)
+        if got is None:
+            got = self._ratings[idx] = self.rating(address)
+        return got
+
+
+class _Buffer:
+    """Newly added ASKs, unsorted, in arrival order.
+
+    An add appends a tuple; the tuples are written into the numpy columns in one
+    go when something reads them (a match, a flush), because one slice assignment
+    per column costs less than a dozen scalar stores per ASK.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._cols = Columns(capacity)
+        self._alive = np.zeros(capacity, np.bool_)
+        self._pending: list[tuple[Any, ...]] = []
+        self._written = 0
+        self.rows: dict[bytes, int] = {}
+        self.n = 0
+
+    def append(self, order_id: bytes, row: tuple[Any, ...]) -> None:
+        self._pending.append(row)
+        self.rows[order_id] = self.n
+        self.n += 1
+
+    @property
+    def cols(self) -> Columns:
+        if self._pending:
+            self._sync()
+        return self._cols
+
+    @property
+    def alive(self) -> Mask:
+        if self._pending:
+            self._sync()
+        return self._alive
+
+    def _sync(self) -> None:
+        a = self._written
+        b = a + len(self._pending)
+        c = self._cols
+        hi, lo, seq, dur, bench, net, author, cp, rating, until, flags, ids = zip(
+            *self._pending, strict=True
+        )
+        c.price_hi[a:b] = hi
+        c.price_lo[a:b] = lo
+        c.seq[a:b] = seq
+        c.duration[a:b] = dur
+        c.bench[a:b] = bench
+        c.net[a:b] = net
+        c.author[a:b] = author
+        c.cp[a:b] = cp
+        c.min_rating[a:b] = rating
+        c.valid_until[a:b] = until
+        c.flags[a:b] = flags
+        c.ids[a:b] = np.array(ids, "V32")
+        self._alive[a:b] = True
+        self._pending = []
+        self._written = b
+
+    def live_rows(self) -> Rows:
+        return np.flatnonzero(self.alive[: self.n])
+
+    def take_live(self) -> Columns:
+        return self.cols.take(self.live_rows())
+
+    def clear(self) -> None:
+        self._pending = []
+        self._alive[: self._written] = False
+        self._written = 0
+        self.rows.clear()
+        self.n = 0
+
+
+class AskIndex:
+    """ASKs indexed for matching one BID at a time; see the module docstring."""
+
+    def __init__(self, params: IndexParams | None = None) -> None:
+        self.params = params or IndexParams()
+        self.params.validate()
+        self._buf = _Buffer(self.params.buffer_rows)
+        self._segments: list[Segment] = []  # oldest (lowest seqs) first
+        self._seq = 0
+        self._live = 0
+        # interned addresses: authors and counterparties of live ASKs; 0 is "anyone"
+        self._addr_idx: dict[bytes, int] = {}
+        self._addrs: list[bytes | None] = [ZERO_ADDRESS]
+        self._refs: list[int] = [0]  # live rows naming each interned address
+        self._free: list[int] = []
+        self._blacklists: dict[int, frozenset[bytes]] = {}  # by seq
+        # ids cancelled here or before they arrived, so a late or repeated copy stays out
+        self._cancelled: OrderedDict[bytes, None] = OrderedDict()
+        self._now = 0  # the last `now` given to expire: older windows are refused
+
+    # -- what gossip feeds ---------------------------------------------------------
+
+    def add(self, order_id: bytes, order: OrderView) -> bool:
+        """Index an ASK; False when it is here already, was cancelled, or has expired.
+
+        `order` is a validated gossip.orders.Order (or a projection with its fields).
+        """
+        side = getattr(order, "side", Side.ASK)
+        if side != Side.ASK or len(order_id) != 32:
+            raise CallerError(
+                f"the index holds ASKs; got side {side!r}"
+                if side != Side.ASK
+                else f"order_id must be 32 bytes, got {len(order_id)}"
+            )
+        price = order.price_per_hour
+        bench = order.benchmarks
+        duration = order.duration
+        if (
+            not 0 <= price < PRICE_LIMIT
+            or len(bench) != N_BENCH
+            or not 0 <= duration <= _U32_MAX
+            or min(bench) < 0
+            or max(bench) > _U64
+            or not 0 <= order.min_rating <= 0xFFFF
+            or not 0 <= int(order.network) <= 0xFF
+        ):
+            raise RemoteOrderError(_unfit(order_id, order))
+        if order_id in self._cancelled or order.valid_until < self._now:
+            return False
+        if order_id in self._buf.rows or self._in_segments(order_id):
+            return False
+        self._seq += 1
+        seq = self._seq
+        flags = 0
+        if order.blacklist:
+            flags = FLAG_BLACKLIST
+            self._blacklists[seq] = frozenset(order.blacklist)
+        cp = order.counterparty
+        self._buf.append(
+            order_id,
+            (
+                price >> 64,
+                price & _U64,
+                seq,
+                duration,
+                bench,
+                int(order.network),
+                self._intern(order.author),
+                self._intern(cp) if cp != ZERO_ADDRESS else 0,
+                order.min_rating,
+                min(order.valid_until, _U64),
+                flags,
+                order_id,
+            ),
+        )
+        self._live += 1
+        if self._buf.n == self._buf.capacity:
+            self._flush()
+        return True
+
+    def cancel(self, order_id: bytes, author: bytes | None = None) -> bool:
+        """Tombstone an ASK; False if it is not here. Either way a later add of it is refused.
+
+        `author`, when given, is the cancellation's signer: it must be the ASK's author.
+        """
+        where = self._locate(order_id)
+        if where is not None:
+            seg, row = where
+            cols = self._buf.cols if seg is None else seg.cols
+            if author is not None and self._addrs[int(cols.author[row])] != author:
+                raise RemoteOrderError(
+                    f"cancel of {order_id.hex()} signed by 0x{author.hex()}, not by its author"
+                )
+        cap = self.params.early_cancels
+        if cap:
+            if order_id in self._cancelled:
+                self._cancelled.move_to_end(order_id)
+            else:
+                self._cancelled[order_id] = None
+                if len(self._cancelled) > cap:
+                    self._cancelled.popitem(last=False)
+        if where is None:
+            return False
+        if seg is None:
+            self._buf.alive[row] = False
+            del self._buf.rows[order_id]
+        else:
+            seg.kill(row)
+        self._forget_one(cols, row)
+        if seg is not None and seg.dead >= self.params.compact_ratio * seg.n:
+            self._maintain()
+        return True
+
+    def expire(self, now: int) -> int:
+        """Tombstone every ASK whose window ended before `now`; how many went."""
+        self._now = max(self._now, now)
+        gone = 0
+        buf = self._buf
+        n = buf.n
+        old = np.flatnonzero(buf.alive[:n] & (buf.cols.valid_until[:n] < np.uint64(now)))
+        if len(old):
+            buf.alive[old] = False
+            for row in old:
+                del buf.rows[buf.cols.ids[row].tobytes()]
+            self._forget(buf.cols, old)
+            gone += len(old)
+        for seg in self._segments:
+            expired = seg.cols.valid_until < np.uint64(now)
+            if not expired.any():
+                continue
+            rows = np.flatnonzero(expired & self._alive_mask(seg))
+            if not len(rows):
+                continue
+            for row in rows:
+                seg.kill(int(row))
+            self._forget(seg.cols, rows)
+            gone += len(rows)
+        if gone:
+            self._maintain()
+        return gone
+
+    def __len__(self) -> int:
+        return self._live
+
+    def __contains__(self, order_id: bytes) -> bool:
+        return self._locate(order_id) is not None
+
+    # -- matching ----------------------------------------------------------------------
+
+    def match(self, bid: OrderView, rating: RatingLookup = no_ratings) -> Match | None:
+        """The ASK that wins `bid` under SONM's rule, or None."""
+        q = self.prepare(bid, rating)
+        if q.cp < 0:
+            return None
+        best: tuple[int, int, int] | None = None  # (price, seq, row)
+        best_where: Segment | None = None
+        hi, lo = q.hi, q.lo
+        for seg in sorted(self._segments, key=lambda s: -s.live):
+            row = _segment_best(seg, q, hi, lo, self)
+            if row < 0:
+                continue
+            cand = _key(seg.cols, row)
+            if best is None or cand < best:
+                best, best_where = cand, seg
+                hi, lo = cand[0] >> 64, cand[0] & _U64
+        row = self._buffer_best(q, hi, lo)
+        if row >= 0:
+            cand = _key(self._buf.cols, row)
+            if best is None or cand < best:
+                best, best_where = cand, None
+        if best is None:
+            return None
+        cols = self._buf.cols if best_where is None else best_where.cols
+        r = best[2]
+        return Match(
+            order_id=cols.ids[r].tobytes(),
+            author=self._address(int(cols.author[r])),
+            price_per_hour=best[0],
+            seq=best[1],
+        )
+
+    def prepare(self, bid: OrderView, rating: RatingLookup) -> Query:
+        """The BID in the index's terms (interned addresses, clamped price)."""
+        side = getattr(bid, "side", Side.BID)
+        if side != Side.BID:
+            raise CallerError(f"only a BID is matched against the ASK index; got side {side!r}")
+        if len(bid.benchmarks) != N_BENCH:
+            raise CallerError(f"{N_BENCH} benchmarks expected, got {len(bid.benchmarks)}")
+        price = min(bid.price_per_hour, PRICE_LIMIT - 1)
+        needs = [(d, v) for d, v in enumerate(bid.benchmarks) if v]
+        dims = np.array([d for d, _ in needs], np.intp)
+        req = np.array([v for _, v in needs], np.uint64)
+        dim_reqs = list(needs)
+        if bid.duration:
+            dim_reqs.append((DURATION_DIM, int(bid.duration)))
+        cp = 0
+        if bid.counterparty != ZERO_ADDRESS:
+            cp = self._addr_idx.get(bid.counterparty, -1)
+        black = [self._addr_idx[a] for a in bid.blacklist if a in self._addr_idx]
+        return Query(
+            hi=price >> 64,
+            lo=price & _U64,
+            duration=int(bid.duration),
+            dims=dims,
+            req=req,
+            dim_reqs=dim_reqs,
+            net=int(bid.network),
+            cp=cp,
+            author=bid.author,
+            author_idx=self._addr_idx.get(bid.author, 0),
+            black=np.asarray(black, dtype=np.uint32),
+            min_rating=int(bid.min_rating),
+            rating=rating,
+        )
+
+    def _buffer_best(self, q: Query, hi: int, lo: int) -> int:
+        """The buffer is small and unsorted: every check on whole column slices, no gather."""
+        buf = self._buf
+        n = buf.n
+        if not n:
+            return -1
+        cols = buf.cols
+        ph, pl = cols.price_hi[:n], cols.price_lo[:n]
+        m = buf.alive[:n] & ((ph < np.uint64(hi)) | ((ph == np.uint64(hi)) & (pl <= np.uint64(lo))))
+        if q.duration:
+            m &= cols.duration[:n] >= q.duration
+        for d, v in zip(q.dims.tolist(), q.req.tolist(), strict=True):
+            m &= cols.bench[:n, d] >= np.uint64(v)
+        if q.net:
+            m &= (cols.net[:n] & q.net) == q.net
+        rows = np.flatnonzero(m)
+        if not len(rows):
+            return -1
+        rows = rows[self.vector_checks(cols, rows, q, None, prechecked=True)]
+        if not len(rows):
+            return -1
+        rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
+        return self.first_passing(cols, rows, q)
+
+    # -- the exact checks, shared by match and explain ---------------------------------
+
+    def vector_checks(
+        self,
+        cols: Columns,
+        rows: Rows,
+        q: Query,
+        seg: Segment | None = None,
+        prechecked: bool = False,
+    ) -> Mask:
+        """Every constraint but price that numpy can check on the rows at once.
+
+        A segment knows whether any of its rows names a counterparty or a minimum
+        rating, so the common BID against common ASKs skips those two checks.
+        `prechecked`: the duration, benchmarks and network are known to hold.
+        """
+        m = np.ones(len(rows), np.bool_)
+        if not prechecked:
+            if q.duration:
+                m &= cols.duration[rows] >= q.duration
+            if len(q.dims):
+                m &= (cols.bench[rows][:, q.dims] >= q.req).all(axis=1)
+            if q.net:
+                m &= (cols.net[rows] & q.net) == q.net
+        if q.cp:
+            m &= cols.author[rows] == q.cp
+        if seg is None or seg.any_cp:
+            cp = cols.cp[rows]
+            m &= (cp == 0) | (cp == q.author_idx)
+        if len(q.black):
+            m &= ~np.isin(cols.author[rows], q.black)
+        if seg is None or seg.any_min_rating:
+            mr = cols.min_rating[rows]
+            needs = mr > 0
+            if needs.any():
+                m &= ~needs | (mr <= q.author_rating())
+        return m
+
+    def row_checks(self, cols: Columns, row: int, q: Query) -> bool:
+        """The rest, per row: the ASK's blacklist and the ASK author's rating."""
+        if cols.flags[row] & FLAG_BLACKLIST and q.author in self._blacklists.get(
+            int(cols.seq[row]), ()
+        ):
+            return False
+        if q.min_rating:
+            idx = int(cols.author[row])
+            return q.rating_of(idx, self._address(idx)) >= q.min_rating
+        return True
+
+    def first_passing(self, cols: Columns, rows: Rows, q: Query) -> int:
+        for row in rows.tolist():
+            if self.row_checks(cols, row, q):
+                return int(row)
+        return -1
+
+    # -- inside --------------------------------------------------------------------------
+
+    def parts(self) -> Iterator[tuple[Columns, Rows]]:
+        """Every part of the book with its live rows (for explain and audits)."""
+        for seg in self._segments:
+            yield seg.cols, seg.live_rows()
+        yield self._buf.cols, self._buf.live_rows()
+
+    def address(self, idx: int) -> bytes:
+        return self._address(idx)
+
+    def blacklist_of(self, seq: int) -> frozenset[bytes]:
+        return self._blacklists.get(seq, frozenset())
+
+    def nbytes(self) -> int:
+        """Bytes the index holds: arrays, plus an estimate for its Python tables."""
+        arrays = sum(s.nbytes() for s in self._segments) + self._buf._cols.nbytes()
+        arrays += self._buf.alive.nbytes + 8 * len(self._refs)
+        tables = 150 * (len(self._addr_idx) + len(self._buf.rows) + len(self._cancelled))
+        tables += sum(120 + 60 * len(b) for b in self._blacklists.values())
+        return arrays + tables
+
+    def interned(self) -> int:
+        """Addresses held for live ASKs (authors and counterparties); freed with the ASKs."""
+        return len(self._addr_idx)
+
+    def remembered_cancels(self) -> int:
+        return len(self._cancelled)
+
+    def segment_sizes(self) -> list[int]:
+        return [s.n for s in self._segments]
+
+    def _address(self, idx: int) -> bytes:
+        addr = self._addrs[idx]
+        if addr is None:  # pragma: no cover - a live row never points at a freed slot
+            raise AssertionError(f"address slot {idx} is free")
+        return addr
+
+    def _alive_mask(self, seg: Segment) -> Mask:
+        return np.unpackbits(seg.alive.view(np.uint8), bitorder="little")[: seg.n].view(np.bool_)
+
+    def _in_segments(self, order_id: bytes) -> bool:
+        """Whether a segment holds `order_id`, alive or as a tombstone not yet compacted."""
+        return any(seg.find(order_id) >= 0 for seg in self._segments)
+
+    def _locate(self, order_id: bytes) -> tuple[Segment | None, int] | None:
+        row = self._buf.rows.get(order_id)
+        if row is not None:
+            return None, row
+        for seg in self._segments:
+            row = seg.find(order_id)
+            if row >= 0:
+                return (seg, row) if seg.is_alive(row) else None
+        return None
+
+    def _intern(self, address: bytes) -> int:
+        idx = self._addr_idx.get(address)
+        if idx is None:
+            if self._free:
+                idx = self._free.pop()
+                self._addrs[idx] = address
+            else:
+                idx = len(self._addrs)
+                self._addrs.append(address)
+                self._refs.append(0)
+            self._addr_idx[address] = idx
+        self._refs[idx] += 1
+        return idx
+
+    def _forget_one(self, cols: Columns, row: int) -> None:
+        """A cancel: what `_forget` does, for one row, without numpy's per-call cost."""
+        self._live -= 1
+        self._unref(int(cols.author[row]), 1)
+        cp = int(cols.cp[row])
+        if cp:
+            self._unref(cp, 1)
+        if cols.flags[row] & FLAG_BLACKLIST:
+            self._blacklists.pop(int(cols.seq[row]), None)
+
+    def _forget(self, cols: Columns, rows: Rows) -> None:
+        """Release what dead rows held: address references and blacklists."""
+        self._live -= len(rows)
+        refs = np.concatenate([cols.author[rows], cols.cp[rows]])
+        idx, counts = np.unique(refs[refs > 0], return_counts=True)
+        for i, c in zip(idx.tolist(), counts.tolist(), strict=True):
+            self._unref(i, c)
+        flagged = rows[(cols.flags[rows] & FLAG_BLACKLIST) != 0]
+        for seq in cols.seq[flagged].tolist():
+            self._blacklists.pop(int(seq), None)
+
+    def _unref(self, idx: int, count: int) -> None:
+        left = self._refs[idx] - count
+        self._refs[idx] = left
+        if left == 0:
+            addr = self._addrs[idx]
+            if addr is not None:
+                del self._addr_idx[addr]
+            self._addrs[idx] = None
+            self._free.append(idx)
+
+    def _flush(self) -> None:
+        """Sort the buffer into a new segment, then merge and compact as the policy says."""
+        cols = self._buf.take_live()
+        self._buf.clear()
+        if cols.n:
+            self._segments.append(Segment(cols.take(cols.price_order()), self.params.levels))
+        self._maintain()
+
+    def _maintain(self) -> None:
+        """Compact tombstone-heavy segments; merge a segment into an older one of similar size."""
+        p = self.params
+        segs: list[Segment] = []
+        for seg in self._segments:
+            if seg.dead and seg.dead >= p.compact_ratio * seg.n:
+                seg = self._rebuild([seg]) if seg.live else None  # type: ignore[assignment]
+            if seg is not None:
+                segs.append(seg)
+        while len(segs) >= 2 and segs[-2].live < p.growth * segs[-1].live:
+            merged = self._rebuild([segs[-2], segs[-1]])
+            segs[-2:] = [merged]
+        self._segments = segs
+
+    def _rebuild(self, segs: list[Segment]) -> Segment:
+        """One segment of the live rows of `segs` (consecutive, oldest first).
+
+        Each input is already in price order and has its rows in id order, so
+        both orders of the result come from merging sorted runs (a stable sort
+        finds the runs), not from sorting a million rows afresh.
+        """
+        parts, by_key, offset = [], [], 0
+        for s in segs:
+            live = s.live_rows()
+            parts.append(s.cols.take(live))
+            where = np.full(s.n, -1, np.intp)  # old row -> position among the live rows
+            where[live] = np.arange(len(live))
+            k = where[s.key_rows]
+            by_key.append(k[k >= 0] + offset)
+            offset += len(live)
+        cols = Columns.concat(parts)
+        keys = cols.ids.view(">u8").reshape(cols.n, 4)[:, 0]
+        key_order = np.concatenate(by_key)
+        key_order = key_order[np.argsort(keys[key_order], kind="stable")]
+        if len(segs) > 1:
+            perm = cols.price_order()
+            cols = cols.take(perm)
+            new_row = np.empty(len(perm), np.intp)
+            new_row[perm] = np.arange(len(perm))
+            key_order = new_row[key_order]
+        return Segment(cols, self.params.levels, key_order)
+
+
+def _unfit(order_id: bytes, order: OrderView) -> str:
+    """Which field of an ASK the columns cannot hold (gossip's validation allows more)."""
+    price, bench = order.price_per_hour, order.benchmarks
+    if not 0 <= price < PRICE_LIMIT:
+        why = f"price_per_hour must be in [0, 2**128), got {price}"
+    elif len(bench) != N_BENCH:
+        why = f"{N_BENCH} benchmarks expected, got {len(bench)}"
+    elif not 0 <= order.duration <= _U32_MAX:
+        why = f"duration must be in [0, 2**32) s, got {order.duration}"
+    elif min(bench) < 0 or max(bench) > _U64:
+        why = f"benchmarks must be in [0, 2**64), got {bench}"
+    elif not 0 <= order.min_rating <= 0xFFFF:
+        why = f"min_rating must be in [0, 65535], got {order.min_rating}"
+    else:
+        why = f"network must be in [0, 255], got {order.network}"
+    return f"ASK {order_id.hex()}: {why}"
+
+
+def _key(cols: Columns, row: int) -> tuple[int, int, int]:
+    return ((int(cols.price_hi[row]) << 64) | int(cols.price_lo[row]), int(cols.seq[row]), row)
+
+
+def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> int:
+    """The first row of `seg` (in price, seq order) that passes every constraint, or -1."""
+    if seg.live == 0:
+        return -1
+    end = seg.price_end(hi, lo)
+    if end == 0:
+        return -1
+    candidates: list[tuple[int, int, Words]] = []  # (rows set, order, bitmap)
+    for dim, needed in q.dim_reqs:
+        if needed > seg.maxv[dim]:
+            return -1
+        level = seg.level(dim, needed)
+        if level >= 0:
+            candidates.append((seg.counts[dim][level], dim, seg.bitmaps[dim, level]))
+    for i, bit in enumerate(NET_BITS):
+        if q.net & bit:
+            candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i]))
+    # the few sparsest bitmaps leave few candidates; ANDing the dense ones would cost
+    # more than checking what they would have removed (the exact checks still run)
+    candidates.sort(key=lambda c: c[:2])
+    maps = [c[2] for c in candidates[:MAX_BITMAPS]]
+    wend = (end + 63) >> 6
+    w0 = 0
+    span = FIRST_WORDS
+    while w0 < wend:
+        w1 = min(wend, w0 + span)
+        words = seg.alive[w0:w1].copy()
+        for bm in maps:
+            np.bitwise_and(words, bm[w0:w1], out=words)
+        if w1 == wend and end & 63:
+            words[-1] &= np.uint64((1 << (end & 63)) - 1)
+        # candidates in row order, a few words at a time: a BID that many ASKs pass
+        # stops in the first words, and only the words it reads are unpacked
+        nz = np.flatnonzero(words)
+        start, chunk = 0, FIRST_CANDIDATE_WORDS
+        while start < len(nz):
+            picked = nz[start : start + chunk]
+            part = word_rows(words[picked], picked + w0)
+            part = part[index.vector_checks(seg.cols, part, q, seg)]
+            if len(part):
+                row = index.first_passing(seg.cols, part, q)
+                if row >= 0:
+                    return row
+            start += chunk
+            chunk *= 4
+        w0 = w1
+        span *= 8
+    return -1
+
+
+__all__ = ["AskIndex", "IndexParams", "Match", "Query"]
