@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 
+from gossip.errors import UserError
 from gossip.orders import NetworkType, Order, Side
-from p2pnode.errors import UserError
 from p2pnode.market.matching import AskIndex, explain, matches
 from simulations import plots  # noqa: F401  (selects the Agg backend before pyplot loads)
 from simulations.engine import Simulator
