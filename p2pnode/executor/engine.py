@@ -103,9 +103,11 @@ class Engine:
                 self.client = docker.from_env(timeout=int(timeout))
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
-                f"container engine {address or '(default)'}: cannot connect: {exc}"
+                f"container engine {address or '(default)'} does not answer "
+                f"(set executor.engine or DOCKER_HOST; scripts/setup-engine sets up podman): {exc}"
             ) from None
         self._storage_size: bool | None = None
+        self._cgroup_driver: str | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -188,8 +190,10 @@ class Engine:
 
     def cgroup_driver(self) -> str:
         """'cgroupfs' or 'systemd' (the form a cgroup parent must take), '' if unsaid."""
-        info = self._call("info", self.client.info)
-        return str(info.get("CgroupDriver") or "")
+        if self._cgroup_driver is None:
+            info = self._call("info", self.client.info)  # slow on podman: asked once
+            self._cgroup_driver = str(info.get("CgroupDriver") or "")
+        return self._cgroup_driver
 
     def start(self, container_id: str) -> None:
         self._call("start", lambda: self.client.api.start(container_id))

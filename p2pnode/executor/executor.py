@@ -158,6 +158,7 @@ class Executor:
         signer_key: bytes,
         domain: SigningDomain,
         clock: Callable[[], float] = time.time,
+        engine: Engine | None = None,
     ) -> None:
         settings.validate()
         self.settings = settings
@@ -169,7 +170,7 @@ class Executor:
         self._key = signer_key
         self.domain = domain
         self.clock = clock
-        self.engine: Engine | None = None
+        self.engine: Engine | None = engine  # None: connect in run()
         self._nursery: trio.Nursery | None = None
         self._sinks: dict[str, LogSink] = {}
         self._stop: dict[str, trio.Event] = {}
@@ -183,7 +184,8 @@ class Executor:
         """Connect to the engine, take up unfinished tasks, then supervise until
         cancelled. Containers keep running when this is cancelled (a restart
         re-attaches); EngineUnavailable when no engine answers."""
-        self.engine = await trio.to_thread.run_sync(Engine.connect, self.address)
+        if self.engine is None:
+            self.engine = await trio.to_thread.run_sync(Engine.connect, self.address)
         driver = await trio.to_thread.run_sync(self.engine.cgroup_driver)
         # a parent cgroup we can read after the container is gone: cgroupfs engines
         # create it from a path; under systemd it would have to be a slice
@@ -331,6 +333,8 @@ class Executor:
         )
         self._done.setdefault(task_id, trio.Event()).set()
         shutil.rmtree(self.task_dir(task_id) / "work", ignore_errors=True)
+        if self._cgroupfs:
+            self._task_cgroup(task_id).remove()
 
     # -- stopping -------------------------------------------------------------
 

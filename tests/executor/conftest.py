@@ -74,6 +74,7 @@ def make_executor(engine: Engine, tmp_path: Path) -> Iterator[Callable[..., Exec
             ExecutorSettings(**opts),  # type: ignore[arg-type]
             signer_key=SUPPLIER_KEY,
             domain=DOMAIN,
+            engine=engine,
         )
         executors.append(ex)
         return ex

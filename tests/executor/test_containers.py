@@ -4,7 +4,6 @@ busybox and lives about a second."""
 
 from __future__ import annotations
 
-import io
 import tarfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from p2pnode.executor import (
 from p2pnode.executor.executor import DealTask
 from p2pnode.executor.logsink import read_log
 from p2pnode.executor.results import sha256_file
-from p2pnode.executor.spec import InputFile, TaskSpec
+from p2pnode.executor.spec import InputFile
 from tests.executor.conftest import DOMAIN, IMAGE, deal_task, drive
 
 pytestmark = pytest.mark.engine
@@ -316,6 +315,3 @@ def test_spec_over_the_slot_is_refused(make_executor) -> None:
             await ex.start_task(deal)
 
     drive(ex, body)
-
-
-_ = (io, TaskSpec)
