@@ -21,6 +21,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.models.containers import _create_container_args
 
 from p2pnode.errors import LocalError
 
@@ -162,10 +163,14 @@ class Engine:
         opts = dict(options)
         image = opts.pop("image")
         command = opts.pop("command")
-        container = self._call(
-            "create", lambda: self.client.containers.create(image, command, **opts)
-        )
-        return str(container.id)
+        opts.pop("detach", None)
+        opts.update(image=image, command=command, version=self.client.api._version)
+        # the SDK's own mapping of create()'s keywords to the API's body (what
+        # containers.create does), then the low-level call: the high-level one inspects
+        # the new container afterwards, a round trip the start path does not need
+        kwargs = _create_container_args(opts)
+        created = self._call("create", lambda: self.client.api.create_container(**kwargs))
+        return str(created["Id"])
 
     def storage_size_supported(self) -> bool:
         """Whether the engine enforces `storage_opt size` (needs e.g. overlay on xfs with
