@@ -45,7 +45,7 @@ from p2pnode.executor.limits import (
 )
 from p2pnode.executor.logsink import STREAMS, LogChunk, LogSink, Stream, read_log
 from p2pnode.executor.receipt import Receipt
-from p2pnode.executor.results import ResultsTooLarge, pack_results
+from p2pnode.executor.results import ResultsTooLarge, dir_bytes, pack_results
 from p2pnode.executor.spec import TaskSpec
 from p2pnode.executor.store import TaskRecord, TaskStore
 from p2pnode.executor.usage import (
@@ -81,6 +81,7 @@ class ExecutorSettings:
     results_max_bytes: int = DEFAULT_RESULTS_MAX_BYTES  # when the slot names no storage
     stop_grace: float = 2.0  # seconds between SIGTERM and SIGKILL at a stop
     usage_interval: float = 0.25
+    disk_interval: float = 1.0  # how often the task's writable dirs are measured
 
     def validate(self) -> None:
         if not 4096 <= self.log_max_bytes <= 2**40:
@@ -91,6 +92,8 @@ class ExecutorSettings:
             raise UserError(f"stop_grace = {self.stop_grace}: allowed 0..300 seconds")
         if not 0.01 <= self.usage_interval <= 60:
             raise UserError(f"usage_interval = {self.usage_interval}: allowed 0.01..60 seconds")
+        if not 0.05 <= self.disk_interval <= 600:
+            raise UserError(f"disk_interval = {self.disk_interval}: allowed 0.05..600 seconds")
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> ExecutorSettings:
@@ -117,7 +120,7 @@ class DealTask:
 class TaskOutcome:
     task_id: str
     deal_id: int
-    reason: str  # exited | failed | oom-killed | deadline | closed | lost | start-failed
+    reason: str  # a receipt.REASONS, or start-failed
     exit_code: int | None
     error: str | None
     receipt: Receipt | None
@@ -365,6 +368,7 @@ class Executor:
                     pumps.start_soon(self._pump, engine, cid, stream, sink)
                 async with trio.open_nursery() as aux:
                     aux.start_soon(self._sample, engine, cid, files, usage)
+                    aux.start_soon(self._watch_disk, record)
                     stop_reason = await self._wait_or_stop(engine, record, cid)
                     aux.cancel_scope.cancel()
                 pumps.cancel_scope.deadline = trio.current_time() + PUMP_DRAIN_SECONDS
@@ -408,6 +412,24 @@ class Executor:
             if got is not None:
                 usage.merge(*got)
             await trio.sleep(self.settings.usage_interval)
+
+    async def _watch_disk(self, record: TaskRecord) -> None:
+        """Stop the task when its writable mounts outgrow the slot's storage. They are
+        directories on the supplier's disk, which no engine caps, so they are measured;
+        between two looks a task can overshoot by what it writes in one interval."""
+        base = self.task_dir(record.task_id)
+        cap = record.limits.storage_bytes or self.settings.results_max_bytes
+        while True:
+            await trio.sleep(self.settings.disk_interval)
+            used = await trio.to_thread.run_sync(
+                lambda: dir_bytes(base / "work") + dir_bytes(base / "results")
+            )
+            if used > cap:
+                log.warning("task %s: %d bytes written, over its %d: stopping it",
+                            record.task_id, used, cap)  # fmt: skip
+                self.store.update(record.task_id, stop_reason="storage-exceeded")
+                self._stop.setdefault(record.task_id, trio.Event()).set()
+                return
 
     async def _wait_or_stop(self, engine: Engine, record: TaskRecord, cid: str) -> str | None:
         """Wait for the container to end; stop it at the deadline or on request. The

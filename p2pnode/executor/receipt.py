@@ -30,7 +30,7 @@ from gossip.messages import (
 )
 from p2pnode.errors import RemoteError
 
-REASONS = ("exited", "failed", "oom-killed", "deadline", "closed", "lost")
+REASONS = ("exited", "failed", "oom-killed", "deadline", "closed", "storage-exceeded", "lost")
 
 RECEIPT_TYPE = StructType(
     "TaskReceipt",

@@ -52,6 +52,20 @@ def _walk(root: Path) -> list[Path]:
     return out
 
 
+def dir_bytes(root: Path) -> int:
+    """What the tree under `root` takes: per entry the larger of its length and its
+    allocated blocks, so neither sparse files nor many empty files slip by. Links are
+    not followed; 0 when it is gone."""
+    total = 0
+    for p in _walk(root):
+        try:
+            st = p.lstat()
+        except OSError:
+            continue  # removed while we looked
+        total += max(st.st_size, st.st_blocks * 512)
+    return total
+
+
 def pack_results(source: Path, archive: Path, *, max_bytes: int) -> PackedResults:
     """Tar `source` (the task's /results) into `archive`; ResultsTooLarge past `max_bytes`
     of file content. Entries are sorted so the same files give the same archive."""

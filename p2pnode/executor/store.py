@@ -30,7 +30,7 @@ SCHEMA = (
         state TEXT NOT NULL,            -- recorded | running | finished
         container_id TEXT,
         image_digest TEXT,
-        stop_reason TEXT,               -- closed: a stop was asked for (survives restarts)
+        stop_reason TEXT,               -- closed | storage-exceeded: why we stop it (kept)
         created_at REAL NOT NULL,
         started_at REAL,
         ended_at REAL,

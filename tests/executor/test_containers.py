@@ -272,38 +272,26 @@ def test_results_over_the_slot_storage(make_executor) -> None:
         assert tar.getnames() == []
 
 
-def test_restart_reattaches_and_finishes(make_executor) -> None:
-    first = make_executor()
-    script = "echo before; sleep 1.5; echo after; echo r > /results/r.txt"
-
-    async def start(ex: Executor):
-        await ex.start_task(deal_task("survivor", ["sh", "-c", script]))
-        await trio.sleep(0.3)
-
-    drive(first, start)  # the daemon goes away; the container keeps running
-    record = first.task("survivor")
-    assert record is not None and record.state == "running"
-
-    second = make_executor()  # same SQLite file, same data dir
-    assert second.instance == first.instance
-
-    async def finish(ex: Executor):
-        return await ex.wait_task("survivor")
-
-    outcome = drive(second, finish)
-    assert outcome.reason == "exited", outcome
-    logs = second.task_dir("survivor") / "logs"
-    assert read_log(logs, "stdout") == b"before\nafter\n"
-    with tarfile.open(outcome.results_path) as tar:
-        assert tar.extractfile("r.txt").read() == b"r\n"  # type: ignore[union-attr]
-    verify_receipt(
-        outcome.receipt,
-        domain=DOMAIN,
-        supplier=second.supplier,
-        deal_id=7,
-        results_sha256=sha256_file(outcome.results_path),
-        stdout_sha256=sha256_file(logs / "stdout.log"),
+def test_writing_past_the_slot_storage_stops_the_task(make_executor) -> None:
+    ex = make_executor(disk_interval=0.2)
+    deal = deal_task("filler", ["sh", "-c", "head -c 3000000 /dev/zero > big; sleep 30"])
+    deal = DealTask(
+        deal.deal_id,
+        deal.task_id,
+        deal.spec,
+        SlotLimits(cpu_cores=0.5, ram_bytes=32 * 2**20, storage_bytes=2**20),
+        deal.ends_at,
     )
+
+    async def body(ex: Executor):
+        await ex.start_task(deal)
+        return await ex.wait_task("filler")
+
+    t0 = time.time()
+    outcome = drive(ex, body)
+    assert outcome.reason == "storage-exceeded"
+    assert outcome.receipt is not None and outcome.receipt.reason == "storage-exceeded"
+    assert time.time() - t0 < 10  # not the 30 s the task wanted
 
 
 def test_spec_over_the_slot_is_refused(make_executor) -> None:
@@ -315,3 +303,89 @@ def test_spec_over_the_slot_is_refused(make_executor) -> None:
             await ex.start_task(deal)
 
     drive(ex, body)
+
+
+KILLED_DAEMON = """
+import sys
+from pathlib import Path
+
+import trio
+
+from p2pnode.executor import Executor, ExecutorSettings
+from p2pnode.storage import Storage
+from tests.executor.conftest import DOMAIN, IMAGE, SUPPLIER_KEY, deal_task
+
+base = Path(sys.argv[1])
+ex = Executor(Storage.open_in(base), base, ExecutorSettings(allowed_images=(IMAGE,)),
+              signer_key=SUPPLIER_KEY, domain=DOMAIN)
+
+
+async def main():
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ex.run)
+        await ex.start_task(deal_task("killed", ["sh", "-c", sys.argv[2]]))
+        print("started", flush=True)
+        await trio.sleep_forever()
+
+
+trio.run(main)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_then_a_new_executor_finishes_the_task(make_executor, engine, tmp_path) -> None:
+    """A daemon killed with SIGKILL mid-task: the next one, on the same database, finds
+    the container by label, re-reads its logs, finishes it; it also starts a task that
+    was recorded but never created, and removes a container of ours it has no task for."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = "echo before; sleep 1.5; echo after; echo r > /results/r.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DAEMON, str(tmp_path / "node"), script],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    second = make_executor()
+    assert second.task("killed").state == "running"
+    later = deal_task("later", ["sh", "-c", "echo late"])
+    second.store.record("later", 8, later.spec, later.limits, later.ends_at)
+    stray = engine.client.containers.create(
+        IMAGE,
+        ["sleep", "30"],
+        labels={"org.sonm.executor": second.instance, "org.sonm.task": "stray"},
+        network_mode="none",
+    )
+
+    async def finish(ex: Executor):
+        return await ex.wait_task("killed"), await ex.wait_task("later")
+
+    outcome, late = drive(second, finish)
+    assert outcome.reason == "exited", outcome
+    logs = second.task_dir("killed") / "logs"
+    assert read_log(logs, "stdout") == b"before\nafter\n"
+    with tarfile.open(outcome.results_path) as tar:
+        assert tar.extractfile("r.txt").read() == b"r\n"  # type: ignore[union-attr]
+    verify_receipt(
+        outcome.receipt,
+        domain=DOMAIN,
+        supplier=second.supplier,
+        deal_id=7,
+        results_sha256=sha256_file(outcome.results_path),
+        stdout_sha256=sha256_file(logs / "stdout.log"),
+    )
+    assert late.reason == "exited"
+    assert read_log(second.task_dir("later") / "logs", "stdout") == b"late\n"
+    assert engine.state(stray.id) is None
