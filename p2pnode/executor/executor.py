@@ -47,7 +47,7 @@ from p2pnode.executor.logsink import STREAMS, LogChunk, LogSink, Stream, read_lo
 from p2pnode.executor.receipt import Receipt
 from p2pnode.executor.results import ResultsTooLarge, dir_bytes, pack_results
 from p2pnode.executor.spec import TaskSpec
-from p2pnode.executor.store import TaskRecord, TaskStore
+from p2pnode.executor.store import TaskExists, TaskRecord, TaskStore
 from p2pnode.executor.usage import (
     CGROUP_ROOT,
     CgroupFiles,
@@ -235,7 +235,10 @@ class Executor:
         if self.store.get(deal.task_id) is not None:
             raise TaskRefused(f"task {deal.task_id} exists already")
         digest = await trio.to_thread.run_sync(self._check_image, engine, deal.spec.image)
-        self.store.record(deal.task_id, deal.deal_id, deal.spec, deal.limits, deal.ends_at)
+        try:
+            self.store.record(deal.task_id, deal.deal_id, deal.spec, deal.limits, deal.ends_at)
+        except TaskExists:
+            raise TaskRefused(f"task {deal.task_id} exists already") from None
         self.store.update(deal.task_id, image_digest=digest)
         record = self.store.get(deal.task_id)
         assert record is not None
@@ -379,6 +382,10 @@ class Executor:
             log.error("task %s: engine failed while supervising: %s", task_id, exc)
             sink.close()
             self.store.update(task_id, error=str(exc))
+        except Exception as exc:  # one task's fault must not stop the others'
+            log.exception("task %s: supervising failed", task_id)
+            sink.close()
+            self.store.update(task_id, error=f"supervising failed: {exc}")
         finally:
             self._sinks.pop(task_id, None)
             self._done.setdefault(task_id, trio.Event()).set()

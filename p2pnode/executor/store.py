@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,10 @@ _COLUMNS = (
     "task_id, deal_id, spec, limits, ends_at, state, container_id, image_digest, stop_reason,"
     " created_at, started_at, ended_at, exit_code, reason, error, receipt"
 )
+
+
+class TaskExists(LocalError):
+    """A task id can be recorded once."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,9 @@ class TaskStore:
                         time.time(),
                     ),
                 )
-            except Exception as exc:  # sqlite3.IntegrityError: the id is taken
+            except sqlite3.IntegrityError:
+                raise TaskExists(f"task {task_id} is recorded already") from None
+            except sqlite3.Error as exc:
                 raise LocalError(f"cannot record task {task_id}: {exc}") from None
 
     def update(self, task_id: str, **fields: Any) -> None:
