@@ -207,6 +207,16 @@ class Executor:
     def _task_cgroup(self, task_id: str) -> TaskCgroup:
         return TaskCgroup(f"/sonm/{self.instance}-{task_id}")
 
+    async def _drop_cgroup(self, task_id: str) -> None:
+        if not self._cgroupfs:
+            return
+        cgroup = self._task_cgroup(task_id)
+        for _ in range(50):
+            if cgroup.remove():
+                return
+            await trio.sleep(0.1)
+        log.warning("task %s: cgroup %s is still busy; left in place", task_id, cgroup.path)
+
     def task_dir(self, task_id: str) -> Path:
         return self.root / "tasks" / task_id
 
@@ -317,6 +327,7 @@ class Executor:
         except EngineError as exc:
             await trio.to_thread.run_sync(engine.remove, cid)
             self._finish_without_run(record.task_id, "start-failed", str(exc))
+            await self._drop_cgroup(record.task_id)
             raise TaskStartError(f"task {record.task_id} failed to start: {exc}") from None
         self.store.update(record.task_id, state="running", started_at=self.clock())
         running = self.store.get(record.task_id)
@@ -339,8 +350,8 @@ class Executor:
         )
         self._done.setdefault(task_id, trio.Event()).set()
         shutil.rmtree(self.task_dir(task_id) / "work", ignore_errors=True)
-        if self._cgroupfs:
-            self._task_cgroup(task_id).remove()
+        if self._cgroupfs and self._nursery is not None:
+            self._nursery.start_soon(self._drop_cgroup, task_id)
 
     # -- stopping -------------------------------------------------------------
 
@@ -542,8 +553,7 @@ class Executor:
             receipt=receipt.to_dict(),
         )
         await trio.to_thread.run_sync(engine.remove, cid)
-        if self._cgroupfs:
-            cgroup.remove()
+        await self._drop_cgroup(record.task_id)
         shutil.rmtree(base / "work", ignore_errors=True)
         shutil.rmtree(base / "results", ignore_errors=True)
         shutil.rmtree(base / "empty", ignore_errors=True)
@@ -583,6 +593,23 @@ class Executor:
             log.warning("removing container %s of unknown task %r", container.container_id[:12],
                         task_id)  # fmt: skip
             await trio.to_thread.run_sync(engine.remove, container.container_id)
+        self._sweep_cgroups(nursery)
+
+    def _sweep_cgroups(self, nursery: trio.Nursery) -> None:
+        """Parent cgroups of our finished tasks that a crash left behind."""
+        if not self._cgroupfs:
+            return
+        live = {r.task_id for r in self.store.unfinished()}
+        prefix = f"{self.instance}-"
+        stale: set[str] = set()
+        for top in (CGROUP_ROOT / "memory" / "sonm", CGROUP_ROOT / "sonm"):
+            try:
+                names = [d.name for d in top.iterdir() if d.is_dir()]
+            except OSError:
+                continue
+            stale.update(n[len(prefix) :] for n in names if n.startswith(prefix))
+        for task_id in stale - live:
+            nursery.start_soon(self._drop_cgroup, task_id)
 
     # -- queries --------------------------------------------------------------
 

@@ -157,13 +157,14 @@ class TaskCgroup:
                 return int(value)
         return None
 
-    def remove(self) -> None:
-        """Best effort: rmdir the (now empty) cgroup in every hierarchy, leaves first."""
+    def remove(self) -> bool:
+        """rmdir the cgroup in every hierarchy, leaves first; False while some part is
+        still busy (podman's conmon leaves it a moment after the container)."""
         tops = [self.root / self._rel]
         try:
             tops += [d / self._rel for d in self.root.iterdir() if (d / self._rel).is_dir()]
         except OSError:
-            return
+            return False
         for top in tops:
             if not top.is_dir():
                 continue
@@ -171,3 +172,4 @@ class TaskCgroup:
             for d in [*dirs, top]:
                 with contextlib.suppress(OSError):
                     d.rmdir()
+        return not any(top.is_dir() for top in tops)
