@@ -13,6 +13,7 @@ Engine calls block, so they run in worker threads; the executor itself is trio.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -244,32 +245,38 @@ class Executor:
             raise TaskRefused(f"deal {deal.deal_id} has already ended")
         if self.store.get(deal.task_id) is not None:
             raise TaskRefused(f"task {deal.task_id} exists already")
-        digest = await trio.to_thread.run_sync(self._check_image, engine, deal.spec.image)
+        digest = self._check_image_name(deal.spec.image)
+        if digest is None:
+            digest = await trio.to_thread.run_sync(self._check_image, engine, deal.spec.image)
         try:
             self.store.record(deal.task_id, deal.deal_id, deal.spec, deal.limits, deal.ends_at)
         except TaskExists:
             raise TaskRefused(f"task {deal.task_id} exists already") from None
-        self.store.update(deal.task_id, image_digest=digest)
+        if digest:
+            self.store.update(deal.task_id, image_digest=digest)
         record = self.store.get(deal.task_id)
         assert record is not None
         return await self._launch(record)
 
-    def _check_image(self, engine: Engine, reference: str) -> str:
-        allowed = self.settings.allowed_images
-        if not allowed:
+    def _check_image_name(self, reference: str) -> str | None:
+        """ "" when the reference itself is on the allow-list: the engine resolves it at
+        create (saving a round trip on the start path) and the id that ran is read from
+        the container. None when only the resolved image can tell."""
+        if not self.settings.allowed_images:
             raise TaskRefused(
                 f"image {reference} is not allowed: this supplier allows no images "
                 "(executor.allowed_images is empty)"
             )
-        named = image_allowed(reference, None, allowed)
+        return "" if image_allowed(reference, None, self.settings.allowed_images) else None
+
+    def _check_image(self, engine: Engine, reference: str) -> str:
+        """The id of a present image whose id, tags or digests are allowed (never pulled:
+        an image not allowed by name could be anything)."""
+        allowed = self.settings.allowed_images
         try:
-            image = engine.image(reference, pull=named)
-        except ImageMissing as exc:
-            if not named:
-                raise TaskRefused(
-                    f"image {reference} is not on this supplier's allow-list"
-                ) from None
-            raise TaskRefused(f"image {reference} is allowed but not available: {exc}") from None
+            image = engine.image(reference, pull=False)
+        except ImageMissing:
+            raise TaskRefused(f"image {reference} is not on this supplier's allow-list") from None
         if not image_allowed(reference, image, allowed):
             raise TaskRefused(f"image {reference} is not on this supplier's allow-list")
         return str(image.id)
@@ -317,7 +324,11 @@ class Executor:
         if record.image_digest:
             options["image"] = record.image_digest  # exactly the image that was checked
         try:
-            cid = await trio.to_thread.run_sync(engine.create, options)
+            try:
+                cid = await trio.to_thread.run_sync(engine.create, options)
+            except ImageMissing:  # allowed by name and not here yet: pull it, once
+                await trio.to_thread.run_sync(engine.image, options["image"])
+                cid = await trio.to_thread.run_sync(engine.create, options)
         except EngineError as exc:
             self._finish_without_run(record.task_id, "start-failed", str(exc))
             raise TaskStartError(f"task {record.task_id} could not be created: {exc}") from None
@@ -376,6 +387,9 @@ class Executor:
         usage = Usage()
         try:
             state = await trio.to_thread.run_sync(engine.state, cid)
+            if state is not None and not record.image_digest:
+                self.store.update(task_id, image_digest=state.image_id)
+                record = dataclasses.replace(record, image_digest=state.image_id)
             files = cgroup_files(state.pid) if state is not None and state.pid else None
             async with trio.open_nursery() as pumps:
                 for stream in STREAMS:

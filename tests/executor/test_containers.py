@@ -185,6 +185,17 @@ def test_disallowed_image_is_refused_before_anything_runs(make_executor) -> None
     drive(closed, body2)
 
 
+def test_allowed_image_that_cannot_be_had(make_executor) -> None:
+    ex = make_executor(allowed_images=("localhost/absent:1",))
+
+    async def body(ex: Executor):
+        with pytest.raises(TaskStartError, match=r"localhost/absent:1.*cannot be pulled"):
+            await ex.start_task(deal_task("absent", ["true"], image="localhost/absent:1"))
+        return ex.outcome("absent")
+
+    assert drive(ex, body).reason == "start-failed"
+
+
 def test_allowed_by_digest(make_executor, engine) -> None:
     digest = engine.image(IMAGE, pull=False).id
     ex = make_executor(allowed_images=(digest,))
