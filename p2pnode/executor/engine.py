@@ -69,6 +69,7 @@ class ContainerState:
     finished_at: float | None
     image_id: str
     labels: dict[str, str]
+    ports: dict[int, int]  # container TCP port -> host port, for published ports
 
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -277,4 +278,18 @@ def _state(attrs: Mapping[str, Any]) -> ContainerState:
         finished_at=parse_engine_time(st.get("FinishedAt")),
         image_id=str(attrs.get("Image", "")),
         labels=dict(config.get("Labels") or {}),
+        ports=_published(attrs),
     )
+
+
+def _published(attrs: Mapping[str, Any]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for key, bindings in ports.items():
+        port, _, proto = str(key).partition("/")
+        for b in bindings or []:
+            host_port = str((b or {}).get("HostPort") or "")
+            if proto == "tcp" and port.isdigit() and host_port.isdigit():
+                out[int(port)] = int(host_port)
+                break
+    return out

@@ -630,6 +630,16 @@ class Executor:
     def task(self, task_id: str) -> TaskRecord | None:
         return self.store.get(task_id)
 
+    async def published_ports(self, task_id: str) -> dict[int, int]:
+        """A running task's exposed ports and the host ports they are published on
+        (slots with inbound networking), for the consumer to connect to."""
+        engine, _ = self._require()
+        record = self.store.get(task_id)
+        if record is None or record.container_id is None:
+            raise UserError(f"no running task {task_id}")
+        state = await trio.to_thread.run_sync(engine.state, record.container_id)
+        return state.ports if state is not None else {}
+
     async def wait_task(self, task_id: str) -> TaskOutcome:
         """The task's outcome once it has ended."""
         record = self.store.get(task_id)

@@ -305,6 +305,35 @@ def test_writing_past_the_slot_storage_stops_the_task(make_executor) -> None:
     assert time.time() - t0 < 10  # not the 30 s the task wanted
 
 
+def test_network_modes(make_executor) -> None:
+    from gossip.orders import NetworkType
+
+    ex = make_executor()
+    show = ["sh", "-c", "ip -o addr | awk '{print $2}' | sort -u | tr '\\n' ' '; sleep 1"]
+    closed = deal_task("net-none", show)
+    public = deal_task("net-inout", show, exposed_ports=(8080,))
+    public = DealTask(
+        public.deal_id,
+        public.task_id,
+        public.spec,
+        SlotLimits(cpu_cores=0.5, ram_bytes=32 * 2**20, network=NetworkType.INBOUND_OUTBOUND),
+        public.ends_at,
+    )
+
+    async def body(ex: Executor):
+        await ex.start_task(closed)
+        await ex.start_task(public)
+        ports = await ex.published_ports("net-inout")
+        await ex.wait_task("net-none")
+        await ex.wait_task("net-inout")
+        return ports
+
+    ports = drive(ex, body)
+    assert read_log(ex.task_dir("net-none") / "logs", "stdout").split() == [b"lo"]
+    assert read_log(ex.task_dir("net-inout") / "logs", "stdout").split() == [b"eth0", b"lo"]
+    assert set(ports) == {8080} and 0 < ports[8080] < 65536
+
+
 def test_spec_over_the_slot_is_refused(make_executor) -> None:
     ex = make_executor()
     deal = deal_task("ports", ["true"], exposed_ports=(8080,))
