@@ -256,7 +256,13 @@ class Executor:
             self.store.update(deal.task_id, image_digest=digest)
         record = self.store.get(deal.task_id)
         assert record is not None
-        return await self._launch(record)
+        try:
+            return await self._launch(record)
+        except Exception as exc:
+            current = self.store.get(deal.task_id)
+            if current is not None and current.state == "recorded":
+                self._finish_without_run(deal.task_id, "start-failed", str(exc))
+            raise
 
     def _check_image_name(self, reference: str) -> str | None:
         """ "" when the reference itself is on the allow-list: the engine resolves it at
@@ -412,6 +418,7 @@ class Executor:
             sink.close()
             self.store.update(task_id, error=f"supervising failed: {exc}")
         finally:
+            sink.close()
             self._sinks.pop(task_id, None)
             self._done.setdefault(task_id, trio.Event()).set()
 
@@ -595,8 +602,11 @@ class Executor:
                 log.info("task %s: recorded but never created; starting it", record.task_id)
                 try:
                     await self._launch(record)
-                except (TaskStartError, EngineError) as exc:
+                except Exception as exc:  # the other tasks are still to be taken up
                     log.warning("task %s: %s", record.task_id, exc)
+                    current = self.store.get(record.task_id)
+                    if current is not None and current.state != "finished":
+                        self._finish_without_run(record.task_id, "start-failed", str(exc))
             elif record.state == "recorded":
                 self._finish_without_run(record.task_id, "start-failed", "the deal ended first")
             else:
