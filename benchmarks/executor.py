@@ -3,8 +3,12 @@
 1. Start: wall time of `Executor.start_task` (allow-list check, SQLite record,
    work dirs, create with the slot's limits and the lock-down, start) until the
    container runs, against `client.containers.run(image, cmd, detach=True)` of the
-   same image through the same engine, as an SDK user would start it. Runs
-   alternate; each container finishes and is cleaned up outside the timed part.
+   same image through the same engine, as an SDK user would start it, with the
+   slot's network mode (none), so both set up the same network. Each round starts
+   one of each, and which goes first alternates (the engine's clean-up of the
+   previous container must not fall on one side only); each container finishes
+   and is cleaned up outside the timed part. Printed: the ratio of the medians,
+   and the median of the rounds' ratios (load drift cancels within a round).
 2. Log latency: a container prints a line every 100 ms stamped with the kernel's
    boot-time clock (/proc/uptime, 10 ms steps, the same clock inside and outside a
    container); the latency is the arrival time in the executor's log stream minus
@@ -109,11 +113,14 @@ def starts_and_latency(
                 deal = DealTask(
                     1, f"start-{i}", TaskSpec(IMAGE, ("true",)), LIMITS, time.time() + 60
                 )
+                if i % 2:  # which side goes first alternates
+                    plain.append(await trio.to_thread.run_sync(plain_start, engine))
                 t0 = time.perf_counter()
                 await ex.start_task(deal)
                 starts.append(time.perf_counter() - t0)
                 await ex.wait_task(deal.task_id)
-                plain.append(await trio.to_thread.run_sync(plain_start, engine))
+                if not i % 2:
+                    plain.append(await trio.to_thread.run_sync(plain_start, engine))
             deal = DealTask(2, "logs", TaskSpec(IMAGE, tuple(stamped_lines(lines))), LIMITS,
                             time.time() + 60)  # fmt: skip
             await ex.start_task(deal)
