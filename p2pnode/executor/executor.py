@@ -33,6 +33,7 @@ from p2pnode.executor.engine import (
     ContainerState,
     Engine,
     EngineError,
+    EngineUnavailable,
     ImageMissing,
     engine_address,
 )
@@ -258,6 +259,8 @@ class Executor:
         assert record is not None
         try:
             return await self._launch(record)
+        except EngineUnavailable:
+            raise
         except Exception as exc:
             current = self.store.get(deal.task_id)
             if current is not None and current.state == "recorded":
@@ -335,6 +338,8 @@ class Executor:
             except ImageMissing:  # allowed by name and not here yet: pull it, once
                 await trio.to_thread.run_sync(engine.image, options["image"])
                 cid = await trio.to_thread.run_sync(engine.create, options)
+        except EngineUnavailable:
+            raise  # our fault, not the task's: it stays recorded and starts on the next run
         except EngineError as exc:
             self._finish_without_run(record.task_id, "start-failed", str(exc))
             raise TaskStartError(f"task {record.task_id} could not be created: {exc}") from None
@@ -602,6 +607,8 @@ class Executor:
                 log.info("task %s: recorded but never created; starting it", record.task_id)
                 try:
                     await self._launch(record)
+                except EngineUnavailable as exc:
+                    log.warning("task %s: stays recorded: %s", record.task_id, exc)
                 except Exception as exc:  # the other tasks are still to be taken up
                     log.warning("task %s: %s", record.task_id, exc)
                     current = self.store.get(record.task_id)

@@ -34,7 +34,7 @@ def _engine_problem() -> str | None:
     try:
         engine = Engine.connect(address)
     except EngineError as exc:
-        return f"no container engine answers ({exc}); run scripts/setup-engine"
+        return str(exc)
     try:
         engine.image(IMAGE, pull=False)
     except EngineError:

@@ -429,3 +429,67 @@ def test_kill_9_then_a_new_executor_finishes_the_task(make_executor, engine, tmp
     assert late.reason == "exited"
     assert read_log(second.task_dir("later") / "logs", "stdout") == b"late\n"
     assert engine.state(stray.id) is None
+
+
+@pytest.mark.slow
+def test_engine_gone_mid_run_keeps_the_task_for_the_next_start(make_executor, tmp_path) -> None:
+    """The engine stops answering after the executor started: starting a task is a
+    clear EngineUnavailable, the task stays recorded (it was accepted), and the next
+    executor, with an engine again, starts and finishes it."""
+    import shutil
+    import subprocess
+
+    from p2pnode.executor import EngineUnavailable, ExecutorSettings
+    from p2pnode.storage import Storage
+    from tests.executor.conftest import SUPPLIER_KEY
+
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("needs podman to run a second API service that can be stopped")
+    sock = tmp_path / "engine.sock"
+    service = subprocess.Popen(
+        [podman, "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        from p2pnode.executor import Engine, EngineError
+
+        deadline = time.time() + 30
+        while True:  # until the second service answers
+            try:
+                Engine.connect(f"unix://{sock}").close()
+                break
+            except EngineError:
+                assert time.time() < deadline, "the second podman service did not answer"
+                time.sleep(0.1)
+        storage = Storage.open_in(tmp_path / "node")
+        ex = Executor(
+            storage,
+            tmp_path / "node",
+            ExecutorSettings(engine=f"unix://{sock}", allowed_images=(IMAGE,)),
+            signer_key=SUPPLIER_KEY,
+            domain=DOMAIN,
+        )
+
+        async def body(ex: Executor):
+            service.kill()
+            service.wait(10)
+            with pytest.raises(EngineUnavailable, match="does not answer"):
+                await ex.start_task(deal_task("waits", ["sh", "-c", "echo ran"]))
+
+        drive(ex, body)
+        storage.close()
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(10)
+    second = make_executor()
+    assert second.task("waits").state == "recorded"
+
+    async def finish(ex: Executor):
+        return await ex.wait_task("waits")
+
+    outcome = drive(second, finish)
+    assert outcome.reason == "exited"
+    assert read_log(second.task_dir("waits") / "logs", "stdout") == b"ran\n"
