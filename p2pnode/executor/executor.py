@@ -370,10 +370,19 @@ class Executor:
         self.store.update(
             task_id, state="finished", reason=reason, error=error, ended_at=self.clock()
         )
-        self._done.setdefault(task_id, trio.Event()).set()
+        self._release(task_id)
         shutil.rmtree(self.task_dir(task_id) / "work", ignore_errors=True)
         if self._cgroupfs and self._nursery is not None:
             self._nursery.start_soon(self._drop_cgroup, task_id)
+
+    def _release(self, task_id: str) -> None:
+        """Wake the task's waiters; forget its events once it is finished (waiters then
+        read the database), so they do not pile up over the node's life."""
+        self._done.setdefault(task_id, trio.Event()).set()
+        record = self.store.get(task_id)
+        if record is not None and record.state == "finished":
+            self._done.pop(task_id, None)
+            self._stop.pop(task_id, None)
 
     # -- stopping -------------------------------------------------------------
 
@@ -425,7 +434,7 @@ class Executor:
         finally:
             sink.close()
             self._sinks.pop(task_id, None)
-            self._done.setdefault(task_id, trio.Event()).set()
+            self._release(task_id)
 
     async def _pump(self, engine: Engine, cid: str, stream: Stream, sink: LogSink) -> None:
         token = trio.lowlevel.current_trio_token()
