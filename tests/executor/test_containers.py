@@ -324,6 +324,10 @@ def test_network_modes(make_executor) -> None:
         await ex.start_task(closed)
         await ex.start_task(public)
         ports = await ex.published_ports("net-inout")
+        # the labels find a deal's containers
+        labels = {"org.sonm.deal": "7", "org.sonm.task": "net-none"}
+        labelled = await trio.to_thread.run_sync(ex.engine.find, labels)
+        assert [c.container_id for c in labelled] == [ex.task("net-none").container_id]
         await ex.wait_task("net-none")
         await ex.wait_task("net-inout")
         return ports
