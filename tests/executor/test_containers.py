@@ -455,6 +455,7 @@ def test_engine_gone_mid_run_keeps_the_task_for_the_next_start(make_executor, tm
         [podman, "system", "service", "--time=0", f"unix://{sock}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=tmp_path,  # podman 4.3's conmon writes an "oom" marker into the service's cwd
     )
     try:
         from p2pnode.executor import Engine, EngineError
