@@ -180,6 +180,38 @@ class HardwareSection:
         _check_range("hardware.bench_seconds", self.bench_seconds, 0.01, 600.0)
 
 
+ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
+EXECUTOR_MAX_ALLOWED_IMAGES = 256
+
+
+@dataclass(frozen=True)
+class ExecutorSection:
+    """A supplier's container engine and what it lets consumers run (docs/executor.md)."""
+
+    engine: str = ""  # empty: DOCKER_HOST, then unix:///tmp/podman.sock if present, then default
+    allowed_images: tuple[str, ...] = ()  # names (repo:tag) or digests; empty: none allowed
+    log_max_bytes: int = 16 * 2**20  # per task, stdout and stderr together
+
+    def validate(self) -> None:
+        if self.engine and not self.engine.startswith(ENGINE_SCHEMES):
+            raise UserError(
+                f"executor.engine = {self.engine!r}: allowed empty or a "
+                f"{', '.join(s + '...' for s in ENGINE_SCHEMES)} address"
+            )
+        if len(self.allowed_images) > EXECUTOR_MAX_ALLOWED_IMAGES:
+            raise UserError(
+                f"executor.allowed_images has {len(self.allowed_images)} entries: "
+                f"allowed 0..{EXECUTOR_MAX_ALLOWED_IMAGES}"
+            )
+        for i, image in enumerate(self.allowed_images):
+            if not image or len(image) > 255 or any(c.isspace() for c in image):
+                raise UserError(
+                    f"executor.allowed_images[{i}] = {image!r}: allowed an image name "
+                    "(repo:tag) or digest (sha256:...), 1..255 characters, no spaces"
+                )
+        _check_range("executor.log_max_bytes", self.log_max_bytes, 4096, 2**40)
+
+
 SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
     "network": NetworkSection,
@@ -187,6 +219,7 @@ SECTIONS: dict[str, type[Any]] = {
     "keys": KeysSection,
     "chain": ChainSection,
     "hardware": HardwareSection,
+    "executor": ExecutorSection,
 }
 
 
@@ -198,6 +231,8 @@ class NodeConfig:
     keys: KeysSection = field(default_factory=KeysSection)
     chain: ChainSection = field(default_factory=ChainSection)
     hardware: HardwareSection = field(default_factory=HardwareSection)
+
+    executor: ExecutorSection = field(default_factory=ExecutorSection)
 
     def validate(self) -> None:
         for name in SECTIONS:

@@ -1,0 +1,95 @@
+"""The pieces on disk: the capped log sink and the results archive."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2pnode.executor.logsink import LogSink
+from p2pnode.executor.results import (
+    ResultsArchiveError,
+    ResultsTooLarge,
+    pack_results,
+    sha256_file,
+    unpack_results,
+)
+
+
+def test_log_sink_caps_hashes_and_follows(tmp_path: Path) -> None:
+    async def main() -> None:
+        sink = LogSink(tmp_path / "logs", max_bytes=10)
+        got: list[tuple[str, bytes]] = []
+
+        async def follower() -> None:
+            async for chunk in sink.follow():
+                got.append((chunk.stream, chunk.data))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follower)
+            await trio.sleep(0.01)
+            sink.write("stdout", b"abc")
+            await trio.sleep(0.01)
+            assert got == [("stdout", b"abc")]  # delivered while running
+            sink.write("stderr", b"12345")
+            sink.write("stdout", b"defghij")  # only 2 bytes fit
+            sink.close()
+        assert b"".join(d for s, d in got if s == "stdout") == b"abcde"
+        assert b"".join(d for s, d in got if s == "stderr") == b"12345"
+        assert sink.dropped == 5
+        assert sink.sha256("stdout") == hashlib.sha256(b"abcde").digest()
+        assert sink.path("stdout").read_bytes() == b"abcde"
+        assert sink.sha256("stderr") == sha256_file(sink.path("stderr"))
+
+    trio.run(main)
+
+
+def test_pack_is_deterministic_and_capped(tmp_path: Path) -> None:
+    src = tmp_path / "results"
+    (src / "sub").mkdir(parents=True)
+    (src / "b.txt").write_bytes(b"b" * 100)
+    (src / "sub" / "a.txt").write_bytes(b"a")
+    os.symlink("/etc/passwd", src / "link")
+    os.mkfifo(src / "fifo")
+    packed = pack_results(src, tmp_path / "r.tar", max_bytes=1000)
+    assert packed.files == 2 and packed.sha256 == sha256_file(tmp_path / "r.tar")
+    with tarfile.open(packed.path) as tar:
+        names = tar.getnames()
+        assert names == ["sub", "b.txt", "link", "sub/a.txt"]  # no fifo
+        assert tar.getmember("link").issym()  # stored as a link, never followed
+    again = pack_results(src, tmp_path / "r2.tar", max_bytes=1000)
+    assert again.sha256 == packed.sha256
+    with pytest.raises(ResultsTooLarge, match="storage"):
+        pack_results(src, tmp_path / "r3.tar", max_bytes=50)
+
+
+def test_unpack_refuses_links_and_escapes(tmp_path: Path) -> None:
+    src = tmp_path / "results"
+    src.mkdir()
+    (src / "ok.txt").write_text("fine")
+    packed = pack_results(src, tmp_path / "ok.tar", max_bytes=100)
+    assert unpack_results(packed.path, tmp_path / "out") == ["ok.txt"]
+    assert (tmp_path / "out" / "ok.txt").read_text() == "fine"
+
+    os.symlink("/etc/passwd", src / "link")
+    with_link = pack_results(src, tmp_path / "link.tar", max_bytes=100)
+    with pytest.raises(ResultsArchiveError, match="link"):
+        unpack_results(with_link.path, tmp_path / "out2")
+
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 1
+        import io
+
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ResultsArchiveError):
+        unpack_results(evil, tmp_path / "out3")
+    assert not (tmp_path / "escape.txt").exists()
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(ResultsArchiveError):
+        unpack_results(tmp_path / "junk.tar", tmp_path / "out4")
