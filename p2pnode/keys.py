@@ -27,6 +27,24 @@ from libp2p.peer.id import ID
 
 from p2pnode.errors import UserError
 
+
+def _import_eth_account() -> None:
+    """Import eth-account once, here, and put the interpreter's recursion limit back.
+
+    eth-account pulls in py_ecc, whose package init raises the recursion limit to
+    100000 for the whole process. With that limit a deeply nested JSON value makes
+    the C parser overflow the thread's C stack (a segfault) instead of raising
+    RecursionError. The daemon imports this module before anything else that needs
+    eth-account, so the limit stays the interpreter's for the node's whole life.
+    """
+    limit = sys.getrecursionlimit()
+    import eth_account  # noqa: F401
+
+    sys.setrecursionlimit(limit)
+
+
+_import_eth_account()
+
 PASSWORD_ENV = "SONM_KEY_PASSWORD"
 IDENTITY_FILE = "identity.key"
 MIN_PASSWORD_LEN = 1
