@@ -371,6 +371,11 @@ class NoAccountError(UserError):
     """The node has no unlocked Ethereum key, so it cannot sign orders."""
 
 
+class AlreadyCancelledError(UserError):
+    """The order is cancelled already; a second cancel would be signed and gossiped for
+    nothing (and would spend a nonce and every peer's bandwidth)."""
+
+
 class OrderDesk:
     """Signs, publishes and books the node's orders; books what gossip delivers.
 
@@ -457,6 +462,8 @@ class OrderDesk:
                 f"order 0x{order_id.hex()} belongs to {address_hex(entry.order.author)}, "
                 f"not to this node's account {address_hex(author)}"
             )
+        if entry.cancelled:
+            raise AlreadyCancelledError(f"order 0x{order_id.hex()} is cancelled already")
         now = self.clock()
         until = entry.order.valid_until
         start = min(max(math.floor(now), until - ORDER_MAX_VALIDITY_SECONDS), until - 1)
@@ -737,7 +744,7 @@ async def cancel_order(order_id: str, state: NodeDep) -> PlaceResult:
         entry, error = await desk.cancel(raw)
     except KeyError:
         raise HTTPException(404, f"no order {order_id} known to this node") from None
-    except NoAccountError as exc:
+    except (NoAccountError, AlreadyCancelledError) as exc:
         raise HTTPException(409, str(exc)) from None
     except UserError as exc:
         raise HTTPException(403, str(exc)) from None

@@ -230,6 +230,16 @@ def test_cancel_own_order(world: dict[str, Any]) -> None:
     assert c.get("/orders?include_cancelled=true").json()["count"] == 1
 
 
+def test_cancelling_twice_is_409_and_signs_nothing_more(world: dict[str, Any]) -> None:
+    c, pub = world["client"], world["pub"]
+    order_id = c.post("/orders", json=ask_body()).json()["order"]["order_id"]
+    assert c.post(f"/orders/{order_id}/cancel").status_code == 200
+    sent = len(pub.sent)
+    again = c.post(f"/orders/{order_id}/cancel")
+    assert again.status_code == 409 and "cancelled already" in again.json()["detail"]
+    assert len(pub.sent) == sent  # not re-signed, not re-gossiped
+
+
 def test_cancel_errors(world: dict[str, Any]) -> None:
     c, desk = world["client"], world["desk"]
     assert c.post("/orders/0x" + "00" * 32 + "/cancel").status_code == 404
