@@ -163,13 +163,13 @@ def make_benchmarks(
         if name not in BENCHMARK_INDEX:
             raise FieldError(f"benchmarks.{name}", f"unknown benchmark; known: {BENCHMARK_NAMES}")
         vector[BENCHMARK_INDEX[name]] = check_uint(f"benchmarks.{name}", value, UINT64_MAX)
-    for field, value in resources.items():
+    for field, given in resources.items():
         if field not in RESOURCE_BENCHMARKS:
             raise FieldError(field, f"not a resource; known: {tuple(RESOURCE_BENCHMARKS)}")
-        if value is None:
+        if given is None:
             continue
         name = RESOURCE_BENCHMARKS[field]
-        checked = check_uint(field, value, UINT64_MAX)
+        checked = check_uint(field, given, UINT64_MAX)
         if name in values and values[name] != checked:
             raise FieldError(
                 f"benchmarks.{name}",
