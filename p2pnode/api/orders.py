@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 import trio
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from gossip import codec
 from gossip.eip712 import SigningDomain, address_of_key
@@ -585,7 +585,16 @@ _ADDRESS = r"^0[xX][0-9a-fA-F]{40}$"
 ORDER_ID_PATTERN = r"^0[xX][0-9a-fA-F]{64}$"
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
-U64 = Annotated[int, Field(ge=0, le=UINT64_MAX)]
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 1225.0 as an integer; bool and "1225" stay refused (strict)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+U64 = Annotated[int, Field(ge=0, le=UINT64_MAX), BeforeValidator(_integral)]
 Address = Annotated[str, Field(pattern=_ADDRESS, description="0x followed by 40 hex digits")]
 PropertyKey = Annotated[
     str, Field(pattern=rf"^[a-z0-9][a-z0-9._-]{{0,{ORDER_MAX_PROPERTY_KEY_BYTES - 1}}}$")
@@ -630,7 +639,7 @@ class OrderIn(BaseModel):
 
     side: Literal["ask", "bid"]
     price_per_hour: str = Field(pattern=_UINT256, description="token base units (10^-18 SNM)")
-    duration: int = Field(ge=0, le=ORDER_MAX_DURATION_SECONDS, description="seconds; 0 = spot")
+    duration: Int = Field(ge=0, le=ORDER_MAX_DURATION_SECONDS, description="seconds; 0 = spot")
     cpu_cores: U64 = 0
     ram_bytes: U64 = 0
     storage_bytes: U64 = 0
@@ -647,9 +656,9 @@ class OrderIn(BaseModel):
     )
     counterparty: Address | None = Field(None, description="only deal with this address")
     blacklist: list[Address] = Field(default_factory=list, max_length=ORDER_MAX_BLACKLIST)
-    min_rating: int = Field(0, ge=0, le=RATING_MAX, description="basis points")
+    min_rating: Int = Field(0, ge=0, le=RATING_MAX, description="basis points")
     geo: str = Field("", pattern=r"^([A-Z]{2})?$", description="ISO 3166-1 alpha-2, or empty")
-    valid_for: int = Field(
+    valid_for: Int = Field(
         86_400, ge=60, le=ORDER_MAX_VALIDITY_SECONDS, description="seconds from now"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def test_openapi_states_exact_integer_bounds_and_every_status(client: TestClient
     doc = client.get("/openapi.json", headers=_auth(client)).json()
     order_in = doc["components"]["schemas"]["OrderIn"]["properties"]
     assert order_in["cpu_cores"]["maximum"] == 2**64 - 1  # not the float 2^64
+    bench = doc["components"]["schemas"]["BenchmarksIn"]["properties"]["gpu-redshift"]
+    assert (bench["minimum"], bench["maximum"]) == (0, 2**64 - 1)
+    assert '"ge"' not in json.dumps(doc) and '"le"' not in json.dumps(doc)  # unknown to JSON Schema
     assert order_in["properties"]["additionalProperties"] is False
     cancel = doc["paths"]["/orders/{order_id}/cancel"]["post"]
     assert {"400", "401", "403", "404", "409", "413", "422", "503"} <= set(cancel["responses"])

@@ -196,6 +196,13 @@ def test_non_finite_numbers_are_422_not_500(world: dict[str, Any], number: bytes
     assert world["pub"].sent == []
 
 
+def test_an_integral_float_is_an_integer_as_json_schema_says(world: dict[str, Any]) -> None:
+    resp = world["client"].post("/orders", json=ask_body(duration=1225.0, cpu_cores=3.0))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["order"]["duration"] == 1225 and resp.json()["order"]["cpu_cores"] == 3
+    assert error_fields(world["client"].post("/orders", json=ask_body(duration=1.5)))
+
+
 def test_a_benchmark_given_once_is_the_value_signed(world: dict[str, Any]) -> None:
     c, pub = world["client"], world["pub"]
     body = ask_body(benchmarks={"gpu-redshift": 7, "cpu-sysbench-multi": 900}, cpu_cores=3)
