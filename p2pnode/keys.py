@@ -104,9 +104,21 @@ def _read_small_file(path: Path, what: str) -> bytes:
         raise UserError(f"{what} {path} cannot be read: permission denied") from None
 
 
+def private_dir(path: Path) -> None:
+    """Make `path` a directory only its owner can enter (0700), creating it if needed.
+
+    The data dir holds the API token, the identity key and the keystore; made 0755
+    by the first command that writes there, it stayed readable to every local user
+    until the daemon first started and tightened it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Write a secret atomically with mode 0600 (a crash never leaves half a key)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
@@ -215,10 +227,10 @@ def identity_path(data_dir: Path) -> Path:
 
 def load_or_create_identity(data_dir: Path) -> KeyPair:
     """The persisted Ed25519 key; created (0600) on first start so the peer id is stable."""
+    private_dir(data_dir)
     path = identity_path(data_dir)
     if path.exists():
         return load_node_identity(path)
-    data_dir.mkdir(parents=True, exist_ok=True)
     key_pair = create_new_key_pair()
     save_identity(key_pair, path)
     os.chmod(path, 0o600)
