@@ -132,6 +132,8 @@ def test_bodies_over_the_cap_or_too_deep_are_refused_for_every_path(client: Test
         deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
         resp = client.post(path, content=deep, headers=auth)
         assert resp.status_code == 400 and "nested" in resp.json()["detail"]
+    latin1 = client.post("/orders", content=b'{"side": "\xe9"}', headers=auth)
+    assert latin1.status_code == 400 and isinstance(latin1.json()["detail"], str)
     # brackets inside strings are text, not nesting
     flat = b'{"side": "' + b"[" * 1000 + b'"}'
     assert client.post("/orders", content=flat, headers=auth).status_code == 422
