@@ -12,12 +12,15 @@ becomes a UserError with one line naming the file, never a traceback.
 from __future__ import annotations
 
 import getpass
+import importlib.abc
+import importlib.util
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -28,22 +31,43 @@ from libp2p.peer.id import ID
 from p2pnode.errors import UserError
 
 
-def _import_eth_account() -> None:
-    """Import eth-account once, here, and put the interpreter's recursion limit back.
+class _KeepRecursionLimit(importlib.abc.MetaPathFinder):
+    """Puts the recursion limit back once py_ecc's package init has run.
 
-    eth-account pulls in py_ecc, whose package init raises the recursion limit to
-    100000 for the whole process. With that limit a deeply nested JSON value makes
-    the C parser overflow the thread's C stack (a segfault) instead of raising
-    RecursionError. The daemon imports this module before anything else that needs
-    eth-account, so the limit stays the interpreter's for the node's whole life.
+    eth-account (and web3, eth-tester: anything that signs or hashes keys) pulls in
+    py_ecc, whose package init raises the interpreter's recursion limit to 100000
+    for the whole process. With that limit a deeply nested JSON value makes the C
+    parser overflow the thread's C stack (a segfault) instead of raising
+    RecursionError. The daemon imports this module before anything else, so
+    whichever service first imports py_ecc, the limit stays the interpreter's; and
+    a node that never signs never pays for importing it.
     """
-    limit = sys.getrecursionlimit()
-    import eth_account  # noqa: F401
 
-    sys.setrecursionlimit(limit)
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "py_ecc":
+            return None
+        sys.meta_path.remove(self)  # once; and find_spec below must not find us again
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None:
+            return spec
+        run_init = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            limit = sys.getrecursionlimit()
+            try:
+                run_init(module)
+            finally:
+                sys.setrecursionlimit(limit)
+
+        loader.exec_module = exec_module
+        return spec
 
 
-_import_eth_account()
+if "py_ecc" not in sys.modules and not any(
+    isinstance(f, _KeepRecursionLimit) for f in sys.meta_path
+):
+    sys.meta_path.insert(0, _KeepRecursionLimit())
 
 PASSWORD_ENV = "SONM_KEY_PASSWORD"
 IDENTITY_FILE = "identity.key"
