@@ -133,19 +133,49 @@ class Property:
         check_str(f"{field}.value", self.value, ORDER_MAX_PROPERTY_VALUE_BYTES)
 
 
-def make_benchmarks(values: Mapping[str, int] | None = None, **named: int) -> tuple[int, ...]:
-    """The benchmark vector from names: `make_benchmarks({"gpu-count": 2}, ram_size=2**30)`.
+# The resources an order names as fields (Order.create's keywords, the API's body)
+# and the benchmark that carries each one on the wire.
+RESOURCE_BENCHMARKS: dict[str, str] = {
+    "cpu_cores": "cpu-cores",
+    "ram_bytes": "ram-size",
+    "storage_bytes": "storage-size",
+    "net_in_bps": "net-download",
+    "net_out_bps": "net-upload",
+    "gpu_count": "gpu-count",
+    "gpu_mem_bytes": "gpu-mem",
+}
 
-    Keyword names use underscores for dashes. Unnamed benchmarks are 0 (no requirement
-    for a bid, nothing offered for an ask).
+
+def make_benchmarks(
+    values: Mapping[str, int] | None = None, **resources: int | None
+) -> tuple[int, ...]:
+    """The benchmark vector from names: `make_benchmarks({"gpu-count": 2}, ram_bytes=2**30)`.
+
+    A resource may be given by its field name (`ram_bytes`, see RESOURCE_BENCHMARKS)
+    or by its benchmark name in `values`; None means not given. Given both ways with
+    different values is a FieldError naming the benchmark, never a silent choice of
+    one: the order says one thing about its RAM, and it is what its author meant.
+    Unnamed benchmarks are 0 (no requirement for a bid, nothing offered for an ask).
     """
     vector = [0] * len(BENCHMARK_NAMES)
-    merged = dict(values or {})
-    merged.update({k.replace("_", "-"): v for k, v in named.items()})
-    for name, value in merged.items():
+    values = values or {}
+    for name, value in values.items():
         if name not in BENCHMARK_INDEX:
             raise FieldError(f"benchmarks.{name}", f"unknown benchmark; known: {BENCHMARK_NAMES}")
         vector[BENCHMARK_INDEX[name]] = check_uint(f"benchmarks.{name}", value, UINT64_MAX)
+    for field, given in resources.items():
+        if field not in RESOURCE_BENCHMARKS:
+            raise FieldError(field, f"not a resource; known: {tuple(RESOURCE_BENCHMARKS)}")
+        if given is None:
+            continue
+        name = RESOURCE_BENCHMARKS[field]
+        checked = check_uint(field, given, UINT64_MAX)
+        if name in values and values[name] != checked:
+            raise FieldError(
+                f"benchmarks.{name}",
+                f"{values[name]} conflicts with {field} = {checked}: give the resource once",
+            )
+        vector[BENCHMARK_INDEX[name]] = checked
     return tuple(vector)
 
 
@@ -220,13 +250,13 @@ class Order:
         nonce: int,
         valid_from: int,
         valid_until: int,
-        cpu_cores: int = 0,
-        ram_bytes: int = 0,
-        storage_bytes: int = 0,
-        gpu_count: int = 0,
-        gpu_mem_bytes: int = 0,
-        net_in_bps: int = 0,
-        net_out_bps: int = 0,
+        cpu_cores: int | None = None,
+        ram_bytes: int | None = None,
+        storage_bytes: int | None = None,
+        gpu_count: int | None = None,
+        gpu_mem_bytes: int | None = None,
+        net_in_bps: int | None = None,
+        net_out_bps: int | None = None,
         benchmarks: Mapping[str, int] | None = None,
         network: NetworkType = NetworkType.NONE,
         properties: Mapping[str, str] | None = None,
@@ -235,16 +265,20 @@ class Order:
         min_rating: int = 0,
         geo: str = "",
     ) -> Order:
-        """Build an unsigned order from named resources, sorting what must be sorted."""
+        """Build an unsigned order from named resources, sorting what must be sorted.
+
+        A resource left None is not given (0 unless `benchmarks` names it); given
+        both as a keyword and in `benchmarks` with different values is a FieldError.
+        """
         bench = make_benchmarks(
             benchmarks,
             cpu_cores=cpu_cores,
-            ram_size=ram_bytes,
-            storage_size=storage_bytes,
+            ram_bytes=ram_bytes,
+            storage_bytes=storage_bytes,
             gpu_count=gpu_count,
-            gpu_mem=gpu_mem_bytes,
-            net_download=net_in_bps,
-            net_upload=net_out_bps,
+            gpu_mem_bytes=gpu_mem_bytes,
+            net_in_bps=net_in_bps,
+            net_out_bps=net_out_bps,
         )
         order = cls(
             author=author,

@@ -12,12 +12,15 @@ becomes a UserError with one line naming the file, never a traceback.
 from __future__ import annotations
 
 import getpass
+import importlib.abc
+import importlib.util
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -26,6 +29,45 @@ from libp2p.identity_utils import load_identity, save_identity
 from libp2p.peer.id import ID
 
 from p2pnode.errors import UserError
+
+
+class _KeepRecursionLimit(importlib.abc.MetaPathFinder):
+    """Puts the recursion limit back once py_ecc's package init has run.
+
+    eth-account (and web3, eth-tester: anything that signs or hashes keys) pulls in
+    py_ecc, whose package init raises the interpreter's recursion limit to 100000
+    for the whole process. With that limit a deeply nested JSON value makes the C
+    parser overflow the thread's C stack (a segfault) instead of raising
+    RecursionError. The daemon imports this module before anything else, so
+    whichever service first imports py_ecc, the limit stays the interpreter's; and
+    a node that never signs never pays for importing it.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "py_ecc":
+            return None
+        sys.meta_path.remove(self)  # once; and find_spec below must not find us again
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None:
+            return spec
+        run_init = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            limit = sys.getrecursionlimit()
+            try:
+                run_init(module)
+            finally:
+                sys.setrecursionlimit(limit)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+if "py_ecc" not in sys.modules and not any(
+    isinstance(f, _KeepRecursionLimit) for f in sys.meta_path
+):
+    sys.meta_path.insert(0, _KeepRecursionLimit())
 
 PASSWORD_ENV = "SONM_KEY_PASSWORD"
 IDENTITY_FILE = "identity.key"
@@ -86,9 +128,21 @@ def _read_small_file(path: Path, what: str) -> bytes:
         raise UserError(f"{what} {path} cannot be read: permission denied") from None
 
 
+def private_dir(path: Path) -> None:
+    """Make `path` a directory only its owner can enter (0700), creating it if needed.
+
+    The data dir holds the API token, the identity key and the keystore; made 0755
+    by the first command that writes there, it stayed readable to every local user
+    until the daemon first started and tightened it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Write a secret atomically with mode 0600 (a crash never leaves half a key)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
@@ -197,10 +251,10 @@ def identity_path(data_dir: Path) -> Path:
 
 def load_or_create_identity(data_dir: Path) -> KeyPair:
     """The persisted Ed25519 key; created (0600) on first start so the peer id is stable."""
+    private_dir(data_dir)
     path = identity_path(data_dir)
     if path.exists():
         return load_node_identity(path)
-    data_dir.mkdir(parents=True, exist_ok=True)
     key_pair = create_new_key_pair()
     save_identity(key_pair, path)
     os.chmod(path, 0o600)

@@ -40,12 +40,21 @@ def read_token(data_dir: Path) -> str | None:
         return None
 
 
+def bearer_credentials(header: bytes) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header; the scheme name is
+    case-insensitive (RFC 9110 section 11.1), so `bearer` and `BEARER` count too."""
+    scheme, _, credentials = header.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    return credentials.strip() or None
+
+
 class BearerAuthMiddleware:
     """Pure ASGI middleware: 401 unless `Authorization: Bearer <token>` matches."""
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -54,7 +63,8 @@ class BearerAuthMiddleware:
                 if name == b"authorization":
                     got = value
                     break
-            if not hmac.compare_digest(got, self._expected):
+            presented = bearer_credentials(got)
+            if presented is None or not hmac.compare_digest(presented, self._expected):
                 body = b'{"detail":"missing or wrong bearer token"}'
                 await send(
                     {

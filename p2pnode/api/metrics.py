@@ -10,7 +10,16 @@ from p2pnode.api.state import NodeDep
 router = APIRouter(tags=["node"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def get_metrics(state: NodeDep) -> Response:
     if state.host is not None:
         state.metrics.connections.set(len(state.host.get_connected_peers()))

@@ -9,18 +9,24 @@ signed, so what the node signs is exactly what the table shows.
 from __future__ import annotations
 
 import argparse
+import decimal
 import re
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from gossip.messages import UINT64_MAX, FieldError
+from gossip.orders import BENCHMARK_INDEX, RESOURCE_BENCHMARKS, make_benchmarks
 from p2pnode.cli.common import add_config_options, api_call, config_from_args
 from p2pnode.errors import UserError
 
 WEI_PER_SNM = 10**18
+# what POST /orders and GET /orders take: 77 decimal digits, every one below 2^256
+MAX_PRICE_WEI = 10**77 - 1
+ID_SHOWN_MIN = 10  # "0x" and 8 hex digits: the shortest id prefix the table shows
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -38,6 +44,14 @@ _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*\Z")
 
 
+# Arithmetic that never rounds: a product that does not fit exactly (too many digits,
+# an exponent out of range) raises instead of quietly becoming a different number.
+_EXACT = decimal.Context(
+    prec=120,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero],
+)
+
+
 def _quantity(option: str, text: str, units: dict[str, int], example: str) -> int:
     m = _QUANTITY.match(text)
     unit = m.group(2).lower() if m else ""
@@ -46,9 +60,14 @@ def _quantity(option: str, text: str, units: dict[str, int], example: str) -> in
         raise UserError(
             f"{option} {text!r}: expected a number with a unit ({allowed}), e.g. {example}"
         )
-    value = Decimal(m.group(1)) * units[unit]
+    try:
+        value = _EXACT.multiply(Decimal(m.group(1)), units[unit])
+    except decimal.DecimalException:
+        raise UserError(f"{option} {text!r}: too many digits") from None
     if value != value.to_integral_value():
         raise UserError(f"{option} {text!r}: not a whole number of base units")
+    if value > UINT64_MAX:
+        raise UserError(f"{option} {text!r}: at most {UINT64_MAX} base units")
     return int(value)
 
 
@@ -72,13 +91,18 @@ def parse_price(option: str, text: str) -> int:
     raw = text.strip().lower()
     try:
         if raw.endswith("wei"):
-            value = Decimal(raw[:-3])
+            value = _EXACT.plus(Decimal(raw[:-3]))
         else:
-            value = Decimal(raw.removesuffix("snm")) * WEI_PER_SNM
-    except InvalidOperation:
-        raise UserError(f"{option} {text!r}: expected an SNM amount like 0.25 or 10wei") from None
-    if not value.is_finite() or value < 0 or value != value.to_integral_value():
-        raise UserError(f"{option} {text!r}: must be >= 0 and at most 18 decimals")
+            value = _EXACT.multiply(Decimal(raw.removesuffix("snm")), WEI_PER_SNM)
+        if not value.is_finite() or value < 0 or value != value.to_integral_value():
+            raise UserError(f"{option} {text!r}: must be >= 0 and at most 18 decimals")
+        if value > MAX_PRICE_WEI:
+            raise UserError(f"{option} {text!r}: at most {MAX_PRICE_WEI} wei")
+    except decimal.DecimalException:  # not a number, or not exactly a whole number of wei
+        raise UserError(
+            f"{option} {text!r}: expected an SNM amount like 0.25 or 10wei, "
+            "exact to the wei and below 10^77 wei"
+        ) from None
     return int(value)
 
 
@@ -129,7 +153,9 @@ def register(subparsers: Any) -> None:
         p.set_defaults(func=cmd_place, side=side)
     cancel = sub.add_parser("cancel", help="cancel one of this node's orders")
     add_config_options(cancel)
-    cancel.add_argument("order_id", help="0x-prefixed order id")
+    cancel.add_argument(
+        "order_id", help="0x-prefixed order id, or a prefix of it as `orders` shows it"
+    )
     cancel.add_argument("--json", action="store_true", help="print the raw JSON")
     cancel.set_defaults(func=cmd_cancel)
 
@@ -157,15 +183,20 @@ def register(subparsers: Any) -> None:
 def _order_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price", required=True, metavar="SNM", help="per hour, e.g. 0.25")
     p.add_argument("--duration", default="0", help="e.g. 2h, 1d; 0 = spot (default)")
-    p.add_argument("--cpu", type=int, default=0, metavar="CORES")
-    p.add_argument("--ram", default="0", metavar="SIZE", help="e.g. 16GiB")
-    p.add_argument("--storage", default="0", metavar="SIZE")
-    p.add_argument("--gpus", type=int, default=0, metavar="N")
-    p.add_argument("--gpu-mem", default="0", metavar="SIZE", help="per GPU")
-    p.add_argument("--net-in", default="0", metavar="RATE", help="download, e.g. 100Mbit")
-    p.add_argument("--net-out", default="0", metavar="RATE", help="upload")
+    p.add_argument("--cpu", type=int, metavar="CORES")
+    p.add_argument("--ram", metavar="SIZE", help="e.g. 16GiB")
+    p.add_argument("--storage", metavar="SIZE")
+    p.add_argument("--gpus", type=int, metavar="N")
+    p.add_argument("--gpu-mem", metavar="SIZE", help="per GPU")
+    p.add_argument("--net-in", metavar="RATE", help="download, e.g. 100Mbit")
+    p.add_argument("--net-out", metavar="RATE", help="upload")
     p.add_argument("--network", choices=("none", "out", "in/out"), default="none")
-    p.add_argument("--bench", action="append", metavar="NAME=VALUE", help="a benchmark")
+    p.add_argument(
+        "--bench",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a benchmark; a resource's name (ram-size, gpu-count, ...) sets that resource",
+    )
     p.add_argument("--prop", action="append", metavar="KEY=VALUE", help="a property")
     p.add_argument("--counterparty", metavar="ADDRESS", help="only deal with this address")
     p.add_argument("--blacklist", action="append", metavar="ADDRESS", help="never deal with")
@@ -176,7 +207,12 @@ def _order_options(p: argparse.ArgumentParser) -> None:
 
 
 def order_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The POST /orders body from the command line, in base units."""
+    """The POST /orders body from the command line, in base units.
+
+    A resource may come from its own option (`--ram 16GiB`) or from `--bench
+    ram-size=...`; the order model decides (given once: that value; given twice
+    and different: an error naming both), so the value signed is the one typed.
+    """
     benches: dict[str, int] = {}
     for name, value in parse_pairs("--bench", args.bench).items():
         try:
@@ -185,18 +221,30 @@ def order_body(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"--bench {name}={value!r}: expected a whole number") from None
     if not 0 <= args.min_rating <= 100:
         raise UserError(f"--min-rating {args.min_rating}: allowed 0..100 (percent)")
+
+    def given(parse: Any, option: str, text: str | None) -> int | None:
+        return None if text is None else int(parse(option, text))
+
+    resources = {
+        "cpu_cores": args.cpu,
+        "ram_bytes": given(parse_size, "--ram", args.ram),
+        "storage_bytes": given(parse_size, "--storage", args.storage),
+        "gpu_count": args.gpus,
+        "gpu_mem_bytes": given(parse_size, "--gpu-mem", args.gpu_mem),
+        "net_in_bps": given(parse_rate, "--net-in", args.net_in),
+        "net_out_bps": given(parse_rate, "--net-out", args.net_out),
+    }
+    try:
+        vector = make_benchmarks(benches, **resources)
+    except FieldError as exc:
+        raise UserError(f"--bench {exc}") from None
+    named = set(RESOURCE_BENCHMARKS.values())
     return {
         "side": args.side,
         "price_per_hour": str(parse_price("--price", args.price)),
         "duration": parse_duration("--duration", args.duration),
-        "cpu_cores": args.cpu,
-        "ram_bytes": parse_size("--ram", args.ram),
-        "storage_bytes": parse_size("--storage", args.storage),
-        "gpu_count": args.gpus,
-        "gpu_mem_bytes": parse_size("--gpu-mem", args.gpu_mem),
-        "net_in_bps": parse_rate("--net-in", args.net_in),
-        "net_out_bps": parse_rate("--net-out", args.net_out),
-        "benchmarks": benches,
+        **{f: vector[BENCHMARK_INDEX[b]] for f, b in RESOURCE_BENCHMARKS.items()},
+        "benchmarks": {b: v for b, v in benches.items() if b not in named},
         "network": args.network,
         "properties": parse_pairs("--prop", args.prop),
         "counterparty": args.counterparty,
@@ -230,9 +278,61 @@ def cmd_place(args: argparse.Namespace) -> int:
     return 0
 
 
+_FULL_ID = re.compile(r"0[xX][0-9a-fA-F]{64}\Z")
+_ID_PREFIX = re.compile(r"0[xX][0-9a-fA-F]{1,63}\Z")
+
+
+def resolve_order_id(config: Any, text: str) -> str:
+    """A full id as given; a prefix (as the orders table shows) resolved among this
+    node's own orders, the only ones it can cancel, if exactly one starts with it."""
+    text = text.strip()
+    if _FULL_ID.match(text):
+        return text
+    if not _ID_PREFIX.match(text):
+        raise UserError(f"order id {text!r}: expected 0x and hex digits (a full id or a prefix)")
+    params = {"own": "true", "include_cancelled": "true", "include_expired": "true"}
+    listed = api_call(config, "GET", "/orders", params={**params, "limit": 10_000})
+    ids = [o["order_id"] for o in listed["orders"]]
+    matches = [i for i in ids if i.lower().startswith(text.lower())]
+    if not matches:
+        raise UserError(f"order id {text}: no order of this node's starts with it")
+    if len(matches) > 1:
+        raise UserError(
+            f"order id {text}: {len(matches)} of this node's orders start with it; give more digits"
+        )
+    return str(matches[0])
+
+
+def short_ids(ids: list[str]) -> dict[str, str]:
+    """For each id the shortest prefix (at least ID_SHOWN_MIN characters) no other id
+    in the list shares, so what the table shows can be typed back into the CLI.
+
+    In sorted order an id shares its longest prefix with a neighbour, so two
+    comparisons per id suffice."""
+    ordered = sorted(set(ids), key=str.lower)
+
+    def common(a: str, b: str) -> int:
+        n = 0
+        for x, y in zip(a.lower(), b.lower(), strict=False):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    shown: dict[str, str] = {}
+    for k, full in enumerate(ordered):
+        shared = max(
+            common(full, ordered[k - 1]) if k > 0 else 0,
+            common(full, ordered[k + 1]) if k + 1 < len(ordered) else 0,
+        )
+        shown[full] = full[: max(ID_SHOWN_MIN, shared + 1)]
+    return shown
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    result = api_call(config, "POST", f"/orders/{args.order_id}/cancel")
+    order_id = resolve_order_id(config, args.order_id)
+    result = api_call(config, "POST", f"/orders/{order_id}/cancel")
     console = Console()
     if args.json:
         console.print_json(data=result)
@@ -285,7 +385,8 @@ def orders_table(data: dict[str, Any], now: float) -> Table:
         ("expires in", "right"),
         ("state", "left"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name == "id")  # type: ignore[arg-type]
+    ids = short_ids([o["order_id"] for o in data["orders"]])
     for o in data["orders"]:
         gpu = f"{o['gpu_count']}x{format_size(o['gpu_mem_bytes'])}" if o["gpu_count"] else "-"
         left = o["valid_until"] - now
@@ -293,7 +394,7 @@ def orders_table(data: dict[str, Any], now: float) -> Table:
         if o["own"]:
             state += ", own" + ("" if o["published"] else ", unsent")
         table.add_row(
-            o["order_id"][:12] + "…",
+            ids[o["order_id"]],
             o["side"].upper(),
             format_snm(int(o["price_per_hour"])),
             format_duration(o["duration"]),

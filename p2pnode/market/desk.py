@@ -36,6 +36,11 @@ class NoAccountError(UserError):
     """The node has no unlocked Ethereum key, so it cannot sign orders."""
 
 
+class AlreadyCancelledError(UserError):
+    """The order is cancelled already; a second cancel would be signed and gossiped for
+    nothing (and would spend a nonce and every peer's bandwidth)."""
+
+
 class OrderQuotaError(UserError):
     """The account already has as many live orders as every node accepts from one
     signer (gossip.quota.QuotaParams.max_orders_per_author); a new one would be
@@ -134,6 +139,8 @@ class OrderDesk:
                 f"order 0x{order_id.hex()} belongs to {address_hex(entry.order.author)}, "
                 f"not to this node's account {address_hex(author)}"
             )
+        if entry.cancelled:
+            raise AlreadyCancelledError(f"order 0x{order_id.hex()} is cancelled already")
         now = self.clock()
         until = entry.order.valid_until
         start = min(max(math.floor(now), until - ORDER_MAX_VALIDITY_SECONDS), until - 1)

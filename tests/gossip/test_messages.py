@@ -330,8 +330,41 @@ def test_create_sorts_and_names_resources() -> None:
     assert order.counterparty == ZERO_ADDRESS
     with pytest.raises(FieldError, match=r"benchmarks\.gpu-flops"):
         make_benchmarks({"gpu-flops": 1})
-    with pytest.raises(FieldError, match="ram-size"):
-        make_benchmarks(ram_size=-5)
+    with pytest.raises(FieldError, match="ram_bytes"):
+        make_benchmarks(ram_bytes=-5)
+
+
+def test_a_resource_given_once_is_signed_and_given_twice_must_agree() -> None:
+    """A resource named both as a field and as a benchmark was silently overwritten by
+    the field (its default 0 included): `--bench ram-size=1000` signed ram 0."""
+    assert make_benchmarks({"ram-size": 1000, "gpu-count": 2})[3] == 1000
+    order = _order_with(benchmarks={"ram-size": 1000, "gpu-count": 2})
+    assert (order.ram_bytes, order.gpu_count) == (1000, 2)
+    order = _order_with(cpu_cores=4, benchmarks={"cpu-cores": 4})  # twice, the same: fine
+    assert order.cpu_cores == 4
+    with pytest.raises(FieldError, match=r"benchmarks\.cpu-cores.*cpu_cores = 4") as info:
+        _order_with(cpu_cores=4, benchmarks={"cpu-cores": 8})
+    assert info.value.field == "benchmarks.cpu-cores"
+    with pytest.raises(FieldError, match=r"benchmarks\.gpu-count") as info:
+        _order_with(benchmarks={"gpu-count": -1})
+    assert info.value.field == "benchmarks.gpu-count"
+    with pytest.raises(FieldError, match="gpu_count"):
+        _order_with(gpu_count=2**64)
+    with pytest.raises(FieldError, match="not a resource"):
+        make_benchmarks(ram_size=1)
+
+
+def _order_with(**kw: object) -> Order:
+    return Order.create(
+        author=b"\x01" * 20,
+        side=Side.ASK,
+        price_per_hour=1,
+        duration=0,
+        nonce=1,
+        valid_from=1,
+        valid_until=2,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_network_type_subset() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -48,6 +49,14 @@ def test_every_path_needs_the_token(client: TestClient, path: str, header: str |
     resp = client.get(path, headers=headers)
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_auth_scheme_is_case_insensitive(client: TestClient, scheme: str) -> None:
+    token = client.headers["X-Test-Token"]
+    resp = client.get("/status", headers={"Authorization": f"{scheme} {token}"})
+    assert resp.status_code == 200
+    assert client.get("/status", headers={"Authorization": f"{scheme} x{token}"}).status_code == 401
 
 
 def test_status(client: TestClient) -> None:
@@ -111,3 +120,61 @@ def test_routers_compose_and_missing_modules_are_skipped(tmp_path: Path) -> None
     assert c.get("/hello", headers={"Authorization": "Bearer tok"}).json() == {"hi": "there"}
     assert c.get("/status", headers={"Authorization": "Bearer tok"}).status_code == 200
     assert c.get("/peers", headers={"Authorization": "Bearer tok"}).status_code == 404
+
+
+def test_bodies_over_the_cap_or_too_deep_are_refused_for_every_path(client: TestClient) -> None:
+    from p2pnode.api.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
+
+    auth = {**_auth(client), "Content-Type": "application/json"}
+    for path in ("/status", "/orders", "/nope"):
+        big = client.post(path, content=b"1" * (MAX_BODY_BYTES + 1), headers=auth)
+        assert big.status_code == 413 and str(MAX_BODY_BYTES) in big.json()["detail"]
+        deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+        resp = client.post(path, content=deep, headers=auth)
+        assert resp.status_code == 400 and "nested" in resp.json()["detail"]
+    latin1 = client.post("/orders", content=b'{"side": "\xe9"}', headers=auth)
+    assert latin1.status_code == 400 and isinstance(latin1.json()["detail"], str)
+    # brackets inside strings are text, not nesting
+    flat = b'{"side": "' + b"[" * 1000 + b'"}'
+    assert client.post("/orders", content=flat, headers=auth).status_code == 422
+
+
+def test_json_depth_counts_brackets_outside_strings() -> None:
+    from p2pnode.api.limits import json_depth
+
+    assert json_depth(b'{"a": [1, {"b": "[[[\\"]]"}]}') == 3
+    assert json_depth(b"[" * 100_000) == 100_000  # no recursion, no crash
+    assert json_depth(b"") == 0
+
+
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("OPTIONS", "/orders", "GET, POST"),
+        ("DELETE", "/orders", "GET, POST"),
+        ("PUT", "/status", "GET"),
+        ("OPTIONS", "/orders/0x" + "00" * 32, "GET"),
+        ("PATCH", "/orders/0x" + "00" * 32 + "/cancel", "POST"),
+    ],
+)
+def test_405_allow_lists_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    resp = client.request(method, path, headers=_auth(client))
+    assert resp.status_code == 405 and resp.headers["allow"] == allow
+    assert isinstance(resp.json()["detail"], str)
+
+
+def test_openapi_states_exact_integer_bounds_and_every_status(client: TestClient) -> None:
+    doc = client.get("/openapi.json", headers=_auth(client)).json()
+    order_in = doc["components"]["schemas"]["OrderIn"]["properties"]
+    assert order_in["cpu_cores"]["maximum"] == 2**64 - 1  # not the float 2^64
+    bench = doc["components"]["schemas"]["BenchmarksIn"]["properties"]["gpu-redshift"]
+    assert (bench["minimum"], bench["maximum"]) == (0, 2**64 - 1)
+    assert '"ge"' not in json.dumps(doc) and '"le"' not in json.dumps(doc)  # unknown to JSON Schema
+    assert order_in["properties"]["additionalProperties"] is False
+    cancel = doc["paths"]["/orders/{order_id}/cancel"]["post"]
+    assert {"400", "401", "403", "404", "409", "413", "422", "503"} <= set(cancel["responses"])
+    assert cancel["parameters"][0]["schema"]["pattern"] == "^0[xX][0-9a-fA-F]{64}$"
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]

@@ -45,6 +45,18 @@ def test_new_creates_private_keystore_and_identity(made: Path) -> None:
     assert keys.keystore_address(store).startswith("0x")  # unlocking: see test_show_...
 
 
+def test_new_makes_the_data_dir_private_before_the_daemon_runs(tmp_path: Path) -> None:
+    fresh = tmp_path / "a" / "data"
+    result = run_cli("keys", "new", "--data-dir", str(fresh), env=PW)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    existing = tmp_path / "existing"  # made by hand, world-readable: tightened as well
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    keys.load_or_create_identity(existing)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o700
+
+
 def test_show_unlocks_and_prints_address_and_peer_id(made: Path) -> None:
     result = run_cli("keys", "show", "--data-dir", str(made), env=PW)
     assert result.returncode == 0, result.stderr

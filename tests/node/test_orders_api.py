@@ -141,28 +141,77 @@ def test_nonces_rise_within_one_millisecond(world: dict[str, Any]) -> None:
     assert results == [ValidationResult.ACCEPT] * 3
 
 
+def error_fields(resp: Any) -> list[str]:
+    """The fields a 422 names, checked to be in the one documented shape."""
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["detail"]
+    assert isinstance(detail, list) and detail, detail
+    for item in detail:
+        assert isinstance(item["msg"], str) and isinstance(item["type"], str)
+        assert all(isinstance(p, (str, int)) for p in item["loc"])
+    return [".".join(str(p) for p in item["loc"][1:]) + ": " + item["msg"] for item in detail]
+
+
 @pytest.mark.parametrize(
     "change, needle",
     [
         ({"geo": "de"}, "geo"),
         ({"counterparty": "0x12"}, "counterparty"),
-        ({"blacklist": ["nope"]}, "blacklist[0]"),
-        ({"benchmarks": {"gpu-flops": 1}}, "gpu-flops"),
-        ({"properties": {"Bad Key": "x"}}, "properties[0].key"),
-        ({"price_per_hour": "1" * 79}, "price_per_hour"),
+        ({"blacklist": ["nope"]}, "blacklist.0"),
+        ({"benchmarks": {"gpu-flops": 1}}, "benchmarks.gpu-flops"),
+        ({"properties": {"Bad Key": "x"}}, "properties.Bad Key"),
+        ({"price_per_hour": "1" * 78}, "price_per_hour"),
         ({"price_per_hour": "-5"}, "price_per_hour"),
         ({"side": "sell"}, "side"),
         ({"valid_for": 10}, "valid_for"),
-        ({"cpu_cores": 2**64}, "cpu-cores"),
+        ({"cpu_cores": 2**64}, "cpu_cores"),
+        # strict types: no bool or string where a number belongs
+        ({"duration": True}, "duration"),
+        ({"duration": "3600"}, "duration"),
+        ({"min_rating": False}, "min_rating"),
+        ({"price_per_hour": 5}, "price_per_hour"),
+        ({"duration": 10**10}, "duration"),
+        # a resource is given as its field, never overwritten by (or overwriting) a benchmark
+        ({"cpu_cores": 4, "benchmarks": {"cpu-cores": 8}}, "benchmarks.cpu-cores is a resource"),
+        ({"benchmarks": {"gpu-count": -1}}, "benchmarks.gpu-count is a resource"),
+        ({"gpu_count": -1}, "gpu_count"),
+        ({"benchmarks": {"gpu-redshift": -1}}, "benchmarks.gpu-redshift"),
+        ({"unknown_field": 1}, "unknown_field"),
     ],
 )
 def test_bad_orders_get_422_naming_the_field(
     world: dict[str, Any], change: dict[str, Any], needle: str
 ) -> None:
     resp = world["client"].post("/orders", json=ask_body(**change))
-    assert resp.status_code == 422
-    assert needle in resp.text
+    assert any(needle in f for f in error_fields(resp)), resp.text
     assert world["pub"].sent == []
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e999999"])
+def test_non_finite_numbers_are_422_not_500(world: dict[str, Any], number: bytes) -> None:
+    body = b'{"side":"ask","price_per_hour":"1","duration":' + number + b"}"
+    resp = world["client"].post(
+        "/orders", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert any("JSON number" in f or "overflows" in f for f in error_fields(resp)), resp.text
+    assert world["pub"].sent == []
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says(world: dict[str, Any]) -> None:
+    resp = world["client"].post("/orders", json=ask_body(duration=1225.0, cpu_cores=3.0))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["order"]["duration"] == 1225 and resp.json()["order"]["cpu_cores"] == 3
+    assert error_fields(world["client"].post("/orders", json=ask_body(duration=1.5)))
+
+
+def test_a_benchmark_given_once_is_the_value_signed(world: dict[str, Any]) -> None:
+    c, pub = world["client"], world["pub"]
+    body = ask_body(benchmarks={"gpu-redshift": 7, "cpu-sysbench-multi": 900}, cpu_cores=3)
+    out = c.post("/orders", json=body).json()["order"]
+    signed = codec.decode(pub.sent[-1][1])
+    assert isinstance(signed, Order)
+    assert signed.benchmark("gpu-redshift") == 7 == out["benchmarks"]["gpu-redshift"]
+    assert signed.benchmark("cpu-sysbench-multi") == 900 and signed.cpu_cores == 3
 
 
 def test_without_an_account_placing_is_refused(tmp_path: Path) -> None:
@@ -231,11 +280,25 @@ def test_cancel_own_order(world: dict[str, Any]) -> None:
     assert c.get("/orders?include_cancelled=true").json()["count"] == 1
 
 
+def test_cancelling_twice_is_409_and_signs_nothing_more(world: dict[str, Any]) -> None:
+    c, pub = world["client"], world["pub"]
+    order_id = c.post("/orders", json=ask_body()).json()["order"]["order_id"]
+    assert c.post(f"/orders/{order_id}/cancel").status_code == 200
+    sent = len(pub.sent)
+    again = c.post(f"/orders/{order_id}/cancel")
+    assert again.status_code == 409 and "cancelled already" in again.json()["detail"]
+    assert len(pub.sent) == sent  # not re-signed, not re-gossiped
+
+
 def test_cancel_errors(world: dict[str, Any]) -> None:
     c, desk = world["client"], world["desk"]
     assert c.post("/orders/0x" + "00" * 32 + "/cancel").status_code == 404
     assert c.post("/orders/0x1234/cancel").status_code == 422
     assert c.get("/orders/zz").status_code == 422
+    # bytes.fromhex skips spaces; an id is 0x and 64 hex digits, nothing else
+    spaced = "0x" + " ".join(["00"] * 32)
+    assert error_fields(c.get(f"/orders/{spaced}"))
+    assert error_fields(c.post(f"/orders/{spaced}/cancel"))
     order, data = foreign_order(1)
     desk.on_delivery(ORDERS_TOPIC, data)
     resp = c.post(f"/orders/0x{order.order_id(DOMAIN).hex()}/cancel")

@@ -138,6 +138,89 @@ def test_api_errors_come_back_as_one_line(
     assert node["pub"].sent == []
 
 
+def test_a_resource_given_as_a_benchmark_is_the_value_signed(
+    node: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = node["dir"]
+    rc, _, err = run(
+        capsys,
+        *("order", "ask", "--data-dir", d, "--price", "1"),
+        *("--bench", "ram-size=1000", "--bench", "gpu-count=2", "--bench", "gpu-redshift=5"),
+    )
+    assert rc == 0, err
+    signed = codec.decode(node["pub"].sent[-1])
+    assert isinstance(signed, Order)
+    assert (signed.ram_bytes, signed.gpu_count, signed.benchmark("gpu-redshift")) == (1000, 2, 5)
+    sent = len(node["pub"].sent)
+    for argv in (
+        ("--bench", "cpu-cores=8", "--cpu", "4"),  # two different values for one resource
+        ("--bench", "gpu-count=-1"),
+        ("--bench", "ram-size=1", "--ram", "2KiB"),
+    ):
+        rc, _, err = run(capsys, "order", "ask", "--data-dir", d, "--price", "1", *argv)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert "benchmarks." in err and "Traceback" not in err
+    assert len(node["pub"].sent) == sent
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1e999999999999", "1e77wei", "0.5e-999999999"])
+def test_absurd_prices_are_one_line_and_exit_2(
+    node: dict[str, Any], capsys: pytest.CaptureFixture[str], price: str
+) -> None:
+    d = node["dir"]
+    rc, _, err = run(capsys, "order", "ask", "--data-dir", d, "--price", price)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--price" in err, err
+    rc, _, err = run(capsys, "orders", "--data-dir", d, "--min-price", price)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--min-price" in err, err
+    assert node["pub"].sent == []
+
+
+def test_the_table_shows_ids_that_cancel_takes(
+    node: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = node["dir"]
+    for price in ("1", "2"):
+        rc, _, err = run(capsys, "order", "ask", "--data-dir", d, "--price", price)
+        assert rc == 0, err
+    rc, out, _ = run(capsys, "orders", "--data-dir", d, "--json")
+    full = [o["order_id"] for o in json.loads(out)["orders"]]
+    rc, out, _ = run(capsys, "orders", "--data-dir", d)
+    shown = [line.split()[1] for line in out.splitlines() if line.startswith("│ 0x")]
+    assert len(shown) == 2 and not any("…" in s for s in shown)
+    assert [f for f in full if f.startswith(shown[0])] == [full[0]]
+    rc, out, err = run(capsys, "order", "cancel", "--data-dir", d, shown[0])
+    assert rc == 0 and "cancelled ASK" in out and full[0] in out, err
+    rc, _, err = run(capsys, "order", "cancel", "--data-dir", d, shown[0])
+    assert rc == 2 and "409" in err and "cancelled already" in err
+    rc, _, err = run(capsys, "order", "cancel", "--data-dir", d, "0x")
+    assert rc == 2 and "order id" in err
+    unused = next(c for c in "0123456789abcdef" if not any(f[2] == c for f in full))
+    rc, _, err = run(capsys, "order", "cancel", "--data-dir", d, "0x" + unused)
+    assert rc == 2 and "no order of this node's starts with it" in err, err
+    # two own orders sharing a first digit (pigeonhole: at most 17 orders) are ambiguous
+    firsts = {f[:3] for f in full}
+    price = 3
+    while len(firsts) == len(full):
+        rc, out, _ = run(capsys, "order", "ask", "--data-dir", d, "--price", str(price), "--json")
+        full.append(json.loads(out)["order"]["order_id"])
+        firsts.add(full[-1][:3])
+        price += 1
+    shared = next(p for p in firsts if sum(f.startswith(p) for f in full) > 1)
+    rc, _, err = run(capsys, "order", "cancel", "--data-dir", d, shared)
+    assert rc == 2 and "give more digits" in err, err
+    rc, _, err = run(capsys, "order", "cancel", "--data-dir", d, "0x 12")
+    assert rc == 2 and "hex digits" in err
+
+
+def test_short_ids_are_unambiguous_prefixes() -> None:
+    ids = ["0x" + "ab" * 32, "0x" + "ab" * 31 + "cd", "0x" + "12" * 32]
+    shown = cli.short_ids(ids)
+    assert shown[ids[2]] == ids[2][: cli.ID_SHOWN_MIN]
+    assert shown[ids[0]] == ids[0][:65] and shown[ids[1]] == ids[1][:65]
+    for full, prefix in shown.items():
+        assert [i for i in ids if i.startswith(prefix)] == [full]
+
+
 def test_node_not_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run(capsys, "orders", "--data-dir", str(tmp_path))
     assert rc == 2 and "no API token" in err
