@@ -73,6 +73,7 @@ class RouterMetrics:
     malformed_frames: int = 0
     rpcs_from_unknown_peers: int = 0
     graylisted_rpcs: int = 0
+    subs_refused: int = 0
     msgs_received: int = 0
     msgs_duplicate: int = 0
     msgs_unsubscribed_topic: int = 0

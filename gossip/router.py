@@ -25,6 +25,7 @@ router's own maps are created lazily as well.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -104,7 +105,11 @@ class ScoreHooks(Protocol):
     def refresh(self, now: float) -> None: ...
 
 
-_NO_TOPICS: frozenset[str] = frozenset()
+class _TopicSet(frozenset[str]):
+    """A frozenset the intern cache can hold weakly (a plain frozenset takes no weakref)."""
+
+
+_NO_TOPICS: frozenset[str] = _TopicSet()
 
 # A set of peers that is walked in insertion order. The router samples and
 # shuffles what it walks, so with a plain set of bytes the picks of a seeded rng
@@ -113,7 +118,50 @@ _NO_TOPICS: frozenset[str] = frozenset()
 # beyond a handful of members.
 _PeerSet = dict[bytes, None]
 _NO_PEERS: _PeerSet = {}
-_TOPIC_SETS: dict[frozenset[str], frozenset[str]] = {}
+# The intern cache of subscription sets, shared by every router of the process:
+# hash -> weak reference to the one set with that hash. Weak, so a set (and the
+# topic names in it) lives only as long as some peer subscribes to it: when a
+# peer leaves, what it made us hold goes with it.
+_TOPIC_SETS: dict[int, _TopicSetRef] = {}
+
+
+def _intern(topics: frozenset[str]) -> frozenset[str]:
+    """One shared set per distinct subscription set, across all routers of the
+    process (memory: 10^5 simulated routers x their peers). A pure cache, held
+    weakly: it never keeps a set nobody uses."""
+    h = hash(topics)
+    ref = _TOPIC_SETS.get(h)
+    if ref is not None:
+        got = ref()
+        if got is not None and got == topics:
+            return got
+    new = _TopicSet(topics)
+    _TOPIC_SETS[h] = _TopicSetRef(new, h)
+    return new
+
+
+class _TopicSetRef(weakref.ref[_TopicSet]):
+    """A weak reference that removes its own cache entry when its set dies."""
+
+    __slots__ = ("key",)
+
+    def __new__(cls, ts: _TopicSet, key: int) -> _TopicSetRef:
+        return super().__new__(cls, ts, _forget_topic_set)
+
+    def __init__(self, ts: _TopicSet, key: int) -> None:
+        super().__init__(ts, _forget_topic_set)  # type: ignore[call-arg]
+        self.key = key
+
+
+def _forget_topic_set(ref: weakref.ref[_TopicSet]) -> None:
+    key = ref.key if isinstance(ref, _TopicSetRef) else None
+    if key is not None and _TOPIC_SETS.get(key) is ref:
+        del _TOPIC_SETS[key]
+
+
+def interned_topic_sets() -> int:
+    """How many subscription sets the intern cache holds (memory accounting, tests)."""
+    return len(_TOPIC_SETS)
 
 
 class _Peer:
@@ -568,14 +616,25 @@ class GossipRouter:
     def _handle_subscriptions(
         self, peer: bytes, st: _Peer, subs: list[SubOpts], now: float
     ) -> None:
+        params = self.params
+        refused = 0
         for so in subs:
             t = so.topic
             if so.subscribe:
                 if t in st.topics:
                     continue
-                if len(st.topics) >= self.params.max_topics_per_peer:
+                if (
+                    len(st.topics) >= params.max_topics_per_peer
+                    or len(t) > params.max_topic_length  # chars: a cheap first cut
+                    or len(t.encode()) > params.max_topic_length
+                    or (
+                        not self._knows_topic(t)
+                        and self._unknown_topics(st) >= params.max_unknown_topics_per_peer
+                    )
+                ):
+                    refused += 1
                     continue
-                st.topics = self._intern(st.topics | {t})
+                st.topics = _intern(st.topics | {t})
                 tp = self._topic_peers.get(t)
                 if tp is None:
                     self._topic_peers[t] = {peer: None}
@@ -584,19 +643,24 @@ class GossipRouter:
             else:
                 if t not in st.topics:
                     continue
-                st.topics = self._intern(st.topics - {t})
+                st.topics = _intern(st.topics - {t})
                 self._leave_topic(peer, t, now)
+        if refused:
+            # a behaviour penalty per refused subscription: one over the budget
+            # by mistake costs little, a flood drives the peer to the graylist
+            self.metrics.subs_refused += refused
+            if self._score is not None:
+                self._score.add_penalty(peer, refused)
 
-    @staticmethod
-    def _intern(topics: frozenset[str]) -> frozenset[str]:
-        """One shared frozenset per distinct subscription set, across all routers of the
-        process (memory: 10^5 simulated routers x their peers). A pure cache."""
-        got = _TOPIC_SETS.get(topics)
-        if got is None:
-            if len(_TOPIC_SETS) > 4096:  # many distinct sets: start over, never grow unbounded
-                _TOPIC_SETS.clear()
-            _TOPIC_SETS[topics] = got = topics
-        return got
+    def _knows_topic(self, topic: str) -> bool:
+        """A topic we subscribe to or publish to (fanout)."""
+        return topic in self._mesh or (self._fanout is not None and topic in self._fanout)
+
+    def _unknown_topics(self, st: _Peer) -> int:
+        """How many of the peer's subscriptions name topics we do not know. The
+        peer's set stays small (the budget plus the topics we know), so counting is
+        cheap."""
+        return sum(1 for t in st.topics if not self._knows_topic(t))
 
     def _handle_messages(self, peer: bytes, st: _Peer, msgs: list[Message], now: float) -> None:
         m = self.metrics
