@@ -45,11 +45,12 @@ from gossip.events import (
     PeerShouldDisconnect,
     ValidationRequest,
 )
-from gossip.msgid import SignPolicy, StrictSign
+from gossip.msgid import MSG_ID_STYLES, SignPolicy, StrictSign
 from gossip.params import GossipSubParams
 from gossip.router import PROTOCOLS, GossipRouter
 from gossip.validation import ValidationResult
 from gossip.wire import FrameBuffer, WireError
+from p2pnode.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,19 @@ class _Notifee(INotifee):
         await trio.lowlevel.checkpoint()
 
 
-def libp2p_sign_policy(key_pair: Any) -> StrictSign:
-    """StrictSign with this host's libp2p key (Ed25519 ids embed the key: no `key` field)."""
+def libp2p_sign_policy(key_pair: Any, id_style: str = "go") -> StrictSign:
+    """StrictSign with this host's libp2p key (Ed25519 ids embed the key: no `key` field).
+
+    `id_style` names the message id function (gossip.msgid.MSG_ID_STYLES): "go"
+    (`from || seqno`) for networks of go-libp2p peers and ours, "js" (public key ||
+    seqno) for networks with js-libp2p peers on their default; see docs/protocol.md."""
     from libp2p.crypto.serialization import deserialize_public_key
+
+    id_fn = MSG_ID_STYLES.get(id_style)
+    if id_fn is None:
+        raise UserError(
+            f"id_style={id_style!r}: must be one of {sorted(MSG_ID_STYLES)} (message id function)"
+        )
 
     def verify(author: bytes, payload: bytes, sig: bytes, key: bytes | None) -> bool:
         pid = ID(author)
@@ -111,7 +122,7 @@ def libp2p_sign_policy(key_pair: Any) -> StrictSign:
             return False
         return bool(pub.verify(payload, sig))
 
-    return StrictSign(verifier=verify, signer=key_pair.private_key.sign)
+    return StrictSign(verifier=verify, signer=key_pair.private_key.sign, id_fn=id_fn)
 
 
 class PubSub:
