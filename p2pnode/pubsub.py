@@ -36,6 +36,7 @@ from typing import Any
 import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
@@ -180,6 +181,9 @@ class PubSub:
         self.coalesce_delay = coalesce_delay
         self.flush_at = flush_at
         self._holding: dict[bytes, trio.CancelScope] = {}
+        # cancel scopes of the running inbound readers (host tasks, not ours)
+        self._readers: set[trio.CancelScope] = set()
+        self._stopped = False
 
     # ------------------------------------------------------------ public API
 
@@ -196,7 +200,14 @@ class PubSub:
             nursery.start_soon(self._peer_events, recv)
             nursery.start_soon(self._timer)
             task_status.started()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            finally:
+                # our writers die with this nursery; the readers run in the host's
+                # stream-handler tasks: stop them too, so every stream closes cleanly
+                self._stopped = True
+                for scope in list(self._readers):
+                    scope.cancel()
 
     def subscribe(self, topic: str) -> None:
         self.router.subscribe(topic, trio.current_time())
@@ -271,8 +282,8 @@ class PubSub:
         if stream is None or self._outbound.get(pb) != gen:
             if self._outbound.get(pb) == gen:
                 del self._outbound[pb]
-            if stream is not None:
-                await _reset_quietly(stream)
+            if stream is not None:  # opened for a peer that left: nothing went wrong
+                await _close_quietly(stream)
             return
         self.metrics.streams_opened += 1
         proto = str(stream.get_protocol() or PROTOCOLS[0])
@@ -298,6 +309,7 @@ class PubSub:
         router = self.router
         delay = self.coalesce_delay
         last_write = -math.inf
+        failed = False
         try:
             while self._outbound.get(pb) == gen:
                 if not router.has_output_for(pb):
@@ -327,11 +339,14 @@ class PubSub:
                 last_write = trio.current_time()
                 self.metrics.writes += 1
         except Exception as exc:
+            failed = True
             self.metrics.write_failures += 1
             log.debug("pubsub write to %s failed: %s", pb.hex(), exc)
         finally:
             self._wake.pop(pb, None)
-            await _reset_quietly(stream)
+            # a clean end (the peer left, or we stop) closes: the peer reads EOF;
+            # only a failed stream is reset
+            await (_reset_quietly(stream) if failed else _close_quietly(stream))
             if self._outbound.get(pb) == gen:
                 # our stream died while the connection may live: forget the peer and
                 # close the connection, so that a redial brings fresh streams instead
@@ -343,6 +358,17 @@ class PubSub:
                         self._nursery.start_soon(self._disconnect, pid)
 
     async def _handle_inbound(self, stream: INetStream) -> None:
+        if self._stopped:
+            await _close_quietly(stream)
+            return
+        with trio.CancelScope() as scope:
+            self._readers.add(scope)
+            try:
+                await self._read_inbound(stream)
+            finally:
+                self._readers.discard(scope)
+
+    async def _read_inbound(self, stream: INetStream) -> None:
         pid = stream.muxed_conn.peer_id
         pb = pid.to_bytes()
         self._ids.setdefault(pb, pid)
@@ -353,15 +379,20 @@ class PubSub:
             router.add_peer(pb, proto, False, trio.current_time(), _remote_ip(stream))
         limit = router.params.max_rpc_size
         frames = FrameBuffer(limit)
+        failed = False
         try:
             while True:
-                chunk = await stream.read(_READ_CHUNK)
+                try:
+                    chunk = await stream.read(_READ_CHUNK)
+                except StreamEOF:
+                    break
                 if not chunk:
                     break
                 try:
                     whole = frames.feed(chunk)
                 except WireError as exc:
                     # an oversized frame: the stream cannot be resynchronised
+                    failed = True
                     self.metrics.oversized_frames += 1
                     router.note_malformed(pb, str(exc))
                     self._after()
@@ -370,9 +401,11 @@ class PubSub:
                     router.receive(pb, whole, trio.current_time())
                     self._after()
         except Exception as exc:
+            failed = True
             log.debug("pubsub read from %s ended: %s", pid, exc)
         finally:
-            await _reset_quietly(stream)
+            # EOF from the peer, or our clean stop: close; bad bytes or errors: reset
+            await (_reset_quietly(stream) if failed else _close_quietly(stream))
 
     # ------------------------------------------------------------ timer and events
 
@@ -465,6 +498,27 @@ def _remote_ip(stream: INetStream) -> str | None:
     return addr[0] if addr else None
 
 
+_STREAM_SHUTDOWN_TIMEOUT = 1.0  # seconds a close or reset may take, even while we are cancelled
+
+
 async def _reset_quietly(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True), trio.move_on_after(1), contextlib.suppress(Exception):
+    """Abort: the peer reads a reset (it must not trust what it got half of)."""
+    with (
+        trio.CancelScope(shield=True),
+        trio.move_on_after(_STREAM_SHUTDOWN_TIMEOUT),
+        contextlib.suppress(Exception),
+    ):
         await stream.reset()
+
+
+async def _close_quietly(stream: INetStream) -> None:
+    """End cleanly: the peer reads EOF after everything written, as on any orderly
+    stop; a close that fails or hangs falls back to a reset."""
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(_STREAM_SHUTDOWN_TIMEOUT):
+            try:
+                await stream.close()
+                return
+            except Exception:
+                pass
+        await _reset_quietly(stream)
