@@ -38,6 +38,7 @@ from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
+from libp2p.protocol_muxer.exceptions import MultiselectClientError, ProtocolNotSupportedError
 from multiaddr import Multiaddr
 
 from gossip.events import (
@@ -59,6 +60,10 @@ SyncValidator = Callable[[str, bytes, bytes], ValidationResult]
 AsyncValidator = Callable[[str, bytes, bytes], Awaitable[ValidationResult]]
 
 _READ_CHUNK = 1 << 16
+# Opening our stream to a new peer races its own start-up: retry a few times,
+# doubling the wait from 0.05 s between tries, before giving up on the peer.
+_OPEN_ATTEMPTS = 8
+_OPEN_FIRST_RETRY = 0.05
 _CHANNEL_GONE = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -228,13 +233,6 @@ class PubSub:
     def connected_pubsub_peers(self) -> list[bytes]:
         return self.router.peers()
 
-    async def wait_for_mesh(self, topic: str, n: int, timeout: float = 10.0) -> bool:
-        with trio.move_on_after(timeout):
-            while len(self.router.mesh_peers(topic)) < n:
-                await trio.sleep(0.05)
-            return True
-        return False
-
     # ------------------------------------------------------------ peers
 
     async def _peer_events(self, recv: trio.MemoryReceiveChannel[tuple[bool, ID, bool]]) -> None:
@@ -267,15 +265,15 @@ class PubSub:
     async def _open_outbound(self, pid: ID, outbound: bool, gen: int) -> None:
         pb = pid.to_bytes()
         stream: INetStream | None = None
-        delay = 0.05
-        for _ in range(8):
+        delay = _OPEN_FIRST_RETRY
+        for _ in range(_OPEN_ATTEMPTS):
             try:
                 stream = await self.host.new_stream(pid, [TProtocol(p) for p in PROTOCOLS])
                 break
             except Exception as exc:
                 self.metrics.stream_open_failures += 1
                 log.debug("pubsub stream to %s failed: %s", pid, exc)
-                if "not supported" in str(exc) or not self._is_connected(pid):
+                if _refused_every_protocol(exc) or not self._is_connected(pid):
                     break  # no pubsub there, or gone: retrying cannot help
                 await trio.sleep(delay)
                 delay *= 2
@@ -488,6 +486,24 @@ class PubSub:
 
 def _accept_all(topic: str, data: bytes, peer: bytes) -> ValidationResult:
     return ValidationResult.ACCEPT
+
+
+def _refused_every_protocol(exc: BaseException) -> bool:
+    """Whether the peer answered "na" to every pubsub protocol (it runs none).
+
+    py-libp2p raises StreamFailure from a MultiselectClientError both when every
+    protocol was refused and when negotiation timed out; only the message tells
+    them apart, so this is the one place that reads it (refused: give up;
+    timed out: worth a retry). A ProtocolNotSupportedError, if a later version
+    lets it through, says the same by its type."""
+    err: BaseException | None = exc
+    while err is not None:
+        if isinstance(err, ProtocolNotSupportedError):
+            return True
+        if isinstance(err, MultiselectClientError):
+            return "not supported" in str(err)
+        err = err.__cause__
+    return False
 
 
 def _remote_ip(stream: INetStream) -> str | None:
