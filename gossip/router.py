@@ -22,19 +22,19 @@ gossipsub.go so that go/js/rust peers can share topics with us:
 The router is cut along its seams, one concern a module:
 
 - this module: peers and their subscriptions, publishing, receiving and
-  validating messages, IHAVE/IWANT/IDONTWANT gossip and its promises, and the
-  heartbeat that drives the rest;
+  validating messages, and the heartbeat that drives the rest;
 - gossip/mesh.py: every mesh, fanout and backoff transition (GRAFT, PRUNE,
   joins, leaves, heartbeat maintenance);
+- gossip/lazy.py: IHAVE/IWANT/IDONTWANT gossip and IWANT promises;
 - gossip/outbound.py: the per-peer outbound queues and their draining;
 - gossip/peers.py: per-peer state and the interned subscription sets;
 - gossip/wire.py: the codec, including the coalesced frame encoding.
 
-mesh.py and outbound.py are base classes of GossipRouter whose slots are part
-of it, so the split costs no object per router. Memory matters (10^5 routers
-in one simulator process): per-peer state is a slotted object whose optional
-parts are allocated on first use, and the router's own maps are created lazily
-as well.
+lazy.py, mesh.py and outbound.py are base classes of GossipRouter (each on the
+next) whose slots are part of it, so the split costs no object per router.
+Memory matters (10^5 routers in one simulator process): per-peer state is a
+slotted object whose optional parts are allocated on first use, and the
+router's own maps are created lazily as well.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from gossip.events import (
     ScoreObserver,
     ValidationRequest,
 )
+from gossip.lazy import LazyGossip
 from gossip.mcache import MessageCache
 from gossip.mesh import (
     BACKOFF_SWEEP_TICKS,
@@ -58,7 +59,6 @@ from gossip.mesh import (
     PROTOCOL_V11,
     PROTOCOL_V12,
     PROTOCOLS,
-    MeshTransitions,
     PeerRecordSource,
 )
 from gossip.msgid import SignPolicy, StrictNoSign, StrictSign
@@ -119,25 +119,20 @@ class _Pending:
         self.peer = peer
 
 
-class GossipRouter(MeshTransitions):
+class GossipRouter(LazyGossip):
     """The gossipsub state machine of one node. See the module docstring."""
 
     __slots__ = (
         "_accept_px_th",
-        "_dontwant",
         "_events",
         "_gossip_th",
         "_graylist_th",
         "_graylisted",
-        "_iasked",
         "_malformed",
         "_mcache",
         "_next_hb",
         "_og_th",
-        "_peerdontwant",
-        "_peerhave",
         "_pending",
-        "_promises",
         "_publish_th",
         "_score",
         "_seen",
@@ -576,17 +571,6 @@ class GossipRouter(MeshTransitions):
         if big:
             self._send_idontwant(peer, big)
 
-    def _send_idontwant(self, source: bytes, big: dict[str, list[bytes]]) -> None:
-        for topic, ids in big.items():
-            for p in self._mesh.get(topic, ()):
-                if p == source:
-                    continue
-                st = self._peers[p]
-                if st.protocol != PROTOCOL_V12:
-                    continue
-                self._ctl(p).idontwant.extend(ids)
-                self.metrics.idontwant_sent += 1
-
     def validation_done(self, msg_id: bytes, result: ValidationResult, now: float) -> None:
         """Report the verdict of an async validation asked for by a ValidationRequest."""
         pend = self._pending
@@ -640,122 +624,20 @@ class GossipRouter(MeshTransitions):
 
     # ------------------------------------------------------------ control handlers
 
-    def _handle_ihave(self, peer: bytes, ihave: list[tuple[str, list[bytes]]], now: float) -> None:
-        m = self.metrics
-        m.ihave_received += 1
-        if self.score_of(peer, now) < self._gossip_th:
-            m.ihave_ignored += 1
-            return
-        ph = self._peerhave
-        if ph is None:
-            ph = self._peerhave = {}
-        n = ph.get(peer, 0) + 1
-        ph[peer] = n
-        limit = self.params.max_ihave_length
-        asked = self._iasked.get(peer, 0) if self._iasked is not None else 0
-        if n > self.params.max_ihave_messages or asked >= limit:
-            m.ihave_ignored += 1
-            return
-        want: dict[bytes, None] = {}
-        seen = self._seen
-        for topic, ids in ihave:
-            if topic not in self._mesh:
-                continue
-            for i, mid in enumerate(ids):
-                if i >= limit:
-                    break
-                if mid not in seen:
-                    want[mid] = None
-        if not want:
-            return
-        lst = list(want)
-        ask = min(len(lst), limit - asked)
-        self.rng.shuffle(lst)
-        lst = lst[:ask]
-        if self._iasked is None:
-            self._iasked = {}
-        self._iasked[peer] = asked + ask
-        # one promise per IWANT: the peer must deliver a random one of them in time
-        pr = self._promises
-        if pr is None:
-            pr = self._promises = {}
-        mid = lst[int(self.rng.random() * len(lst)) % len(lst)]
-        per = pr.setdefault(mid, {})
-        if peer not in per:
-            per[peer] = now + self.params.iwant_followup_time
-        self._ctl(peer).iwant.extend(lst)
-        m.iwant_sent += 1
-
-    def _handle_iwant(self, peer: bytes, ids: list[bytes], now: float) -> None:
-        m = self.metrics
-        m.iwant_received += 1
-        if self.score_of(peer, now) < self._gossip_th:
-            m.iwant_refused += 1
-            return
-        dw = self._dontwant.get(peer) if self._dontwant is not None else None
-        limit = self.params.gossip_retransmission
-        sent: set[bytes] = set()
-        for mid in ids:
-            if mid in sent or (dw is not None and mid in dw):
-                continue
-            msg, count = self._mcache.get_for_peer(mid, peer)
-            if msg is None:
-                continue
-            if count > limit:
-                m.iwant_refused += 1
-                continue
-            sent.add(mid)
-            m.iwant_served += 1
-            self._queue_msg(peer, msg, own=False)
-
-    def _handle_idontwant(self, peer: bytes, ids: list[bytes]) -> None:
-        self.metrics.idontwant_received += 1
-        pdw = self._peerdontwant
-        if pdw is None:
-            pdw = self._peerdontwant = {}
-        n = pdw.get(peer, 0)
-        if n >= self.params.max_idontwant_messages:
-            return
-        pdw[peer] = n + 1
-        dontwant = self._dontwant
-        if dontwant is None:
-            dontwant = self._dontwant = {}
-        dw = dontwant.get(peer)
-        if dw is None:
-            dw = dontwant[peer] = {}
-        expires = self._tick + self.params.idontwant_ttl_heartbeats
-        for i, mid in enumerate(ids):
-            if i >= self.params.max_idontwant_length:
-                break
-            dw[mid] = expires
-
     # ------------------------------------------------------------ heartbeat
 
     def heartbeat(self, now: float) -> None:
         p = self.params
         self.metrics.heartbeats += 1
         self._tick += 1
-        self._peerhave = None
-        self._iasked = None
-        self._peerdontwant = None
+        self._new_gossip_budgets()
         sc = self._score
 
         if sc is not None:
             sc.refresh(now)  # decays by the whole intervals elapsed; cheap otherwise
 
         self._apply_broken_promises(now)
-
-        dontwant = self._dontwant
-        if dontwant is not None:
-            tick = self._tick
-            for peer in list(dontwant):
-                dw = dontwant[peer]
-                for mid in [k for k, exp in dw.items() if exp <= tick]:
-                    del dw[mid]
-                if not dw:
-                    del dontwant[peer]
-            if not dontwant:
-                self._dontwant = None
+        self._expire_dontwant()
         overflowed = self._overflowed
         if overflowed is not None:
             self._overflowed = None
@@ -788,49 +670,6 @@ class GossipRouter(MeshTransitions):
         self._expire_seen(now)
         if self._tick % BACKOFF_SWEEP_TICKS == 0:
             self._clear_backoff(now)
-
-    def _emit_gossip(self, topic: str, exclude: PeerSet, score: Callable[[bytes], float]) -> None:
-        ids = self._mcache.gossip_ids(topic)
-        if not ids:
-            return
-        tp = self._topic_peers.get(topic)
-        if not tp:
-            return
-        gth = self._gossip_th
-        cands = [x for x in tp if x not in exclude and score(x) >= gth]
-        if not cands:
-            return
-        target = max(self.params.D_lazy, int(self.params.gossip_factor * len(cands)))
-        if target < len(cands):
-            cands = self.rng.sample(cands, target)
-        limit = self.params.max_ihave_length
-        for peer in cands:
-            lst = ids
-            if len(ids) > limit:
-                lst = list(ids)
-                self.rng.shuffle(lst)
-                lst = lst[:limit]
-            self._ctl(peer).ihave.append((topic, lst))
-            self.metrics.ihave_sent += 1
-
-    def _apply_broken_promises(self, now: float) -> None:
-        pr = self._promises
-        if not pr:
-            return
-        broken: dict[bytes, int] = {}
-        for mid in list(pr):
-            per = pr[mid]
-            for peer in [x for x, exp in per.items() if exp < now]:
-                del per[peer]
-                broken[peer] = broken.get(peer, 0) + 1
-            if not per:
-                del pr[mid]
-        if not pr:
-            self._promises = None
-        for peer, n in broken.items():
-            self.metrics.broken_promises += n
-            if self._score is not None:
-                self._score.add_penalty(peer, n)
 
     def _expire_seen(self, now: float) -> None:
         seen = self._seen
