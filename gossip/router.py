@@ -479,8 +479,8 @@ class GossipRouter(LazyGossip):
                     continue
                 if (
                     len(st.topics) >= params.max_topics_per_peer
-                    or len(t) > params.max_topic_length  # chars: a cheap first cut
-                    or len(t.encode()) > params.max_topic_length
+                    or len(t) > params.max_topic_length  # chars: never more than bytes
+                    or (not t.isascii() and len(t.encode()) > params.max_topic_length)
                     or (
                         not self._knows_topic(t)
                         and self._unknown_topics(st) >= params.max_unknown_topics_per_peer
