@@ -100,8 +100,10 @@ class MeshTransitions(OutboundQueues):
         for p in mesh:
             self._graft_peer(p, topic, now)
 
-    def _leave_mesh(self, topic: str, mesh: PeerSet, now: float) -> None:
-        """We left `topic`: every mesh peer is pruned, with the unsubscribe backoff."""
+    def _leave_mesh(self, topic: str, now: float) -> None:
+        """We left `topic`: its mesh goes, every peer in it pruned with the
+        unsubscribe backoff."""
+        mesh = self._mesh.pop(topic)
         for p in mesh:
             if self._score is not None:
                 self._score.prune(p, topic, now)

@@ -325,12 +325,11 @@ class GossipRouter(LazyGossip):
 
     def unsubscribe(self, topic: str, now: float) -> None:
         self._touch(now)
-        mesh = self._mesh.pop(topic, None)
-        if mesh is None:
+        if topic not in self._mesh:
             return
         for p in self._peers:
             self._queue_subs(p, [SubOpts(False, topic)])
-        self._leave_mesh(topic, mesh, now)
+        self._leave_mesh(topic, now)
 
     # ------------------------------------------------------------ publish
 
