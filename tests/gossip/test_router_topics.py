@@ -135,7 +135,7 @@ def test_what_a_peer_made_us_hold_goes_when_it_leaves() -> None:
             r.remove_peer(peer, 1.0)
             del names, held
             gc.collect()
-            assert interned_topic_sets() == base_sets
+            assert interned_topic_sets() <= base_sets
             assert len(r._topic_peers) == 1  # T only
             left = tracemalloc.get_traced_memory()[0] - base_mem
             # what is left is the slack of tables that grew (a dict never shrinks),
