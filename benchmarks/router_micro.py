@@ -5,6 +5,8 @@ it was done before, measured in the same run:
   control message to measure them (the simulator sizes every RPC it sends);
 - making a `Control` and queueing one entry (what the router does per peer per
   heartbeat) with its lists created on use, against five lists made up front;
+- a peer's queue turned into frames by `wire.encode_frames` (what the router's
+  drain does), against building the RPC and framing its encoding;
 
     .venv/bin/python -m benchmarks.router_micro [--repeat 200000]
 """
@@ -15,7 +17,19 @@ import argparse
 import time
 from collections.abc import Callable
 
-from gossip.wire import RPC, Control, Message, PeerInfo, Prune, SubOpts, _ld_size
+from gossip.wire import (
+    RPC,
+    Control,
+    Message,
+    PeerInfo,
+    Prune,
+    SubOpts,
+    _ld_size,
+    decode_rpc,
+    encode_frames,
+    frame,
+    split_frames,
+)
 
 
 def size_by_encoding(rpc: RPC) -> int:
@@ -102,6 +116,23 @@ def main() -> None:
     new = per_call(lambda _: queue_prune(Control, pr), RPC(), args.repeat)
     old = per_call(lambda _: queue_prune(EagerControl, pr), RPC(), args.repeat)
     print(f"{'control':>10}: {new * 1e9:7.0f} ns vs {old * 1e9:7.0f} ns = {new / old:.2f}x")
+
+    print("-- a peer's queue as frames: encode_frames vs frame(RPC(...).encode()) --")
+    limit = 1 << 20
+    for name, rpc in typical_rpcs().items():
+        ctl = rpc.control
+        (fr,) = encode_frames(rpc.subscriptions, rpc.publish, ctl, limit)
+        assert decode_rpc(split_frames(fr, limit)[0][0]) == rpc
+
+        def drained(r: RPC, ctl: Control | None = ctl) -> object:
+            return encode_frames(r.subscriptions, r.publish, ctl, limit)
+
+        def framed(r: RPC) -> object:
+            return frame(r.encode())
+
+        new = per_call(drained, rpc, args.repeat)
+        old = per_call(framed, rpc, args.repeat)
+        print(f"{name:>10}: {new * 1e9:7.0f} ns vs {old * 1e9:7.0f} ns = {new / old:.2f}x")
 
 
 if __name__ == "__main__":

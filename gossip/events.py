@@ -10,7 +10,9 @@ routers cost 10^5 small objects, not 10^5 registries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from gossip.validation import ValidationResult
 from gossip.wire import PeerInfo
 
 
@@ -73,6 +75,7 @@ class RouterMetrics:
     malformed_frames: int = 0
     rpcs_from_unknown_peers: int = 0
     graylisted_rpcs: int = 0
+    subs_refused: int = 0
     msgs_received: int = 0
     msgs_duplicate: int = 0
     msgs_unsubscribed_topic: int = 0
@@ -103,3 +106,28 @@ class RouterMetrics:
     px_refused: int = 0
     broken_promises: int = 0
     heartbeats: int = 0
+
+
+class ScoreObserver(Protocol):
+    """What the router tells the peer score, as it happens (gossip/score.py's
+    PeerScore is the one implementation): connections, mesh changes from
+    gossip/mesh.py, each message's fate, and penalties. The router asks it only
+    for `score` and calls `refresh` at each heartbeat. Injected
+    (`GossipRouter(score=...)`), or built from `score_params`."""
+
+    def add_peer(self, peer: bytes, now: float, ip: str | None = None) -> None: ...
+    def remove_peer(self, peer: bytes, now: float) -> None: ...
+    def set_ip(self, peer: bytes, ip: str | None) -> None: ...
+    def graft(self, peer: bytes, topic: str, now: float) -> None: ...
+    def prune(self, peer: bytes, topic: str, now: float) -> None: ...
+    def validate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
+    def deliver_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
+    def duplicate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
+    def reject_message(
+        self, msg_id: bytes, peer: bytes, topic: str, result: ValidationResult, now: float
+    ) -> None: ...
+    def reject_unvalidated(self, peer: bytes, topic: str, now: float) -> None: ...
+    def add_penalty(self, peer: bytes, count: int) -> None: ...
+    def set_app_score(self, peer: bytes, value: float) -> None: ...
+    def score(self, peer: bytes, now: float) -> float: ...
+    def refresh(self, now: float) -> None: ...

@@ -55,23 +55,10 @@ class MessageCache:
         return msg, n
 
     def gossip_ids(self, topic: str) -> list[bytes]:
+        """Ids of `topic` in the newest `gossip` windows: what an IHAVE advertises."""
         if self._windows is None:
             return []
         return [mid for window in self._windows[: self._gossip] for mid, t in window if t == topic]
-
-    def gossip_topics(self) -> dict[str, list[bytes]]:
-        """Ids of the gossip windows grouped by topic, in one pass (heartbeat use)."""
-        out: dict[str, list[bytes]] = {}
-        if self._windows is None:
-            return out
-        for window in self._windows[: self._gossip]:
-            for mid, t in window:
-                lst = out.get(t)
-                if lst is None:
-                    out[t] = [mid]
-                else:
-                    lst.append(mid)
-        return out
 
     def shift(self) -> None:
         if self._windows is None:

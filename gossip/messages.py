@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
 
 from gossip.errors import RemoteError
 
@@ -149,11 +148,6 @@ def check_multiaddrs(field: str, value: object, max_items: int, max_bytes: int) 
         text = check_str(f"{field}[{i}]", addr, max_bytes)
         if not text.startswith("/"):
             raise FieldError(f"{field}[{i}]", "a multiaddr starts with '/'")
-
-
-def check_unique(field: str, values: Sequence[object]) -> None:
-    if len(set(values)) != len(values):
-        raise FieldError(field, "duplicate entries are not allowed")
 
 
 def address_hex(address: bytes) -> str:

@@ -3,8 +3,9 @@
 The defaults are those of the spec and of go-libp2p-pubsub (the reference
 implementation other peers run), so a node joining a mixed network behaves as
 they expect. Knobs beyond the spec (outbound queue bound, per-peer topic cap,
-malformed-frame tolerance) exist because an unbounded structure fed by a remote
-peer is a memory leak an attacker controls.
+topic name length, unknown topics per peer, malformed-frame tolerance) exist
+because an unbounded structure fed by a remote peer is a memory leak an
+attacker controls.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class GossipSubParams:
     max_rpc_size: int = 1 << 20
     max_queued_messages: int = 2048
     max_topics_per_peer: int = 1024
+    # Topic names a peer may make us hold: at most this many bytes each, and at most
+    # max_unknown_topics_per_peer names we neither subscribe nor publish to (a
+    # subscription beyond either is refused, counted and costs a behaviour penalty).
+    max_topic_length: int = 256
+    max_unknown_topics_per_peer: int = 32
     max_malformed_frames: int = 8
 
     def validate(self) -> GossipSubParams:
@@ -115,4 +121,6 @@ class GossipSubParams:
         need(self.max_rpc_size <= 1 << 26, "max_rpc_size", "<= 64 MiB")
         need(self.max_queued_messages >= 1, "max_queued_messages", ">= 1")
         need(self.max_topics_per_peer >= 1, "max_topics_per_peer", ">= 1")
+        need(self.max_topic_length >= 1, "max_topic_length", ">= 1 byte")
+        need(self.max_topic_length <= 65536, "max_topic_length", "<= 65536 bytes")
         return self

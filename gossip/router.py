@@ -13,11 +13,25 @@ gossipsub.go so that go/js/rust peers can share topics with us:
 - GRAFT/PRUNE with backoff (penalties for GRAFT in backoff), peer exchange gated
   by accept_px_threshold; opportunistic grafting;
 - seen cache with TTL; IDONTWANT (v1.2) for large messages;
-- scoring hooks (gossip/score.py) and the five thresholds;
+- the peer score (gossip/score.py) as an observer of what happens, and the
+  five thresholds;
 - outbound queues per peer, drained as coalesced frames (one frame carries all
   that is queued for a peer, split only at max_rpc_size), bounded for forwarded
   messages; our own publishes are never dropped silently.
 
+The router is cut along its seams, one concern a module:
+
+- this module: peers and their subscriptions, publishing, receiving and
+  validating messages, and the heartbeat that drives the rest;
+- gossip/mesh.py: every mesh, fanout and backoff transition (GRAFT, PRUNE,
+  joins, leaves, heartbeat maintenance);
+- gossip/lazy.py: IHAVE/IWANT/IDONTWANT gossip and IWANT promises;
+- gossip/outbound.py: the per-peer outbound queues and their draining;
+- gossip/peers.py: per-peer state and the interned subscription sets;
+- gossip/wire.py: the codec, including the coalesced frame encoding.
+
+lazy.py, mesh.py and outbound.py are base classes of GossipRouter (each on the
+next) whose slots are part of it, so the split costs no object per router.
 Memory matters (10^5 routers in one simulator process): per-peer state is a
 slotted object whose optional parts are allocated on first use, and the
 router's own maps are created lazily as well.
@@ -26,45 +40,59 @@ router's own maps are created lazily as well.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from gossip.errors import LocalError, UserError
 from gossip.events import (
     Delivered,
     Event,
-    PeerExchange,
     PeerGraylisted,
     PeerShouldDisconnect,
     RouterMetrics,
+    ScoreObserver,
     ValidationRequest,
 )
+from gossip.lazy import LazyGossip
 from gossip.mcache import MessageCache
+from gossip.mesh import (
+    BACKOFF_SWEEP_TICKS,
+    PROTOCOL_V10,
+    PROTOCOL_V11,
+    PROTOCOL_V12,
+    PROTOCOLS,
+    PeerRecordSource,
+)
 from gossip.msgid import SignPolicy, StrictNoSign, StrictSign
 from gossip.params import GossipSubParams
+from gossip.peers import NO_PEERS, Peer, PeerSet, intern_topics, interned_topic_sets
 from gossip.rng import RandomSource
 from gossip.validation import ValidationResult
-from gossip.wire import (
-    RPC,
-    Control,
-    Message,
-    PeerInfo,
-    Prune,
-    SubOpts,
-    WireError,
-    decode_rpc,
-    split_frames,
-    uvarint,
-)
+from gossip.wire import RPC, Message, SubOpts, WireError, decode_rpc, split_frames
 
-PROTOCOL_V12 = "/meshsub/1.2.0"
-PROTOCOL_V11 = "/meshsub/1.1.0"
-PROTOCOL_V10 = "/meshsub/1.0.0"
-PROTOCOLS = (PROTOCOL_V12, PROTOCOL_V11, PROTOCOL_V10)
+__all__ = [
+    "PROTOCOLS",
+    "PROTOCOL_V10",
+    "PROTOCOL_V11",
+    "PROTOCOL_V12",
+    "DuplicatePublishError",
+    "GossipRouter",
+    "MessageTooLargeError",
+    "NoPeersError",
+    "PeerRecordSource",
+    "PublishError",
+    "ScoreObserver",
+    "Validator",
+    "interned_topic_sets",
+]
 
 Validator = Callable[[str, bytes, bytes], ValidationResult]
-PeerRecordSource = Callable[[bytes], bytes | None]
 
-_MSG_TAG = b"\x12"
+# Bytes a message's frame adds around its encoding at most (the RPC field key and
+# length, the frame's length prefix): a publish must fit max_rpc_size with them.
+FRAME_OVERHEAD = 16
+# Messages waiting for an asynchronous verdict, by default; beyond it a message
+# is dropped unseen (counted) and may be accepted when it arrives again.
+DEFAULT_MAX_PENDING_VALIDATIONS = 4096
 
 
 class PublishError(LocalError):
@@ -83,56 +111,6 @@ class MessageTooLargeError(UserError):
     """The payload cannot fit in one RPC of max_rpc_size."""
 
 
-class ScoreHooks(Protocol):
-    """What the router calls on gossip/score.py's PeerScore."""
-
-    def add_peer(self, peer: bytes, now: float, ip: str | None = None) -> None: ...
-    def remove_peer(self, peer: bytes, now: float) -> None: ...
-    def set_ip(self, peer: bytes, ip: str | None) -> None: ...
-    def graft(self, peer: bytes, topic: str, now: float) -> None: ...
-    def prune(self, peer: bytes, topic: str, now: float) -> None: ...
-    def validate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
-    def deliver_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
-    def duplicate_message(self, msg_id: bytes, peer: bytes, topic: str, now: float) -> None: ...
-    def reject_message(
-        self, msg_id: bytes, peer: bytes, topic: str, result: ValidationResult, now: float
-    ) -> None: ...
-    def reject_unvalidated(self, peer: bytes, topic: str, now: float) -> None: ...
-    def add_penalty(self, peer: bytes, count: int) -> None: ...
-    def set_app_score(self, peer: bytes, value: float) -> None: ...
-    def score(self, peer: bytes, now: float) -> float: ...
-    def refresh(self, now: float) -> None: ...
-
-
-_NO_TOPICS: frozenset[str] = frozenset()
-
-# A set of peers that is walked in insertion order. The router samples and
-# shuffles what it walks, so with a plain set of bytes the picks of a seeded rng
-# would depend on the process's hash seed (PYTHONHASHSEED); a dict keeps the
-# order of the events that built it, is as fast, and is smaller than a set
-# beyond a handful of members.
-_PeerSet = dict[bytes, None]
-_NO_PEERS: _PeerSet = {}
-_TOPIC_SETS: dict[frozenset[str], frozenset[str]] = {}
-
-
-class _Peer:
-    """What every connected peer needs. Rare state (IDONTWANTs received, malformed
-    frames, queue overflows) lives in the router's lazily created maps instead:
-    a simulator holds 10^5 routers x their peers of these."""
-
-    __slots__ = ("outbound", "protocol", "q_ctl", "q_msgs", "q_subs", "topics")
-
-    def __init__(self, protocol: str, outbound: bool) -> None:
-        self.protocol = protocol
-        self.outbound = outbound
-        # interned by the router: peers with the same subscriptions share one frozenset
-        self.topics: frozenset[str] = _NO_TOPICS
-        self.q_msgs: list[Message] | None = None
-        self.q_subs: list[SubOpts] | None = None
-        self.q_ctl: Control | None = None
-
-
 class _Pending:
     __slots__ = ("msg", "peer")
 
@@ -141,38 +119,25 @@ class _Pending:
         self.peer = peer
 
 
-class GossipRouter:
+class GossipRouter(LazyGossip):
     """The gossipsub state machine of one node. See the module docstring."""
 
     __slots__ = (
         "_accept_px_th",
-        "_backoff",
-        "_dirty",
-        "_dontwant",
         "_events",
-        "_fanout",
-        "_fanout_last",
         "_gossip_th",
         "_graylist_th",
         "_graylisted",
-        "_iasked",
         "_malformed",
         "_mcache",
-        "_mesh",
         "_next_hb",
         "_og_th",
-        "_overflowed",
-        "_peerdontwant",
-        "_peerhave",
-        "_peers",
         "_pending",
-        "_promises",
         "_publish_th",
         "_score",
         "_seen",
         "_seqno",
         "_tick",
-        "_topic_peers",
         "local_peer",
         "max_pending_validations",
         "metrics",
@@ -195,7 +160,8 @@ class GossipRouter:
         sign_policy: SignPolicy | None = None,
         validator: Validator | None = None,
         peer_record: PeerRecordSource | None = None,
-        max_pending_validations: int = 4096,
+        max_pending_validations: int = DEFAULT_MAX_PENDING_VALIDATIONS,
+        score: ScoreObserver | None = None,
     ) -> None:
         self.local_peer = local_peer
         self.params = (params or GossipSubParams()).validate()
@@ -206,9 +172,10 @@ class GossipRouter:
         self.max_pending_validations = max_pending_validations
         self.metrics = RouterMetrics()
 
-        self._score: ScoreHooks | None = None
+        # the peer score observes what happens here: injected, or built from score_params
+        self._score: ScoreObserver | None = score
         self.thresholds = thresholds
-        if score_params is not None:
+        if score is None and score_params is not None:
             from gossip.score import PeerScore  # the scoring module is optional until used
 
             if thresholds is None:
@@ -216,6 +183,8 @@ class GossipRouter:
 
                 self.thresholds = PeerScoreThresholds()
             self._score = PeerScore(score_params, self.thresholds)
+        elif score is not None and thresholds is None:
+            self.thresholds = getattr(score, "thresholds", None)
         th = self.thresholds
         self._gossip_th = float(th.gossip_threshold) if th is not None else 0.0
         self._publish_th = float(th.publish_threshold) if th is not None else 0.0
@@ -223,13 +192,13 @@ class GossipRouter:
         self._accept_px_th = float(th.accept_px_threshold) if th is not None else 0.0
         self._og_th = float(th.opportunistic_graft_threshold) if th is not None else 0.0
 
-        self._peers: dict[bytes, _Peer] = {}
-        # peer collections are dicts used as insertion-ordered sets (see _PeerSet)
-        self._topic_peers: dict[str, _PeerSet] = {}
-        self._mesh: dict[str, _PeerSet] = {}
+        self._peers: dict[bytes, Peer] = {}
+        # peer collections are dicts used as insertion-ordered sets (see PeerSet)
+        self._topic_peers: dict[str, PeerSet] = {}
+        self._mesh: dict[str, PeerSet] = {}
         # fanout: topics we publish to without subscribing; both maps exist together,
         # and only while some topic is in fanout (rare for a subscribed node)
-        self._fanout: dict[str, _PeerSet] | None = None
+        self._fanout: dict[str, PeerSet] | None = None
         self._fanout_last: dict[str, float] | None = None
         self._backoff: dict[str, dict[bytes, float]] | None = None
         self._seen: dict[bytes, float] = {}
@@ -238,7 +207,7 @@ class GossipRouter:
         self._peerhave: dict[bytes, int] | None = None
         self._iasked: dict[bytes, int] | None = None
         self._peerdontwant: dict[bytes, int] | None = None
-        # per peer, each None until first needed (rare: see _Peer)
+        # per peer, each None until first needed (rare: see gossip.peers.Peer)
         self._dontwant: dict[bytes, dict[bytes, int]] | None = None  # id -> expiry tick
         self._malformed: dict[bytes, int] | None = None
         self._overflowed: dict[bytes, None] | None = None
@@ -272,10 +241,6 @@ class GossipRouter:
 
     # ------------------------------------------------------------ scoring helpers
 
-    def score_of(self, peer: bytes, now: float) -> float:
-        sc = self._score
-        return sc.score(peer, now) if sc is not None else 0.0
-
     def set_app_score(self, peer: bytes, value: float) -> None:
         """P5, the application's opinion of a peer (reputation's global trust).
         A no-op when scoring is off."""
@@ -283,7 +248,7 @@ class GossipRouter:
             self._score.set_app_score(peer, value)
 
     @property
-    def peer_score(self) -> ScoreHooks | None:
+    def peer_score(self) -> ScoreObserver | None:
         """The PeerScore object (for P5 app scores from reputation), or None when off."""
         return self._score
 
@@ -302,7 +267,7 @@ class GossipRouter:
             st.protocol = protocol
             st.outbound = st.outbound or outbound
             return
-        self._peers[peer] = _Peer(protocol, outbound)
+        self._peers[peer] = Peer(protocol, outbound)
         if self._score is not None:
             self._score.add_peer(peer, now, ip)
         if self._mesh:
@@ -324,24 +289,6 @@ class GossipRouter:
                 rare.pop(peer, None)
         if self._score is not None:
             self._score.remove_peer(peer, now)
-
-    def _leave_topic(self, peer: bytes, t: str, now: float) -> None:
-        """Take `peer` out of topic `t`'s peers, mesh (a prune, for the score) and fanout,
-        as on an unsubscription or a disconnect."""
-        tp = self._topic_peers.get(t)
-        if tp is not None:
-            tp.pop(peer, None)
-            if not tp:
-                del self._topic_peers[t]
-        mesh = self._mesh.get(t)
-        if mesh is not None and peer in mesh:
-            del mesh[peer]
-            if self._score is not None:
-                self._score.prune(peer, t, now)
-        if self._fanout is not None:
-            fan = self._fanout.get(t)
-            if fan is not None:
-                fan.pop(peer, None)
 
     def peers(self) -> list[bytes]:
         return list(self._peers)
@@ -374,46 +321,15 @@ class GossipRouter:
             return
         for p in self._peers:
             self._queue_subs(p, [SubOpts(True, topic)])
-        mesh: _PeerSet = {}
-        fan = None
-        if self._fanout is not None and self._fanout_last is not None:
-            fan = self._fanout.pop(topic, None)
-            self._fanout_last.pop(topic, None)
-            if not self._fanout_last:
-                self._fanout = self._fanout_last = None
-        D = self.params.D
-        if fan:
-            for p in fan:
-                if len(mesh) >= D:
-                    break
-                if self.score_of(p, now) >= 0:
-                    mesh[p] = None
-        if len(mesh) < D:
-            more = self._select_peers(
-                topic,
-                D - len(mesh),
-                lambda p: (
-                    p not in mesh
-                    and not self._in_backoff(topic, p, now, slack=True)
-                    and self.score_of(p, now) >= 0
-                ),
-            )
-            mesh.update(dict.fromkeys(more))
-        self._mesh[topic] = mesh
-        for p in mesh:
-            self._graft_peer(p, topic, now)
+        self._join_mesh(topic, now)
 
     def unsubscribe(self, topic: str, now: float) -> None:
         self._touch(now)
-        mesh = self._mesh.pop(topic, None)
-        if mesh is None:
+        if topic not in self._mesh:
             return
         for p in self._peers:
             self._queue_subs(p, [SubOpts(False, topic)])
-        for p in mesh:
-            if self._score is not None:
-                self._score.prune(p, topic, now)
-            self._queue_prune(p, topic, now, do_px=self.params.do_px, unsubscribe=True)
+        self._leave_mesh(topic, now)
 
     # ------------------------------------------------------------ publish
 
@@ -430,7 +346,7 @@ class GossipRouter:
         else:
             msg = Message(topic, data)
         raw = msg.encode()
-        if len(raw) + 16 > self.params.max_rpc_size:
+        if len(raw) + FRAME_OVERHEAD > self.params.max_rpc_size:
             raise MessageTooLargeError(
                 f"message of {len(raw)} bytes exceeds max_rpc_size={self.params.max_rpc_size}"
             )
@@ -441,7 +357,7 @@ class GossipRouter:
         pth = self._publish_th
         targets: list[bytes]
         if self.params.flood_publish:
-            tpeers = self._topic_peers.get(topic, _NO_PEERS)
+            tpeers = self._topic_peers.get(topic, NO_PEERS)
             if self._score is None and pth <= 0.0:  # every score is 0: all pass
                 targets = list(tpeers)
             else:
@@ -451,20 +367,7 @@ class GossipRouter:
             if mesh is not None:
                 targets = list(mesh)
             else:
-                fanout, last = self._fanout, self._fanout_last
-                if fanout is None or last is None:
-                    fanout, last = self._fanout, self._fanout_last = {}, {}
-                fan = fanout.get(topic)
-                if not fan:
-                    fan = dict.fromkeys(
-                        self._select_peers(
-                            topic, self.params.D, lambda p: self.score_of(p, now) >= pth
-                        )
-                    )
-                    if fan:
-                        fanout[topic] = fan
-                targets = list(fan)
-                last[topic] = now
+                targets = self._fanout_targets(topic, now, pth)
         if not targets:
             raise NoPeersError(f"no peer subscribed to {topic!r} to publish to")
 
@@ -565,17 +468,26 @@ class GossipRouter:
             if ctl._idontwant:
                 self._handle_idontwant(peer, ctl._idontwant)
 
-    def _handle_subscriptions(
-        self, peer: bytes, st: _Peer, subs: list[SubOpts], now: float
-    ) -> None:
+    def _handle_subscriptions(self, peer: bytes, st: Peer, subs: list[SubOpts], now: float) -> None:
+        params = self.params
+        refused = 0
         for so in subs:
             t = so.topic
             if so.subscribe:
                 if t in st.topics:
                     continue
-                if len(st.topics) >= self.params.max_topics_per_peer:
+                if (
+                    len(st.topics) >= params.max_topics_per_peer
+                    or len(t) > params.max_topic_length  # chars: never more than bytes
+                    or (not t.isascii() and len(t.encode()) > params.max_topic_length)
+                    or (
+                        not self._knows_topic(t)
+                        and self._unknown_topics(st) >= params.max_unknown_topics_per_peer
+                    )
+                ):
+                    refused += 1
                     continue
-                st.topics = self._intern(st.topics | {t})
+                st.topics = intern_topics(st.topics | {t})
                 tp = self._topic_peers.get(t)
                 if tp is None:
                     self._topic_peers[t] = {peer: None}
@@ -584,21 +496,26 @@ class GossipRouter:
             else:
                 if t not in st.topics:
                     continue
-                st.topics = self._intern(st.topics - {t})
+                st.topics = intern_topics(st.topics - {t})
                 self._leave_topic(peer, t, now)
+        if refused:
+            # a behaviour penalty per refused subscription: one over the budget
+            # by mistake costs little, a flood drives the peer to the graylist
+            self.metrics.subs_refused += refused
+            if self._score is not None:
+                self._score.add_penalty(peer, refused)
 
-    @staticmethod
-    def _intern(topics: frozenset[str]) -> frozenset[str]:
-        """One shared frozenset per distinct subscription set, across all routers of the
-        process (memory: 10^5 simulated routers x their peers). A pure cache."""
-        got = _TOPIC_SETS.get(topics)
-        if got is None:
-            if len(_TOPIC_SETS) > 4096:  # many distinct sets: start over, never grow unbounded
-                _TOPIC_SETS.clear()
-            _TOPIC_SETS[topics] = got = topics
-        return got
+    def _knows_topic(self, topic: str) -> bool:
+        """A topic we subscribe to or publish to (fanout)."""
+        return topic in self._mesh or (self._fanout is not None and topic in self._fanout)
 
-    def _handle_messages(self, peer: bytes, st: _Peer, msgs: list[Message], now: float) -> None:
+    def _unknown_topics(self, st: Peer) -> int:
+        """How many of the peer's subscriptions name topics we do not know. The
+        peer's set stays small (the budget plus the topics we know), so counting is
+        cheap."""
+        return sum(1 for t in st.topics if not self._knows_topic(t))
+
+    def _handle_messages(self, peer: bytes, st: Peer, msgs: list[Message], now: float) -> None:
         m = self.metrics
         policy = self.sign_policy
         seen = self._seen
@@ -653,17 +570,6 @@ class GossipRouter:
         if big:
             self._send_idontwant(peer, big)
 
-    def _send_idontwant(self, source: bytes, big: dict[str, list[bytes]]) -> None:
-        for topic, ids in big.items():
-            for p in self._mesh.get(topic, ()):
-                if p == source:
-                    continue
-                st = self._peers[p]
-                if st.protocol != PROTOCOL_V12:
-                    continue
-                self._ctl(p).idontwant.extend(ids)
-                self.metrics.idontwant_sent += 1
-
     def validation_done(self, msg_id: bytes, result: ValidationResult, now: float) -> None:
         """Report the verdict of an async validation asked for by a ValidationRequest."""
         pend = self._pending
@@ -717,206 +623,20 @@ class GossipRouter:
 
     # ------------------------------------------------------------ control handlers
 
-    def _handle_ihave(self, peer: bytes, ihave: list[tuple[str, list[bytes]]], now: float) -> None:
-        m = self.metrics
-        m.ihave_received += 1
-        if self.score_of(peer, now) < self._gossip_th:
-            m.ihave_ignored += 1
-            return
-        ph = self._peerhave
-        if ph is None:
-            ph = self._peerhave = {}
-        n = ph.get(peer, 0) + 1
-        ph[peer] = n
-        limit = self.params.max_ihave_length
-        asked = self._iasked.get(peer, 0) if self._iasked is not None else 0
-        if n > self.params.max_ihave_messages or asked >= limit:
-            m.ihave_ignored += 1
-            return
-        want: dict[bytes, None] = {}
-        seen = self._seen
-        for topic, ids in ihave:
-            if topic not in self._mesh:
-                continue
-            for i, mid in enumerate(ids):
-                if i >= limit:
-                    break
-                if mid not in seen:
-                    want[mid] = None
-        if not want:
-            return
-        lst = list(want)
-        ask = min(len(lst), limit - asked)
-        self.rng.shuffle(lst)
-        lst = lst[:ask]
-        if self._iasked is None:
-            self._iasked = {}
-        self._iasked[peer] = asked + ask
-        # one promise per IWANT: the peer must deliver a random one of them in time
-        pr = self._promises
-        if pr is None:
-            pr = self._promises = {}
-        mid = lst[int(self.rng.random() * len(lst)) % len(lst)]
-        per = pr.setdefault(mid, {})
-        if peer not in per:
-            per[peer] = now + self.params.iwant_followup_time
-        self._ctl(peer).iwant.extend(lst)
-        m.iwant_sent += 1
-
-    def _handle_iwant(self, peer: bytes, ids: list[bytes], now: float) -> None:
-        m = self.metrics
-        m.iwant_received += 1
-        if self.score_of(peer, now) < self._gossip_th:
-            m.iwant_refused += 1
-            return
-        dw = self._dontwant.get(peer) if self._dontwant is not None else None
-        limit = self.params.gossip_retransmission
-        sent: set[bytes] = set()
-        for mid in ids:
-            if mid in sent or (dw is not None and mid in dw):
-                continue
-            msg, count = self._mcache.get_for_peer(mid, peer)
-            if msg is None:
-                continue
-            if count > limit:
-                m.iwant_refused += 1
-                continue
-            sent.add(mid)
-            m.iwant_served += 1
-            self._queue_msg(peer, msg, own=False)
-
-    def _handle_graft(self, peer: bytes, st: _Peer, topics: list[str], now: float) -> None:
-        m = self.metrics
-        m.graft_received += 1
-        sc = self._score
-        score = self.score_of(peer, now)
-        do_px = self.params.do_px
-        prune: list[str] = []
-        for topic in topics:
-            mesh = self._mesh.get(topic)
-            if mesh is None:
-                do_px = False  # never leak peers for topics we are not in
-                continue
-            if peer in mesh:
-                continue
-            if topic not in st.topics:
-                # a mesh member must be a subscriber: refuse, without PX
-                do_px = False
-                prune.append(topic)
-                continue
-            expire = self._backoff_expiry(topic, peer)
-            if expire is not None and now < expire:
-                if sc is not None:
-                    sc.add_penalty(peer, 1)
-                    flood_cutoff = (
-                        expire + self.params.graft_flood_threshold - (self.params.prune_backoff)
-                    )
-                    if now < flood_cutoff:
-                        sc.add_penalty(peer, 1)
-                do_px = False
-                self._add_backoff(topic, peer, now + self.params.prune_backoff)
-                prune.append(topic)
-                continue
-            if score < 0:
-                do_px = False
-                self._add_backoff(topic, peer, now + self.params.prune_backoff)
-                prune.append(topic)
-                continue
-            if len(mesh) >= self.params.D_hi and not st.outbound:
-                self._add_backoff(topic, peer, now + self.params.prune_backoff)
-                prune.append(topic)
-                continue
-            mesh[peer] = None
-            if sc is not None:
-                sc.graft(peer, topic, now)
-        for topic in prune:
-            self._queue_prune(peer, topic, now, do_px=do_px, unsubscribe=False, add_backoff=False)
-
-    def _handle_prune(self, peer: bytes, prunes: list[Prune], now: float) -> None:
-        m = self.metrics
-        m.prune_received += 1
-        score = self.score_of(peer, now)
-        for pr in prunes:
-            topic = pr.topic
-            mesh = self._mesh.get(topic)
-            if mesh is None:
-                continue
-            if peer in mesh:
-                del mesh[peer]
-                if self._score is not None:
-                    self._score.prune(peer, topic, now)
-            backoff = pr.backoff
-            if backoff:
-                secs = min(float(backoff), self.params.max_backoff)
-            else:
-                secs = self.params.prune_backoff
-            self._add_backoff(topic, peer, now + secs)
-            if pr.peers:
-                if score < self._accept_px_th:
-                    m.px_refused += 1
-                    continue
-                cands = [
-                    pi
-                    for pi in pr.peers
-                    if pi.peer_id
-                    and pi.peer_id not in self._peers
-                    and pi.peer_id != self.local_peer
-                ]
-                if len(cands) > self.params.prune_peers:
-                    self.rng.shuffle(cands)
-                    cands = cands[: self.params.prune_peers]
-                if cands:
-                    m.px_accepted += 1
-                    self._events.append(PeerExchange(topic, peer, cands))
-
-    def _handle_idontwant(self, peer: bytes, ids: list[bytes]) -> None:
-        self.metrics.idontwant_received += 1
-        pdw = self._peerdontwant
-        if pdw is None:
-            pdw = self._peerdontwant = {}
-        n = pdw.get(peer, 0)
-        if n >= self.params.max_idontwant_messages:
-            return
-        pdw[peer] = n + 1
-        dontwant = self._dontwant
-        if dontwant is None:
-            dontwant = self._dontwant = {}
-        dw = dontwant.get(peer)
-        if dw is None:
-            dw = dontwant[peer] = {}
-        expires = self._tick + self.params.idontwant_ttl_heartbeats
-        for i, mid in enumerate(ids):
-            if i >= self.params.max_idontwant_length:
-                break
-            dw[mid] = expires
-
     # ------------------------------------------------------------ heartbeat
 
     def heartbeat(self, now: float) -> None:
         p = self.params
         self.metrics.heartbeats += 1
         self._tick += 1
-        self._peerhave = None
-        self._iasked = None
-        self._peerdontwant = None
+        self._new_gossip_budgets()
         sc = self._score
 
         if sc is not None:
             sc.refresh(now)  # decays by the whole intervals elapsed; cheap otherwise
 
         self._apply_broken_promises(now)
-
-        dontwant = self._dontwant
-        if dontwant is not None:
-            tick = self._tick
-            for peer in list(dontwant):
-                dw = dontwant[peer]
-                for mid in [k for k, exp in dw.items() if exp <= tick]:
-                    del dw[mid]
-                if not dw:
-                    del dontwant[peer]
-            if not dontwant:
-                self._dontwant = None
+        self._expire_dontwant()
         overflowed = self._overflowed
         if overflowed is not None:
             self._overflowed = None
@@ -937,171 +657,18 @@ class GossipRouter:
         og_tick = self._score is not None and self._tick % p.opportunistic_graft_ticks == 0
 
         for topic, mesh in self._mesh.items():
-            # drop peers with negative score (no PX for them)
-            for peer in [x for x in mesh if score(x) < 0]:
-                del mesh[peer]
-                toprune.append((peer, topic, False))
-                if sc is not None:
-                    sc.prune(peer, topic, now)
-
-            if len(mesh) < p.D_lo:
-                need = p.D - len(mesh)
-                for peer in self._select_peers(
-                    topic,
-                    need,
-                    lambda x, mesh=mesh, topic=topic: (
-                        x not in mesh  # type: ignore[misc]
-                        and not self._in_backoff(topic, x, now, slack=True)
-                        and score(x) >= 0
-                    ),
-                ):
-                    mesh[peer] = None
-                    tograft.append((peer, topic))
-
-            if len(mesh) > p.D_hi:
-                keep = self._select_survivors(mesh, score)
-                for peer in [x for x in mesh if x not in keep]:
-                    del mesh[peer]
-                    toprune.append((peer, topic, True))
-                    if sc is not None:
-                        sc.prune(peer, topic, now)
-
-            if len(mesh) >= p.D_lo:
-                outbound = sum(1 for x in mesh if self._peers[x].outbound)
-                if outbound < p.D_out:
-                    for peer in self._select_peers(
-                        topic,
-                        p.D_out - outbound,
-                        lambda x, mesh=mesh, topic=topic: (
-                            x not in mesh  # type: ignore[misc]
-                            and self._peers[x].outbound
-                            and not self._in_backoff(topic, x, now, slack=True)
-                            and score(x) >= 0
-                        ),
-                    ):
-                        mesh[peer] = None
-                        tograft.append((peer, topic))
-
-            if og_tick and len(mesh) > 1:
-                ranked = sorted(score(x) for x in mesh)
-                median = ranked[len(ranked) // 2]
-                if median < self._og_th:
-                    for peer in self._select_peers(
-                        topic,
-                        p.opportunistic_graft_peers,
-                        lambda x, mesh=mesh, topic=topic, median=median: (
-                            x not in mesh  # type: ignore[misc]
-                            and not self._in_backoff(topic, x, now, slack=True)
-                            and score(x) > median
-                        ),
-                    ):
-                        mesh[peer] = None
-                        tograft.append((peer, topic))
-
+            self._maintain_mesh(topic, mesh, now, score, og_tick, tograft, toprune)
             self._emit_gossip(topic, mesh, score)
-
-        # fanout: expire, drop peers that left or fell under the publish threshold, refill
-        fanout, fanout_last = self._fanout, self._fanout_last
-        if fanout is not None and fanout_last is not None:
-            for topic in [t for t, last in fanout_last.items() if last + p.fanout_ttl < now]:
-                fanout.pop(topic, None)
-                del fanout_last[topic]
-            if not fanout_last:
-                self._fanout = self._fanout_last = fanout = None
+        fanout = self._expire_fanout(now)
         for topic, fan in fanout.items() if fanout is not None else ():
-            tp = self._topic_peers.get(topic, _NO_PEERS)
-            for peer in [x for x in fan if x not in tp or score(x) < self._publish_th]:
-                del fan[peer]
-            if len(fan) < p.D:
-                fan.update(
-                    dict.fromkeys(
-                        self._select_peers(
-                            topic,
-                            p.D - len(fan),
-                            lambda x, fan=fan: (
-                                x not in fan  # type: ignore[misc]
-                                and score(x) >= self._publish_th
-                            ),
-                        )
-                    )
-                )
+            self._maintain_fanout(topic, fan, score)
             self._emit_gossip(topic, fan, score)
-
-        for peer, topic in tograft:
-            self._graft_peer(peer, topic, now)
-        for peer, topic, px in toprune:
-            self._queue_prune(peer, topic, now, do_px=px and self.params.do_px, unsubscribe=False)
+        self._send_mesh_changes(tograft, toprune, now)
 
         self._mcache.shift()
         self._expire_seen(now)
-        if self._tick % 15 == 0:
+        if self._tick % BACKOFF_SWEEP_TICKS == 0:
             self._clear_backoff(now)
-
-    def _select_survivors(self, mesh: _PeerSet, score: Callable[[bytes], float]) -> set[bytes]:
-        """Who stays when the mesh is over D_hi: D_score best by score, the rest random,
-        at least D_out outbound (spec v1.1, go's heartbeat)."""
-        p = self.params
-        plst = list(mesh)
-        self.rng.shuffle(plst)
-        plst.sort(key=score, reverse=True)
-        best = plst[: p.D_score]
-        rest = plst[p.D_score :]
-        self.rng.shuffle(rest)
-        keep = best + rest[: p.D - len(best)]
-        dropped = rest[p.D - len(best) :]
-        out_kept = sum(1 for x in keep if self._peers[x].outbound)
-        if out_kept < p.D_out:
-            extra = [x for x in dropped if self._peers[x].outbound][: p.D_out - out_kept]
-            # replace inbound peers from the random part, last first
-            for newp in extra:
-                for i in range(len(keep) - 1, -1, -1):
-                    if not self._peers[keep[i]].outbound:
-                        keep[i] = newp
-                        break
-        return set(keep)
-
-    def _emit_gossip(self, topic: str, exclude: _PeerSet, score: Callable[[bytes], float]) -> None:
-        ids = self._mcache.gossip_ids(topic)
-        if not ids:
-            return
-        tp = self._topic_peers.get(topic)
-        if not tp:
-            return
-        gth = self._gossip_th
-        cands = [x for x in tp if x not in exclude and score(x) >= gth]
-        if not cands:
-            return
-        target = max(self.params.D_lazy, int(self.params.gossip_factor * len(cands)))
-        if target < len(cands):
-            cands = self.rng.sample(cands, target)
-        limit = self.params.max_ihave_length
-        for peer in cands:
-            lst = ids
-            if len(ids) > limit:
-                lst = list(ids)
-                self.rng.shuffle(lst)
-                lst = lst[:limit]
-            self._ctl(peer).ihave.append((topic, lst))
-            self.metrics.ihave_sent += 1
-
-    def _apply_broken_promises(self, now: float) -> None:
-        pr = self._promises
-        if not pr:
-            return
-        broken: dict[bytes, int] = {}
-        for mid in list(pr):
-            per = pr[mid]
-            for peer in [x for x, exp in per.items() if exp < now]:
-                del per[peer]
-                broken[peer] = broken.get(peer, 0) + 1
-            if not per:
-                del pr[mid]
-        if not pr:
-            self._promises = None
-        for peer, n in broken.items():
-            self.metrics.broken_promises += n
-            if self._score is not None:
-                self._score.add_penalty(peer, n)
 
     def _expire_seen(self, now: float) -> None:
         seen = self._seen
@@ -1110,221 +677,6 @@ class GossipRouter:
             if seen[mid] > now:
                 break
             del seen[mid]
-
-    # ------------------------------------------------------------ backoff
-
-    def _backoff_expiry(self, topic: str, peer: bytes) -> float | None:
-        b = self._backoff
-        if b is None:
-            return None
-        per = b.get(topic)
-        return per.get(peer) if per is not None else None
-
-    def _in_backoff(self, topic: str, peer: bytes, now: float, slack: bool = False) -> bool:
-        exp = self._backoff_expiry(topic, peer)
-        if exp is None:
-            return False
-        # when we are the ones grafting, wait a heartbeat past the expiry so that
-        # clock skew never makes our GRAFT land inside the remote's backoff
-        return now < exp + (self.params.heartbeat_interval if slack else 0.0)
-
-    def _add_backoff(self, topic: str, peer: bytes, expire: float) -> None:
-        b = self._backoff
-        if b is None:
-            b = self._backoff = {}
-        per = b.get(topic)
-        if per is None:
-            per = b[topic] = {}
-        old = per.get(peer)
-        if old is None or old < expire:
-            per[peer] = expire
-
-    def _clear_backoff(self, now: float) -> None:
-        b = self._backoff
-        if b is None:
-            return
-        slack = 2 * self.params.heartbeat_interval
-        for topic in list(b):
-            per = b[topic]
-            for peer in [x for x, exp in per.items() if exp + slack < now]:
-                del per[peer]
-            if not per:
-                del b[topic]
-        if not b:
-            self._backoff = None
-
-    # ------------------------------------------------------------ outbound queues
-
-    def _select_peers(self, topic: str, count: int, ok: Callable[[bytes], bool]) -> list[bytes]:
-        if count <= 0:
-            return []
-        tp = self._topic_peers.get(topic)
-        if not tp:
-            return []
-        cands = [x for x in tp if ok(x)]
-        if len(cands) > count:
-            return self.rng.sample(cands, count)
-        return cands
-
-    def _graft_peer(self, peer: bytes, topic: str, now: float) -> None:
-        if self._score is not None:
-            self._score.graft(peer, topic, now)
-        self._ctl(peer).graft.append(topic)
-        self.metrics.graft_sent += 1
-
-    def _queue_prune(
-        self,
-        peer: bytes,
-        topic: str,
-        now: float,
-        *,
-        do_px: bool,
-        unsubscribe: bool,
-        add_backoff: bool = True,
-    ) -> None:
-        st = self._peers.get(peer)
-        if st is None:
-            return
-        backoff = self.params.unsubscribe_backoff if unsubscribe else self.params.prune_backoff
-        if add_backoff:
-            self._add_backoff(topic, peer, now + backoff)
-        self.metrics.prune_sent += 1
-        if st.protocol == PROTOCOL_V10:
-            self._ctl(peer).prune.append(Prune(topic))
-            return
-        px: list[PeerInfo] = []
-        if do_px:
-            cands = self._select_peers(
-                topic,
-                self.params.prune_peers,
-                lambda x: x != peer and self.score_of(x, now) >= 0,
-            )
-            rec = self.peer_record
-            px = [PeerInfo(x, rec(x) if rec is not None else None) for x in cands]
-            self.metrics.px_offered += len(px)
-        self._ctl(peer).prune.append(Prune(topic, px, int(backoff)))
-
-    def _ctl(self, peer: bytes) -> Control:
-        st = self._peers[peer]
-        c = st.q_ctl
-        if c is None:
-            c = st.q_ctl = Control()
-            self._dirty[peer] = None
-        return c
-
-    def _queue_subs(self, peer: bytes, subs: list[SubOpts]) -> None:
-        """Queue `subs`, a fresh list the queue may keep (every caller builds one)."""
-        st = self._peers[peer]
-        if st.q_subs is None:
-            st.q_subs = subs
-        else:
-            st.q_subs.extend(subs)
-        self._dirty[peer] = None
-
-    def _queue_msg(self, peer: bytes, msg: Message, own: bool) -> None:
-        st = self._peers[peer]
-        q = st.q_msgs
-        if q is None:
-            st.q_msgs = [msg]
-            self._dirty[peer] = None
-            return
-        if not own and len(q) >= self.params.max_queued_messages:
-            self.metrics.queue_overflow += 1
-            if self._overflowed is None:
-                self._overflowed = {}
-            self._overflowed[peer] = None
-            return
-        q.append(msg)
-
-    def has_pending(self) -> bool:
-        return bool(self._dirty)
-
-    def has_output_for(self, peer: bytes) -> bool:
-        return peer in self._dirty
-
-    def pending_peers(self) -> list[bytes]:
-        return list(self._dirty)
-
-    def queued_messages(self, peer: bytes) -> int:
-        st = self._peers.get(peer)
-        return len(st.q_msgs) if st is not None and st.q_msgs else 0
-
-    def _take(self, peer: bytes) -> tuple[list[SubOpts], list[Message], Control | None]:
-        st = self._peers.get(peer)
-        if st is None:
-            return [], [], None
-        subs = st.q_subs or []
-        msgs = st.q_msgs or []
-        ctl = st.q_ctl
-        st.q_subs = None
-        st.q_msgs = None
-        st.q_ctl = None
-        return subs, msgs, ctl
-
-    def drain_peer(self, peer: bytes) -> list[bytes]:
-        """Everything queued for `peer` as length-prefixed frames (usually one)."""
-        if peer not in self._dirty:
-            return []
-        del self._dirty[peer]
-        subs, msgs, ctl = self._take(peer)
-        return self._encode_frames(subs, msgs, ctl)
-
-    def drain(self) -> list[tuple[bytes, bytes]]:
-        out: list[tuple[bytes, bytes]] = []
-        dirty = self._dirty
-        self._dirty = {}
-        for peer in dirty:
-            subs, msgs, ctl = self._take(peer)
-            for f in self._encode_frames(subs, msgs, ctl):
-                out.append((peer, f))
-        return out
-
-    def drain_rpcs(self) -> list[tuple[bytes, RPC]]:
-        """Like drain() but unencoded, one RPC per peer (the simulator skips the codec)."""
-        out: list[tuple[bytes, RPC]] = []
-        dirty = self._dirty
-        self._dirty = {}
-        for peer in dirty:
-            subs, msgs, ctl = self._take(peer)
-            if subs or msgs or ctl:
-                out.append((peer, RPC(subs, msgs, ctl)))
-                self.metrics.rpcs_sent += 1
-        return out
-
-    def _encode_frames(
-        self, subs: list[SubOpts], msgs: list[Message], ctl: Control | None
-    ) -> list[bytes]:
-        limit = self.params.max_rpc_size
-        parts: list[bytes] = []
-        size = 0
-        for s in subs:
-            b = s.encode()
-            parts.append(b"\x0a" + uvarint(len(b)) + b)
-            size += len(parts[-1])
-        if ctl:
-            b = ctl.encode()
-            parts.append(b"\x1a" + uvarint(len(b)) + b)
-            size += len(parts[-1])
-        frames: list[bytes] = []
-        for msg in msgs:
-            raw = msg.encode()
-            hdr = _MSG_TAG + uvarint(len(raw))
-            n = len(hdr) + len(raw)
-            if size and size + n > limit:
-                frames.append(uvarint(size) + b"".join(parts))
-                parts = []
-                size = 0
-            parts.append(hdr)
-            parts.append(raw)
-            size += n
-        if parts:
-            frames.append(uvarint(size) + b"".join(parts))
-        m = self.metrics
-        m.rpcs_sent += len(frames)
-        m.frames_sent += len(frames)
-        for f in frames:
-            m.bytes_sent += len(f)
-        return frames
 
     # ------------------------------------------------------------ events
 
@@ -1337,6 +689,3 @@ class GossipRouter:
 
     def seen(self, msg_id: bytes) -> bool:
         return msg_id in self._seen
-
-    def mcache_has(self, msg_id: bytes) -> bool:
-        return msg_id in self._mcache

@@ -191,17 +191,7 @@ class PeerScore:
         if st.topics:
             for topic, ts in st.topics.items():
                 ts.first_message_deliveries = 0.0
-                tp = self._topics[topic]
-                threshold = tp.mesh_message_deliveries_threshold
-                if (
-                    ts.in_mesh
-                    and ts.mesh_message_deliveries_active
-                    and ts.mesh_message_deliveries < threshold
-                ):
-                    deficit = threshold - ts.mesh_message_deliveries
-                    ts.mesh_failure_penalty += deficit * deficit
-                ts.in_mesh = False
-                ts.mesh_message_deliveries_active = False
+                _leave_mesh(ts, self._topics[topic])
         st.connected = False
         st.expire = now + self.params.retain_score
         self._cache.pop(peer, None)
@@ -291,15 +281,7 @@ class PeerScore:
         ts = self._topic_stats(peer, topic)
         if ts is None:
             return
-        threshold = self._topics[topic].mesh_message_deliveries_threshold
-        if ts.mesh_message_deliveries_active and ts.mesh_message_deliveries < threshold:
-            deficit = threshold - ts.mesh_message_deliveries
-            ts.mesh_failure_penalty += deficit * deficit
-        ts.in_mesh = False
-        # P3 is a mesh peer's penalty; out of the mesh only the sticky P3b remains.
-        # (go leaves the flag set, so P3 keeps growing on a pruned peer until it is
-        # grafted again; the spec and rust-libp2p clear it, and so do we.)
-        ts.mesh_message_deliveries_active = False
+        _leave_mesh(ts, self._topics[topic])
         self._cache.pop(peer, None)
 
     # ------------------------------------------------------------------ messages
@@ -424,30 +406,38 @@ class PeerScore:
                     tp = topics[topic]
                     if ticks:
                         if ts.first_message_deliveries:
-                            v = ts.first_message_deliveries * _pow(
-                                tp.first_message_deliveries_decay, ticks
+                            ts.first_message_deliveries = _decayed(
+                                ts.first_message_deliveries,
+                                tp.first_message_deliveries_decay,
+                                ticks,
+                                dtz,
                             )
-                            ts.first_message_deliveries = v if v >= dtz else 0.0
                         if ts.mesh_message_deliveries:
-                            v = ts.mesh_message_deliveries * _pow(
-                                tp.mesh_message_deliveries_decay, ticks
+                            ts.mesh_message_deliveries = _decayed(
+                                ts.mesh_message_deliveries,
+                                tp.mesh_message_deliveries_decay,
+                                ticks,
+                                dtz,
                             )
-                            ts.mesh_message_deliveries = v if v >= dtz else 0.0
                         if ts.mesh_failure_penalty:
-                            v = ts.mesh_failure_penalty * _pow(tp.mesh_failure_penalty_decay, ticks)
-                            ts.mesh_failure_penalty = v if v >= dtz else 0.0
-                        if ts.invalid_message_deliveries:
-                            v = ts.invalid_message_deliveries * _pow(
-                                tp.invalid_message_deliveries_decay, ticks
+                            ts.mesh_failure_penalty = _decayed(
+                                ts.mesh_failure_penalty, tp.mesh_failure_penalty_decay, ticks, dtz
                             )
-                            ts.invalid_message_deliveries = v if v >= dtz else 0.0
+                        if ts.invalid_message_deliveries:
+                            ts.invalid_message_deliveries = _decayed(
+                                ts.invalid_message_deliveries,
+                                tp.invalid_message_deliveries_decay,
+                                ticks,
+                                dtz,
+                            )
                     if ts.in_mesh:
                         ts.mesh_time = now - ts.graft_time
                         if ts.mesh_time > tp.mesh_message_deliveries_activation:
                             ts.mesh_message_deliveries_active = True
             if ticks and st.behaviour_penalty:
-                v = st.behaviour_penalty * _pow(params.behaviour_penalty_decay, ticks)
-                st.behaviour_penalty = v if v >= dtz else 0.0
+                st.behaviour_penalty = _decayed(
+                    st.behaviour_penalty, params.behaviour_penalty_decay, ticks, dtz
+                )
         for peer in expired:
             self._drop(peer, self._stats[peer])
         self._cache.clear()
@@ -658,5 +648,21 @@ class PeerScore:
         self._cache.pop(peer, None)
 
 
-def _pow(decay: float, ticks: int) -> float:
-    return decay if ticks == 1 else decay**ticks
+def _decayed(value: float, decay: float, ticks: int, decay_to_zero: float) -> float:
+    """`value` after `ticks` decay intervals; under `decay_to_zero` it is 0."""
+    v = value * (decay if ticks == 1 else decay**ticks)
+    return v if v >= decay_to_zero else 0.0
+
+
+def _leave_mesh(ts: _TopicStats, tp: TopicScoreParams) -> None:
+    """A peer leaves a topic's mesh (pruned or disconnected). An active P3 deficit
+    becomes the sticky P3b penalty, and P3 stops applying: it is a mesh peer's
+    penalty. (go leaves the flag set, so P3 keeps growing on a pruned peer until
+    it is grafted again; the spec and rust-libp2p clear it, and so do we.) P3 is
+    active only in the mesh, so no `in_mesh` test is needed."""
+    threshold = tp.mesh_message_deliveries_threshold
+    if ts.mesh_message_deliveries_active and ts.mesh_message_deliveries < threshold:
+        deficit = threshold - ts.mesh_message_deliveries
+        ts.mesh_failure_penalty += deficit * deficit
+    ts.in_mesh = False
+    ts.mesh_message_deliveries_active = False

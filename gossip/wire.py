@@ -126,10 +126,6 @@ def _text(raw: bytes) -> str:
         raise WireError("topic is not valid UTF-8") from exc
 
 
-def _key(field: int, wire_type: int) -> bytes:
-    return uvarint((field << 3) | wire_type)
-
-
 def _ld(tag: bytes, payload: bytes) -> bytes:
     return tag + uvarint(len(payload)) + payload
 
@@ -469,6 +465,12 @@ class Control:
         return size
 
 
+# The keys (field number << 3 | wire type 2) of the RPC's three fields.
+RPC_SUBSCRIPTIONS = b"\x0a"
+RPC_PUBLISH = b"\x12"
+RPC_CONTROL = b"\x1a"
+
+
 class RPC:
     __slots__ = ("control", "publish", "subscriptions")
 
@@ -497,11 +499,11 @@ class RPC:
         return f"RPC(subs={self.subscriptions!r}, publish={self.publish!r}, ctl={self.control!r})"
 
     def encode(self) -> bytes:
-        parts: list[bytes] = [_ld(b"\x0a", s.encode()) for s in self.subscriptions]
+        parts: list[bytes] = [_ld(RPC_SUBSCRIPTIONS, s.encode()) for s in self.subscriptions]
         for m in self.publish:
-            parts.append(_ld(b"\x12", m.encode()))
+            parts.append(_ld(RPC_PUBLISH, m.encode()))
         if self.control:
-            parts.append(_ld(b"\x1a", self.control.encode()))
+            parts.append(_ld(RPC_CONTROL, self.control.encode()))
         return b"".join(parts)
 
     def encoded_size(self) -> int:
@@ -526,6 +528,45 @@ class RPC:
 def frame(body: bytes) -> bytes:
     """Prefix one encoded RPC with its unsigned-varint length."""
     return uvarint(len(body)) + body
+
+
+def encode_frames(
+    subs: list[SubOpts], msgs: list[Message], ctl: Control | None, max_size: int
+) -> list[bytes]:
+    """Everything queued for one peer as length-prefixed RPC frames, as few as fit:
+    subscriptions and control lead the first frame, messages follow, and a new
+    frame starts only where the next message would take a frame over `max_size`
+    (a message larger than that alone still goes, in a frame of its own).
+
+    Each frame decodes to the RPC of its parts (fields in the order subscriptions,
+    control, messages: protobuf takes any order). No RPC object is built, and
+    messages keep their cached encoding (forwarding costs a copy, not a
+    re-encode)."""
+    parts: list[bytes] = []
+    size = 0
+    for s in subs:
+        b = s.encode()
+        parts.append(RPC_SUBSCRIPTIONS + uvarint(len(b)) + b)
+        size += len(parts[-1])
+    if ctl:
+        b = ctl.encode()
+        parts.append(RPC_CONTROL + uvarint(len(b)) + b)
+        size += len(parts[-1])
+    frames: list[bytes] = []
+    for msg in msgs:
+        raw = msg.encode()
+        hdr = RPC_PUBLISH + uvarint(len(raw))
+        n = len(hdr) + len(raw)
+        if size and size + n > max_size:
+            frames.append(uvarint(size) + b"".join(parts))
+            parts = []
+            size = 0
+        parts.append(hdr)
+        parts.append(raw)
+        size += n
+    if parts:
+        frames.append(uvarint(size) + b"".join(parts))
+    return frames
 
 
 # ---------------------------------------------------------------- decoding

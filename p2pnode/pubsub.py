@@ -36,7 +36,9 @@ from typing import Any
 import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
+from libp2p.protocol_muxer.exceptions import MultiselectClientError, ProtocolNotSupportedError
 from multiaddr import Multiaddr
 
 from gossip.events import (
@@ -45,11 +47,12 @@ from gossip.events import (
     PeerShouldDisconnect,
     ValidationRequest,
 )
-from gossip.msgid import SignPolicy, StrictSign
+from gossip.msgid import MSG_ID_STYLES, SignPolicy, StrictSign
 from gossip.params import GossipSubParams
 from gossip.router import PROTOCOLS, GossipRouter
 from gossip.validation import ValidationResult
 from gossip.wire import FrameBuffer, WireError
+from p2pnode.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,10 @@ SyncValidator = Callable[[str, bytes, bytes], ValidationResult]
 AsyncValidator = Callable[[str, bytes, bytes], Awaitable[ValidationResult]]
 
 _READ_CHUNK = 1 << 16
+# Opening our stream to a new peer races its own start-up: retry a few times,
+# doubling the wait from 0.05 s between tries, before giving up on the peer.
+_OPEN_ATTEMPTS = 8
+_OPEN_FIRST_RETRY = 0.05
 _CHANNEL_GONE = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -100,9 +107,19 @@ class _Notifee(INotifee):
         await trio.lowlevel.checkpoint()
 
 
-def libp2p_sign_policy(key_pair: Any) -> StrictSign:
-    """StrictSign with this host's libp2p key (Ed25519 ids embed the key: no `key` field)."""
+def libp2p_sign_policy(key_pair: Any, id_style: str = "go") -> StrictSign:
+    """StrictSign with this host's libp2p key (Ed25519 ids embed the key: no `key` field).
+
+    `id_style` names the message id function (gossip.msgid.MSG_ID_STYLES): "go"
+    (`from || seqno`) for networks of go-libp2p peers and ours, "js" (public key ||
+    seqno) for networks with js-libp2p peers on their default; see docs/protocol.md."""
     from libp2p.crypto.serialization import deserialize_public_key
+
+    id_fn = MSG_ID_STYLES.get(id_style)
+    if id_fn is None:
+        raise UserError(
+            f"id_style={id_style!r}: must be one of {sorted(MSG_ID_STYLES)} (message id function)"
+        )
 
     def verify(author: bytes, payload: bytes, sig: bytes, key: bytes | None) -> bool:
         pid = ID(author)
@@ -111,7 +128,7 @@ def libp2p_sign_policy(key_pair: Any) -> StrictSign:
             return False
         return bool(pub.verify(payload, sig))
 
-    return StrictSign(verifier=verify, signer=key_pair.private_key.sign)
+    return StrictSign(verifier=verify, signer=key_pair.private_key.sign, id_fn=id_fn)
 
 
 class PubSub:
@@ -169,6 +186,9 @@ class PubSub:
         self.coalesce_delay = coalesce_delay
         self.flush_at = flush_at
         self._holding: dict[bytes, trio.CancelScope] = {}
+        # cancel scopes of the running inbound readers (host tasks, not ours)
+        self._readers: set[trio.CancelScope] = set()
+        self._stopped = False
 
     # ------------------------------------------------------------ public API
 
@@ -185,7 +205,14 @@ class PubSub:
             nursery.start_soon(self._peer_events, recv)
             nursery.start_soon(self._timer)
             task_status.started()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            finally:
+                # our writers die with this nursery; the readers run in the host's
+                # stream-handler tasks: stop them too, so every stream closes cleanly
+                self._stopped = True
+                for scope in list(self._readers):
+                    scope.cancel()
 
     def subscribe(self, topic: str) -> None:
         self.router.subscribe(topic, trio.current_time())
@@ -205,13 +232,6 @@ class PubSub:
 
     def connected_pubsub_peers(self) -> list[bytes]:
         return self.router.peers()
-
-    async def wait_for_mesh(self, topic: str, n: int, timeout: float = 10.0) -> bool:
-        with trio.move_on_after(timeout):
-            while len(self.router.mesh_peers(topic)) < n:
-                await trio.sleep(0.05)
-            return True
-        return False
 
     # ------------------------------------------------------------ peers
 
@@ -245,23 +265,23 @@ class PubSub:
     async def _open_outbound(self, pid: ID, outbound: bool, gen: int) -> None:
         pb = pid.to_bytes()
         stream: INetStream | None = None
-        delay = 0.05
-        for _ in range(8):
+        delay = _OPEN_FIRST_RETRY
+        for _ in range(_OPEN_ATTEMPTS):
             try:
                 stream = await self.host.new_stream(pid, [TProtocol(p) for p in PROTOCOLS])
                 break
             except Exception as exc:
                 self.metrics.stream_open_failures += 1
                 log.debug("pubsub stream to %s failed: %s", pid, exc)
-                if "not supported" in str(exc) or not self._is_connected(pid):
+                if _refused_every_protocol(exc) or not self._is_connected(pid):
                     break  # no pubsub there, or gone: retrying cannot help
                 await trio.sleep(delay)
                 delay *= 2
         if stream is None or self._outbound.get(pb) != gen:
             if self._outbound.get(pb) == gen:
                 del self._outbound[pb]
-            if stream is not None:
-                await _reset_quietly(stream)
+            if stream is not None:  # opened for a peer that left: nothing went wrong
+                await _close_quietly(stream)
             return
         self.metrics.streams_opened += 1
         proto = str(stream.get_protocol() or PROTOCOLS[0])
@@ -287,6 +307,7 @@ class PubSub:
         router = self.router
         delay = self.coalesce_delay
         last_write = -math.inf
+        failed = False
         try:
             while self._outbound.get(pb) == gen:
                 if not router.has_output_for(pb):
@@ -316,11 +337,14 @@ class PubSub:
                 last_write = trio.current_time()
                 self.metrics.writes += 1
         except Exception as exc:
+            failed = True
             self.metrics.write_failures += 1
             log.debug("pubsub write to %s failed: %s", pb.hex(), exc)
         finally:
             self._wake.pop(pb, None)
-            await _reset_quietly(stream)
+            # a clean end (the peer left, or we stop) closes: the peer reads EOF;
+            # only a failed stream is reset
+            await (_reset_quietly(stream) if failed else _close_quietly(stream))
             if self._outbound.get(pb) == gen:
                 # our stream died while the connection may live: forget the peer and
                 # close the connection, so that a redial brings fresh streams instead
@@ -332,6 +356,17 @@ class PubSub:
                         self._nursery.start_soon(self._disconnect, pid)
 
     async def _handle_inbound(self, stream: INetStream) -> None:
+        if self._stopped:
+            await _close_quietly(stream)
+            return
+        with trio.CancelScope() as scope:
+            self._readers.add(scope)
+            try:
+                await self._read_inbound(stream)
+            finally:
+                self._readers.discard(scope)
+
+    async def _read_inbound(self, stream: INetStream) -> None:
         pid = stream.muxed_conn.peer_id
         pb = pid.to_bytes()
         self._ids.setdefault(pb, pid)
@@ -342,15 +377,20 @@ class PubSub:
             router.add_peer(pb, proto, False, trio.current_time(), _remote_ip(stream))
         limit = router.params.max_rpc_size
         frames = FrameBuffer(limit)
+        failed = False
         try:
             while True:
-                chunk = await stream.read(_READ_CHUNK)
+                try:
+                    chunk = await stream.read(_READ_CHUNK)
+                except StreamEOF:
+                    break
                 if not chunk:
                     break
                 try:
                     whole = frames.feed(chunk)
                 except WireError as exc:
                     # an oversized frame: the stream cannot be resynchronised
+                    failed = True
                     self.metrics.oversized_frames += 1
                     router.note_malformed(pb, str(exc))
                     self._after()
@@ -362,9 +402,11 @@ class PubSub:
                     # (the local API among them): yield once per chunk handled
                     await trio.lowlevel.checkpoint()
         except Exception as exc:
+            failed = True
             log.debug("pubsub read from %s ended: %s", pid, exc)
         finally:
-            await _reset_quietly(stream)
+            # EOF from the peer, or our clean stop: close; bad bytes or errors: reset
+            await (_reset_quietly(stream) if failed else _close_quietly(stream))
 
     # ------------------------------------------------------------ timer and events
 
@@ -449,6 +491,24 @@ def _accept_all(topic: str, data: bytes, peer: bytes) -> ValidationResult:
     return ValidationResult.ACCEPT
 
 
+def _refused_every_protocol(exc: BaseException) -> bool:
+    """Whether the peer answered "na" to every pubsub protocol (it runs none).
+
+    py-libp2p raises StreamFailure from a MultiselectClientError both when every
+    protocol was refused and when negotiation timed out; only the message tells
+    them apart, so this is the one place that reads it (refused: give up;
+    timed out: worth a retry). A ProtocolNotSupportedError, if a later version
+    lets it through, says the same by its type."""
+    err: BaseException | None = exc
+    while err is not None:
+        if isinstance(err, ProtocolNotSupportedError):
+            return True
+        if isinstance(err, MultiselectClientError):
+            return "not supported" in str(err)
+        err = err.__cause__
+    return False
+
+
 def _remote_ip(stream: INetStream) -> str | None:
     try:
         addr = stream.get_remote_address()
@@ -457,6 +517,27 @@ def _remote_ip(stream: INetStream) -> str | None:
     return addr[0] if addr else None
 
 
+_STREAM_SHUTDOWN_TIMEOUT = 1.0  # seconds a close or reset may take, even while we are cancelled
+
+
 async def _reset_quietly(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True), trio.move_on_after(1), contextlib.suppress(Exception):
+    """Abort: the peer reads a reset (it must not trust what it got half of)."""
+    with (
+        trio.CancelScope(shield=True),
+        trio.move_on_after(_STREAM_SHUTDOWN_TIMEOUT),
+        contextlib.suppress(Exception),
+    ):
         await stream.reset()
+
+
+async def _close_quietly(stream: INetStream) -> None:
+    """End cleanly: the peer reads EOF after everything written, as on any orderly
+    stop; a close that fails or hangs falls back to a reset."""
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(_STREAM_SHUTDOWN_TIMEOUT):
+            try:
+                await stream.close()
+                return
+            except Exception:
+                pass
+        await _reset_quietly(stream)

@@ -17,7 +17,10 @@ GRAFT (the side that joins the topic last):
 
 A line of four (three of ours, the JS peer second) checks IDONTWANT both ways,
 and a StrictSign case checks libp2p message signatures and the id
-`from || seqno` both ways. Each test takes 2-3 s.
+`from || seqno` both ways. Each test takes 2-3 s. Two more (about 8 s each)
+run the JS peer on js-libp2p's own StrictSign id and show that its honest
+gossip costs it nothing when we compute the same ids (id_style "js"), and what
+it cost when we did not ("go").
 """
 
 from __future__ import annotations
@@ -192,14 +195,17 @@ async def js_peer(node: str, workdir: Path, *args: str) -> AsyncIterator[JsPeer]
 
 
 class Ours:
-    def __init__(self, sign: bool) -> None:
+    def __init__(
+        self, sign: bool, id_style: str = "go", params: GossipSubParams | None = None
+    ) -> None:
         kp = create_new_key_pair()
+        self.key_pair = kp
         self.host = host = _host(kp)
         self.got: list[Delivered] = []
         self.pubsub = PubSub(
             host,
-            params=GossipSubParams(),
-            sign_policy=libp2p_sign_policy(kp) if sign else None,
+            params=params or GossipSubParams(),
+            sign_policy=libp2p_sign_policy(kp, id_style) if sign else None,
             score_params=default_peer_score_params(),
             thresholds=default_thresholds(),
             on_delivery=self._on_delivery,
@@ -219,9 +225,15 @@ class Ours:
 
 
 @asynccontextmanager
-async def ours(n: int, subscribe: bool = True, sign: bool = False) -> AsyncIterator[list[Ours]]:
+async def ours(
+    n: int,
+    subscribe: bool = True,
+    sign: bool = False,
+    id_style: str = "go",
+    params: list[GossipSubParams | None] | None = None,
+) -> AsyncIterator[list[Ours]]:
     async with AsyncExitStack() as stack:
-        nodes = [Ours(sign) for _ in range(n)]
+        nodes = [Ours(sign, id_style, params[i] if params else None) for i in range(n)]
         for nd in nodes:
             await stack.enter_async_context(nd.host.run([LOOPBACK]))
         async with trio.open_nursery() as nursery:
@@ -439,3 +451,60 @@ async def _strict_sign(node: str, tmp_path: Path) -> None:
         assert m.msgs_policy_rejected == 0 and m.malformed_frames == 0
         assert m.msgs_rejected == 0 and m.msgs_duplicate == 0
         assert not js.of("error") and not js.of("prune"), js.diagnostics()
+
+
+@pytest.mark.parametrize("id_style", ["js", "go"])
+def test_strict_sign_gossip_with_js_default_ids(tmp_path: Path, id_style: str) -> None:
+    """The JS peer on its default StrictSign id (public key || seqno), kept out of
+    our mesh so that it reaches us by gossip: it publishes, then advertises its
+    messages in IHAVE every heartbeat.
+
+    With id_style "js" we name its messages as it does: every IHAVE names messages
+    we hold, we ask for nothing, no promise breaks, its score stays above the
+    gossip threshold. With "go" (the default, for go-libp2p networks) every IHAVE
+    names ids we never heard of: we ask again for what we hold, the answers never
+    match the promises, and the JS peer pays broken-promise penalties for honest
+    gossip; that is the mismatch the parameter exists for."""
+    trio.run(_strict_sign_js_ids, _require_interop_peer(), tmp_path, id_style)
+
+
+async def _strict_sign_js_ids(node: str, tmp_path: Path, id_style: str) -> None:
+    # `a` holds one mesh peer (`b`), so it refuses the JS peer's GRAFT: the JS peer
+    # then gossips to `a` instead of forwarding through a mesh link
+    narrow = GossipSubParams(D=1, D_lo=1, D_hi=1, D_score=1, D_out=0)
+    async with ours(2, sign=True, id_style=id_style, params=[narrow, None]) as (a, b):
+        await a.host.connect(info_from_p2p_addr(b.host.get_addrs()[0]))
+        b_pb = b.host.get_id().to_bytes()
+        with trio.fail_after(WAIT):
+            while b_pb not in a.router.mesh_peers(TOPIC):
+                await trio.sleep(0.02)
+        a_addr = f"{a.host.get_addrs()[0]}"
+        async with js_peer(node, tmp_path / "js", "--sign", "--js-id", "--dial", a_addr) as js:
+            js_pb = ID.from_base58(js.peer_id).to_bytes()
+            await _wait("JS GRAFT refused", lambda: a.router.metrics.prune_sent >= 1, js)
+            assert js_pb not in a.router.mesh_peers(TOPIC)
+            theirs = [b"js-gossip-%d" % i for i in range(5)]
+            for data in theirs:
+                await js.publish(data)
+            await _wait("JS messages at a", lambda: len(a.got) >= len(theirs), js)
+            # a few of its heartbeats' IHAVEs, then past the IWANT promise deadline
+            await _wait("JS gossip", lambda: a.router.metrics.ihave_received >= 2, js)
+            await trio.sleep(a.router.params.iwant_followup_time + 1.5)
+
+            m = a.router.metrics
+            score = a.router.score_of(js_pb, trio.current_time())
+            gossip_th = default_thresholds().gossip_threshold
+            assert sorted(d.data for d in a.got if d.received_from == js_pb) == sorted(theirs)
+            assert not js.of("error"), js.diagnostics()
+            if id_style == "js":
+                proto_key = js_pb[2:]  # an Ed25519 id is 00 24 || protobuf public key
+                for d in a.got:
+                    assert d.msg_id[:-8] == proto_key and len(d.msg_id) == 44
+                assert m.ihave_received >= 2
+                assert m.iwant_sent == 0 and m.broken_promises == 0
+                assert m.msgs_duplicate == 0
+                assert score >= 0 > gossip_th
+            else:
+                assert m.iwant_sent >= 1 and m.broken_promises >= 1
+                snap = a.router.peer_score.snapshot(js_pb, trio.current_time())
+                assert snap is not None and snap.behaviour_penalty >= 1

@@ -2,10 +2,11 @@
 // against (tests/interop/test_js_gossipsub.py). TCP on 127.0.0.1, Noise, Yamux,
 // identify, gossipsub under StrictNoSign with message id = sha256(data), or with
 // --sign under StrictSign with message id = from || seqno: the rules of
-// docs/protocol.md (and go-libp2p-pubsub's defaults).
+// docs/protocol.md (and go-libp2p-pubsub's defaults); with --sign --js-id, under
+// StrictSign with js-libp2p's own default id (protobuf public key || seqno).
 //
 // Usage: node peer.mjs --topic T [--dial MULTIADDR/p2p/ID] [--publish N --prefix P]
-//                      [--join-later] [--sign]
+//                      [--join-later] [--sign [--js-id]]
 //
 // Every line on stdout is one JSON object with an "event" field:
 //   listening  {peer_id, addrs}            first line: where to dial it
@@ -57,6 +58,7 @@ const { values: args } = parseArgs({
     prefix: { type: 'string', default: 'js-' },
     'join-later': { type: 'boolean', default: false },
     sign: { type: 'boolean', default: false },
+    'js-id': { type: 'boolean', default: false },
     'ready-timeout': { type: 'string', default: '10' }
   }
 })
@@ -91,7 +93,10 @@ const node = await createLibp2p({
     identify: identify(),
     pubsub: gossipsub({
       globalSignaturePolicy: args.sign ? 'StrictSign' : 'StrictNoSign',
-      msgIdFn: args.sign ? fromSeqnoId : (msg) => sha256(msg.data),
+      // with --js-id: no msgIdFn, so gossipsub takes its own StrictSign default
+      ...(args.sign && args['js-id']
+        ? {}
+        : { msgIdFn: args.sign ? fromSeqnoId : (msg) => sha256(msg.data) }),
       fallbackToFloodsub: false,
       emitSelf: false
     })

@@ -1,0 +1,178 @@
+"""The trio driver's stream loops (p2pnode/pubsub.py) over in-memory streams.
+
+The reader and the writer of PubSub are run against one end of a
+`trio.testing.memory_stream_pair`, the test playing the remote peer on the other
+end, with a real router behind the driver. What is checked is the driver's own
+job: frames split anywhere across reads reach the router whole, everything
+queued for a peer leaves in one write, an oversized frame resets the stream and
+counts against the peer, and a clean end (EOF from the peer, the peer dropped)
+closes the stream instead of resetting it. (The same loops over real py-libp2p
+hosts are in tests/node/test_pubsub_shutdown.py and tests/integration.)
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, cast
+
+import trio
+import trio.testing
+from libp2p.abc import IHost
+
+from gossip.events import Delivered
+from gossip.params import GossipSubParams
+from gossip.router import PROTOCOL_V12, GossipRouter
+from gossip.validation import ValidationResult
+from gossip.wire import RPC, Message, SubOpts, decode_rpc, frame, split_frames
+from p2pnode.pubsub import PubSub
+
+T = "t"
+PEER = b"remote"
+
+
+class _PeerId:
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+
+    def to_bytes(self) -> bytes:
+        return self._raw
+
+
+class _Conn:
+    def __init__(self, peer: bytes) -> None:
+        self.peer_id = _PeerId(peer)
+
+
+class MemStream:
+    """Our end of a memory stream pair with the calls the driver makes on a
+    libp2p stream; how it was ended is recorded ("close" or "reset")."""
+
+    def __init__(self, end: trio.StapledStream[Any, Any], peer: bytes = PEER) -> None:
+        self._end = end
+        self.muxed_conn = _Conn(peer)
+        self.ended: str | None = None
+
+    async def read(self, n: int) -> bytes:
+        return bytes(await self._end.receive_some(n))
+
+    async def write(self, data: bytes) -> None:
+        await self._end.send_all(data)
+
+    async def close(self) -> None:
+        self.ended = self.ended or "close"
+        await self._end.send_stream.aclose()
+
+    async def reset(self) -> None:
+        self.ended = self.ended or "reset"
+        await self._end.aclose()
+
+    def get_protocol(self) -> str:
+        return PROTOCOL_V12
+
+    def get_remote_address(self) -> tuple[str, int]:
+        return ("10.0.0.2", 4001)
+
+
+def _driver(**params: Any) -> tuple[PubSub, list[Delivered]]:
+    got: list[Delivered] = []
+    router = GossipRouter(
+        local_peer=b"me",
+        params=GossipSubParams(**params),
+        rng=random.Random(1),
+        validator=lambda topic, data, peer: ValidationResult.ACCEPT,
+    )
+    # the stream loops never touch the host; run() and dialling do (tested elsewhere)
+    return PubSub(cast(IHost, None), router=router, on_delivery=got.append), got
+
+
+def test_frames_split_anywhere_reach_the_router_whole_and_eof_closes() -> None:
+    async def main() -> None:
+        pubsub, got = _driver()
+        pubsub.router.subscribe(T, trio.current_time())
+        ours, theirs = trio.testing.memory_stream_pair()
+        stream = MemStream(ours)
+        wire = frame(RPC([SubOpts(True, T)]).encode()) + b"".join(
+            frame(RPC(publish=[Message(T, b"m%d" % i + bytes(300))]).encode()) for i in range(3)
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._handle_inbound, stream)
+            for i in range(0, len(wire), 7):  # 7-byte pieces: every frame split
+                await theirs.send_all(wire[i : i + 7])
+                await trio.testing.wait_all_tasks_blocked()
+            await theirs.send_stream.aclose()  # the peer ends its stream
+        assert PEER in pubsub.router.topic_peers(T)
+        assert [d.data[:2] for d in got] == [b"m0", b"m1", b"m2"]
+        assert pubsub.router.metrics.malformed_frames == 0
+        assert stream.ended == "close"
+        assert await theirs.receive_some(10) == b""  # the peer reads a clean EOF
+
+    trio.run(main)
+
+
+def test_an_oversized_frame_resets_the_stream_and_counts_against_the_peer() -> None:
+    async def main() -> None:
+        pubsub, got = _driver(max_rpc_size=1024)
+        ours, theirs = trio.testing.memory_stream_pair()
+        stream = MemStream(ours)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._handle_inbound, stream)
+            await theirs.send_all(frame(bytes(2048)))
+        assert stream.ended == "reset"
+        assert pubsub.metrics.oversized_frames == 1
+        assert pubsub.router.metrics.malformed_frames == 1
+        assert not got
+
+    trio.run(main)
+
+
+def test_everything_queued_leaves_in_one_write_and_a_dropped_peer_gets_eof() -> None:
+    async def main() -> None:
+        pubsub, _ = _driver()
+        router = pubsub.router
+        now = trio.current_time()
+        router.add_peer(PEER, PROTOCOL_V12, True, now)
+        router.receive_rpc(PEER, RPC([SubOpts(True, T)]), now)
+        router.drain()  # nothing queued yet for PEER but what follows
+        for i in range(5):
+            router.publish(T, b"p%d" % i, now)
+        ours, theirs = trio.testing.memory_stream_pair()
+        stream = MemStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            await trio.testing.wait_all_tasks_blocked()
+            data = b""
+            while True:
+                bodies, used = split_frames(data, router.params.max_rpc_size)
+                if bodies and used == len(data):
+                    break
+                data += await theirs.receive_some(1 << 16)
+            assert pubsub.metrics.writes == 1
+            msgs = [m.data for b in bodies for m in decode_rpc(b).publish]
+            assert msgs == [b"p%d" % i for i in range(5)]
+            pubsub._drop_peer(PEER)  # the peer left: the writer ends cleanly
+        assert stream.ended == "close"
+        assert await theirs.receive_some(10) == b""
+        assert pubsub.metrics.write_failures == 0
+
+    trio.run(main)
+
+
+def test_a_failed_write_resets_the_stream() -> None:
+    async def main() -> None:
+        pubsub, _ = _driver()
+        router = pubsub.router
+        now = trio.current_time()
+        router.add_peer(PEER, PROTOCOL_V12, True, now)
+        router.receive_rpc(PEER, RPC([SubOpts(True, T)]), now)
+        router.publish(T, b"x", now)
+        ours, theirs = trio.testing.memory_stream_pair()
+        await theirs.aclose()  # the peer is gone: our write fails
+        stream = MemStream(ours)
+        pubsub._outbound[PEER] = 1
+        await pubsub._writer(PEER, stream, 1)
+        assert stream.ended == "reset"
+        assert pubsub.metrics.write_failures == 1
+        assert not router.has_peer(PEER)  # forgotten, so a redial starts fresh
+
+    trio.run(main)
