@@ -180,31 +180,36 @@ class OrderList(BaseModel):
     orders: list[OrderOut]
 
 
+# Order fields the JSON carries as they are, in and out (same name, same value); the
+# rest are converted above and below, one line each.
+_VERBATIM = (
+    "duration",
+    "cpu_cores",
+    "ram_bytes",
+    "storage_bytes",
+    "gpu_count",
+    "gpu_mem_bytes",
+    "net_in_bps",
+    "net_out_bps",
+    "min_rating",
+    "geo",
+)
+
+
 def order_out(entry: BookEntry) -> OrderOut:
     o = entry.order
     return OrderOut(
+        **{name: getattr(o, name) for name in (*_VERBATIM, "valid_from", "valid_until")},
         order_id="0x" + entry.order_id.hex(),
         side="ask" if o.side is Side.ASK else "bid",
         author=address_hex(o.author),
         price_per_hour=str(o.price_per_hour),
-        duration=o.duration,
-        cpu_cores=o.cpu_cores,
-        ram_bytes=o.ram_bytes,
-        storage_bytes=o.storage_bytes,
-        gpu_count=o.gpu_count,
-        gpu_mem_bytes=o.gpu_mem_bytes,
-        net_in_bps=o.net_in_bps,
-        net_out_bps=o.net_out_bps,
         benchmarks=dict(zip(BENCHMARK_NAMES, o.benchmarks, strict=True)),
         network=_NETWORK_TEXT[o.network],
         properties={p.key: p.value for p in o.properties},
         counterparty=None if not any(o.counterparty) else address_hex(o.counterparty),
         blacklist=[address_hex(a) for a in o.blacklist],
-        min_rating=o.min_rating,
-        geo=o.geo,
         nonce=str(o.nonce),
-        valid_from=o.valid_from,
-        valid_until=o.valid_until,
         received_at=entry.received_at,
         own=entry.own,
         published=entry.published,
@@ -227,27 +232,18 @@ def _order_maker(body: OrderIn) -> Callable[[bytes, int, int], Order]:
 
     def make(author: bytes, nonce: int, now: int) -> Order:
         return Order.create(
+            **{name: getattr(body, name) for name in _VERBATIM},
             author=author,
             side=Side.ASK if body.side == "ask" else Side.BID,
             price_per_hour=int(body.price_per_hour),
-            duration=body.duration,
             nonce=nonce,
             valid_from=now,
             valid_until=now + body.valid_for,
-            cpu_cores=body.cpu_cores,
-            ram_bytes=body.ram_bytes,
-            storage_bytes=body.storage_bytes,
-            gpu_count=body.gpu_count,
-            gpu_mem_bytes=body.gpu_mem_bytes,
-            net_in_bps=body.net_in_bps,
-            net_out_bps=body.net_out_bps,
             benchmarks=body.benchmarks.values(),
             network=NETWORK_NAMES[body.network],
             properties=body.properties,
             counterparty=counterparty,
             blacklist=blacklist,
-            min_rating=body.min_rating,
-            geo=body.geo,
         )
 
     return make

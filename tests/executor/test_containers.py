@@ -277,7 +277,9 @@ def test_results_over_the_slot_storage(make_executor) -> None:
         return await ex.wait_task("big")
 
     outcome = drive(ex, body)
-    assert outcome.reason == "exited"
+    # the task exits at once; the disk watch may catch the write first (it looks every
+    # second): either way the results over the slot's storage are not handed over
+    assert outcome.reason in ("exited", "storage-exceeded")
     assert "storage" in (outcome.error or "")
     with tarfile.open(outcome.results_path) as tar:
         assert tar.getnames() == []
