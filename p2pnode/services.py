@@ -129,7 +129,7 @@ def _chain(host: IHost, config: NodeConfig, storage: Storage) -> Any:
 
 
 def _orders(host: IHost, config: NodeConfig, storage: Storage) -> Any:
-    from p2pnode.api.orders import orders_service
+    from p2pnode.market.desk import orders_service
 
     return orders_service(host, config, storage)
 

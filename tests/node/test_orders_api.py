@@ -23,10 +23,11 @@ from gossip.validation import ValidationResult
 from gossip.validators import MessageValidator, ValidatorParams
 from p2pnode.api import orders as orders_api
 from p2pnode.api.app import build_app
-from p2pnode.api.orders import OrderBook, OrderDesk, OrderFilter
 from p2pnode.api.state import NodeState
 from p2pnode.config import NodeConfig
 from p2pnode.errors import LocalError, UserError
+from p2pnode.market.book import OrderBook, OrderFilter
+from p2pnode.market.desk import OrderDesk, orders_service
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
 
@@ -371,10 +372,10 @@ def test_service_factory_unlocks_the_keystore(
 
     storage = Storage.open_in(tmp_path)
     monkeypatch.delenv(keys.PASSWORD_ENV, raising=False)
-    assert orders_api.orders_service(Host(), config, storage).address is None
+    assert orders_service(Host(), config, storage).address is None
     monkeypatch.setenv(keys.PASSWORD_ENV, "pw")
-    desk = orders_api.orders_service(Host(), config, storage)
+    desk = orders_service(Host(), config, storage)
     assert desk.address == ADDR
     monkeypatch.setenv(keys.PASSWORD_ENV, "wrong")
     with pytest.raises(UserError):
-        orders_api.orders_service(Host(), config, storage)
+        orders_service(Host(), config, storage)

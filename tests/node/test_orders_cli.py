@@ -17,13 +17,14 @@ from gossip.orders import Order
 from p2pnode.api import orders as orders_api
 from p2pnode.api.app import build_app
 from p2pnode.api.auth import load_or_create_token
-from p2pnode.api.orders import OrderBook, OrderDesk
 from p2pnode.api.server import serve_api
 from p2pnode.api.state import NodeState
 from p2pnode.cli import orders as cli
 from p2pnode.cli.main import build_parser, main
 from p2pnode.config import NodeConfig
 from p2pnode.errors import UserError
+from p2pnode.market.book import OrderBook
+from p2pnode.market.desk import OrderDesk
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
 
