@@ -140,9 +140,16 @@ def _peer_topic(host: IHost, config: NodeConfig, storage: Storage) -> Any:
     return peer_topic_service(host, config, storage)
 
 
+def _market(host: IHost, config: NodeConfig, storage: Storage) -> Any:
+    from p2pnode.market.dealsvc import market_service
+
+    return market_service(host, config, storage)
+
+
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("chain", _chain),  # only with chain.rpc + chain.addresses
     ServiceSpec("pubsub", _pubsub),
     ServiceSpec("orders", _orders),
     ServiceSpec("peer_topic", _peer_topic),  # signs with the account "orders" unlocked
+    ServiceSpec("market", _market),  # slots, matching, deals: needs "orders" and "chain"
 ]
