@@ -56,8 +56,9 @@ def register(subparsers: Any) -> None:
         "deal", help="`deal ID` shows a deal; `deal close ID` closes it (early: pro rata)"
     )
     add_config_options(deal)
-    deal.add_argument("words", nargs="+", metavar="ID | close ID")
     deal.add_argument("--json", action="store_true")
+    # options may follow the words (`deal close 7 --json`): parsed again, intermixed
+    deal.add_argument("words", nargs=argparse.REMAINDER, metavar="ID | close ID")
     deal.set_defaults(func=cmd_deal)
 
 
@@ -156,7 +157,24 @@ def _deal_id(text: str) -> int:
     return int(text)
 
 
+def _deal_args(args: argparse.Namespace) -> argparse.Namespace:
+    again = argparse.ArgumentParser(prog="sonm-p2p deal")
+    add_config_options(again)
+    again.add_argument("--json", action="store_true")
+    again.add_argument("words", nargs="+")
+    try:
+        extra = again.parse_intermixed_args(args.words)
+    except SystemExit:
+        raise UserError("usage: sonm-p2p deal ID | sonm-p2p deal close ID") from None
+    for name in ("config", "data_dir"):
+        if getattr(extra, name) is None:
+            setattr(extra, name, getattr(args, name, None))
+    extra.json = extra.json or args.json
+    return extra
+
+
 def cmd_deal(args: argparse.Namespace) -> int:
+    args = _deal_args(args)
     words = args.words
     config = config_from_args(args)
     if len(words) == 1:

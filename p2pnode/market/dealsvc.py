@@ -136,7 +136,7 @@ class MarketService:
         self._supplier_wake = trio.Event()
         self._negotiating: set[bytes] = set()  # BIDs being worked on
         self._refused: dict[bytes, float] = {}  # ASK id -> not before
-        self._accepting: set[int] = set()
+        self._accepting: dict[int, trio.Event] = {}
         self._inbound = 0
         self.counters: dict[str, int] = {
             "requests": 0,
@@ -435,13 +435,18 @@ class MarketService:
     async def _try_accept(self, deal_id: int) -> tuple[bool, str]:
         """Accept a Pending proposal to our wallet that matches one of our ASKs and the
         slot's reservation; (accepted?, why)."""
-        if deal_id in self._accepting:
-            return False, "being accepted"
-        self._accepting.add(deal_id)
+        running = self._accepting.get(deal_id)
+        if running is not None:  # the event poller got there first: its answer is ours
+            await running.wait()
+            row = self.store.deal(deal_id)
+            status = row.status if row is not None else "unknown"
+            return status == "accepted", status
+        done = self._accepting[deal_id] = trio.Event()
         try:
             return await self._accept(deal_id)
         finally:
-            self._accepting.discard(deal_id)
+            del self._accepting[deal_id]
+            done.set()
 
     async def _accept(self, deal_id: int) -> tuple[bool, str]:
         deals = self.system.deals
@@ -536,6 +541,11 @@ class MarketService:
         wallet, peer, addr = props.get(PROP_WALLET), props.get(PROP_PEER), props.get(PROP_ADDR)
         if not (wallet and peer and addr):
             raise RemoteError("the ASK does not say where its hub is")
+        from web3 import Web3
+
+        if not Web3.is_address(wallet):
+            raise RemoteError(f"the ASK's hub wallet {wallet!r} is not an address")
+        wallet = Web3.to_checksum_address(wallet)
         owner = await self._chain(self.system.whitelist.owner_of, wallet)
         if owner.lower() != address_hex(ask.order.author).lower():
             raise RemoteError(f"hub wallet {wallet} is not owned by the ASK's author")
