@@ -500,7 +500,9 @@ class MarketService:
                         nursery.start_soon(self._negotiate_guarded, bid, ask)
                 except Exception as exc:
                     log.warning("market: matching failed: %s", exc)
-                with trio.move_on_after(1.0):
+                # own BIDs placed through the API do not come back from gossip: look
+                # for them every tick, and at once when an ASK arrives
+                with trio.move_on_after(self.params.tick):
                     await self._wake.wait()
                 self._wake = trio.Event()
 
@@ -530,7 +532,8 @@ class MarketService:
             await self._negotiate(bid, ask)
         except Exception as exc:
             self._refused[ask.order_id] = self.clock() + self.params.refuse_cooldown
-            log.info("market: ASK 0x%s not taken: %s", ask.order_id.hex()[:12], exc)
+            why = str(exc) or type(exc).__name__
+            log.info("market: ASK 0x%s not taken: %s", ask.order_id.hex()[:12], why)
         finally:
             self._negotiating.discard(bid.order_id)
             self._wake.set()
