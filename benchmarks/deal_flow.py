@@ -49,7 +49,13 @@ def _keystore(path: Path, key: str) -> None:
     from eth_account import Account
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(Account.encrypt(key, PASSWORD, kdf="scrypt", iterations=2**10)))
+    path.write_text(
+        json.dumps(
+            Account.encrypt(
+                bytes.fromhex(key.removeprefix("0x")), PASSWORD, kdf="scrypt", iterations=2**10
+            )
+        )
+    )
     path.chmod(0o600)
 
 
