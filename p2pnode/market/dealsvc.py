@@ -727,6 +727,7 @@ class MarketService:
 
     async def _timers(self) -> None:
         now = self.clock()
+        rechecked = 0
         for row in self.store.deals("pending"):
             if row.role == "consumer" and now - row.proposed_at > self.params.accept_timeout:
                 try:
@@ -737,7 +738,10 @@ class MarketService:
                     log.info("market: cancelling deal %d: %s", row.deal_id, exc)
                 self._refused[row.ask_id] = now + self.params.refuse_cooldown
                 await self._refresh(row.deal_id)
-            elif row.role == "supplier":
+            elif row.role == "supplier" and now - row.updated_at >= 5.0 and rechecked < 16:
+                # anyone can propose to our wallet: a refused proposal is looked at
+                # again now and then (its slot may free up), a bounded number per tick
+                rechecked += 1
                 await self._refresh(row.deal_id)
         for row in self.store.deals("accepted"):
             if row.role == "supplier" and now >= row.end_time:
