@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class MarketService:
             ReservationParams(ttl=params.reservation_ttl, max_reservations=1024)
         )
         self._planner: SlotPlanner | None = None
+        self._planner_lock = threading.Lock()
         self._record: Any = None
         key = getattr(desk, "signing_key", None)
         self.key: bytes | None = key
@@ -164,12 +166,14 @@ class MarketService:
     # -- slots ------------------------------------------------------------------
 
     def planner(self) -> SlotPlanner:
-        if self._planner is None:
-            if self._hardware is None:
-                raise LocalError("this node cannot read its hardware")
-            self._record = self._hardware()
-            self._planner = SlotPlanner(Capacity.of(self._record), self.store.slots())
-        return self._planner
+        """The worker's slots; the hardware is read once, on first use (any thread)."""
+        with self._planner_lock:
+            if self._planner is None:
+                if self._hardware is None:
+                    raise LocalError("this node cannot read its hardware")
+                self._record = self._hardware()
+                self._planner = SlotPlanner(Capacity.of(self._record), self.store.slots())
+            return self._planner
 
     def add_slot(self, slot: Slot) -> Slot:
         if slot.price_per_hour <= 0 or slot.price_per_hour % 3600:
