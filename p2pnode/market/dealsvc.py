@@ -215,7 +215,7 @@ class MarketService:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         if self.system is None or self.account is None:
-            log.warning("market: no chain or no unlocked account, so no deals on this node")
+            log.info("market: no chain or no unlocked account, so no deals on this node")
             task_status.started()
             await trio.sleep_forever()
         self.host.set_stream_handler(TProtocol(dealwire.PROTOCOL_ID), self._handle_stream)
