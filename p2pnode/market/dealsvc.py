@@ -218,8 +218,14 @@ class MarketService:
             log.info("market: no chain or no unlocked account, so no deals on this node")
             task_status.started()
             await trio.sleep_forever()
-        self.host.set_stream_handler(TProtocol(dealwire.PROTOCOL_ID), self._handle_stream)
         self._rebuild_occupancy()
+        # catch up with the chain before matching or serving: a consumer restarted
+        # after `propose` must see that deal before its BID looks free again
+        try:
+            await self._poll_events()
+        except Exception as exc:
+            log.warning("market: catching up with the chain failed: %s", exc)
+        self.host.set_stream_handler(TProtocol(dealwire.PROTOCOL_ID), self._handle_stream)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._chain_loop)
             nursery.start_soon(self._consumer_loop)

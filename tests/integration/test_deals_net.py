@@ -211,14 +211,14 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         ticker = threading.Thread(target=_make_blocks, args=(chain, stop_blocks), daemon=True)
         ticker.start()
         n = Net(base, anvil.url, path, system, dao, wallet, {**names, "direct": k[4]}, {}, "")
-        seed = n.start("seed", "seed")
-        n.seed_addr = wait_ready(seed, time.monotonic() + 30)["addrs"][0]
-        n.start("supplier", "supplier", hub=True)
-        n.start("con_a", "consumer")
-        n.start("con_b", "consumer")
-        for name in ("supplier", "con_a", "con_b"):
-            wait_ready(n.nodes[name], time.monotonic() + 60)
-        try:
+        try:  # every daemon started is killed, also when the start itself fails
+            seed = n.start("seed", "seed")
+            n.seed_addr = wait_ready(seed, time.monotonic() + 60)["addrs"][0]
+            n.start("supplier", "supplier", hub=True)
+            n.start("con_a", "consumer")
+            n.start("con_b", "consumer")
+            for name in ("supplier", "con_a", "con_b"):
+                wait_ready(n.nodes[name], time.monotonic() + 90)
             yield n
         finally:
             stop_blocks.set()
@@ -496,3 +496,45 @@ def test_hub_killed_after_the_proposal_restarts_and_nothing_is_stuck(net: Net) -
         assert row["slot_id"] in ("s1", "s2")
     else:
         assert int(deals.deal(other).status) == 1  # the slot is taken: not accepted
+
+
+def test_consumer_killed_after_its_proposal_restarts_with_the_deal(net: Net) -> None:
+    """kill -9 of the consumer the moment its proposal is on chain: the hub accepts
+    from the events alone, and the restarted consumer finds the deal, knows which
+    BID it was for, withdraws that BID and does not propose a second time."""
+    deals = net.system.deals
+    for d in net.deals("con_b"):  # free a slot: end con_b's running deal early
+        if d["status"] == "accepted":
+            closed = net.call("con_b", "POST", f"/deals/{d['deal_id']}/close")
+            assert closed.status_code == 200, closed.text
+    _wait(lambda: net.asks_seen("con_b"), 30, "a free slot's ASK")
+    count = deals.deal_count()
+    bid_id = net.bid("con_b", duration=3600, price_per_hour=DEAR * 3600)
+    _wait(lambda: deals.deal_count() > count, 30, "the proposal on chain")
+    consumer = net.nodes["con_b"]
+    consumer.proc.send_signal(signal.SIGKILL)
+    consumer.proc.wait(10)
+    deal_id = deals.deal_count()
+    restarted = net.start("con_b", "consumer")
+    wait_ready(restarted, time.monotonic() + 60)
+
+    def settled() -> bool:
+        d = deals.deal(deal_id)
+        return d.status == 2 or (d.status == 3 and d.refunded == d.escrow)
+
+    _wait(settled, ACCEPT_TIMEOUT + 30, "the deal to be accepted or refunded")
+    status = {2: "accepted", 3: "closed"}[int(deals.deal(deal_id).status)]
+    row = _wait(
+        lambda: (x := net.deal("con_b", deal_id)) and x["status"] == status and x,
+        15,
+        "the restarted consumer's row",
+    )
+    assert row["bid_id"] == bid_id
+    if status == "accepted":
+        _wait(
+            lambda: net.call("con_b", "GET", f"/orders/{bid_id}").json()["cancelled"],
+            15,
+            "the BID to be withdrawn",
+        )
+    time.sleep(2)  # a second proposal would have shown up by now
+    assert deals.deal_count() == deal_id
