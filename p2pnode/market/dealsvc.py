@@ -225,6 +225,11 @@ class MarketService:
             await self._poll_events()
         except Exception as exc:
             log.warning("market: catching up with the chain failed: %s", exc)
+        if self.hub_wallet is not None and self._hardware is not None:
+            try:  # the slots must be known before the first request is answered
+                await trio.to_thread.run_sync(self.planner)
+            except Exception as exc:
+                log.warning("market: cannot read this worker's hardware: %s", exc)
         self.host.set_stream_handler(TProtocol(dealwire.PROTOCOL_ID), self._handle_stream)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._chain_loop)
@@ -407,7 +412,9 @@ class MarketService:
             return None, "unknown ASK"
         if ask.cancelled or ask.order.valid_until < now:
             return None, "ASK withdrawn or expired"
-        if self._planner is None or self._planner.get(slot_id) is None:
+        if self._planner is None:
+            return None, "this hub cannot read its hardware"
+        if self._planner.get(slot_id) is None:
             return None, "slot removed"
         bid = self.desk.book.get(req.bid_id)
         if bid is not None:  # gossip may not have brought it yet: then the chain decides
