@@ -678,7 +678,6 @@ class MarketService:
         role = self._role_of(deal)
         if role is None:
             return None
-        before = self.store.deal(deal_id)
         row = self._mirror(deal, role)
         if role == "supplier":
             if row.status == "pending" and deal_id not in self._accepting:
@@ -693,13 +692,18 @@ class MarketService:
                 and self.reservations.vacate(row.slot_id, deal_id)
             ):
                 self._supplier_wake.set()  # a fresh ASK for the slot
-        elif (
-            row.status == "accepted"
-            and (before is None or before.status != "accepted")
-            and row.bid_id is not None
-        ):
-            await self._cancel_order(row.bid_id)  # the BID is withdrawn once its deal starts
+        elif row.status == "accepted":
+            await self._withdraw_bid(row)
         return row
+
+    async def _withdraw_bid(self, row: DealRow) -> None:
+        """The BID is withdrawn once its deal starts; judged from the book, not from a
+        status change, so a kill -9 between the two cannot leave it open."""
+        if row.bid_id is None:
+            return
+        entry = self.desk.book.get(row.bid_id)
+        if entry is not None and entry.own and not entry.cancelled:
+            await self._cancel_order(row.bid_id)
 
     async def _chain_loop(self) -> None:
         while True:
@@ -761,6 +765,8 @@ class MarketService:
                 rechecked += 1
                 await self._refresh(row.deal_id)
         for row in self.store.deals("accepted"):
+            if row.role == "consumer":
+                await self._withdraw_bid(row)
             if row.role == "supplier" and now >= row.end_time:
                 try:
                     await self._chain(self.system.deals.close, row.deal_id, sender=self.account)

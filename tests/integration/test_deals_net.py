@@ -362,6 +362,11 @@ def test_preterm_close_splits_exactly(net: Net) -> None:
     assert token.balance_of(consumer) - consumer_before == refunded
     shown = run_cli("deal", "--data-dir", str(net.nodes["con_a"].data_dir), str(deal["deal_id"]))
     assert shown.returncode == 0 and "closed" in shown.stdout
+    listed = run_cli("deals", "--data-dir", str(net.nodes["con_a"].data_dir), "--json")
+    assert listed.returncode == 0, listed.stderr
+    mine = {d["deal_id"]: d for d in json.loads(listed.stdout)["deals"]}
+    assert mine[deal["deal_id"]]["status"] == "closed"
+    assert mine[deal["deal_id"]]["refunded"] == str(refunded)
     _wait(
         lambda: (x := net.deal("supplier", deal["deal_id"])) and x["status"] == "closed",
         10,
