@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,6 +213,21 @@ class ExecutorSection:
         _check_range("executor.log_max_bytes", self.log_max_bytes, 4096, 2**40)
 
 
+@dataclass(frozen=True)
+class MarketSection:
+    hub_wallet: str = ""  # a supplier's registered hub wallet (0x address); empty: no ASKs
+    reservation_ttl: float = 30.0  # seconds a consumer has from the hub's "yes" to proposing
+    accept_timeout: float = 60.0  # a proposal the hub has not accepted by then is cancelled
+    ask_validity: int = 600  # seconds each slot's ASK is valid; re-placed before it ends
+
+    def validate(self) -> None:
+        if self.hub_wallet and not re.fullmatch(r"0x[0-9a-fA-F]{40}", self.hub_wallet):
+            raise UserError(f"market.hub_wallet = {self.hub_wallet!r}: allowed a 0x address")
+        _check_range("market.reservation_ttl", self.reservation_ttl, 1.0, 3600.0)
+        _check_range("market.accept_timeout", self.accept_timeout, 1.0, 86400.0)
+        _check_range("market.ask_validity", self.ask_validity, 60, 31 * 24 * 3600)
+
+
 SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
     "network": NetworkSection,
@@ -220,6 +236,7 @@ SECTIONS: dict[str, type[Any]] = {
     "chain": ChainSection,
     "hardware": HardwareSection,
     "executor": ExecutorSection,
+    "market": MarketSection,
 }
 
 
@@ -231,8 +248,8 @@ class NodeConfig:
     keys: KeysSection = field(default_factory=KeysSection)
     chain: ChainSection = field(default_factory=ChainSection)
     hardware: HardwareSection = field(default_factory=HardwareSection)
-
     executor: ExecutorSection = field(default_factory=ExecutorSection)
+    market: MarketSection = field(default_factory=MarketSection)
 
     def validate(self) -> None:
         for name in SECTIONS:

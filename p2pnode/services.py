@@ -24,6 +24,7 @@ from gossip.topics import ALL_TOPICS
 from gossip.validators import Verdict, make_validator
 from p2pnode.chainsvc import chain_service
 from p2pnode.context import DeliveryHandler, NodeContext, ServiceSpec
+from p2pnode.market.dealsvc import market_service
 from p2pnode.market.desk import orders_service
 from p2pnode.metrics import dataclass_numbers
 from p2pnode.peer_topic import peer_topic_service
@@ -146,4 +147,6 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("pubsub", pubsub_service),  # checks hubs on the chain when it runs
     ServiceSpec("orders", orders_service, requires=("pubsub",)),
     ServiceSpec("peer_topic", peer_topic_service, requires=("pubsub",)),
+    # slots, matching and deals: the desk places the ASKs, the chain settles deals
+    ServiceSpec("market", market_service, requires=("pubsub",)),
 ]

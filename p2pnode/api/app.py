@@ -28,6 +28,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "p2pnode.api.peers",
     "p2pnode.api.metrics",
     "p2pnode.api.orders",
+    "p2pnode.api.deals",
+    "p2pnode.api.slots",
 )
 
 # Declares the scheme in the OpenAPI document; the middleware enforces it.

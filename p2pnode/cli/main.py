@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "p2pnode.cli.chain",
     "p2pnode.cli.simulate",
     "p2pnode.cli.hardware",
+    "p2pnode.cli.market",
 )
 
 

@@ -1,0 +1,882 @@
+"""The daemon's `market` service: slots become ASKs, BIDs find ASKs, and the two
+nodes turn a match into an accepted deal on the Deals registry.
+
+Supplier (a node with `market.hub_wallet`): every free slot has a signed ASK on the
+orders topic, re-placed before it expires; a deal on the slot withdraws it (signed
+cancel) and the deal's end places a fresh one. The hub answers `/sonm/deal/1`
+requests with a reservation (p2pnode/market/reservations.py), accepts on chain the
+proposal that matches it, and closes its deals when they end.
+
+Consumer (any node with an account): each own open BID is matched against the book
+(`p2pnode.market.pick.find_best_ask`) whenever an ASK arrives and every second;
+the best ASK's hub is asked for a reservation, the consumer escrows and proposes on
+chain, tells the hub the deal id, and withdraws the BID once the hub accepted. A
+proposal not accepted within `market.accept_timeout` is cancelled (escrow back).
+
+Both sides mirror their deals from the registry's events, read by bounded block
+ranges from the last block seen (kept in SQLite): a restart after a kill -9 at any
+step re-reads what happened meanwhile and carries on from the chain's state.
+Blocking JSON-RPC runs in worker threads, one transaction at a time per node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
+
+from gossip.messages import ZERO_ADDRESS, address_hex
+from gossip.orders import BENCHMARK_NAMES, Order, Side
+from gossip.topics import ORDERS_TOPIC
+from p2pnode.context import NodeContext, need
+from p2pnode.errors import LocalError, RemoteError, UserError
+from p2pnode.market import dealwire
+from p2pnode.market.book import BookEntry, OrderFilter
+from p2pnode.market.dealstore import DealRow, MarketStore
+from p2pnode.market.pick import find_best_ask, why_not
+from p2pnode.market.reservations import ReservationParams, Reservations
+from p2pnode.market.slots import Capacity, Slot, SlotError, SlotPlanner, slot_benchmarks
+
+log = logging.getLogger(__name__)
+
+PROP_WALLET = "hub-wallet"  # ASK properties that tell a consumer where the hub is
+PROP_PEER = "hub-peer"
+PROP_ADDR = "hub-addr"
+_RESOURCE_NAMES = frozenset(
+    {
+        "cpu-cores",
+        "ram-size",
+        "storage-size",
+        "gpu-count",
+        "gpu-mem",
+        "net-download",
+        "net-upload",
+    }
+)
+_STATUS = {1: "pending", 2: "accepted", 3: "closed"}
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    reservation_ttl: float = 30.0
+    accept_timeout: float = 60.0
+    ask_validity: int = 600
+    ask_refresh_margin: int = 60  # re-place an ASK this long before it expires
+    tick: float = 0.25  # how often the chain's events are read
+    refuse_cooldown: float = 30.0  # an ASK that said no is not asked again for this long
+    stream_timeout: float = 15.0  # one frame on /sonm/deal/1
+    max_inbound_streams: int = 64  # deal streams served at once
+    max_block_range: int = 2_000
+
+    def validate(self) -> None:
+        if not self.ask_refresh_margin * 2 <= self.ask_validity:
+            raise ValueError(
+                f"ask_refresh_margin = {self.ask_refresh_margin}: allowed <= ask_validity / 2"
+            )
+        for name in ("tick", "refuse_cooldown", "stream_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0")
+        if self.max_inbound_streams < 1 or self.max_block_range < 1:
+            raise ValueError("max_inbound_streams, max_block_range: must be >= 1")
+
+
+class MarketService:
+    def __init__(
+        self,
+        host: Any,
+        storage: Any,
+        desk: Any,
+        system: Any,
+        *,
+        hub_wallet: str | None,
+        data_dir: Path,
+        params: MarketParams,
+        addrs: Callable[[], list[str]],
+        hardware: Callable[[], Any] | None = None,
+        worker_scores: Callable[[Any], dict[str, int]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        params.validate()
+        self.host = host
+        self.store = MarketStore(storage)
+        self.desk = desk
+        self.system = system
+        self.params = params
+        self.clock = clock
+        self.data_dir = data_dir
+        self.hub_wallet = hub_wallet
+        self._addrs = addrs
+        self._hardware = hardware
+        self._worker_scores = worker_scores
+        self.reservations = Reservations(
+            ReservationParams(ttl=params.reservation_ttl, max_reservations=1024)
+        )
+        self._planner: SlotPlanner | None = None
+        self._planner_lock = threading.Lock()
+        self._record: Any = None
+        key = getattr(desk, "signing_key", None)
+        self.key: bytes | None = key
+        self.address: bytes | None = getattr(desk, "address", None)
+        self.account: Any = None
+        if key is not None:
+            from eth_account import Account
+
+            self.account = Account.from_key(key)
+        self._chain_lock = trio.Lock()
+        self._wake = trio.Event()
+        self._supplier_wake = trio.Event()
+        self._negotiating: set[bytes] = set()  # BIDs being worked on
+        self._refused: dict[bytes, float] = {}  # ASK id -> not before
+        self._accepting: dict[int, trio.Event] = {}
+        self._inbound = 0
+        self.counters: dict[str, int] = {
+            "requests": 0,
+            "refused": 0,
+            "bad_messages": 0,
+            "accepted": 0,
+            "proposed": 0,
+            "cancelled": 0,
+            "closed": 0,
+            "asks_placed": 0,
+            "asks_withdrawn": 0,
+        }
+
+    # -- what the API reads -----------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        out = {k: float(v) for k, v in self.counters.items()}
+        out["reservations"] = float(len(self.reservations))
+        return out
+
+    @property
+    def is_supplier(self) -> bool:
+        return self.hub_wallet is not None and self.account is not None and self.system is not None
+
+    # -- slots ------------------------------------------------------------------
+
+    def planner(self) -> SlotPlanner:
+        """The worker's slots; the hardware is read once, on first use (any thread)."""
+        with self._planner_lock:
+            if self._planner is None:
+                if self._hardware is None:
+                    raise LocalError("this node cannot read its hardware")
+                self._record = self._hardware()
+                self._planner = SlotPlanner(Capacity.of(self._record), self.store.slots())
+            return self._planner
+
+    def add_slot(self, slot: Slot) -> Slot:
+        if slot.price_per_hour <= 0 or slot.price_per_hour % 3600:
+            raise SlotError(
+                f"slot price_per_hour = {slot.price_per_hour}: allowed a positive multiple of "
+                "3600 wei (the registry charges per second)"
+            )
+        planner = self.planner()
+        planner.add(slot)  # raises SlotDoesNotFit naming every shortfall
+        try:
+            self.store.save_slot(slot, self.clock())
+        except Exception:
+            planner.remove(slot.slot_id)
+            raise
+        self._supplier_wake.set()
+        return slot
+
+    async def remove_slot(self, slot_id: str) -> Slot:
+        planner = self.planner()
+        if planner.get(slot_id) is None:
+            raise SlotError(f"no slot {slot_id!r}")
+        if self.reservations.occupied_by(slot_id) is not None:
+            raise SlotError(f"slot {slot_id} has a deal running; remove it after the deal ends")
+        slot = planner.remove(slot_id)
+        self.store.delete_slot(slot_id)
+        await self._withdraw_asks(slot_id)
+        return slot
+
+    def slot_status(self, slot_id: str) -> dict[str, Any]:
+        live = self.store.live_asks(self.clock()).get(slot_id)
+        held = self.reservations.get(slot_id)
+        return {
+            "deal": self.reservations.occupied_by(slot_id),
+            "ask_id": "0x" + live[0].hex() if live else None,
+            "reserved": held is not None,
+        }
+
+    # -- the service --------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        if self.system is None or self.account is None:
+            log.info("market: no chain or no unlocked account, so no deals on this node")
+            task_status.started()
+            await trio.sleep_forever()
+        self._rebuild_occupancy()
+        # catch up with the chain before matching or serving: a consumer restarted
+        # after `propose` must see that deal before its BID looks free again
+        try:
+            await self._poll_events()
+        except Exception as exc:
+            log.warning("market: catching up with the chain failed: %s", exc)
+        if self.hub_wallet is not None and self._hardware is not None:
+            try:  # the slots must be known before the first request is answered
+                await trio.to_thread.run_sync(self.planner)
+            except Exception as exc:
+                log.warning("market: cannot read this worker's hardware: %s", exc)
+        self.host.set_stream_handler(TProtocol(dealwire.PROTOCOL_ID), self._handle_stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._chain_loop)
+            nursery.start_soon(self._consumer_loop)
+            if self.hub_wallet is not None:
+                nursery.start_soon(self._supplier_loop)
+            task_status.started()
+
+    def on_delivery(self, topic: str, data: bytes) -> None:
+        """A new order arrived (booked by the desk before us): look for matches now."""
+        if topic == ORDERS_TOPIC:
+            self._wake.set()
+
+    def _rebuild_occupancy(self) -> None:
+        for row in self.store.deals("accepted"):
+            if row.role == "supplier" and row.slot_id:
+                self.reservations.occupy(row.slot_id, row.deal_id)
+
+    async def _chain(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A blocking chain call in a worker thread, one per node at a time."""
+        async with self._chain_lock:
+            return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    # -- supplier: ASKs for free slots -----------------------------------------------
+
+    async def _supplier_loop(self) -> None:
+        while True:
+            try:
+                await self._keep_asks()
+            except Exception as exc:  # a full disk or a lost peer must not stop the node
+                log.warning("market: ASK upkeep failed: %s", exc)
+            with trio.move_on_after(1.0):
+                await self._supplier_wake.wait()
+            self._supplier_wake = trio.Event()
+
+    async def _keep_asks(self) -> None:
+        if self._hardware is None:
+            return
+        planner = await trio.to_thread.run_sync(self.planner)
+        now = self.clock()
+        live = self.store.live_asks(now)
+        for slot in planner.slots:
+            if self.reservations.occupied_by(slot.slot_id) is not None:
+                if slot.slot_id in live:
+                    await self._withdraw_asks(slot.slot_id)
+                continue
+            if slot.available_until and now >= slot.available_until:
+                continue
+            current = live.get(slot.slot_id)
+            if current is not None and current[1] - now > self.params.ask_refresh_margin:
+                continue
+            await self._place_ask(slot)
+            if current is not None:
+                await self._cancel_order(current[0])
+                self.store.mark_ask_withdrawn(current[0])
+
+    def _ask_properties(self) -> dict[str, str]:
+        assert self.hub_wallet is not None
+        props = {PROP_WALLET: self.hub_wallet.lower(), PROP_PEER: self.host.get_id().to_base58()}
+        addrs = self._addrs()
+        if addrs:
+            props[PROP_ADDR] = addrs[0]
+        return props
+
+    async def _place_ask(self, slot: Slot) -> bytes:
+        scores = self._worker_scores(self._record) if self._worker_scores else {}
+        bench = slot_benchmarks(slot, self._record, scores)
+        extra = {k: v for k, v in bench.items() if k not in _RESOURCE_NAMES}
+        props = self._ask_properties()
+        validity = self.params.ask_validity
+
+        def make(author: bytes, nonce: int, now: int) -> Order:
+            # resources go by name: Order.create's named arguments win over `benchmarks`
+            return Order.create(
+                author=author,
+                side=Side.ASK,
+                price_per_hour=slot.price_per_hour,
+                duration=slot.duration,
+                nonce=nonce,
+                valid_from=now,
+                valid_until=now + validity,
+                cpu_cores=bench["cpu-cores"],
+                ram_bytes=bench["ram-size"],
+                storage_bytes=bench["storage-size"],
+                gpu_count=bench["gpu-count"],
+                gpu_mem_bytes=bench["gpu-mem"],
+                net_in_bps=bench["net-download"],
+                net_out_bps=bench["net-upload"],
+                benchmarks=extra,
+                network=slot.network,
+                properties=props,
+            )
+
+        entry, error = await self.desk.place(make)
+        self.store.record_ask(entry.order_id, slot.slot_id, entry.order.valid_until, self.clock())
+        self.counters["asks_placed"] += 1
+        log.info(
+            "market: ASK 0x%s for slot %s%s",
+            entry.order_id.hex()[:12],
+            slot.slot_id,
+            f" (queued: {error})" if error else "",
+        )
+        return bytes(entry.order_id)
+
+    async def _cancel_order(self, order_id: bytes) -> None:
+        with contextlib.suppress(KeyError):  # pruned from the book already: expired
+            await self.desk.cancel(order_id)
+
+    async def _withdraw_asks(self, slot_id: str) -> None:
+        for ask_id in self.store.asks_of_slot(slot_id):
+            await self._cancel_order(ask_id)
+            self.store.mark_ask_withdrawn(ask_id)
+            self.counters["asks_withdrawn"] += 1
+
+    # -- hub: the /sonm/deal/1 server -------------------------------------------------
+
+    async def _handle_stream(self, stream: Any) -> None:
+        if self._inbound >= self.params.max_inbound_streams:
+            await _close(stream, reset=True)
+            return
+        self._inbound += 1
+        try:
+            await self._serve(stream)
+        except (RemoteError, trio.TooSlowError) as exc:
+            self.counters["bad_messages"] += 1
+            log.info("market: deal stream refused: %s", exc)
+        except Exception as exc:
+            log.debug("market: deal stream failed: %s", exc)
+        finally:
+            self._inbound -= 1
+            await _close(stream)
+
+    async def _serve(self, stream: Any) -> None:
+        reader = dealwire.FrameReader()
+        domain = self.desk.domain
+        self.counters["requests"] += 1
+        try:
+            payload = await _read_one(stream, reader, self.params.stream_timeout)
+            req = dealwire.decode(payload, domain, expect=dealwire.DealRequest)
+        except dealwire.DealWireError as exc:
+            self.counters["refused"] += 1
+            self.counters["bad_messages"] += 1
+            await self._reply(stream, bytes(32), ZERO_ADDRESS, None, str(exc))
+            return
+        slot_id, reason = self._check_request(req)
+        decision = None
+        if slot_id is not None:
+            decision = self.reservations.reserve(slot_id, req.ask_id, req.consumer, self.clock())
+            reason = decision.reason
+        if decision is None or not decision.ok:
+            self.counters["refused"] += 1
+            await self._reply(stream, req.ask_id, req.consumer, None, reason)
+            return
+        await self._reply(stream, req.ask_id, req.consumer, decision.until, "reserved")
+        wait = max(decision.until - self.clock(), 1.0)
+        try:
+            payload = await _read_one(stream, reader, wait)
+            note = dealwire.decode(payload, domain, expect=dealwire.DealProposed)
+        except dealwire.DealWireError as exc:
+            self.counters["bad_messages"] += 1
+            await self._verdict(stream, 0, False, str(exc))
+            return
+        if note.consumer != req.consumer or note.ask_id != req.ask_id:
+            await self._verdict(stream, note.deal_id, False, "not the reserved consumer and ASK")
+            return
+        accepted, why = await self._try_accept(note.deal_id)
+        await self._verdict(stream, note.deal_id, accepted, why)
+
+    def _check_request(self, req: dealwire.DealRequest) -> tuple[str | None, str]:
+        """The slot behind the requested ASK, or None and why it cannot be had."""
+        now = self.clock()
+        window = dealwire.check_request_window(req, now)
+        if window is not None:
+            return None, window
+        if not self.is_supplier:
+            return None, "this node sells nothing"
+        slot_id = self.store.slot_of_ask(req.ask_id)
+        ask = self.desk.book.get(req.ask_id)
+        if slot_id is None or ask is None or not ask.own:
+            return None, "unknown ASK"
+        if ask.cancelled or ask.order.valid_until < now:
+            return None, "ASK withdrawn or expired"
+        if self._planner is None:
+            return None, "this hub cannot read its hardware"
+        if self._planner.get(slot_id) is None:
+            return None, "slot removed"
+        bid = self.desk.book.get(req.bid_id)
+        if bid is not None:  # gossip may not have brought it yet: then the chain decides
+            if bid.order.author != req.consumer:
+                return None, "the BID is not the requester's"
+            why = why_not(bid.order, ask.order)
+            if why is not None:
+                return None, f"BID does not match the ASK: {why}"
+        return slot_id, ""
+
+    async def _reply(
+        self, stream: Any, ask_id: bytes, consumer: bytes, until: float | None, reason: str
+    ) -> None:
+        assert self.key is not None and self.address is not None
+        msg = dealwire.DealReply(
+            hub=self.address,
+            ask_id=ask_id,
+            consumer=consumer,
+            ok=1 if until is not None else 0,
+            reserved_until=math.ceil(until) if until is not None else 0,
+            reason=reason.encode()[: dealwire.MAX_REASON_BYTES].decode(errors="ignore"),
+        )
+        await stream.write(dealwire.frame(dealwire.sign(msg, self.desk.domain, self.key)))
+
+    async def _verdict(self, stream: Any, deal_id: int, accepted: bool, reason: str) -> None:
+        assert self.key is not None and self.address is not None
+        msg = dealwire.DealVerdict(
+            hub=self.address,
+            deal_id=deal_id,
+            accepted=int(accepted),
+            reason=reason.encode()[: dealwire.MAX_REASON_BYTES].decode(errors="ignore"),
+        )
+        await stream.write(dealwire.frame(dealwire.sign(msg, self.desk.domain, self.key)))
+
+    async def _try_accept(self, deal_id: int) -> tuple[bool, str]:
+        """Accept a Pending proposal to our wallet that matches one of our ASKs and the
+        slot's reservation; (accepted?, why)."""
+        running = self._accepting.get(deal_id)
+        if running is not None:  # the event poller got there first: its answer is ours
+            await running.wait()
+            row = self.store.deal(deal_id)
+            status = row.status if row is not None else "unknown"
+            return status == "accepted", status
+        done = self._accepting[deal_id] = trio.Event()
+        try:
+            return await self._accept(deal_id)
+        finally:
+            del self._accepting[deal_id]
+            done.set()
+
+    async def _accept(self, deal_id: int) -> tuple[bool, str]:
+        deals = self.system.deals
+        deal = await self._chain(deals.deal, deal_id)
+        if self.hub_wallet is None or deal.hub.lower() != self.hub_wallet.lower():
+            return False, "not a deal with this hub"
+        if deal.status != 1:
+            self._mirror(deal, "supplier")
+            if deal.status == 2:
+                return True, "accepted"
+            return False, "deal is not pending"
+        ask_id = deal.order_ref
+        slot_id = self.store.slot_of_ask(ask_id)
+        entry = self.desk.book.get(ask_id)
+        if slot_id is None or entry is None or not entry.own:
+            return False, "order_ref is not one of this hub's ASKs"
+        ask = entry.order
+        if deal.price * 3600 != ask.price_per_hour:
+            return False, "price differs from the ASK's"
+        if deal.duration <= 0 or (ask.duration and deal.duration > ask.duration):
+            return False, "duration longer than the ASK offers"
+        if deal.escrow != deal.price * deal.duration:
+            return False, "escrow is not price x duration"
+        consumer = bytes.fromhex(deal.consumer[2:])
+        check = self.reservations.check_proposal(slot_id, ask_id, consumer, self.clock())
+        if not check.ok:
+            return False, check.reason
+        self.reservations.occupy(slot_id, deal_id)  # no second deal on it from here on
+        self._mirror(deal, "supplier", slot_id=slot_id)
+        try:
+            await self._chain(deals.accept, deal_id, sender=self.account)
+        except Exception as exc:
+            self.reservations.vacate(slot_id, deal_id)
+            log.warning("market: accepting deal %d failed: %s", deal_id, exc)
+            return False, f"accept failed: {exc}"[: dealwire.MAX_REASON_BYTES]
+        self.counters["accepted"] += 1
+        fresh = await self._chain(deals.deal, deal_id)
+        self._mirror(fresh, "supplier", slot_id=slot_id)
+        log.info("market: accepted deal %d on slot %s", deal_id, slot_id)
+        self._supplier_wake.set()  # withdraw the slot's ASK now
+        return True, "accepted"
+
+    # -- consumer: BIDs looking for ASKs -----------------------------------------------
+
+    async def _consumer_loop(self) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                try:
+                    for bid, ask in self._matches():
+                        self._negotiating.add(bid.order_id)
+                        nursery.start_soon(self._negotiate_guarded, bid, ask)
+                except Exception as exc:
+                    log.warning("market: matching failed: %s", exc)
+                # own BIDs placed through the API do not come back from gossip: look
+                # for them every tick, and at once when an ASK arrives
+                with trio.move_on_after(self.params.tick):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    def _matches(self) -> list[tuple[BookEntry, BookEntry]]:
+        now = self.clock()
+        book = self.desk.book
+        bids = book.query(OrderFilter(side=Side.BID, own=True, limit=1000), now)
+        if not bids:
+            return []
+        busy = {row.bid_id for row in self.store.deals() if row.status != "closed" and row.bid_id}
+        self._refused = {k: v for k, v in self._refused.items() if v > now}
+        out = []
+        for bid in bids:
+            if bid.order_id in self._negotiating or bid.order_id in busy:
+                continue
+            asks = book.query(
+                OrderFilter(side=Side.ASK, max_price=bid.order.price_per_hour, limit=2000), now
+            )
+            candidates = [a for a in asks if a.order_id not in self._refused]
+            best = find_best_ask(bid.order, candidates)
+            if best is not None:
+                out.append((bid, best))
+        return out
+
+    async def _negotiate_guarded(self, bid: BookEntry, ask: BookEntry) -> None:
+        try:
+            await self._negotiate(bid, ask)
+        except Exception as exc:
+            self._refused[ask.order_id] = self.clock() + self.params.refuse_cooldown
+            why = str(exc) or type(exc).__name__
+            log.info("market: ASK 0x%s not taken: %s", ask.order_id.hex()[:12], why)
+        finally:
+            self._negotiating.discard(bid.order_id)
+            self._wake.set()
+
+    async def _negotiate(self, bid: BookEntry, ask: BookEntry) -> None:
+        assert self.key is not None and self.address is not None
+        props = {p.key: p.value for p in ask.order.properties}
+        wallet, peer, addr = props.get(PROP_WALLET), props.get(PROP_PEER), props.get(PROP_ADDR)
+        if not (wallet and peer and addr):
+            raise RemoteError("the ASK does not say where its hub is")
+        from web3 import Web3
+
+        if not Web3.is_address(wallet):
+            raise RemoteError(f"the ASK's hub wallet {wallet!r} is not an address")
+        wallet = Web3.to_checksum_address(wallet)
+        owner = await self._chain(self.system.whitelist.owner_of, wallet)
+        if owner.lower() != address_hex(ask.order.author).lower():
+            raise RemoteError(f"hub wallet {wallet} is not owned by the ASK's author")
+        duration = bid.order.duration or ask.order.duration
+        if duration <= 0:
+            raise UserError("neither the BID nor the ASK names a duration")
+        price = ask.order.price_per_hour // 3600
+        if price * 3600 != ask.order.price_per_hour or price == 0:
+            raise RemoteError("the ASK's price is not a whole number of wei per second")
+        domain = self.desk.domain
+        peer_id = ID.from_base58(peer)
+        timeout = self.params.stream_timeout
+        with trio.fail_after(timeout):
+            await self.host.connect(PeerInfo(peer_id, [Multiaddr(addr)]))
+            stream = await self.host.new_stream(peer_id, [TProtocol(dealwire.PROTOCOL_ID)])
+        try:
+            reader = dealwire.FrameReader()
+            now = self.clock()
+            req = dealwire.DealRequest(
+                consumer=self.address,
+                ask_id=ask.order_id,
+                bid_id=bid.order_id,
+                nonce=int(now * 1000),
+                valid_until=int(now) + 60,
+            )
+            await stream.write(dealwire.frame(dealwire.sign(req, domain, self.key)))
+            reply = dealwire.decode(
+                await _read_one(stream, reader, timeout), domain, expect=dealwire.DealReply
+            )
+            if reply.hub != ask.order.author or reply.ask_id != ask.order_id:
+                raise RemoteError("the reply is not from the ASK's author about this ASK")
+            if not reply.ok:
+                raise RemoteError(f"hub said no: {reply.reason}")
+            self.store.set_meta("bid_of_ask:" + ask.order_id.hex(), bid.order_id.hex())
+            deal_id = await self._chain(self._propose, wallet, price, duration, ask.order_id)
+            self.counters["proposed"] += 1
+            deal = await self._chain(self.system.deals.deal, deal_id)
+            self._mirror(deal, "consumer", bid_id=bid.order_id)
+            note = dealwire.DealProposed(
+                consumer=self.address, ask_id=ask.order_id, deal_id=deal_id
+            )
+            await stream.write(dealwire.frame(dealwire.sign(note, domain, self.key)))
+            wait = max(self.params.accept_timeout, 1.0)
+            verdict = dealwire.decode(
+                await _read_one(stream, reader, wait), domain, expect=dealwire.DealVerdict
+            )
+            if verdict.hub != ask.order.author or verdict.deal_id != deal_id:
+                raise RemoteError("the verdict is not from the ASK's author about this deal")
+            log.info(
+                "market: deal %d %s by the hub: %s",
+                deal_id,
+                "accepted" if verdict.accepted else "refused",
+                verdict.reason,
+            )
+        finally:
+            await _close(stream)
+        # the chain, not the message, says whether it started
+        await self._refresh(deal_id)
+
+    def _propose(self, wallet: str, price: int, duration: int, ask_id: bytes) -> int:
+        deals, token = self.system.deals, self.system.token
+        escrow = price * duration
+        if token.allowance(self.account.address, deals.address) < escrow:
+            token.approve(deals.address, escrow, sender=self.account)
+        deal_id, _ = deals.propose(wallet, price, duration, ask_id, sender=self.account)
+        return int(deal_id)
+
+    # -- both: mirror the registry ------------------------------------------------------
+
+    def _mirror(
+        self, deal: Any, role: str, *, bid_id: bytes | None = None, slot_id: str | None = None
+    ) -> DealRow:
+        if bid_id is None and role == "consumer":
+            hexed = self.store.get_meta("bid_of_ask:" + deal.order_ref.hex())
+            bid_id = bytes.fromhex(hexed) if hexed else None
+        if slot_id is None and role == "supplier":
+            slot_id = self.store.slot_of_ask(deal.order_ref)
+        row = DealRow(
+            deal_id=deal.deal_id,
+            role=role,
+            consumer=deal.consumer,
+            hub=deal.hub,
+            ask_id=deal.order_ref,
+            bid_id=bid_id,
+            slot_id=slot_id,
+            price_per_second=deal.price,
+            duration=deal.duration,
+            escrow=deal.escrow,
+            status=_STATUS.get(int(deal.status), "unknown"),
+            proposed_at=deal.proposed_at,
+            start_time=deal.start_time,
+            end_time=deal.end_time,
+            paid=deal.paid,
+            refunded=deal.refunded,
+            updated_at=self.clock(),
+        )
+        self.store.upsert_deal(row)
+        return row
+
+    def _role_of(self, deal: Any) -> str | None:
+        if self.hub_wallet is not None and deal.hub.lower() == self.hub_wallet.lower():
+            return "supplier"
+        if self.account is not None and deal.consumer == self.account.address:
+            return "consumer"
+        return None
+
+    async def _refresh(self, deal_id: int) -> DealRow | None:
+        """Read one deal from the chain, store it, and act on what changed."""
+        deal = await self._chain(self.system.deals.deal, deal_id)
+        role = self._role_of(deal)
+        if role is None:
+            return None
+        row = self._mirror(deal, role)
+        if role == "supplier":
+            if row.status == "pending" and deal_id not in self._accepting:
+                ok, why = await self._try_accept(deal_id)
+                if not ok:
+                    log.info("market: not accepting deal %d: %s", deal_id, why)
+            elif row.status == "accepted" and row.slot_id:
+                self.reservations.occupy(row.slot_id, deal_id)
+            elif (
+                row.status == "closed"
+                and row.slot_id
+                and self.reservations.vacate(row.slot_id, deal_id)
+            ):
+                self._supplier_wake.set()  # a fresh ASK for the slot
+        elif row.status == "accepted":
+            await self._withdraw_bid(row)
+        return row
+
+    async def _withdraw_bid(self, row: DealRow) -> None:
+        """The BID is withdrawn once its deal starts; judged from the book, not from a
+        status change, so a kill -9 between the two cannot leave it open."""
+        if row.bid_id is None:
+            return
+        entry = self.desk.book.get(row.bid_id)
+        if entry is not None and entry.own and not entry.cancelled:
+            await self._cancel_order(row.bid_id)
+
+    async def _chain_loop(self) -> None:
+        while True:
+            try:
+                await self._poll_events()
+                await self._timers()
+            except Exception as exc:  # a chain hiccup must not stop the node
+                log.warning("market: chain upkeep failed: %s", exc)
+            await trio.sleep(self.params.tick)
+
+    async def _poll_events(self) -> None:
+        from contracts.client import read_logs
+
+        deals = self.system.deals
+        head = await self._chain(self.system.chain.block_number)
+        stored = self.store.get_meta("deals_block")
+        start = int(stored) + 1 if stored is not None else self.system.addresses.deployed_at_block
+        if start > head:
+            return
+        events = await self._chain(
+            read_logs,
+            self.system.chain,
+            [deals.address],
+            start,
+            head,
+            max_range=self.params.max_block_range,
+        )
+        touched: list[int] = []
+        me = self.account.address
+        wallet = (self.hub_wallet or "").lower()
+        for ev in events:
+            deal_id = int(ev.args.get("deal_id", -1))
+            if deal_id < 0 or deal_id in touched:
+                continue
+            hub = str(ev.args.get("hub", "")).lower()
+            consumer = str(ev.args.get("consumer", ""))
+            if hub == wallet or consumer == me or self.store.deal(deal_id) is not None:
+                touched.append(deal_id)
+        for deal_id in touched:
+            await self._refresh(deal_id)
+        self.store.set_meta("deals_block", str(head))  # after the rows: a crash re-reads
+
+    async def _timers(self) -> None:
+        now = self.clock()
+        rechecked = 0
+        for row in self.store.deals("pending"):
+            if row.role == "consumer" and now - row.proposed_at > self.params.accept_timeout:
+                try:
+                    await self._chain(self.system.deals.cancel, row.deal_id, sender=self.account)
+                    self.counters["cancelled"] += 1
+                    log.info("market: deal %d not accepted in time: cancelled", row.deal_id)
+                except Exception as exc:
+                    log.info("market: cancelling deal %d: %s", row.deal_id, exc)
+                self._refused[row.ask_id] = now + self.params.refuse_cooldown
+                await self._refresh(row.deal_id)
+            elif row.role == "supplier" and now - row.updated_at >= 5.0 and rechecked < 16:
+                # anyone can propose to our wallet: a refused proposal is looked at
+                # again now and then (its slot may free up), a bounded number per tick
+                rechecked += 1
+                await self._refresh(row.deal_id)
+        for row in self.store.deals("accepted"):
+            if row.role == "consumer":
+                await self._withdraw_bid(row)
+            if row.role == "supplier" and now >= row.end_time:
+                try:
+                    await self._chain(self.system.deals.close, row.deal_id, sender=self.account)
+                    self.counters["closed"] += 1
+                    log.info("market: deal %d ended: closed", row.deal_id)
+                except Exception as exc:
+                    log.debug("market: closing deal %d: %s", row.deal_id, exc)
+                await self._refresh(row.deal_id)
+
+    async def close_deal(self, deal_id: int) -> DealRow:
+        """Close now: the consumer any time (pro rata), anyone once the deal ended."""
+        row = self.store.deal(deal_id)
+        if row is None:
+            raise KeyError(deal_id)
+        if row.status != "accepted":
+            raise UserError(f"deal {deal_id} is {row.status}; only an accepted deal closes")
+        if row.role == "supplier" and self.clock() < row.end_time:
+            raise UserError(
+                f"deal {deal_id} runs until {row.end_time}; only its consumer closes it early"
+            )
+        await self._chain(self.system.deals.close, deal_id, sender=self.account)
+        self.counters["closed"] += 1
+        fresh = await self._refresh(deal_id)
+        assert fresh is not None
+        return fresh
+
+
+async def _read_one(stream: Any, reader: dealwire.FrameReader, timeout: float) -> bytes:
+    with trio.fail_after(timeout):
+        while True:
+            chunk = await stream.read(dealwire.MAX_FRAME_BYTES + 8)
+            if not chunk:
+                raise dealwire.DealWireError("stream closed before a whole frame")
+            frames = reader.feed(chunk)
+            if frames:
+                if len(frames) > 1:
+                    raise dealwire.DealWireError("more than one frame at once")
+                return frames[0]
+
+
+async def _close(stream: Any, *, reset: bool = False) -> None:
+    with trio.move_on_after(1):
+        with contextlib.suppress(Exception):
+            await (stream.reset() if reset else stream.close())
+
+
+def market_service(ctx: NodeContext) -> MarketService:
+    """Daemon service factory: after "orders" (its desk places the slots' ASKs) and
+    "chain" (deals are proposed and accepted there; without a chain the service
+    keeps slots and matches, and says so when a deal is asked for)."""
+    from p2pnode.market.desk import OrderDesk
+
+    host, config, storage = ctx.host, ctx.config, ctx.storage
+    pubsub = need("market", ctx.pubsub, "pubsub")
+    desk = ctx.services.get("orders")
+    if not isinstance(desk, OrderDesk):
+        raise UserError("service 'market' needs the 'orders' service started before it")
+    system = getattr(ctx.chain, "system", None)
+    data_dir = Path(config.data_path)
+    market = config.market
+    wallet = None
+    if market.hub_wallet:
+        from web3 import Web3
+
+        wallet = Web3.to_checksum_address(market.hub_wallet)
+
+    def hardware() -> Any:
+        from p2pnode.hardware.detect import detect_hardware
+
+        return detect_hardware(data_dir)
+
+    def scores(record: Any) -> dict[str, int]:
+        from p2pnode.hardware.bench import load_cached
+
+        cached = load_cached(data_dir, record)
+        out = {
+            "net-download": int(config.hardware.net_download_bps),
+            "net-upload": int(config.hardware.net_upload_bps),
+        }
+        if cached is not None:
+            out["cpu-sysbench-single"] = cached.single
+            out["cpu-sysbench-multi"] = cached.multi
+        return {k: v for k, v in out.items() if k in BENCHMARK_NAMES}
+
+    def addrs() -> list[str]:
+        announced = list(config.network.announce)
+        if announced:
+            return announced
+        out = []
+        for a in host.get_addrs():
+            text = str(a).split("/p2p/", 1)[0]
+            out.append(text)
+        return out
+
+    service = MarketService(
+        host,
+        storage,
+        desk,
+        system,
+        hub_wallet=wallet,
+        data_dir=data_dir,
+        params=MarketParams(
+            reservation_ttl=market.reservation_ttl,
+            accept_timeout=market.accept_timeout,
+            ask_validity=market.ask_validity,
+        ),
+        addrs=addrs,
+        hardware=hardware,
+        worker_scores=scores,
+    )
+    pubsub.on_delivery(ORDERS_TOPIC, service.on_delivery)
+    return service

@@ -1,0 +1,542 @@
+"""Real daemons, real chain (anvil over JSON-RPC), real libp2p streams: a supplier's
+slot becomes an ASK, a consumer's BID matches it, the two nodes reserve, propose
+and accept a deal on the Deals registry, and close it at its end or early.
+
+One network per module (seed, supplier, two consumers) and the tests run in file
+order on it, each leaving the supplier's slots free or occupied as the next needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+import pytest
+import tomli_w
+import trio
+
+from contracts.anvil import AnvilProcess, dev_private_keys, find_anvil
+from contracts.params import SNM
+from p2pnode import keys
+from p2pnode.api.auth import read_token
+from p2pnode.cli.demo import NodeProcess, wait_ready
+from tests.conftest import ROOT, run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PASSWORD = "deals-test"
+PRICE_PER_SECOND = 10**12  # wei; 0.0036 SNM per hour
+CHEAP, DEAR = PRICE_PER_SECOND, 2 * PRICE_PER_SECOND
+ACCEPT_TIMEOUT = 8.0
+
+
+def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    value = cond()
+    assert value, f"timed out after {timeout} s waiting for {what}"
+    return value
+
+
+@dataclass
+class Net:
+    base: Path
+    anvil_url: str
+    addresses: Path
+    system: Any
+    dao: Any
+    wallet: str
+    keys: dict[str, str]
+    nodes: dict[str, NodeProcess]
+    seed_addr: str
+
+    def start(self, name: str, role: str, *, hub: bool = False) -> NodeProcess:
+        data_dir = self.base / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "node": {"role": role, "data_dir": str(data_dir), "log_level": "INFO"},
+            "network": {
+                "listen_host": "127.0.0.1",
+                "listen_port": 0,
+                "bootstrap": [self.seed_addr] if self.seed_addr else [],
+                "redial_interval": 0.5,
+                "redial_max_interval": 4.0,
+                "px_interval": 2.0,
+            },
+            "api": {"host": "127.0.0.1", "port": 0},
+            "chain": {"rpc": self.anvil_url, "addresses": str(self.addresses), "chain_id": 31337},
+            "market": {"accept_timeout": ACCEPT_TIMEOUT, "reservation_ttl": 20.0},
+        }
+        if hub:
+            cfg["market"]["hub_wallet"] = self.wallet
+        path = self.base / f"{name}.toml"
+        path.write_bytes(tomli_w.dumps(cfg).encode())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SONM_")}
+        env[keys.PASSWORD_ENV] = PASSWORD
+        log_path = self.base / f"{name}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "p2pnode.cli.main", "run", "--config", str(path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+        node = NodeProcess(name, data_dir, proc, log_path)
+        self.nodes[name] = node
+        return node
+
+    def call(self, name: str, method: str, path: str, body: Any = None) -> httpx.Response:
+        node = self.nodes[name]
+        info, token = node.ready(), read_token(node.data_dir)
+        assert info and token
+        return httpx.request(
+            method,
+            info["api_url"] + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    def deals(self, name: str) -> list[dict[str, Any]]:
+        r = self.call(name, "GET", "/deals")
+        return list(r.json()["deals"]) if r.status_code == 200 else []
+
+    def deal(self, name: str, deal_id: int) -> dict[str, Any] | None:
+        r = self.call(name, "GET", f"/deals/{deal_id}")
+        return r.json() if r.status_code == 200 else None
+
+    def bid(self, name: str, *, duration: int, price_per_hour: int) -> str:
+        body = {
+            "side": "bid",
+            "price_per_hour": str(price_per_hour),
+            "duration": duration,
+            "cpu_cores": 1,
+            "ram_bytes": 2**28,
+            "valid_for": 600,
+        }
+        r = self.call(name, "POST", "/orders", body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["order"]["order_id"])
+
+    def asks_seen(self, name: str) -> list[dict[str, Any]]:
+        r = self.call(name, "GET", "/orders?side=ask")
+        return list(r.json()["orders"]) if r.status_code == 200 else []
+
+
+def _frame(payload: bytes) -> bytes:
+    assert len(payload) < 128
+    return bytes([len(payload)]) + payload
+
+
+def _light_keystore(path: Path, key: str) -> None:
+    """A keystore the daemons open in milliseconds: the production scrypt cost (2^18)
+    takes seconds per node on a loaded machine and tests nothing here."""
+    from eth_account import Account
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            Account.encrypt(
+                bytes.fromhex(key.removeprefix("0x")), PASSWORD, kdf="scrypt", iterations=2**10
+            )
+        )
+    )
+    path.chmod(0o600)
+
+
+def _make_blocks(chain: Any, stop: threading.Event) -> None:
+    """A live chain makes a block every few seconds; anvil only makes one per
+    transaction, and a deal's end is judged by block time."""
+    while not stop.wait(1.0):
+        try:
+            chain.mine()
+        except Exception:
+            return
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    if find_anvil() is None:
+        if os.environ.get("SONM_REQUIRE_ANVIL") == "1":
+            pytest.fail("SONM_REQUIRE_ANVIL=1 but anvil is not installed")
+        pytest.skip("anvil not installed (run scripts/setup-tools)")
+    from eth_account import Account
+
+    from contracts.chain import rpc_chain
+    from contracts.deploy import System, SystemParams, deploy_system
+
+    base = tmp_path_factory.mktemp("deals")
+    with AnvilProcess() as anvil:
+        chain = rpc_chain(anvil.url)
+        k = dev_private_keys(5)
+        dao, hub, con_a, con_b, direct = (Account.from_key(x) for x in k)
+        params = SystemParams(
+            initial_supply=10_000_000 * SNM,
+            deposit=1_000 * SNM,
+            lock_bps=1_000,
+            payout_period=3_600,
+            waiting_period=600,
+        )
+        addresses = deploy_system(chain, deployer=dao.address, params=params)
+        path = base / "addresses.json"
+        addresses.save(path)
+        system = System.connect(chain, addresses)
+        wallet, _ = system.factory.create_wallet(sender=hub.address)
+        system.token.transfer(wallet, 2_000 * SNM, sender=dao.address)
+        system.wallet(wallet).register("hub-a", ["/ip4/127.0.0.1/tcp/4001"], sender=hub.address)
+        for who in (con_a, con_b, direct):
+            system.token.transfer(who.address, 10_000 * SNM, sender=dao.address)
+        names = {"supplier": k[1], "con_a": k[2], "con_b": k[3]}
+        for name, key in names.items():
+            _light_keystore(base / name / "keystore.json", key)
+        stop_blocks = threading.Event()
+        ticker = threading.Thread(target=_make_blocks, args=(chain, stop_blocks), daemon=True)
+        ticker.start()
+        n = Net(base, anvil.url, path, system, dao, wallet, {**names, "direct": k[4]}, {}, "")
+        try:  # every daemon started is killed, also when the start itself fails
+            seed = n.start("seed", "seed")
+            n.seed_addr = wait_ready(seed, time.monotonic() + 60)["addrs"][0]
+            n.start("supplier", "supplier", hub=True)
+            n.start("con_a", "consumer")
+            n.start("con_b", "consumer")
+            for name in ("supplier", "con_a", "con_b"):
+                wait_ready(n.nodes[name], time.monotonic() + 90)
+            yield n
+        finally:
+            stop_blocks.set()
+            for node in n.nodes.values():
+                if node.proc.poll() is None:
+                    node.proc.send_signal(signal.SIGKILL)
+                node.proc.wait(10)
+
+
+def test_slots_fit_the_worker_and_become_asks(net: Net) -> None:
+    d = str(net.nodes["supplier"].data_dir)
+    price = f"{CHEAP * 3600}wei"
+    too_big = run_cli(
+        *("slot", "add", "--data-dir", d, "huge", "--cpu", "1", "--ram", "1000TiB"),
+        *("--price", price, "--duration", "1h"),
+    )
+    assert too_big.returncode == 2
+    assert "slot huge does not fit: RAM: asks 1024000 GiB" in too_big.stderr
+    added = run_cli(
+        *("slot", "add", "--data-dir", d, "s1", "--cpu", "1", "--ram", "512MiB"),
+        *("--price", price, "--duration", "2h"),
+    )
+    assert added.returncode == 0, added.stderr
+    body = {"slot_id": "s2", "cpu_cores": 1, "ram_bytes": 2**29, "duration": 7200}
+    odd = net.call("supplier", "POST", "/slots", {**body, "price_per_hour": "3601"})
+    assert odd.status_code == 422 and "multiple of 3600 wei" in odd.text
+    dear = net.call("supplier", "POST", "/slots", {**body, "price_per_hour": str(DEAR * 3600)})
+    assert dear.status_code == 201, dear.text
+    slots = net.call("supplier", "GET", "/slots").json()["slots"]
+    assert [s["slot_id"] for s in slots] == ["s1", "s2"]
+    # both consumers hear both ASKs, each naming the hub's wallet and address
+    for name in ("con_a", "con_b"):
+        asks = _wait(
+            lambda name=name: len(net.asks_seen(name)) == 2 and net.asks_seen(name),
+            30,
+            f"{name} to see the ASKs",
+        )
+        assert {a["price_per_hour"] for a in asks} == {str(CHEAP * 3600), str(DEAR * 3600)}
+        assert all(a["properties"]["hub-wallet"] == net.wallet.lower() for a in asks)
+        assert all(a["cpu_cores"] == 1 and a["ram_bytes"] == 2**29 for a in asks)
+
+
+def test_bid_to_accepted_deal_and_close_at_end_pays_the_hub_exactly(net: Net) -> None:
+    token = net.system.token
+    before = token.balance_of(net.wallet)
+    bid_id = net.bid("con_a", duration=4, price_per_hour=CHEAP * 3600)
+    deal = _wait(
+        lambda: [d for d in net.deals("con_a") if d["status"] == "accepted"],
+        30,
+        "the consumer's deal to be accepted",
+    )[0]
+    assert deal["bid_id"] == bid_id and deal["role"] == "consumer"
+    assert deal["price_per_second"] == str(CHEAP) and deal["escrow"] == str(CHEAP * 4)
+    hub_view = _wait(lambda: net.deal("supplier", deal["deal_id"]), 10, "the hub's row")
+    assert hub_view["role"] == "supplier" and hub_view["slot_id"] == "s1"
+    assert hub_view["ask_id"] == deal["ask_id"]
+    # the BID is withdrawn once its deal starts; the slot's ASK too
+    _wait(
+        lambda: net.call("con_a", "GET", f"/orders/{bid_id}").json()["cancelled"],
+        10,
+        "the BID to be cancelled",
+    )
+    _wait(
+        lambda: deal["ask_id"] not in {a["order_id"] for a in net.asks_seen("con_b")},
+        15,
+        "the taken slot's ASK to be withdrawn",
+    )
+    # the hub closes it at its end: exactly price x duration reaches the wallet
+    closed = _wait(
+        lambda: (x := net.deal("supplier", deal["deal_id"])) and x["status"] == "closed" and x,
+        30,
+        "the hub to close the deal at its end",
+    )
+    assert closed["paid"] == str(CHEAP * 4) and closed["refunded"] == "0"
+    assert token.balance_of(net.wallet) - before == CHEAP * 4
+    _wait(
+        lambda: (x := net.deal("con_a", deal["deal_id"])) and x["status"] == "closed",
+        10,
+        "the consumer to see the close",
+    )
+    # and the slot is on offer again, under a fresh ASK
+    _wait(lambda: len(net.asks_seen("con_b")) == 2, 20, "a fresh ASK for the freed slot")
+
+
+def test_two_consumers_race_for_one_slot_and_the_loser_takes_the_next(net: Net) -> None:
+    bids = {
+        name: net.bid(name, duration=3600, price_per_hour=DEAR * 3600)
+        for name in ("con_a", "con_b")
+    }
+    got = {}
+    for name in ("con_a", "con_b"):
+        got[name] = _wait(
+            lambda name=name: [
+                d
+                for d in net.deals(name)
+                if d["status"] == "accepted" and d["bid_id"] == bids[name]
+            ],
+            40,
+            f"{name}'s deal",
+        )[0]
+    a, b = got["con_a"], got["con_b"]
+    assert a["ask_id"] != b["ask_id"]
+    assert {a["price_per_second"], b["price_per_second"]} == {str(CHEAP), str(DEAR)}
+    hub_rows = {d["deal_id"]: d for d in net.deals("supplier") if d["status"] == "accepted"}
+    assert {hub_rows[a["deal_id"]]["slot_id"], hub_rows[b["deal_id"]]["slot_id"]} == {"s1", "s2"}
+    # no consumer escrowed twice: every other deal of theirs was closed or cancelled
+    for name in ("con_a", "con_b"):
+        live = [d for d in net.deals(name) if d["status"] != "closed"]
+        assert len(live) == 1
+
+
+def test_preterm_close_splits_exactly(net: Net) -> None:
+    token = net.system.token
+    [deal] = [d for d in net.deals("con_a") if d["status"] == "accepted"]
+    consumer = net.system.chain.w3.eth.account.from_key(net.keys["con_a"]).address
+    wallet_before = token.balance_of(net.wallet)
+    consumer_before = token.balance_of(consumer)
+    time.sleep(1.5)
+    done = run_cli(
+        "deal",
+        "close",
+        "--data-dir",
+        str(net.nodes["con_a"].data_dir),
+        str(deal["deal_id"]),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    chain_deal = net.system.deals.deal(deal["deal_id"])
+    [closed_ev] = net.system.deals.events(names=["DealClosed"])[-1:]
+    assert closed_ev.args["deal_id"] == deal["deal_id"] and closed_ev.args["preterm"] is True
+    elapsed = closed_ev.args["timestamp"] - chain_deal.start_time
+    assert 1 <= elapsed < deal["duration"]
+    paid, refunded = chain_deal.paid, chain_deal.refunded
+    assert paid == chain_deal.price * elapsed and paid + refunded == chain_deal.escrow
+    assert row["status"] == "closed" and row["paid"] == str(paid)
+    assert token.balance_of(net.wallet) - wallet_before == paid
+    assert token.balance_of(consumer) - consumer_before == refunded
+    shown = run_cli("deal", "--data-dir", str(net.nodes["con_a"].data_dir), str(deal["deal_id"]))
+    assert shown.returncode == 0 and "closed" in shown.stdout
+    listed = run_cli("deals", "--data-dir", str(net.nodes["con_a"].data_dir), "--json")
+    assert listed.returncode == 0, listed.stderr
+    mine = {d["deal_id"]: d for d in json.loads(listed.stdout)["deals"]}
+    assert mine[deal["deal_id"]]["status"] == "closed"
+    assert mine[deal["deal_id"]]["refunded"] == str(refunded)
+    _wait(
+        lambda: (x := net.deal("supplier", deal["deal_id"])) and x["status"] == "closed",
+        10,
+        "the hub to see the preterm close",
+    )
+
+
+async def _exchange(host: Any, target: Any, payload: bytes) -> bytes:
+    from libp2p.custom_types import TProtocol
+
+    from p2pnode.market import dealwire
+
+    stream = await host.new_stream(target, [TProtocol(dealwire.PROTOCOL_ID)])
+    await stream.write(payload)
+    out = b""
+    with trio.move_on_after(10):
+        while True:
+            try:
+                chunk = await stream.read(4096)
+            except Exception:
+                break
+            if not chunk:
+                break
+            out += chunk
+    with contextlib.suppress(Exception):
+        await stream.close()
+    return out
+
+
+def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
+    """A stranger's host speaks /sonm/deal/1 badly; each attempt gets a signed "no"
+    with the reason, and the hub goes on serving (the next test makes a deal)."""
+    from eth_account import Account
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.host import muxer_options, security_options
+    from p2pnode.market import dealwire as w
+
+    domain = SigningDomain(chain_id=31337)
+    mine = bytes.fromhex(net.keys["direct"].removeprefix("0x"))
+    me = bytes.fromhex(Account.from_key(mine).address[2:])
+    hub = bytes.fromhex(Account.from_key(net.keys["supplier"]).address[2:])
+    info = net.nodes["supplier"].ready()
+    assert info is not None
+    target = info_from_p2p_addr(Multiaddr(info["addrs"][0]))
+    now = int(time.time())
+    good = w.DealRequest(me, b"\x01" * 32, b"\x02" * 32, 1, now + 60)
+    body = msgpack.packb([1, 1, me, b"\x01" * 32, b"\x02" * 32, 1, now + 60, b""])
+    forged = w.sign(dataclasses.replace(good, consumer=hub), domain, mine)
+    cases = [
+        (b"\xff\xff\x03", "frame: "),  # a 64 KiB frame announced
+        (b"\x03abc", "not valid msgpack"),
+        (_frame(body), "signature: missing"),
+        (w.frame(forged), "not made by the message's signer"),
+        (w.frame(w.sign(good, domain, mine)), "unknown ASK"),
+        (
+            w.frame(w.sign(dataclasses.replace(good, valid_until=now - 5), domain, mine)),
+            "request expired",
+        ),
+    ]
+    answers: list[Any] = []
+
+    async def main() -> None:
+        kp = create_new_key_pair()
+        host = new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+        async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await host.connect(target)
+            for payload, _ in cases:
+                raw = await _exchange(host, target.peer_id, payload)
+                [frame] = w.FrameReader().feed(raw)
+                answers.append(w.decode(frame, domain, expect=w.DealReply))
+
+    trio.run(main)
+    for reply, (_, reason) in zip(answers, cases, strict=True):
+        assert reply.ok == 0 and reply.hub == hub and reason in reply.reason, reply.reason
+    text = net.call("supplier", "GET", "/metrics").text
+    assert "sonm_market_bad_messages 4.0" in text
+
+
+def test_hub_killed_after_the_proposal_restarts_and_nothing_is_stuck(net: Net) -> None:
+    deals = net.system.deals
+    # one slot is free again after the preterm close: a consumer takes it, and the
+    # hub dies the moment the proposal is on chain
+    _wait(lambda: len(net.asks_seen("con_a")) >= 1, 20, "a fresh ASK")
+    count = deals.deal_count()
+    net.bid("con_a", duration=3600, price_per_hour=DEAR * 3600)
+    _wait(lambda: deals.deal_count() > count, 30, "the proposal on chain")
+    supplier = net.nodes["supplier"]
+    supplier.proc.send_signal(signal.SIGKILL)
+    supplier.proc.wait(10)
+    deal_id = deals.deal_count()  # ids count from 1
+    # while the hub is down, another proposal for the same ASK goes on chain without
+    # asking the hub: the restarted hub finds both in the events; at most one of them
+    # gets the slot and the other is refunded by its consumer's timeout or stays
+    # Pending for its author to cancel, never accepted on a taken slot
+    from eth_account import Account
+
+    direct = Account.from_key(net.keys["direct"])
+    pending = deals.deal(deal_id)
+    net.system.token.approve(deals.address, pending.price * 600, sender=direct)
+    other, _ = deals.propose(pending.hub, pending.price, 600, pending.order_ref, sender=direct)
+    restarted = net.start("supplier", "supplier", hub=True)
+    wait_ready(restarted, time.monotonic() + 60)
+
+    def settled() -> bool:
+        d = deals.deal(deal_id)
+        return d.status == 2 or (d.status == 3 and d.refunded == d.escrow)
+
+    _wait(settled, ACCEPT_TIMEOUT + 30, "the deal to be accepted or refunded")
+    final = deals.deal(deal_id)
+    status = {2: "accepted", 3: "closed"}[int(final.status)]
+    _wait(
+        lambda: (x := net.deal("con_a", deal_id)) and x["status"] == status,
+        15,
+        "the consumer's table to agree with the chain",
+    )
+    _wait(
+        lambda: (x := net.deal("supplier", deal_id)) and x["status"] == status,
+        15,
+        "the restarted hub's table to agree with the chain",
+    )
+    # the proposal made while the hub was down: the slot is free unless the
+    # consumer's deal got it, so the restarted hub accepts it from the events alone
+    if status == "closed":
+        _wait(lambda: int(deals.deal(other).status) == 2, 30, "the hub to accept on restart")
+        row = _wait(lambda: net.deal("supplier", other), 10, "the hub's row of it")
+        assert row["status"] == "accepted" and row["ask_id"] == "0x" + pending.order_ref.hex()
+        assert row["slot_id"] in ("s1", "s2")
+    else:
+        assert int(deals.deal(other).status) == 1  # the slot is taken: not accepted
+
+
+def test_consumer_killed_after_its_proposal_restarts_with_the_deal(net: Net) -> None:
+    """kill -9 of the consumer the moment its proposal is on chain: the hub accepts
+    from the events alone, and the restarted consumer finds the deal, knows which
+    BID it was for, withdraws that BID and does not propose a second time."""
+    deals = net.system.deals
+    for d in net.deals("con_b"):  # free a slot: end con_b's running deal early
+        if d["status"] == "accepted":
+            closed = net.call("con_b", "POST", f"/deals/{d['deal_id']}/close")
+            assert closed.status_code == 200, closed.text
+    _wait(lambda: net.asks_seen("con_b"), 30, "a free slot's ASK")
+    count = deals.deal_count()
+    bid_id = net.bid("con_b", duration=3600, price_per_hour=DEAR * 3600)
+    _wait(lambda: deals.deal_count() > count, 30, "the proposal on chain")
+    consumer = net.nodes["con_b"]
+    consumer.proc.send_signal(signal.SIGKILL)
+    consumer.proc.wait(10)
+    deal_id = deals.deal_count()
+    restarted = net.start("con_b", "consumer")
+    wait_ready(restarted, time.monotonic() + 60)
+
+    def settled() -> bool:
+        d = deals.deal(deal_id)
+        return d.status == 2 or (d.status == 3 and d.refunded == d.escrow)
+
+    _wait(settled, ACCEPT_TIMEOUT + 30, "the deal to be accepted or refunded")
+    status = {2: "accepted", 3: "closed"}[int(deals.deal(deal_id).status)]
+    row = _wait(
+        lambda: (x := net.deal("con_b", deal_id)) and x["status"] == status and x,
+        15,
+        "the restarted consumer's row",
+    )
+    assert row["bid_id"] == bid_id
+    if status == "accepted":
+        _wait(
+            lambda: net.call("con_b", "GET", f"/orders/{bid_id}").json()["cancelled"],
+            15,
+            "the BID to be withdrawn",
+        )
+    time.sleep(2)  # a second proposal would have shown up by now
+    assert deals.deal_count() == deal_id
