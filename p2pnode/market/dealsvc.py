@@ -104,6 +104,7 @@ class MarketService:
         data_dir: Path,
         params: MarketParams,
         addrs: Callable[[], list[str]],
+        private_key: bytes | None = None,
         hardware: Callable[[], Any] | None = None,
         worker_scores: Callable[[Any], dict[str, int]] | None = None,
         clock: Callable[[], float] = time.time,
@@ -126,7 +127,7 @@ class MarketService:
         self._planner: SlotPlanner | None = None
         self._planner_lock = threading.Lock()
         self._record: Any = None
-        key = getattr(desk, "signing_key", None)
+        key = private_key
         self.key: bytes | None = key
         self.address: bytes | None = getattr(desk, "address", None)
         self.account: Any = None
@@ -868,6 +869,7 @@ def market_service(ctx: NodeContext) -> MarketService:
         desk,
         system,
         hub_wallet=wallet,
+        private_key=ctx.account.private_key if ctx.account is not None else None,
         data_dir=data_dir,
         params=MarketParams(
             reservation_ttl=market.reservation_ttl,
