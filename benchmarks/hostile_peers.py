@@ -144,18 +144,20 @@ async def _hostile(
         info = info_from_p2p_addr(multiaddr.Multiaddr(target))
         await host.connect(info)
         stream = await host.new_stream(info.peer_id, [TProtocol("/meshsub/1.1.0")])
-        subs = [wire.SubOpts(True, ORDERS_TOPIC)]
-        subs += [
-            wire.SubOpts(True, f"junk/{i}/".ljust(attack.topic_len, "x"))
-            for i in range(attack.topics)
-        ]
-        frames = [
-            wire.frame(wire.RPC(subscriptions=subs[i : i + 8]).encode())
-            for i in range(0, len(subs), 8)
-        ]
+        # the orders flood first, then the topic flood: a peer caught on long topic
+        # names is graylisted at once, and its orders would never be looked at
+        frames = [wire.frame(wire.RPC(subscriptions=[wire.SubOpts(True, ORDERS_TOPIC)]).encode())]
         for i in range(0, len(payloads), 20):
             msgs = [wire.Message(ORDERS_TOPIC, data) for data in payloads[i : i + 20]]
             frames.append(wire.frame(wire.RPC(publish=msgs).encode()))
+        junk = [
+            wire.SubOpts(True, f"junk/{i}/".ljust(attack.topic_len, "x"))
+            for i in range(attack.topics)
+        ]
+        frames += [
+            wire.frame(wire.RPC(subscriptions=junk[i : i + 8]).encode())
+            for i in range(0, len(junk), 8)
+        ]
         try:
             for f in frames:
                 await stream.write(f)
@@ -253,7 +255,9 @@ def run(attack: Attack, base: Path, payloads: list[list[bytes]] | None) -> Figur
     from p2pnode.errors import LocalError
 
     fig = Figures()
-    target = start_node("target", base, "consumer", [])
+    # room for every hostile peer: the default cap (32) would drop most of them, which
+    # defends the node but would not measure what 50 connected attackers cost
+    target = start_node("target", base, "consumer", [], max_connections=max(32, attack.peers + 8))
     honest = None
     try:
         addr = wait_ready(target, time.monotonic() + 30)["addrs"][0]
