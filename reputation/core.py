@@ -12,8 +12,9 @@ does not spend its time on signatures; everything above that layer is the
 decode/verify/rate-limit/dedupe path tested in tests/reputation/.
 
 How hearsay is weighed (docs/reputation.md has the full account):
-weight(answerer) = 0 if our own evidence caught it lying, else
-    local_share x local trust (uniform units) + (1 - local_share) x global trust (uniform units).
+weight(answerer) = 0 if our own evidence caught it lying; its global trust if
+we never tested it; else local_share x local trust + (1 - local_share) x
+global trust (both in uniform units: 1.0 = average).
 A hub turns CHECKED when positive weight reaches `checked_weight` from at
 least `min_positive_answers` answerers with weight and exceeds negative weight
 x `outweigh_ratio`; SUSPECTED when negative weight reaches `suspect_weight`
@@ -63,12 +64,14 @@ class StatusChanged:
 
 @dataclass
 class StoredAnswer:
+    hub: bytes
     answerer: bytes
     verdict: Verdict
     payments_seen: int
     avg_reward: int
     period_s: int
-    at: float
+    last_seen: float  # the answerer's latest evidence (its claim)
+    at: float  # when we stored it
     tested: bool  # already checked against our own evidence
 
 
@@ -77,6 +80,7 @@ class _Outstanding:
     hub: bytes
     valid_until: float
     answers: int = 0
+    untrusted: int = 0  # of them from answerers we give no weight
 
 
 @dataclass
@@ -124,7 +128,7 @@ class ReputationCore:
         st = params.status
         self.evidence = EvidenceBook(grace_s=st.payment_grace_s, tolerance=st.payment_tolerance)
         self.local = LocalTrust(params.trust)
-        self.global_units: dict[bytes, float] = {}
+        self.global_units: Mapping[bytes, float] = {}
         self.records: dict[bytes, HubRecord] = {}
         self.answers: dict[bytes, dict[bytes, StoredAnswer]] = {}
         self.last_polled: dict[bytes, float] = {}
@@ -164,17 +168,24 @@ class ReputationCore:
         return min(present) if present else None
 
     def weight(self, answerer: bytes) -> float:
-        """How much an answer from `answerer` counts (uniform-trust units)."""
+        """How much an answer from `answerer` counts (uniform-trust units).
+
+        0 if our own evidence caught it lying; global trust alone if we never tested
+        it (what others think stands in for what we could not check); otherwise the
+        `local_share` mix of our local trust and global trust."""
+        counts = self.local.counts(answerer)
+        g = self.global_units.get(answerer, 0.0)
+        if counts == (0, 0):
+            return g
         if self.local.contradicted(answerer):
             return 0.0
         share = self.params.trust.local_share
-        return share * self.local.units(answerer) + (1.0 - share) * self.global_units.get(
-            answerer, 0.0
-        )
+        return share * self.local.units(answerer) + (1.0 - share) * g
 
     def set_global_trust(self, units: Mapping[bytes, float]) -> None:
-        """Global trust in uniform units (GlobalTrust.units()); the driver recomputes it."""
-        self.global_units = dict(units)
+        """Global trust in uniform units (GlobalTrust.units()); the driver recomputes it
+        and hands in a new mapping each time (it is kept, not copied)."""
+        self.global_units = units
 
     # -- chain and evidence inputs --------------------------------------------------------
 
@@ -214,19 +225,14 @@ class ReputationCore:
         return self.evidence.add_payment(payment)
 
     def deal_outcome(self, outcome: DealOutcome, now: float) -> None:
-        had = self.evidence.verdict(outcome.hub)
         self.evidence.add_deal_outcome(outcome)
         if outcome.ok:
             self._move(outcome.hub, Reason.DEAL_VERIFIED, now, f"deal 0x{outcome.deal_id.hex()}")
         else:
             self._move(outcome.hub, Reason.DEAL_FAILED, now, f"deal 0x{outcome.deal_id.hex()}")
-        self._evidence_changed(outcome.hub, had)
+        self._evidence_changed(outcome.hub)
 
     def on_timer(self, now: float) -> None:
-        before = {
-            lg.agreement.hub: self.evidence.verdict(lg.agreement.hub)
-            for lg in self.evidence.ledgers.values()
-        }
         for r in self.evidence.judge(now):
             detail = f"payday {r.payday:.0f}: expected {r.expected}, paid {r.paid}"
             if r.outcome is PaydayOutcome.MATCHED:
@@ -235,26 +241,45 @@ class ReputationCore:
                 self._move(r.hub, Reason.PAYMENT_SHORT, now, detail)
             else:
                 self._move(r.hub, Reason.PAYMENT_MISSED, now, detail)
-            self._evidence_changed(r.hub, before.get(r.hub))
-            before[r.hub] = self.evidence.verdict(r.hub)
+            self._evidence_changed(r.hub)
         while self._outstanding:
             qid, out = next(iter(self._outstanding.items()))
             if out.valid_until > now:
                 break
             del self._outstanding[qid]
 
-    def _evidence_changed(self, hub: bytes, before: Verdict | None) -> None:
-        """Test the answers we hold about `hub` against our (new) evidence."""
-        own = self.evidence.verdict(hub)
-        if own is None or own == before:
+    def _evidence_changed(self, hub: bytes) -> None:
+        """Test the answers about `hub` that our earlier evidence could not decide."""
+        if self.evidence.verdict(hub) is None:
             return
         for a in self.answers.get(hub, {}).values():
             if not a.tested:
-                self._test(a, own)
+                self._test(a)
 
-    def _test(self, a: StoredAnswer, own: Verdict) -> None:
+    def _test(self, a: StoredAnswer) -> None:
+        """Does `a` agree with our own evidence about its hub? Time matters: a hub that
+        paid us until t and then stopped makes "good" true before t and "bad" after.
+
+        - ours BAD since t: BAD agrees; GOOD about evidence from t on is a lie; GOOD
+          about older evidence is consistent (the hub did pay then): not a test.
+        - ours GOOD, last at t: GOOD agrees; BAD about evidence up to t is a lie (the
+          hub paid us after that); BAD about later evidence waits for our next payday.
+        """
+        own = self.evidence.verdict(a.hub)
+        if own is None:
+            return
+        if own is Verdict.BAD:
+            since = self.evidence.bad_since(a.hub) or 0.0
+            if a.verdict is Verdict.GOOD and a.last_seen < since:
+                a.tested = True
+                return
+            agreed = a.verdict is Verdict.BAD
+        else:
+            last_good = self.evidence.last_good_at(a.hub) or 0.0
+            if a.verdict is Verdict.BAD and a.last_seen > last_good:
+                return  # not decidable yet
+            agreed = a.verdict is Verdict.GOOD
         a.tested = True
-        agreed = a.verdict == own
         was = self.local.contradicted(a.answerer)
         self.local.record(a.answerer, agreed)
         if not agreed and not was and self.local.contradicted(a.answerer):
@@ -278,7 +303,13 @@ class ReputationCore:
             for h, rec in self.records.items()
             if h not in chosen and rec.status not in (HubStatus.UNKNOWN, HubStatus.FAKE)
         ]
-        rest.sort(key=lambda h: self.last_polled.get(h, -1.0))
+        # undecided hubs first (UNVERIFIED, or suspected on hearsay), then the stalest
+        rest.sort(
+            key=lambda h: (
+                self.records[h].status is not HubStatus.UNVERIFIED,
+                self.last_polled.get(h, -1.0),
+            )
+        )
         for h in rest[: limit - len(chosen)]:
             chosen[h] = None
         return list(chosen)
@@ -321,6 +352,7 @@ class ReputationCore:
             min(ev.payments_seen, messages.UINT32_MAX),
             ev.avg_reward,
             min(ev.period_s, messages.MAX_PERIOD_S),
+            int(ev.last_at),
             start,
             start + self.params.poll.question_ttl_s,
         )
@@ -366,10 +398,15 @@ class ReputationCore:
         messages.verify(msg, self.domain)
         self._charge(peer, now, question=False)
         self._mark_seen(key)
-        if out.answers >= self.params.poll.max_answers_per_question:
+        p = self.params.poll
+        untrusted = self.weight(msg.answerer) <= 0
+        if out.answers >= p.max_answers_per_question or (
+            untrusted and out.untrusted >= p.max_untrusted_answers_per_question
+        ):
             self.counters["dropped_table_full"] += 1
             return
         out.answers += 1
+        out.untrusted += untrusted
         self.accept_answer(msg, now)
 
     def _mark_seen(self, key: bytes) -> None:
@@ -396,8 +433,11 @@ class ReputationCore:
 
     # -- answers: store, test, tally ------------------------------------------------------
 
-    def accept_answer(self, a: TrustAnswer, now: float) -> None:
-        """A verified answer (signature checked by `receive`, or trusted by the simulator)."""
+    def accept_answer(self, a: TrustAnswer, now: float, *, evaluate: bool = True) -> None:
+        """A verified answer (signature checked by `receive`, or trusted by the simulator).
+
+        `evaluate=False` defers the status decision to one `reevaluate(hub, now)` after
+        a batch (the simulator delivers a question's answers together)."""
         if a.answerer == self.address:
             return
         table = self.answers.get(a.hub)
@@ -411,15 +451,22 @@ class ReputationCore:
             self.counters["dropped_table_full"] += 1
             return
         stored = StoredAnswer(
-            a.answerer, a.verdict, a.payments_seen, a.avg_reward, a.period_s, now, False
+            a.hub,
+            a.answerer,
+            a.verdict,
+            a.payments_seen,
+            a.avg_reward,
+            a.period_s,
+            float(a.last_seen),
+            now,
+            False,
         )
         table.pop(a.answerer, None)
         table[a.answerer] = stored  # re-inserted: dict order is age order
         self.counters["answers_accepted"] += 1
-        own = self.evidence.verdict(a.hub)
-        if own is not None:
-            self._test(stored, own)
-        self.reevaluate(a.hub, now)
+        self._test(stored)
+        if evaluate:
+            self.reevaluate(a.hub, now)
 
     def _make_room(self, table: dict[bytes, StoredAnswer], incoming: float) -> bool:
         """Evict the oldest of the lowest-weight answers, if it weighs no more than the new one."""
@@ -434,16 +481,29 @@ class ReputationCore:
         return True
 
     def tally(self, hub: bytes, now: float) -> Tally:
+        """Weighted and unweighted votes over the answers that still count.
+
+        An answer counts while it is younger than answer_ttl and its evidence younger
+        than evidence_ttl. A positive answer whose evidence is older than the newest
+        negative evidence from a trusted answerer does not count: "it paid me last
+        month" does not answer "it stopped paying this week".
+        """
         t = Tally()
-        horizon = now - self.params.status.answer_ttl_s
-        for a in self.answers.get(hub, {}).values():
-            if a.at < horizon:
-                continue
-            w = self.weight(a.answerer)
+        st = self.params.status
+        fresh = [
+            (a, self.weight(a.answerer))
+            for a in self.answers.get(hub, {}).values()
+            if a.at >= now - st.answer_ttl_s and a.last_seen >= now - st.evidence_ttl_s
+        ]
+        cut = max(
+            (a.last_seen for a, w in fresh if w > 0 and a.verdict is Verdict.BAD), default=None
+        )
+        for a, w in fresh:
             if a.verdict is Verdict.GOOD:
                 t.votes_good += 1
-                t.positive += w
-                t.positive_answerers += w > 0
+                if cut is None or a.last_seen >= cut:
+                    t.positive += w
+                    t.positive_answerers += w > 0
             else:
                 t.votes_bad += 1
                 t.negative += w

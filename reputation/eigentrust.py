@@ -148,9 +148,15 @@ class GlobalTrust:
         return dict(zip(order, t.tolist(), strict=True))
 
     def units(self) -> dict[bytes, float]:
-        """Trust in uniform units (1.0 = average)."""
-        n = len(self.peers)
-        return {q: float(v) * n for q, v in zip(self.peers, self.vector, strict=True)}
+        """Trust in uniform units: 1.0 = the average over peers anyone trusts at all.
+
+        Peers with no trust do not dilute the unit, so a thousand sybils nobody
+        trusts leave every honest peer's weight exactly as it was.
+        """
+        positive = int(np.count_nonzero(self.vector > 0))
+        return {
+            q: float(v) * positive for q, v in zip(self.peers, self.vector, strict=True) if v > 0
+        }
 
     @staticmethod
     def _peers_of(

@@ -190,6 +190,8 @@ class HubEvidence:
     payments_seen: int
     avg_reward: int  # mean payment amount
     period_s: int  # payout period of the agreement(s)
+    last_at: float  # when the latest evidence came
+    bad_since: float | None  # when the first bad evidence came (None: never)
 
 
 @dataclass
@@ -199,6 +201,19 @@ class _HubFacts:
     payments: int = 0
     paid: int = 0
     period_s: int = 0
+    last_at: float = 0.0
+    last_good_at: float | None = None
+    bad_since: float | None = None
+
+    def note(self, good: bool, at: float) -> None:
+        self.last_at = max(self.last_at, at)
+        if good:
+            self.good += 1
+            self.last_good_at = at if self.last_good_at is None else max(self.last_good_at, at)
+        else:
+            self.bad += 1
+            if self.bad_since is None:
+                self.bad_since = at
 
 
 class EvidenceBook:
@@ -214,7 +229,10 @@ class EvidenceBook:
     def add_agreement(self, agreement: Agreement) -> None:
         agreement.validate()
         key = (agreement.hub, agreement.worker)
-        if key not in self.ledgers and len(self.ledgers) >= self.max_agreements:
+        old = self.ledgers.get(key)
+        if old is not None and old.next_check() is not None:
+            raise ValueError("the previous agreement with this hub still has paydays to judge")
+        if old is None and len(self.ledgers) >= self.max_agreements:
             raise ValueError(f"max_agreements ({self.max_agreements}) reached")
         self.ledgers[key] = AgreementLedger(agreement, self.grace_s, self.tolerance)
         self._facts.setdefault(agreement.hub, _HubFacts()).period_s = agreement.payout_period_s
@@ -236,11 +254,7 @@ class EvidenceBook:
         return True
 
     def add_deal_outcome(self, d: DealOutcome) -> None:
-        facts = self._facts.setdefault(d.hub, _HubFacts())
-        if d.ok:
-            facts.good += 1
-        else:
-            facts.bad += 1
+        self._facts.setdefault(d.hub, _HubFacts()).note(d.ok, d.at)
 
     def next_deadline(self) -> float | None:
         checks = [c for c in (lg.next_check() for lg in self.ledgers.values()) if c is not None]
@@ -250,11 +264,7 @@ class EvidenceBook:
         out: list[PaydayResult] = []
         for ledger in self.ledgers.values():
             for r in ledger.judge(now):
-                facts = self._facts[r.hub]
-                if r.outcome is PaydayOutcome.MATCHED:
-                    facts.good += 1
-                else:
-                    facts.bad += 1
+                self._facts[r.hub].note(r.outcome is PaydayOutcome.MATCHED, r.payday)
                 out.append(r)
         return out
 
@@ -275,7 +285,15 @@ class EvidenceBook:
             return None
         f = self._facts[hub]
         avg = f.paid // f.payments if f.payments else 0
-        return HubEvidence(v, f.payments, avg, f.period_s)
+        return HubEvidence(v, f.payments, avg, f.period_s, f.last_at, f.bad_since)
+
+    def last_good_at(self, hub: bytes) -> float | None:
+        facts = self._facts.get(hub)
+        return facts.last_good_at if facts is not None else None
+
+    def bad_since(self, hub: bytes) -> float | None:
+        facts = self._facts.get(hub)
+        return facts.bad_since if facts is not None else None
 
     def hubs_with_evidence(self) -> list[bytes]:
         return [h for h in self._facts if self.verdict(h) is not None]

@@ -9,7 +9,7 @@ Wire form (msgpack, canonical, at most MAX_TRUST_MESSAGE_BYTES):
 
     question: [16, 1, asker, hub, nonce, valid_from, valid_until, signature]
     answer:   [17, 1, answerer, hub, question_id, verdict, payments_seen,
-               avg_reward, period_s, valid_from, valid_until, signature]
+               avg_reward, period_s, last_seen, valid_from, valid_until, signature]
 
 addresses are bin 20, question_id bin 32 (the question's EIP-712 digest),
 avg_reward a uint256 as bin of its minimal big-endian bytes (zero: empty),
@@ -69,6 +69,7 @@ ANSWER_TYPE = StructType(
         FieldSpec("paymentsSeen", "uint32", "payments_seen"),
         FieldSpec("avgReward", "uint256", "avg_reward"),
         FieldSpec("period", "uint64", "period_s"),
+        FieldSpec("lastSeen", "uint64", "last_seen"),
         FieldSpec("validFrom", "uint64", "valid_from"),
         FieldSpec("validUntil", "uint64", "valid_until"),
     ),
@@ -162,6 +163,7 @@ class TrustAnswer:
     payments_seen: int
     avg_reward: int  # token base units per payment
     period_s: int  # payout period of the answerer's agreement
+    last_seen: int  # unix seconds of the answerer's latest evidence about the hub
     valid_from: int
     valid_until: int
     signature: bytes = b""
@@ -177,6 +179,7 @@ class TrustAnswer:
         _uint("payments_seen", self.payments_seen, UINT32_MAX)
         _uint("avg_reward", self.avg_reward, UINT256_MAX)
         _uint("period_s", self.period_s, MAX_PERIOD_S)
+        _uint("last_seen", self.last_seen, UINT64_MAX)
         _window(self.valid_from, self.valid_until)
         _signature(self.signature)
 
@@ -257,6 +260,7 @@ def _to_wire(msg: TrustMessage) -> list[Any]:
             msg.payments_seen,
             _u256_out(msg.avg_reward),
             msg.period_s,
+            msg.last_seen,
             msg.valid_from,
             msg.valid_until,
         ]
@@ -277,8 +281,8 @@ def _from_wire(kind: TrustKind, items: tuple[Any, ...]) -> TrustMessage:
         if len(items) != 6:
             raise FieldProblem("message", f"QUESTION has 8 array items, got {len(items) + 2}")
         return TrustQuestion(*items)
-    if len(items) != 10:
-        raise FieldProblem("message", f"ANSWER has 12 array items, got {len(items) + 2}")
+    if len(items) != 11:
+        raise FieldProblem("message", f"ANSWER has 13 array items, got {len(items) + 2}")
     verdict_raw = items[3]
     if type(verdict_raw) is not int or verdict_raw not in (1, 2):
         raise FieldProblem("verdict", f"1 (GOOD) or 2 (BAD) expected, got {verdict_raw!r}")
@@ -293,6 +297,7 @@ def _from_wire(kind: TrustKind, items: tuple[Any, ...]) -> TrustMessage:
         items[7],
         items[8],
         items[9],
+        items[10],
     )
 
 

@@ -33,11 +33,12 @@ def _int_in(name: str, value: int, lo: int, hi: int) -> None:
 class StatusParams:
     """When hearsay and evidence move a hub's status."""
 
-    checked_weight: float = 2.0  # trust-weighted positive answers needed for CHECKED
+    checked_weight: float = 1.0  # trust-weighted positive answers needed for CHECKED
     suspect_weight: float = 1.0  # trust-weighted negative answers needed for SUSPECTED
     outweigh_ratio: float = 1.0  # one side must exceed the other times this
     min_positive_answers: int = 2  # distinct answerers with weight behind a CHECKED
-    answer_ttl_s: float = 7 * DAY  # older answers no longer count
+    answer_ttl_s: float = 7 * DAY  # answers stored longer ago no longer count
+    evidence_ttl_s: float = 14 * DAY  # answers about older evidence no longer count
     payment_tolerance: float = 0.02  # a payment this much short still matches (rounding, fees)
     payment_grace_s: float = 3600.0  # after a payday, how long before a missing payment counts
 
@@ -47,6 +48,7 @@ class StatusParams:
         _in("outweigh_ratio", self.outweigh_ratio, 1.0, 100.0)
         _int_in("min_positive_answers", self.min_positive_answers, 1, 1000)
         _in("answer_ttl_s", self.answer_ttl_s, 60.0, 365 * DAY)
+        _in("evidence_ttl_s", self.evidence_ttl_s, 60.0, 365 * DAY)
         _in("payment_tolerance", self.payment_tolerance, 0.0, 0.5)
         _in("payment_grace_s", self.payment_grace_s, 0.0, 30 * DAY)
 
@@ -58,6 +60,7 @@ class PollParams:
     questions_per_round: int = 4  # how many hubs we ask about per poll round
     question_ttl_s: int = 600  # validity window of our questions; answers after it are late
     max_answers_per_question: int = 64  # answers kept per question of ours
+    max_untrusted_answers_per_question: int = 8  # of them from peers we give no weight
     max_outstanding: int = 256  # our questions still waiting for answers
     max_answers_per_hub: int = 128  # latest answers kept per hub (lowest weight evicted)
     max_hubs: int = 4096  # hubs we keep answers about
@@ -72,6 +75,12 @@ class PollParams:
         _int_in("questions_per_round", self.questions_per_round, 1, 10_000)
         _int_in("question_ttl_s", self.question_ttl_s, 10, DAY)
         _int_in("max_answers_per_question", self.max_answers_per_question, 1, 10_000)
+        _int_in(
+            "max_untrusted_answers_per_question",
+            self.max_untrusted_answers_per_question,
+            0,
+            self.max_answers_per_question,
+        )
         _int_in("max_outstanding", self.max_outstanding, 1, 1_000_000)
         _int_in("max_answers_per_hub", self.max_answers_per_hub, 1, 100_000)
         _int_in("max_hubs", self.max_hubs, 1, 10_000_000)

@@ -72,6 +72,10 @@ class LocalTrust:
             return 0.0
         return self.value(peer) * self._positive / self._total
 
+    def trusted_peers(self) -> list[bytes]:
+        """Peers we give local trust > 0."""
+        return [p for p, c in self._counts.items() if self._value(c) > 0]
+
     def row(self) -> dict[bytes, float]:
         """Normalised local trust (sums to 1; empty if we trust no one): our EigenTrust row."""
         if self._total <= 0:
@@ -79,14 +83,16 @@ class LocalTrust:
         return {p: v / self._total for p, c in self._counts.items() if (v := self._value(c)) > 0}
 
 
-def similarity(ours: Mapping[bytes, Verdict], theirs: Mapping[bytes, Verdict]) -> float:
+def similarity(
+    ours: Mapping[bytes, Verdict], theirs: Mapping[bytes, Verdict], unknown: float = 0.0
+) -> float:
     """EigenTrust++ feedback similarity: share of the hubs both rated on which they agree.
 
-    0.0 when nothing overlaps: a peer whose opinions we cannot check gets no say
-    in how trust spreads (fresh identities move nothing here either).
+    `unknown` when nothing overlaps (default 0.0: a peer whose opinions cannot be
+    checked gets no say in how trust spreads).
     """
     common = [h for h in theirs if h in ours]
     if not common:
-        return 0.0
+        return unknown
     same = sum(1 for h in common if ours[h] == theirs[h])
     return same / len(common)

@@ -30,6 +30,7 @@ from simulations.scenarios.hub_announcement import HubAnnouncement
 from simulations.scenarios.order_propagation import OrderPropagation
 from simulations.scenarios.spam import Spam
 from simulations.scenarios.sybil import SybilEclipse
+from simulations.scenarios.trust import Trust
 
 
 class Scenario(Protocol):
@@ -47,7 +48,7 @@ class Scenario(Protocol):
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
-    cls.name: cls for cls in (OrderPropagation, HubAnnouncement, Churn, SybilEclipse, Spam)
+    cls.name: cls for cls in (OrderPropagation, HubAnnouncement, Churn, SybilEclipse, Spam, Trust)
 }
 
 __all__ = ["SCENARIOS", "Scenario"]
