@@ -128,9 +128,14 @@ class ReputationCore:
         st = params.status
         self.evidence = EvidenceBook(grace_s=st.payment_grace_s, tolerance=st.payment_tolerance)
         self.local = LocalTrust(params.trust)
+        self._share = params.trust.local_share
+        self._wcache: dict[bytes, float] = {}
+        self.payees: Mapping[bytes, Mapping[bytes, int]] | None = None
+        self._local_scale: float | None = None
         self.global_units: Mapping[bytes, float] = {}
         self.records: dict[bytes, HubRecord] = {}
         self.answers: dict[bytes, dict[bytes, StoredAnswer]] = {}
+        self._untrusted: dict[bytes, dict[bytes, None]] = {}  # per hub, FIFO
         self.last_polled: dict[bytes, float] = {}
         self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._outstanding: OrderedDict[bytes, _Outstanding] = OrderedDict()
@@ -172,20 +177,44 @@ class ReputationCore:
 
         0 if our own evidence caught it lying; global trust alone if we never tested
         it (what others think stands in for what we could not check); otherwise the
-        `local_share` mix of our local trust and global trust."""
-        counts = self.local.counts(answerer)
+        `local_share` mix of our local trust and global trust.
+
+        Weights are cached: an entry is dropped when that answerer is tested again,
+        and all of them when global trust is replaced. The local unit (mean local
+        trust) is fixed at that point too, so between trust updates a new test of
+        one answerer does not silently re-weigh all the others."""
+        w = self._wcache.get(answerer)
+        if w is not None:
+            return w
+        local = self.local.lookup(answerer)
         g = self.global_units.get(answerer, 0.0)
-        if counts == (0, 0):
-            return g
-        if self.local.contradicted(answerer):
-            return 0.0
-        share = self.params.trust.local_share
-        return share * self.local.units(answerer) + (1.0 - share) * g
+        if local is None:
+            w = g
+        elif local < 0:
+            w = 0.0
+        else:
+            if self._local_scale is None:
+                self._local_scale = self.local.scale()
+            share = self._share
+            w = share * local * self._local_scale + (1.0 - share) * g
+        self._wcache[answerer] = w
+        return w
+
+    def set_chain_payees(self, payees: Mapping[bytes, Mapping[bytes, int]]) -> None:
+        """Who each hub's wallet has paid, and how often (hub -> address -> transfers),
+        read by the driver from the wallets' transfer events (kept, not copied).
+
+        With it, an answer earns local trust only from an answerer the hub really
+        paid, and "it pays me" from one it never paid is a lie: an identity with
+        no agreement cannot buy trust by guessing right."""
+        self.payees = payees
 
     def set_global_trust(self, units: Mapping[bytes, float]) -> None:
         """Global trust in uniform units (GlobalTrust.units()); the driver recomputes it
         and hands in a new mapping each time (it is kept, not copied)."""
         self.global_units = units
+        self._wcache.clear()
+        self._local_scale = None
 
     # -- chain and evidence inputs --------------------------------------------------------
 
@@ -268,6 +297,7 @@ class ReputationCore:
         own = self.evidence.verdict(a.hub)
         if own is None:
             return
+        paid = None if self.payees is None else self.payees.get(a.hub, {}).get(a.answerer, 0)
         if own is Verdict.BAD:
             since = self.evidence.bad_since(a.hub) or 0.0
             if a.verdict is Verdict.GOOD and a.last_seen < since:
@@ -279,9 +309,18 @@ class ReputationCore:
             if a.verdict is Verdict.BAD and a.last_seen > last_good:
                 return  # not decidable yet
             agreed = a.verdict is Verdict.GOOD
+        if paid is not None:
+            if a.verdict is Verdict.GOOD and paid == 0:
+                agreed = False  # "it pays me", and the chain shows it never paid them
+            elif agreed and paid == 0:
+                a.tested = True
+                return  # right, but with nothing at stake: no credit (a guess costs nothing)
         a.tested = True
         was = self.local.contradicted(a.answerer)
         self.local.record(a.answerer, agreed)
+        self._wcache.pop(a.answerer, None)
+        if self._local_scale == 0.0:
+            self._local_scale = None  # the first peer we trust sets the unit
         if not agreed and not was and self.local.contradicted(a.answerer):
             self.counters["liars_caught"] += 1
 
@@ -440,14 +479,32 @@ class ReputationCore:
         a batch (the simulator delivers a question's answers together)."""
         if a.answerer == self.address:
             return
+        p = self.params.poll
         table = self.answers.get(a.hub)
         if table is None:
-            if len(self.answers) >= self.params.poll.max_hubs:
+            if len(self.answers) >= p.max_hubs:
                 self.counters["dropped_table_full"] += 1
                 return
             table = self.answers[a.hub] = {}
-        full = a.answerer not in table and len(table) >= self.params.poll.max_answers_per_hub
-        if full and not self._make_room(table, self.weight(a.answerer)):
+            self._untrusted[a.hub] = {}
+        untrusted = self._untrusted[a.hub]
+        if table.pop(a.answerer, None) is not None:
+            untrusted.pop(a.answerer, None)
+        w = self.weight(a.answerer)
+        if w <= 0:
+            # peers we give no weight share a small first-in-first-out corner: however
+            # many there are, they cannot push out the answers that count
+            if p.max_untrusted_answers_per_hub == 0:
+                self.counters["dropped_table_full"] += 1
+                return
+            if len(untrusted) >= p.max_untrusted_answers_per_hub:
+                oldest = next(iter(untrusted))
+                del untrusted[oldest]
+                del table[oldest]
+            untrusted[a.answerer] = None
+        elif len(table) - len(untrusted) >= p.max_answers_per_hub and not self._make_room(
+            table, untrusted, w
+        ):
             self.counters["dropped_table_full"] += 1
             return
         stored = StoredAnswer(
@@ -461,17 +518,21 @@ class ReputationCore:
             now,
             False,
         )
-        table.pop(a.answerer, None)
-        table[a.answerer] = stored  # re-inserted: dict order is age order
+        table[a.answerer] = stored  # (re-)inserted last: dict order is age order
         self.counters["answers_accepted"] += 1
         self._test(stored)
         if evaluate:
             self.reevaluate(a.hub, now)
 
-    def _make_room(self, table: dict[bytes, StoredAnswer], incoming: float) -> bool:
-        """Evict the oldest of the lowest-weight answers, if it weighs no more than the new one."""
+    def _make_room(
+        self, table: dict[bytes, StoredAnswer], untrusted: dict[bytes, None], incoming: float
+    ) -> bool:
+        """Evict the oldest of the lowest-weight trusted answers, if it weighs less than
+        the new one (ties go to the newer answer)."""
         victim, low = None, None
         for who in table:  # oldest first
+            if who in untrusted:
+                continue
             w = self.weight(who)
             if low is None or w < low:
                 victim, low = who, w
@@ -484,29 +545,43 @@ class ReputationCore:
         """Weighted and unweighted votes over the answers that still count.
 
         An answer counts while it is younger than answer_ttl and its evidence younger
-        than evidence_ttl. A positive answer whose evidence is older than the newest
-        negative evidence from a trusted answerer does not count: "it paid me last
-        month" does not answer "it stopped paying this week".
+        than evidence_ttl. A positive answer does not count when negative answers about
+        *newer* evidence weigh at least `suspect_weight`: "it paid me last month" does
+        not answer "it stopped paying this week" from peers we trust; a liar with a
+        sliver of weight cannot void everyone's positives that way.
         """
         t = Tally()
         st = self.params.status
-        fresh = [
-            (a, self.weight(a.answerer))
-            for a in self.answers.get(hub, {}).values()
-            if a.at >= now - st.answer_ttl_s and a.last_seen >= now - st.evidence_ttl_s
-        ]
-        cut = max(
-            (a.last_seen for a, w in fresh if w > 0 and a.verdict is Verdict.BAD), default=None
-        )
-        for a, w in fresh:
+        oldest_answer = now - st.answer_ttl_s
+        oldest_evidence = now - st.evidence_ttl_s
+        weight = self.weight
+        positives: list[tuple[float, float]] = []
+        negatives: list[tuple[float, float]] = []
+        for a in self.answers.get(hub, {}).values():
+            if a.at < oldest_answer or a.last_seen < oldest_evidence:
+                continue
+            w = weight(a.answerer)
             if a.verdict is Verdict.GOOD:
                 t.votes_good += 1
-                if cut is None or a.last_seen >= cut:
-                    t.positive += w
-                    t.positive_answerers += w > 0
+                positives.append((a.last_seen, w))
             else:
                 t.votes_bad += 1
                 t.negative += w
+                if w > 0:
+                    negatives.append((a.last_seen, w))
+        if t.negative < st.suspect_weight:
+            negatives = []
+        negatives.sort(reverse=True)  # newest first
+        for seen, w in positives:
+            newer = 0.0
+            for n_seen, n_w in negatives:
+                if n_seen <= seen:
+                    break
+                newer += n_w
+            if newer >= st.suspect_weight:
+                continue
+            t.positive += w
+            t.positive_answerers += w > 0
         return t
 
     def reevaluate(self, hub: bytes, now: float) -> None:
@@ -531,6 +606,17 @@ class ReputationCore:
                 self._move(hub, Reason.PAYMENT_MATCHED, now, "own evidence, hearsay lifted")
             elif rec.status in (HubStatus.UNVERIFIED, HubStatus.SUSPECTED):
                 self._move(hub, Reason.POSITIVE_ANSWERS, now, _detail(t))
+
+    def reevaluate_all(self, now: float) -> None:
+        """Re-tally the undecided hubs (UNVERIFIED, or SUSPECTED on hearsay) after trust
+        changed (the driver calls it after `set_global_trust`): weights moved even where
+        no answer came. Decided hubs move again when their next answers come."""
+        for hub, rec in self.records.items():
+            undecided = rec.status is HubStatus.UNVERIFIED or (
+                rec.suspicion is Reason.NEGATIVE_ANSWERS
+            )
+            if undecided and hub in self.answers:
+                self.reevaluate(hub, now)
 
     def majority(self, hub: bytes, now: float) -> Verdict | None:
         """What a plain majority of the answers says (no weights): the comparison baseline."""

@@ -62,7 +62,8 @@ class PollParams:
     max_answers_per_question: int = 64  # answers kept per question of ours
     max_untrusted_answers_per_question: int = 8  # of them from peers we give no weight
     max_outstanding: int = 256  # our questions still waiting for answers
-    max_answers_per_hub: int = 128  # latest answers kept per hub (lowest weight evicted)
+    max_answers_per_hub: int = 128  # answers with weight kept per hub (lowest evicted)
+    max_untrusted_answers_per_hub: int = 32  # answers without weight per hub (oldest evicted)
     max_hubs: int = 4096  # hubs we keep answers about
     window_s: float = 3600.0  # rate-limit window
     questions_per_window: int = 120  # questions one peer may send us per window
@@ -83,6 +84,7 @@ class PollParams:
         )
         _int_in("max_outstanding", self.max_outstanding, 1, 1_000_000)
         _int_in("max_answers_per_hub", self.max_answers_per_hub, 1, 100_000)
+        _int_in("max_untrusted_answers_per_hub", self.max_untrusted_answers_per_hub, 0, 100_000)
         _int_in("max_hubs", self.max_hubs, 1, 10_000_000)
         _in("window_s", self.window_s, 1.0, 7 * DAY)
         _int_in("questions_per_window", self.questions_per_window, 1, 1_000_000)

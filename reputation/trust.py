@@ -44,6 +44,22 @@ class LocalTrust:
         c = self._counts.get(peer)
         return c is not None and c[1] > 0 and self._value(c) == 0.0
 
+    def lookup(self, peer: bytes) -> float | None:
+        """One lookup for the weight: None if never tested, -1.0 if distrusted, else value."""
+        c = self._counts.get(peer)
+        if c is None:
+            return None
+        v = c[0] - self.params.contradiction_penalty * c[1]
+        if v <= 0:
+            return -1.0 if c[1] else 0.0
+        return v
+
+    def scale(self) -> float:
+        """value x scale = uniform units (0 when we trust no one)."""
+        if self._positive == 0 or self._total <= 0:
+            return 0.0
+        return self._positive / self._total
+
     def counts(self, peer: bytes) -> tuple[int, int]:
         c = self._counts.get(peer)
         return (c[0], c[1]) if c is not None else (0, 0)

@@ -51,7 +51,7 @@ from reputation.params import (
     ReputationParams,
     StatusParams,
 )
-from reputation.state import HubStatus
+from reputation.state import HubRecord, HubStatus
 from reputation.trust import similarity
 from simulations.engine import Simulator
 from simulations.scenarios.base import CommonParams
@@ -75,8 +75,8 @@ class TrustSimParams(CommonParams):
     bad_hubs: float = 0.1
     liars: float = 0.0  # fraction of workers colluding to lie
     sybils: int = 0  # fresh lying identities with no evidence
-    days: float = 30.0
-    arrival_days: float = 10.0
+    days: float = 20.0
+    arrival_days: float = 7.0
     term_days_min: float = 2.0
     term_days_max: float = 4.0
     payout_period_h: float = 24.0
@@ -85,6 +85,7 @@ class TrustSimParams(CommonParams):
     answers_per_question: int = 16
     untrusted_per_question: int = 8
     pretrusted: int = 10
+    liar_hubs: int = 3  # hubs that paid each colluding liar (its real jobs)
     short_pay: float = 0.5
     turn_days_min: float = 1.0
     turn_days_max: float = 3.0
@@ -107,6 +108,7 @@ class TrustSimParams(CommonParams):
             ("answers_per_question", self.answers_per_question, 1, 10_000),
             ("untrusted_per_question", self.untrusted_per_question, 0, 10_000),
             ("pretrusted", self.pretrusted, 1, self.nodes),
+            ("liar_hubs", self.liar_hubs, 0, self.hubs),
             ("short_pay", self.short_pay, 0.0, 0.97),
             ("turn_days_min", self.turn_days_min, 0.0, self.days),
             ("turn_days_max", self.turn_days_max, self.turn_days_min, self.days),
@@ -178,6 +180,12 @@ class TrustWorld:
         self.adversaries = self.liars + self.sybils
         self.adversary_set = {_addr(a) for a in self.adversaries}
         self.pretrusted = setup.sample(self.honest, p.pretrusted)
+        # the chain's record of who each hub paid: honest workers as they are paid;
+        # colluding liars are workers too, each paid by `liar_hubs` hubs before the run
+        self.payees: dict[bytes, dict[bytes, int]] = {}
+        for a in self.liars:
+            for h in setup.sample(range(p.hubs), min(p.liar_hubs, p.hubs)):
+                self.payees.setdefault(_addr(HUB_BASE + h), {})[_addr(a)] = 3
         self.arrival = {w: setup.uniform(0.0, p.arrival_days * DAY) for w in self.honest}
         self.hub_addr = [_addr(HUB_BASE + h) for h in range(p.hubs)]
         self.hub_index = {a: h for h, a in enumerate(self.hub_addr)}
@@ -188,6 +196,7 @@ class TrustWorld:
             self.cores[w] = ReputationCore(
                 rp, self.domain, random.Random(f"{p.seed}/trust/core/{w}"), address=_addr(w)
             )
+            self.cores[w].set_chain_payees(self.payees)
             self.rng[w] = random.Random(f"{p.seed}/trust/worker/{w}")
         self.sample_trusted = random.Random(f"{p.seed}/trust/sample/trusted")
         self.sample_untrusted = random.Random(f"{p.seed}/trust/sample/untrusted")
@@ -312,6 +321,8 @@ class TrustWorld:
             amount = 0
         w = deal.worker
         if amount > 0:
+            payees = self.payees.setdefault(self.hub_addr[h], {})
+            payees[_addr(w)] = payees.get(_addr(w), 0) + 1
             deal.paid += amount
             self.cores[w].payment_observed(Payment(self.hub_addr[h], _addr(w), amount, now))
         grace = self.cores[w].params.status.payment_grace_s
@@ -362,7 +373,8 @@ class TrustWorld:
         core = self.cores[w]
         p = self.p
         trusted_adv = [a for a in self.adv_trusted if core.weight(_addr(a)) > 0]
-        pool = [c for c in self.holders[h] if c != w] + trusted_adv
+        pool = [c for c in self.holders[h] if c != w]
+        pool.extend(trusted_adv)
         k = min(p.answers_per_question, len(pool))
         chosen = self.sample_trusted.sample(pool, k) if k < len(pool) else pool
         for c in chosen:
@@ -380,9 +392,10 @@ class TrustWorld:
         n_adv = len(self.adversaries)
         k = min(p.untrusted_per_question, n_adv)
         if k:
+            skip = set(trusted_adv)
             for i in self.sample_untrusted.sample(range(n_adv), k):
                 a = self.adversaries[i]
-                if a not in trusted_adv:
+                if a not in skip:
                     core.accept_answer(self._lie(a, h, qid, now), now, evaluate=False)
         core.reevaluate(self.hub_addr[h], now)
 
@@ -455,27 +468,35 @@ class TrustWorld:
         self.global_trust.update(rows, pre, cred, peers=peers)
         self.iterations.append(self.global_trust.last_iterations)
         self.units = self.global_trust.units()
+        now = self.sim.now
         for w in self.arrived:
             self.cores[w].set_global_trust(self.units)
+            self.cores[w].reevaluate_all(now)
+            self.cores[w].drain_events()
         self.adv_trusted = [a for a in self.adversaries if self.units.get(_addr(a), 0.0) > 0]
 
     # -- measuring ---------------------------------------------------------------------
 
     def _snapshot(self, now: float) -> None:
-        right = fp = pairs = good_pairs = undecided = 0
+        right = fp = undecided = 0
+        good_st = (HubStatus.CHECKED, HubStatus.SAFE)
+        bad_st = (HubStatus.SUSPECTED, HubStatus.FAKE)
+        bad_hubs = [a for h, a in enumerate(self.hub_addr) if self.bad[h]]
+        good_hubs = [a for h, a in enumerate(self.hub_addr) if not self.bad[h]]
+        unknown = HubRecord(b"")
         for w in self.arrived:
             records = self.cores[w].records
-            for h, a in enumerate(self.hub_addr):
-                rec = records.get(a)
-                st = rec.status if rec is not None else HubStatus.UNKNOWN
-                pairs += 1
-                if self.bad[h]:
-                    right += st.bad
-                else:
-                    good_pairs += 1
-                    right += st.good
-                    fp += st.bad
-                undecided += not (st.good or st.bad)
+            for a in bad_hubs:
+                st = records.get(a, unknown).status
+                right += st in bad_st
+                undecided += st not in bad_st and st not in good_st
+            for a in good_hubs:
+                st = records.get(a, unknown).status
+                right += st in good_st
+                fp += st in bad_st
+                undecided += st not in bad_st and st not in good_st
+        pairs = len(self.arrived) * len(self.hub_addr)
+        good_pairs = len(self.arrived) * len(good_hubs)
         self.rounds.append(
             {
                 "t_days": now / DAY,
@@ -528,8 +549,9 @@ class TrustWorld:
         out["adversary_weight_max"] = max(
             (self.cores[w].weight(a) for w in self.arrived for a in adv[:2000]), default=0.0
         )
-        out["adversary_global_trust"] = sum(self.units.get(a, 0.0) for a in adv) / max(
-            1, len(self.units)
+        gt = self.global_trust
+        out["adversary_global_trust"] = float(
+            sum(v for q, v in zip(gt.peers, gt.vector, strict=True) if q in self.adversary_set)
         )
         out["final_statuses"] = [
             [int(self.cores[w].status(a)) for a in self.hub_addr] for w in self.arrived

@@ -95,7 +95,7 @@ def test_fresh_identities_with_no_evidence_move_nothing() -> None:
     assert list(core.record(HUB).history) == before
     # they did not push the trusted answers out of the capped table either
     table = core.answers[HUB]
-    assert len(table) == core.params.poll.max_answers_per_hub
+    assert len(table) == len(HONEST) + core.params.poll.max_untrusted_answers_per_hub
     assert all(h in table for h in HONEST)
     # and a hub nobody trusted anyone about stays unverified whatever they say
     core.hub_announced(bytes.fromhex("dd" * 20), True, 0.0)
