@@ -92,8 +92,11 @@ class TrustSimParams(CommonParams):
     polling: str = "both"
 
     def validate(self) -> None:
-        super().validate()
+        # not CommonParams.validate: no gossip network here, so its topology,
+        # latency and mesh parameters are not used and not checked
         checks: list[tuple[str, float, float, float]] = [
+            ("nodes", self.nodes, 2, 2_000_000),
+            ("seed", self.seed, 0, 2**63 - 1),
             ("hubs", self.hubs, 2, 100_000),
             ("bad_hubs", self.bad_hubs, 0.0, 0.9),
             ("liars", self.liars, 0.0, 0.9),
