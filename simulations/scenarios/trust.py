@@ -653,7 +653,7 @@ class Trust:
         ax1.legend(fontsize=7)
         ax1.grid(True, alpha=0.3)
         ax2.set_xlabel("days")
-        ax2.set_ylabel("hours honest workers worked unpaid for bad hubs")
+        ax2.set_ylabel("unpaid hours at bad hubs (honest workers)")
         ax2.legend(fontsize=7)
         ax2.grid(True, alpha=0.3)
         fig.suptitle(f"trust: {results['liars']} liars, {results['sybils']} sybils")

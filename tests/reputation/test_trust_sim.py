@@ -10,6 +10,8 @@ from p2pnode.errors import UserError
 from simulations import runner
 from simulations.results import dumps
 
+pytestmark = pytest.mark.slow  # a few seconds each: whole simulated weeks
+
 SMALL: dict[str, Any] = {
     "nodes": 60,
     "hubs": 8,
