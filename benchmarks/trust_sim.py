@@ -85,9 +85,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes")
     ap.add_argument("--scheduler", help="an existing Dask scheduler instead of a LocalCluster")
+    ap.add_argument("--days", type=float, help="virtual days (the horizon); default per size")
     ap.add_argument("--json", type=Path, help="also write every run's results here")
     args = ap.parse_args()
     base: dict[str, Any] = {"seed": args.seed, **(QUICK if args.quick else {})}
+    if args.days is not None:
+        base["days"] = args.days
     t0 = time.perf_counter()
     outs = run_all(base, args.workers, args.scheduler)
     wall = time.perf_counter() - t0
