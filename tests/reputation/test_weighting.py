@@ -120,3 +120,31 @@ def test_local_trust_tracks_agreements_and_contradictions() -> None:
     core.accept_answer(answer(HONEST[0], HUB, Verdict.BAD, DAY + 8 * HOUR, last_seen=DAY), DAY)
     assert core.local.value(HONEST[0]) == 1.0
     assert not core.local.contradicted(HONEST[0])
+
+
+def test_with_the_chain_payees_a_right_guess_earns_no_credit() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    worker, guesser = HONEST[0], addr(99)
+    core.set_chain_payees({HUB: {core.address: 1, worker: 2}})
+    work_for(core, HUB)
+    pay(core, HUB, 24 * RATE, DAY)
+    core.on_timer(DAY + HOUR)
+    t = DAY + 2 * HOUR
+    core.accept_answer(answer(worker, HUB, Verdict.GOOD, t, last_seen=DAY), t)
+    core.accept_answer(answer(guesser, HUB, Verdict.GOOD, t, last_seen=DAY), t)
+    assert core.local.counts(worker) == (1, 0)  # the hub paid it: a real test passed
+    # "it pays me" from an address the hub never paid is a lie, however right it sounds
+    assert core.local.contradicted(guesser)
+    assert core.weight(guesser) == 0.0
+
+
+def test_reevaluate_all_decides_hubs_once_trust_arrives() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    for h in HONEST:
+        core.accept_answer(answer(h, HUB, Verdict.GOOD, 10.0), 10.0)
+    assert core.status(HUB) is HubStatus.UNVERIFIED  # nobody trusted yet
+    core.set_global_trust(dict.fromkeys(HONEST, 1.0))
+    core.reevaluate_all(20.0)
+    assert core.status(HUB) is HubStatus.CHECKED
