@@ -31,6 +31,7 @@ from simulations.scenarios.market import Market
 from simulations.scenarios.order_propagation import OrderPropagation
 from simulations.scenarios.spam import Spam
 from simulations.scenarios.sybil import SybilEclipse
+from simulations.scenarios.trust import Trust
 
 
 class Scenario(Protocol):
@@ -48,7 +49,8 @@ class Scenario(Protocol):
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
-    cls.name: cls for cls in (OrderPropagation, HubAnnouncement, Churn, SybilEclipse, Spam, Market)
+    cls.name: cls
+    for cls in (OrderPropagation, HubAnnouncement, Churn, SybilEclipse, Spam, Market, Trust)
 }
 
 __all__ = ["SCENARIOS", "Scenario"]

@@ -1,0 +1,632 @@
+"""The reputation core one node runs: statuses, evidence, polling, weighting.
+
+Sans-IO, in the shape of the other cores: the driver hands in what happened
+(hub announcements and chain checks, agreements, payments read from chain
+events, deal outcomes, frames from the trust topic) with the time `now`, calls
+`on_timer(now)` at `next_deadline()`, publishes what `drain()` returns on the
+trust topic, and reads status changes from `drain_events()`. The daemon
+drives it with the real clock and libp2p; the simulator
+(simulations/scenarios/trust.py) with a virtual clock, calling the layer
+below the wire (`make_question`, `answer_for`, `accept_answer`) so that it
+does not spend its time on signatures; everything above that layer is the
+decode/verify/rate-limit/dedupe path tested in tests/reputation/.
+
+How hearsay is weighed (docs/reputation.md has the full account):
+weight(answerer) = 0 if our own evidence caught it lying; its global trust if
+we never tested it; else local_share x local trust + (1 - local_share) x
+global trust (both in uniform units: 1.0 = average).
+A hub turns CHECKED when positive weight reaches `checked_weight` from at
+least `min_positive_answers` answerers with weight and exceeds negative weight
+x `outweigh_ratio`; SUSPECTED when negative weight reaches `suspect_weight`
+and exceeds positive x ratio. Our own evidence outranks all hearsay: a missed
+or short payment makes the hub SUSPECTED for good, and once we have evidence
+on a hub, answers about it test the answerers instead of moving the status.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gossip.eip712 import SigningDomain
+from gossip.rng import RandomSource
+from reputation import messages
+from reputation.errors import PeerRateLimited, UnsolicitedAnswer
+from reputation.evidence import (
+    Agreement,
+    DealOutcome,
+    EvidenceBook,
+    PaydayOutcome,
+    Payment,
+    Verdict,
+)
+from reputation.messages import KeySigner, TrustAnswer, TrustQuestion
+from reputation.params import ReputationParams
+from reputation.state import HubRecord, HubStatus, Reason, Transition
+from reputation.trust import LocalTrust
+
+
+class ChainState(enum.Enum):
+    """A hub wallet's state as the chain reports it (contracts' HubWallet)."""
+
+    REGISTERED = "registered"
+    SUSPECTED = "suspected"
+    PUNISHED = "punished"
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    hub: bytes
+    transition: Transition
+
+
+@dataclass
+class StoredAnswer:
+    hub: bytes
+    answerer: bytes
+    verdict: Verdict
+    payments_seen: int
+    avg_reward: int
+    period_s: int
+    last_seen: float  # the answerer's latest evidence (its claim)
+    at: float  # when we stored it
+    tested: bool  # already checked against our own evidence
+
+
+@dataclass
+class _Outstanding:
+    hub: bytes
+    valid_until: float
+    answers: int = 0
+    untrusted: int = 0  # of them from answerers we give no weight
+
+
+@dataclass
+class Tally:
+    positive: float = 0.0
+    negative: float = 0.0
+    positive_answerers: int = 0  # with weight > 0
+    votes_good: int = 0  # unweighted, for the plain-majority comparison
+    votes_bad: int = 0
+
+
+_COUNTERS = (
+    "questions_sent",
+    "questions_received",
+    "answers_sent",
+    "answers_received",
+    "answers_accepted",
+    "dropped_duplicate",
+    "dropped_rate_limited",
+    "dropped_unsolicited",
+    "dropped_table_full",
+    "dropped_expired",
+    "liars_caught",
+)
+
+
+class ReputationCore:
+    def __init__(
+        self,
+        params: ReputationParams,
+        domain: SigningDomain,
+        rng: RandomSource,
+        *,
+        signer: KeySigner | None = None,
+        address: bytes | None = None,
+    ) -> None:
+        params.validate()
+        if signer is None and address is None:
+            raise ValueError("a signer (daemon) or an address (simulator) is needed")
+        self.params = params
+        self.domain = domain
+        self.rng = rng
+        self.signer = signer
+        self.address: bytes = signer.address if signer is not None else address  # type: ignore[assignment]
+        st = params.status
+        self.evidence = EvidenceBook(grace_s=st.payment_grace_s, tolerance=st.payment_tolerance)
+        self.local = LocalTrust(params.trust)
+        self._share = params.trust.local_share
+        self._wcache: dict[bytes, float] = {}
+        self.payees: Mapping[bytes, Mapping[bytes, int]] | None = None
+        self._local_scale: float | None = None
+        self.global_units: Mapping[bytes, float] = {}
+        self.records: dict[bytes, HubRecord] = {}
+        self.answers: dict[bytes, dict[bytes, StoredAnswer]] = {}
+        self._untrusted: dict[bytes, dict[bytes, None]] = {}  # per hub, FIFO
+        self.last_polled: dict[bytes, float] = {}
+        self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._outstanding: OrderedDict[bytes, _Outstanding] = OrderedDict()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._rate: OrderedDict[bytes, list[float]] = OrderedDict()  # peer -> [start, q, a]
+        self._out: list[bytes] = []
+        self._events: list[StatusChanged] = []
+        self._nonce = 0
+
+    # -- what the driver reads ------------------------------------------------------------
+
+    def status(self, hub: bytes) -> HubStatus:
+        rec = self.records.get(hub)
+        return rec.status if rec is not None else HubStatus.UNKNOWN
+
+    def record(self, hub: bytes) -> HubRecord:
+        rec = self.records.get(hub)
+        if rec is None:
+            rec = self.records[hub] = HubRecord(hub)
+        return rec
+
+    def drain(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def drain_events(self) -> list[StatusChanged]:
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self.evidence.next_deadline()]
+        if self._outstanding:
+            deadlines.append(next(iter(self._outstanding.values())).valid_until)
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def weight(self, answerer: bytes) -> float:
+        """How much an answer from `answerer` counts (uniform-trust units).
+
+        0 if our own evidence caught it lying; global trust alone if we never tested
+        it (what others think stands in for what we could not check); otherwise the
+        `local_share` mix of our local trust and global trust.
+
+        Weights are cached: an entry is dropped when that answerer is tested again,
+        and all of them when global trust is replaced. The local unit (mean local
+        trust) is fixed at that point too, so between trust updates a new test of
+        one answerer does not silently re-weigh all the others."""
+        w = self._wcache.get(answerer)
+        if w is not None:
+            return w
+        local = self.local.lookup(answerer)
+        g = self.global_units.get(answerer, 0.0)
+        if local is None:
+            w = g
+        elif local < 0:
+            w = 0.0
+        else:
+            if self._local_scale is None:
+                self._local_scale = self.local.scale()
+            share = self._share
+            w = share * local * self._local_scale + (1.0 - share) * g
+        self._wcache[answerer] = w
+        return w
+
+    def set_chain_payees(self, payees: Mapping[bytes, Mapping[bytes, int]]) -> None:
+        """Who each hub's wallet has paid, and how often (hub -> address -> transfers),
+        read by the driver from the wallets' transfer events (kept, not copied).
+
+        With it, an answer earns local trust only from an answerer the hub really
+        paid, and "it pays me" from one it never paid is a lie: an identity with
+        no agreement cannot buy trust by guessing right."""
+        self.payees = payees
+
+    def set_global_trust(self, units: Mapping[bytes, float]) -> None:
+        """Global trust in uniform units (GlobalTrust.units()); the driver recomputes it
+        and hands in a new mapping each time (it is kept, not copied)."""
+        self.global_units = units
+        self._wcache.clear()
+        self._local_scale = None
+
+    # -- chain and evidence inputs --------------------------------------------------------
+
+    def _move(self, hub: bytes, reason: Reason, now: float, detail: str = "") -> bool:
+        rec = self.record(hub)
+        if not rec.allows(reason):
+            return False
+        self._events.append(StatusChanged(hub, rec.move(reason, now, detail)))
+        return True
+
+    def hub_announced(self, hub: bytes, chain_ok: bool, now: float, detail: str = "") -> None:
+        """A hub announcement arrived and the on-chain check ran (gossip/ and contracts/)."""
+        if chain_ok:
+            self._move(hub, Reason.ANNOUNCED_CHAIN_OK, now, detail)
+        else:
+            self._move(hub, Reason.CHAIN_CHECK_FAILED, now, detail)
+
+    def chain_state(self, hub: bytes, state: ChainState, now: float) -> None:
+        if state is ChainState.PUNISHED:
+            self._move(hub, Reason.CHAIN_PUNISHED, now)
+        elif state is ChainState.SUSPECTED:
+            self._move(hub, Reason.CHAIN_SUSPECTED, now)
+        elif (
+            self.status(hub) is HubStatus.SUSPECTED
+            and self.record(hub).suspicion is Reason.CHAIN_SUSPECTED
+        ):
+            self._move(hub, Reason.CHAIN_REHABILITATED, now)
+
+    def add_agreement(self, agreement: Agreement) -> None:
+        self.evidence.add_agreement(agreement)
+
+    def end_agreement(self, hub: bytes, worker: bytes, now: float) -> None:
+        self.evidence.end_agreement(hub, worker, now)
+
+    def payment_observed(self, payment: Payment) -> bool:
+        """A transfer from a hub wallet read from chain events; judged at the payday."""
+        return self.evidence.add_payment(payment)
+
+    def deal_outcome(self, outcome: DealOutcome, now: float) -> None:
+        self.evidence.add_deal_outcome(outcome)
+        if outcome.ok:
+            self._move(outcome.hub, Reason.DEAL_VERIFIED, now, f"deal 0x{outcome.deal_id.hex()}")
+        else:
+            self._move(outcome.hub, Reason.DEAL_FAILED, now, f"deal 0x{outcome.deal_id.hex()}")
+        self._evidence_changed(outcome.hub)
+
+    def on_timer(self, now: float) -> None:
+        for r in self.evidence.judge(now):
+            detail = f"payday {r.payday:.0f}: expected {r.expected}, paid {r.paid}"
+            if r.outcome is PaydayOutcome.MATCHED:
+                self._move(r.hub, Reason.PAYMENT_MATCHED, now, detail)
+            elif r.outcome is PaydayOutcome.SHORT:
+                self._move(r.hub, Reason.PAYMENT_SHORT, now, detail)
+            else:
+                self._move(r.hub, Reason.PAYMENT_MISSED, now, detail)
+            self._evidence_changed(r.hub)
+        while self._outstanding:
+            qid, out = next(iter(self._outstanding.items()))
+            if out.valid_until > now:
+                break
+            del self._outstanding[qid]
+
+    def _evidence_changed(self, hub: bytes) -> None:
+        """Test the answers about `hub` that our earlier evidence could not decide."""
+        if self.evidence.verdict(hub) is None:
+            return
+        for a in self.answers.get(hub, {}).values():
+            if not a.tested:
+                self._test(a)
+
+    def _test(self, a: StoredAnswer) -> None:
+        """Does `a` agree with our own evidence about its hub? Time matters: a hub that
+        paid us until t and then stopped makes "good" true before t and "bad" after.
+
+        - ours BAD since t: BAD agrees; GOOD about evidence from t on is a lie; GOOD
+          about older evidence is consistent (the hub did pay then): not a test.
+        - ours GOOD, last at t: GOOD agrees; BAD about evidence up to t is a lie (the
+          hub paid us after that); BAD about later evidence waits for our next payday.
+        """
+        own = self.evidence.verdict(a.hub)
+        if own is None:
+            return
+        paid = None if self.payees is None else self.payees.get(a.hub, {}).get(a.answerer, 0)
+        if own is Verdict.BAD:
+            since = self.evidence.bad_since(a.hub) or 0.0
+            if a.verdict is Verdict.GOOD and a.last_seen < since:
+                a.tested = True
+                return
+            agreed = a.verdict is Verdict.BAD
+        else:
+            last_good = self.evidence.last_good_at(a.hub) or 0.0
+            if a.verdict is Verdict.BAD and a.last_seen > last_good:
+                return  # not decidable yet
+            agreed = a.verdict is Verdict.GOOD
+        if paid is not None:
+            if a.verdict is Verdict.GOOD and paid == 0:
+                agreed = False  # "it pays me", and the chain shows it never paid them
+            elif agreed and paid == 0:
+                a.tested = True
+                return  # right, but with nothing at stake: no credit (a guess costs nothing)
+        a.tested = True
+        was = self.local.contradicted(a.answerer)
+        self.local.record(a.answerer, agreed)
+        self._wcache.pop(a.answerer, None)
+        if self._local_scale == 0.0:
+            self._local_scale = None  # the first peer we trust sets the unit
+        if not agreed and not was and self.local.contradicted(a.answerer):
+            self.counters["liars_caught"] += 1
+
+    # -- polling: our questions, our answers ----------------------------------------------
+
+    def hubs_to_poll(self, now: float) -> list[bytes]:
+        """Up to questions_per_round hubs: those we work for first (they calibrate who
+        tells the truth), then the ones we heard about longest ago. FAKE hubs and hubs
+        never announced are not asked about."""
+        limit = self.params.poll.questions_per_round
+        own = [
+            lg.agreement.hub
+            for lg in self.evidence.ledgers.values()
+            if lg.agreement.end is None and lg.agreement.hub in self.records
+        ]
+        chosen: dict[bytes, None] = dict.fromkeys(own[:limit])
+        rest = [
+            h
+            for h, rec in self.records.items()
+            if h not in chosen and rec.status not in (HubStatus.UNKNOWN, HubStatus.FAKE)
+        ]
+        # undecided hubs first (UNVERIFIED, or suspected on hearsay), then the stalest
+        rest.sort(
+            key=lambda h: (
+                self.records[h].status is not HubStatus.UNVERIFIED,
+                self.last_polled.get(h, -1.0),
+            )
+        )
+        for h in rest[: limit - len(chosen)]:
+            chosen[h] = None
+        return list(chosen)
+
+    def make_question(self, hub: bytes, now: float) -> tuple[TrustQuestion, bytes]:
+        """Our question about `hub` and its id; registered as outstanding."""
+        self._nonce += 1
+        start = int(now)
+        q = TrustQuestion(
+            self.address, hub, self._nonce, start, start + self.params.poll.question_ttl_s
+        )
+        if self.signer is not None:
+            q = messages.sign(q, self.domain, self.signer)  # type: ignore[assignment]
+        qid = q.question_id(self.domain)
+        if len(self._outstanding) >= self.params.poll.max_outstanding:
+            self._outstanding.popitem(last=False)
+        self._outstanding[qid] = _Outstanding(hub, float(q.valid_until))
+        self.last_polled[hub] = now
+        self.counters["questions_sent"] += 1
+        return q, qid
+
+    def poll(self, now: float) -> list[tuple[TrustQuestion, bytes]]:
+        """One poll round: questions made, signed and queued for `drain()`."""
+        out = [self.make_question(h, now) for h in self.hubs_to_poll(now)]
+        if self.signer is not None:
+            self._out.extend(messages.encode(q) for q, _ in out)
+        return out
+
+    def answer_for(self, hub: bytes, question_id: bytes, now: float) -> TrustAnswer | None:
+        """Our truthful answer about `hub`, or None where we have no evidence."""
+        ev = self.evidence.summary(hub)
+        if ev is None:
+            return None
+        start = int(now)
+        a = TrustAnswer(
+            self.address,
+            hub,
+            question_id,
+            ev.verdict,
+            min(ev.payments_seen, messages.UINT32_MAX),
+            ev.avg_reward,
+            min(ev.period_s, messages.MAX_PERIOD_S),
+            int(ev.last_at),
+            start,
+            start + self.params.poll.question_ttl_s,
+        )
+        if self.signer is not None:
+            a = messages.sign(a, self.domain, self.signer)  # type: ignore[assignment]
+        return a
+
+    # -- the wire ------------------------------------------------------------------------
+
+    def receive(self, peer: bytes, frame: bytes, now: float) -> None:
+        """One frame from the trust topic. RemoteTrustError (the peer's fault) for bad
+        input: the driver counts it and penalises the peer; nothing was stored."""
+        msg = messages.decode(frame)
+        skew = self.params.poll.max_clock_skew_s
+        if not msg.valid_from - skew <= now <= msg.valid_until:
+            self.counters["dropped_expired"] += 1
+            return
+        if isinstance(msg, TrustQuestion):
+            self.counters["questions_received"] += 1
+            key = msg.digest(self.domain)
+            if key in self._seen:
+                self.counters["dropped_duplicate"] += 1
+                return
+            messages.verify(msg, self.domain)
+            self._charge(peer, now, question=True)
+            self._mark_seen(key)
+            if msg.asker == self.address:
+                return
+            ans = self.answer_for(msg.hub, key, now)
+            if ans is not None and self.signer is not None:
+                self._out.append(messages.encode(ans))
+                self.counters["answers_sent"] += 1
+            return
+        self.counters["answers_received"] += 1
+        key = msg.digest(self.domain)
+        if key in self._seen:
+            self.counters["dropped_duplicate"] += 1
+            return
+        out = self._outstanding.get(msg.question)
+        if out is None or out.hub != msg.hub:
+            self.counters["dropped_unsolicited"] += 1
+            raise UnsolicitedAnswer(f"answer to unknown question 0x{msg.question.hex()[:16]}")
+        messages.verify(msg, self.domain)
+        self._charge(peer, now, question=False)
+        self._mark_seen(key)
+        p = self.params.poll
+        untrusted = self.weight(msg.answerer) <= 0
+        if out.answers >= p.max_answers_per_question or (
+            untrusted and out.untrusted >= p.max_untrusted_answers_per_question
+        ):
+            self.counters["dropped_table_full"] += 1
+            return
+        out.answers += 1
+        out.untrusted += untrusted
+        self.accept_answer(msg, now)
+
+    def _mark_seen(self, key: bytes) -> None:
+        self._seen[key] = None
+        if len(self._seen) > self.params.poll.max_seen:
+            self._seen.popitem(last=False)
+
+    def _charge(self, peer: bytes, now: float, *, question: bool) -> None:
+        p = self.params.poll
+        slot = self._rate.get(peer)
+        if slot is None or now - slot[0] >= p.window_s:
+            if slot is None and len(self._rate) >= p.max_tracked_peers:
+                self._rate.popitem(last=False)
+            slot = self._rate[peer] = [now, 0.0, 0.0]
+            self._rate.move_to_end(peer)
+        i, limit = (1, p.questions_per_window) if question else (2, p.answers_per_window)
+        if slot[i] >= limit:
+            self.counters["dropped_rate_limited"] += 1
+            raise PeerRateLimited(
+                f"peer sent more than {limit} {'questions' if question else 'answers'} "
+                f"in {p.window_s:.0f} s"
+            )
+        slot[i] += 1
+
+    # -- answers: store, test, tally ------------------------------------------------------
+
+    def accept_answer(self, a: TrustAnswer, now: float, *, evaluate: bool = True) -> None:
+        """A verified answer (signature checked by `receive`, or trusted by the simulator).
+
+        `evaluate=False` defers the status decision to one `reevaluate(hub, now)` after
+        a batch (the simulator delivers a question's answers together)."""
+        if a.answerer == self.address:
+            return
+        p = self.params.poll
+        table = self.answers.get(a.hub)
+        if table is None:
+            if len(self.answers) >= p.max_hubs:
+                self.counters["dropped_table_full"] += 1
+                return
+            table = self.answers[a.hub] = {}
+            self._untrusted[a.hub] = {}
+        untrusted = self._untrusted[a.hub]
+        if table.pop(a.answerer, None) is not None:
+            untrusted.pop(a.answerer, None)
+        w = self.weight(a.answerer)
+        if w <= 0:
+            # peers we give no weight share a small first-in-first-out corner: however
+            # many there are, they cannot push out the answers that count
+            if p.max_untrusted_answers_per_hub == 0:
+                self.counters["dropped_table_full"] += 1
+                return
+            if len(untrusted) >= p.max_untrusted_answers_per_hub:
+                oldest = next(iter(untrusted))
+                del untrusted[oldest]
+                del table[oldest]
+            untrusted[a.answerer] = None
+        elif len(table) - len(untrusted) >= p.max_answers_per_hub and not self._make_room(
+            table, untrusted, w
+        ):
+            self.counters["dropped_table_full"] += 1
+            return
+        stored = StoredAnswer(
+            a.hub,
+            a.answerer,
+            a.verdict,
+            a.payments_seen,
+            a.avg_reward,
+            a.period_s,
+            float(a.last_seen),
+            now,
+            False,
+        )
+        table[a.answerer] = stored  # (re-)inserted last: dict order is age order
+        self.counters["answers_accepted"] += 1
+        self._test(stored)
+        if evaluate:
+            self.reevaluate(a.hub, now)
+
+    def _make_room(
+        self, table: dict[bytes, StoredAnswer], untrusted: dict[bytes, None], incoming: float
+    ) -> bool:
+        """Evict the oldest of the lowest-weight trusted answers, if it weighs less than
+        the new one (ties go to the newer answer)."""
+        victim, low = None, None
+        for who in table:  # oldest first
+            if who in untrusted:
+                continue
+            w = self.weight(who)
+            if low is None or w < low:
+                victim, low = who, w
+        if victim is None or low is None or low > incoming:
+            return False
+        del table[victim]
+        return True
+
+    def tally(self, hub: bytes, now: float) -> Tally:
+        """Weighted and unweighted votes over the answers that still count.
+
+        An answer counts while it is younger than answer_ttl and its evidence younger
+        than evidence_ttl. A positive answer does not count when negative answers about
+        *newer* evidence weigh at least `suspect_weight`: "it paid me last month" does
+        not answer "it stopped paying this week" from peers we trust; a liar with a
+        sliver of weight cannot void everyone's positives that way.
+        """
+        t = Tally()
+        st = self.params.status
+        oldest_answer = now - st.answer_ttl_s
+        oldest_evidence = now - st.evidence_ttl_s
+        weight = self.weight
+        positives: list[tuple[float, float]] = []
+        negatives: list[tuple[float, float]] = []
+        for a in self.answers.get(hub, {}).values():
+            if a.at < oldest_answer or a.last_seen < oldest_evidence:
+                continue
+            w = weight(a.answerer)
+            if a.verdict is Verdict.GOOD:
+                t.votes_good += 1
+                positives.append((a.last_seen, w))
+            else:
+                t.votes_bad += 1
+                t.negative += w
+                if w > 0:
+                    negatives.append((a.last_seen, w))
+        if t.negative < st.suspect_weight:
+            negatives = []
+        negatives.sort(reverse=True)  # newest first
+        for seen, w in positives:
+            newer = 0.0
+            for n_seen, n_w in negatives:
+                if n_seen <= seen:
+                    break
+                newer += n_w
+            if newer >= st.suspect_weight:
+                continue
+            t.positive += w
+            t.positive_answerers += w > 0
+        return t
+
+    def reevaluate(self, hub: bytes, now: float) -> None:
+        """Move the hub's status if the weighted answers now say so (hearsay rules)."""
+        rec = self.records.get(hub)
+        if rec is None or rec.status in (HubStatus.UNKNOWN, HubStatus.FAKE):
+            return
+        if self.evidence.verdict(hub) is Verdict.BAD:
+            return  # our own evidence already decided; hearsay cannot lift it
+        st = self.params.status
+        t = self.tally(hub, now)
+        if t.negative >= st.suspect_weight and t.negative > t.positive * st.outweigh_ratio:
+            if rec.status is not HubStatus.SUSPECTED:
+                self._move(hub, Reason.NEGATIVE_ANSWERS, now, _detail(t))
+            return
+        if (
+            t.positive >= st.checked_weight
+            and t.positive_answerers >= st.min_positive_answers
+            and t.positive > t.negative * st.outweigh_ratio
+        ):
+            if rec.status is HubStatus.SUSPECTED and self.evidence.verdict(hub) is Verdict.GOOD:
+                self._move(hub, Reason.PAYMENT_MATCHED, now, "own evidence, hearsay lifted")
+            elif rec.status in (HubStatus.UNVERIFIED, HubStatus.SUSPECTED):
+                self._move(hub, Reason.POSITIVE_ANSWERS, now, _detail(t))
+
+    def reevaluate_all(self, now: float) -> None:
+        """Re-tally the undecided hubs (UNVERIFIED, or SUSPECTED on hearsay) after trust
+        changed (the driver calls it after `set_global_trust`): weights moved even where
+        no answer came. Decided hubs move again when their next answers come."""
+        for hub, rec in self.records.items():
+            undecided = rec.status is HubStatus.UNVERIFIED or (
+                rec.suspicion is Reason.NEGATIVE_ANSWERS
+            )
+            if undecided and hub in self.answers:
+                self.reevaluate(hub, now)
+
+    def majority(self, hub: bytes, now: float) -> Verdict | None:
+        """What a plain majority of the answers says (no weights): the comparison baseline."""
+        t = self.tally(hub, now)
+        if t.votes_good > t.votes_bad:
+            return Verdict.GOOD
+        if t.votes_bad > t.votes_good:
+            return Verdict.BAD
+        return None
+
+
+def _detail(t: Tally) -> str:
+    return f"weight +{t.positive:.2f} / -{t.negative:.2f} ({t.votes_good} yes, {t.votes_bad} no)"

@@ -1,0 +1,339 @@
+"""Trust polling messages: a signed question about a hub, and signed answers to it.
+
+Both are EIP-712 typed data signed with the Ethereum key (the same machinery
+as orders and hub announcements: gossip/eip712.py), so an answer is
+attributable to the address that has (or claims) an agreement with the hub,
+and a liar's answers are its own, provably.
+
+Wire form (msgpack, canonical, at most MAX_TRUST_MESSAGE_BYTES):
+
+    question: [16, 1, asker, hub, nonce, valid_from, valid_until, signature]
+    answer:   [17, 1, answerer, hub, question_id, verdict, payments_seen,
+               avg_reward, period_s, last_seen, valid_from, valid_until, signature]
+
+addresses are bin 20, question_id bin 32 (the question's EIP-712 digest),
+avg_reward a uint256 as bin of its minimal big-endian bytes (zero: empty),
+every other number a msgpack int in its smallest form, signature bin 65.
+`decode` checks size, types, ranges and the canonical form (it re-encodes and
+compares), then `verify` checks that the signature recovers to the named
+signer. Nothing is stored before both passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgpack
+
+from gossip import eip712
+from gossip.eip712 import FieldSpec, SignatureError, SigningDomain, StructType
+from reputation.errors import TrustMessageDecodeError, TrustSignatureError
+from reputation.evidence import Verdict
+
+MAX_TRUST_MESSAGE_BYTES = 512
+PROTOCOL_VERSION = 1
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+UINT256_MAX = 2**256 - 1
+MAX_WINDOW_S = 24 * 3600  # a question or answer is valid for at most a day
+MAX_PERIOD_S = 366 * 24 * 3600
+
+
+class TrustKind(enum.IntEnum):
+    """Tags in front of the trust messages; distinct from gossip.messages.MessageKind's."""
+
+    QUESTION = 16
+    ANSWER = 17
+
+
+QUESTION_TYPE = StructType(
+    "TrustQuestion",
+    (
+        FieldSpec("asker", "address", "asker"),
+        FieldSpec("hub", "address", "hub"),
+        FieldSpec("nonce", "uint64", "nonce"),
+        FieldSpec("validFrom", "uint64", "valid_from"),
+        FieldSpec("validUntil", "uint64", "valid_until"),
+    ),
+)
+ANSWER_TYPE = StructType(
+    "TrustAnswer",
+    (
+        FieldSpec("answerer", "address", "answerer"),
+        FieldSpec("hub", "address", "hub"),
+        FieldSpec("question", "bytes32", "question"),
+        FieldSpec("verdict", "uint8", "verdict"),
+        FieldSpec("paymentsSeen", "uint32", "payments_seen"),
+        FieldSpec("avgReward", "uint256", "avg_reward"),
+        FieldSpec("period", "uint64", "period_s"),
+        FieldSpec("lastSeen", "uint64", "last_seen"),
+        FieldSpec("validFrom", "uint64", "valid_from"),
+        FieldSpec("validUntil", "uint64", "valid_until"),
+    ),
+)
+
+
+class FieldProblem(ValueError):
+    """A field is out of its type or range (raised by validate; decode re-raises it as remote)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _uint(field: str, v: object, maximum: int, minimum: int = 0) -> None:
+    if type(v) is not int:
+        raise FieldProblem(field, f"integer expected, got {type(v).__name__}")
+    if not minimum <= v <= maximum:
+        raise FieldProblem(field, f"must be in [{minimum}, {maximum}], got {v}")
+
+
+def _bytes(field: str, v: object, n: int) -> None:
+    if type(v) is not bytes:
+        raise FieldProblem(field, f"bytes expected, got {type(v).__name__}")
+    if len(v) != n:
+        raise FieldProblem(field, f"exactly {n} bytes expected, got {len(v)}")
+
+
+def _signature(v: object) -> None:
+    if type(v) is not bytes:
+        raise FieldProblem("signature", f"bytes expected, got {type(v).__name__}")
+    if v == b"":
+        return
+    if len(v) != 65:
+        raise FieldProblem("signature", f"exactly 65 bytes expected, got {len(v)}")
+    if v[64] not in (27, 28):
+        raise FieldProblem("signature", f"recovery byte v must be 27 or 28, got {v[64]}")
+
+
+def _window(valid_from: object, valid_until: object) -> None:
+    _uint("valid_from", valid_from, UINT64_MAX)
+    _uint("valid_until", valid_until, UINT64_MAX)
+    assert isinstance(valid_from, int) and isinstance(valid_until, int)
+    if valid_until <= valid_from:
+        raise FieldProblem("valid_until", f"must be after valid_from ({valid_from})")
+    if valid_until - valid_from > MAX_WINDOW_S:
+        raise FieldProblem("valid_until", f"window at most {MAX_WINDOW_S} s")
+
+
+@dataclass(frozen=True)
+class TrustQuestion:
+    """ "Does hub `hub` pay?", asked by `asker` (the signer)."""
+
+    asker: bytes
+    hub: bytes  # the hub wallet's address
+    nonce: int
+    valid_from: int
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TrustKind] = TrustKind.QUESTION
+
+    def validate(self) -> None:
+        _bytes("asker", self.asker, 20)
+        _bytes("hub", self.hub, 20)
+        _uint("nonce", self.nonce, UINT64_MAX)
+        _window(self.valid_from, self.valid_until)
+        _signature(self.signature)
+
+    @property
+    def signer(self) -> bytes:
+        return self.asker
+
+    def digest(self, domain: SigningDomain) -> bytes:
+        return eip712.digest(domain, QUESTION_TYPE, self)
+
+    def question_id(self, domain: SigningDomain) -> bytes:
+        """What answers name: the question's EIP-712 digest (unforgeable, unique per nonce)."""
+        return self.digest(domain)
+
+
+@dataclass(frozen=True)
+class TrustAnswer:
+    """`answerer`'s evidence about `hub`, in reply to question `question`."""
+
+    answerer: bytes
+    hub: bytes
+    question: bytes  # 32-byte question id
+    verdict: Verdict
+    payments_seen: int
+    avg_reward: int  # token base units per payment
+    period_s: int  # payout period of the answerer's agreement
+    last_seen: int  # unix seconds of the answerer's latest evidence about the hub
+    valid_from: int
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TrustKind] = TrustKind.ANSWER
+
+    def validate(self) -> None:
+        _bytes("answerer", self.answerer, 20)
+        _bytes("hub", self.hub, 20)
+        _bytes("question", self.question, 32)
+        if not isinstance(self.verdict, Verdict):
+            raise FieldProblem("verdict", f"1 (GOOD) or 2 (BAD) expected, got {self.verdict!r}")
+        _uint("payments_seen", self.payments_seen, UINT32_MAX)
+        _uint("avg_reward", self.avg_reward, UINT256_MAX)
+        _uint("period_s", self.period_s, MAX_PERIOD_S)
+        _uint("last_seen", self.last_seen, UINT64_MAX)
+        _window(self.valid_from, self.valid_until)
+        _signature(self.signature)
+
+    @property
+    def signer(self) -> bytes:
+        return self.answerer
+
+    def digest(self, domain: SigningDomain) -> bytes:
+        return eip712.digest(domain, ANSWER_TYPE, self)
+
+
+TrustMessage = TrustQuestion | TrustAnswer
+
+
+class KeySigner:
+    """Signs with one secp256k1 key; the daemon gives it the unlocked keystore key."""
+
+    def __init__(self, private_key: bytes) -> None:
+        self._key = private_key
+        self.address = eip712.address_of_key(private_key)
+
+    def sign(self, digest: bytes) -> bytes:
+        return eip712.sign_digest(digest, self._key)
+
+
+def sign(msg: TrustMessage, domain: SigningDomain, signer: KeySigner) -> TrustMessage:
+    if msg.signer != signer.address:
+        raise ValueError("the signer's address must be the message's asker/answerer")
+    return dataclasses.replace(msg, signature=signer.sign(msg.digest(domain)))
+
+
+def verify(msg: TrustMessage, domain: SigningDomain) -> None:
+    """TrustSignatureError unless the signature recovers to the message's signer."""
+    try:
+        who = eip712.recover_address(msg.digest(domain), msg.signature)
+    except SignatureError as exc:
+        raise TrustSignatureError(f"{msg.KIND.name.lower()}: {exc}") from None
+    if who != msg.signer:
+        raise TrustSignatureError(
+            f"{msg.KIND.name.lower()} signed by 0x{who.hex()}, not by 0x{msg.signer.hex()}"
+        )
+
+
+# --- wire ------------------------------------------------------------------------------
+
+_UNPACK_LIMITS: dict[str, Any] = {
+    "max_str_len": 0,
+    "max_bin_len": MAX_TRUST_MESSAGE_BYTES,
+    "max_array_len": 16,
+    "max_map_len": 0,
+    "max_ext_len": 0,
+}
+
+
+def _u256_out(v: int) -> bytes:
+    return v.to_bytes((v.bit_length() + 7) // 8, "big")
+
+
+def _u256_in(field: str, v: object) -> int:
+    if type(v) is not bytes:
+        raise FieldProblem(field, f"bytes expected, got {type(v).__name__}")
+    if len(v) > 32:
+        raise FieldProblem(field, f"uint256 is at most 32 bytes, got {len(v)}")
+    if v[:1] == b"\x00":
+        raise FieldProblem(field, "uint256 must not have leading zero bytes")
+    return int.from_bytes(v, "big")
+
+
+def _to_wire(msg: TrustMessage) -> list[Any]:
+    if isinstance(msg, TrustQuestion):
+        body: list[Any] = [msg.asker, msg.hub, msg.nonce, msg.valid_from, msg.valid_until]
+    else:
+        body = [
+            msg.answerer,
+            msg.hub,
+            msg.question,
+            int(msg.verdict),
+            msg.payments_seen,
+            _u256_out(msg.avg_reward),
+            msg.period_s,
+            msg.last_seen,
+            msg.valid_from,
+            msg.valid_until,
+        ]
+    return [int(msg.KIND), PROTOCOL_VERSION, *body, msg.signature]
+
+
+def encode(msg: TrustMessage) -> bytes:
+    """Canonical bytes of a signed message; FieldProblem (our caller's fault) if invalid."""
+    msg.validate()
+    if not msg.signature:
+        raise FieldProblem("signature", "the message must be signed before it is encoded")
+    data: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
+    return data
+
+
+def _from_wire(kind: TrustKind, items: tuple[Any, ...]) -> TrustMessage:
+    if kind is TrustKind.QUESTION:
+        if len(items) != 6:
+            raise FieldProblem("message", f"QUESTION has 8 array items, got {len(items) + 2}")
+        return TrustQuestion(*items)
+    if len(items) != 11:
+        raise FieldProblem("message", f"ANSWER has 13 array items, got {len(items) + 2}")
+    verdict_raw = items[3]
+    if type(verdict_raw) is not int or verdict_raw not in (1, 2):
+        raise FieldProblem("verdict", f"1 (GOOD) or 2 (BAD) expected, got {verdict_raw!r}")
+    return TrustAnswer(
+        items[0],
+        items[1],
+        items[2],
+        Verdict(verdict_raw),
+        items[4],
+        _u256_in("avg_reward", items[5]),
+        items[6],
+        items[7],
+        items[8],
+        items[9],
+        items[10],
+    )
+
+
+def decode(data: bytes) -> TrustMessage:
+    """Parse and check one message from a peer; TrustMessageDecodeError names the field.
+
+    The signature is checked for shape here; `verify` checks who signed it.
+    """
+    if type(data) is not bytes:
+        raise TrustMessageDecodeError("message", f"bytes expected, got {type(data).__name__}")
+    if len(data) > MAX_TRUST_MESSAGE_BYTES:
+        raise TrustMessageDecodeError(
+            "message", f"{len(data)} bytes > limit {MAX_TRUST_MESSAGE_BYTES}"
+        )
+    try:
+        top = msgpack.unpackb(data, raw=False, use_list=False, **_UNPACK_LIMITS)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise TrustMessageDecodeError(
+            "message", f"not valid msgpack ({type(exc).__name__})"
+        ) from None
+    if type(top) is not tuple or len(top) < 2:
+        raise TrustMessageDecodeError("message", "an array [kind, version, ...] expected")
+    kind_raw, version = top[0], top[1]
+    if type(kind_raw) is not int or kind_raw not in (16, 17):
+        raise TrustMessageDecodeError(
+            "kind", f"16 (QUESTION) or 17 (ANSWER) expected, got {kind_raw!r}"
+        )
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise TrustMessageDecodeError("version", f"{PROTOCOL_VERSION} expected, got {version!r}")
+    try:
+        msg = _from_wire(TrustKind(kind_raw), top[2:])
+        msg.validate()
+    except FieldProblem as exc:
+        raise TrustMessageDecodeError(exc.field, exc.problem) from None
+    if not msg.signature:
+        raise TrustMessageDecodeError("signature", "missing")
+    if msgpack.packb(_to_wire(msg), use_bin_type=True) != data:
+        raise TrustMessageDecodeError("message", "not in canonical encoding")
+    return msg

@@ -1,0 +1,150 @@
+"""How answers weigh: trust in who answered, liars caught by our own evidence, fresh ids."""
+
+from __future__ import annotations
+
+from reputation.evidence import Verdict
+from reputation.state import HubStatus, Reason
+from tests.reputation.helpers import DAY, HOUR, HUB, RATE, addr, answer, pay, sim_node, work_for
+
+HONEST = [addr(10), addr(11)]
+LIARS = [addr(20), addr(21), addr(22)]
+
+
+def test_three_liars_are_outvoted_by_two_trusted_honest_answers() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    # the liars have earned a little trust somewhere; the honest answerers more
+    core.set_global_trust({HONEST[0]: 1.5, HONEST[1]: 1.2, **dict.fromkeys(LIARS, 0.3)})
+    now = 100.0
+    for liar in LIARS:
+        core.accept_answer(answer(liar, HUB, Verdict.BAD, now), now)
+    # 0.9 of negative weight reached no threshold (suspect_weight 1.0): still unverified
+    assert core.status(HUB) is HubStatus.UNVERIFIED
+    for h in HONEST:
+        core.accept_answer(answer(h, HUB, Verdict.GOOD, now), now)
+    t = core.tally(HUB, now)
+    assert (t.votes_good, t.votes_bad) == (2, 3)  # a plain majority would say "bad"
+    assert core.majority(HUB, now) is Verdict.BAD
+    assert t.positive == 2.7 and abs(t.negative - 0.9) < 1e-12
+    assert core.status(HUB) is HubStatus.CHECKED
+    assert core.record(HUB).reason is Reason.POSITIVE_ANSWERS
+
+
+def test_a_liar_caught_by_our_evidence_loses_its_weight() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    liar, honest = LIARS[0], HONEST[0]
+    core.set_global_trust({liar: 2.0, honest: 1.0})
+    work_for(core, HUB)
+    pay(core, HUB, 24 * RATE, DAY)
+    core.on_timer(DAY + HOUR)  # paid: the hub is safe for us
+    t1 = DAY + 2 * HOUR
+    core.accept_answer(answer(honest, HUB, Verdict.GOOD, t1), t1)
+    assert core.weight(liar) == 2.0
+    # the hub stops paying; the liar praises it after that (evidence dated now)
+    core.on_timer(2 * DAY + HOUR)
+    assert core.status(HUB) is HubStatus.SUSPECTED
+    t2 = 2 * DAY + 2 * HOUR
+    core.accept_answer(answer(liar, HUB, Verdict.GOOD, t2), t2)
+    assert core.local.contradicted(liar)
+    assert core.weight(liar) == 0.0
+    assert core.counters["liars_caught"] == 1
+    # the honest answer about the time the hub still paid is no lie: its weight stays
+    assert not core.local.contradicted(honest)
+    assert core.weight(honest) > 0
+    # and the caught liar no longer moves our view of other hubs
+    other = bytes.fromhex("cc" * 20)
+    core.hub_announced(other, True, t2)
+    core.accept_answer(answer(liar, other, Verdict.BAD, t2), t2)
+    assert core.tally(other, t2).negative == 0.0
+    assert core.status(other) is HubStatus.UNVERIFIED
+
+
+def test_a_liar_slandering_a_hub_that_pays_us_is_caught_at_our_next_payday() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    liar = LIARS[0]
+    work_for(core, HUB)
+    pay(core, HUB, 24 * RATE, DAY)
+    core.on_timer(DAY + HOUR)
+    t = DAY + 3 * HOUR
+    core.accept_answer(answer(liar, HUB, Verdict.BAD, t), t)
+    # "it stopped paying me after your last payday" cannot be judged yet
+    assert core.local.counts(liar) == (0, 0)
+    pay(core, HUB, 24 * RATE, 2 * DAY)
+    core.on_timer(2 * DAY + HOUR)  # it paid us after the liar's claimed date
+    assert core.local.contradicted(liar)
+    assert core.status(HUB) is HubStatus.SAFE
+
+
+def test_fresh_identities_with_no_evidence_move_nothing() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    core.set_global_trust(dict.fromkeys(HONEST, 1.0))
+    for h in HONEST:
+        core.accept_answer(answer(h, HUB, Verdict.GOOD, 10.0), 10.0)
+    assert core.status(HUB) is HubStatus.CHECKED
+    before = list(core.record(HUB).history)
+    fresh = [addr(1000 + i) for i in range(1000)]
+    for i, f in enumerate(fresh):
+        core.accept_answer(answer(f, HUB, Verdict.BAD, 20.0 + i), 20.0 + i)
+    assert all(core.weight(f) == 0.0 for f in fresh)
+    t = core.tally(HUB, 2000.0)
+    assert t.negative == 0.0 and t.positive == 2.0
+    assert core.status(HUB) is HubStatus.CHECKED
+    assert list(core.record(HUB).history) == before
+    # they did not push the trusted answers out of the capped table either
+    table = core.answers[HUB]
+    assert len(table) == len(HONEST) + core.params.poll.max_untrusted_answers_per_hub
+    assert all(h in table for h in HONEST)
+    # and a hub nobody trusted anyone about stays unverified whatever they say
+    core.hub_announced(bytes.fromhex("dd" * 20), True, 0.0)
+    for f in fresh[:50]:
+        core.accept_answer(answer(f, bytes.fromhex("dd" * 20), Verdict.GOOD, 30.0), 30.0)
+    assert core.status(bytes.fromhex("dd" * 20)) is HubStatus.UNVERIFIED
+
+
+def test_local_trust_tracks_agreements_and_contradictions() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    work_for(core, HUB)
+    pay(core, HUB, 24 * RATE, DAY)
+    core.on_timer(DAY + HOUR)
+    for i in range(5):
+        t = DAY + (2 + i) * HOUR
+        core.accept_answer(answer(HONEST[0], HUB, Verdict.GOOD, t, last_seen=DAY), t)
+    assert core.local.counts(HONEST[0]) == (5, 0)
+    assert core.local.units(HONEST[0]) == 1.0  # the only peer we trust: the average
+    assert core.local.row() == {HONEST[0]: 1.0}
+    # one contradiction undoes `contradiction_penalty` (4) agreements
+    core.accept_answer(answer(HONEST[0], HUB, Verdict.BAD, DAY + 8 * HOUR, last_seen=DAY), DAY)
+    assert core.local.value(HONEST[0]) == 1.0
+    assert not core.local.contradicted(HONEST[0])
+
+
+def test_with_the_chain_payees_a_right_guess_earns_no_credit() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    worker, guesser = HONEST[0], addr(99)
+    core.set_chain_payees({HUB: {core.address: 1, worker: 2}})
+    work_for(core, HUB)
+    pay(core, HUB, 24 * RATE, DAY)
+    core.on_timer(DAY + HOUR)
+    t = DAY + 2 * HOUR
+    core.accept_answer(answer(worker, HUB, Verdict.GOOD, t, last_seen=DAY), t)
+    core.accept_answer(answer(guesser, HUB, Verdict.GOOD, t, last_seen=DAY), t)
+    assert core.local.counts(worker) == (1, 0)  # the hub paid it: a real test passed
+    # "it pays me" from an address the hub never paid is a lie, however right it sounds
+    assert core.local.contradicted(guesser)
+    assert core.weight(guesser) == 0.0
+
+
+def test_reevaluate_all_decides_hubs_once_trust_arrives() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    for h in HONEST:
+        core.accept_answer(answer(h, HUB, Verdict.GOOD, 10.0), 10.0)
+    assert core.status(HUB) is HubStatus.UNVERIFIED  # nobody trusted yet
+    core.set_global_trust(dict.fromkeys(HONEST, 1.0))
+    core.reevaluate_all(20.0)
+    assert core.status(HUB) is HubStatus.CHECKED
