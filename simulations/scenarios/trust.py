@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gossip.eip712 import SigningDomain
-from p2pnode.errors import UserError
+from gossip.errors import UserError
 from reputation.core import ReputationCore
 from reputation.eigentrust import GlobalTrust
 from reputation.evidence import Agreement, Payment, Verdict
