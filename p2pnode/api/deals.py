@@ -22,6 +22,11 @@ from p2pnode.market.matching import CONSTRAINTS
 
 router = APIRouter(tags=["deals"])
 
+MARKET_DOWN: dict[int | str, dict[str, Any]] = {
+    503: error("the market service is not running on this node")
+}
+_NO_DEAL: dict[int | str, dict[str, Any]] = {404: error("no deal with this id known to this node")}
+
 
 class ConstraintOut(BaseModel):
     name: str = Field(description="price, duration, a benchmark's name, network, ...")
@@ -50,7 +55,7 @@ def market(state: Any) -> MarketService:
     return service
 
 
-@router.get("/deals")
+@router.get("/deals", responses=MARKET_DOWN)
 async def list_deals(
     state: NodeDep,
     status: Literal["pending", "accepted", "closed"] | None = None,
@@ -61,7 +66,7 @@ async def list_deals(
     return {"count": len(rows), "deals": [r.to_json() for r in rows]}
 
 
-@router.get("/deals/{deal_id}")
+@router.get("/deals/{deal_id}", responses={**MARKET_DOWN, **_NO_DEAL})
 async def get_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
     row = market(state).store.deal(deal_id)
     if row is None:
@@ -69,7 +74,15 @@ async def get_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
     return row.to_json()
 
 
-@router.post("/deals/{deal_id}/close")
+@router.post(
+    "/deals/{deal_id}/close",
+    responses={
+        **MARKET_DOWN,
+        **_NO_DEAL,
+        409: error("the deal is not accepted, or only its consumer may close it now"),
+        502: error("the chain refused or did not answer the close"),
+    },
+)
 async def close_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
     """Close on chain: the consumer at any time (paid pro rata, the rest refunded),
     either side once the deal has ended."""
@@ -89,9 +102,9 @@ async def close_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
     "/orders/{order_id}/explain",
     response_model=ExplainOut,
     responses={
+        **MARKET_DOWN,
         404: error("no order with this id is known to this node"),
         409: error("the order is an ASK; only a BID is explained"),
-        503: error("the market service is not running on this node"),
     },
 )
 async def explain_order(order_id: OrderIdPath, state: NodeDep) -> ExplainOut:
