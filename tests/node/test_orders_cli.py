@@ -370,8 +370,11 @@ def test_explain_in_a_subprocess(node: dict[str, Any], capsys: pytest.CaptureFix
     got = _cli("order", "explain", "--data-dir", d, bid_id[:14])  # a prefix, as shown
     assert got.returncode == 0, got.stderr
     assert "3 ASKs, 1 match" in got.stdout and f"wins: {ids[0]}" in got.stdout
-    rows = {line.split()[1]: line.split()[3:6:2] for line in got.stdout.splitlines()
-            if line.startswith("│ ")}  # fmt: skip
+    rows = {
+        line.split()[1]: line.split()[3:6:2]
+        for line in got.stdout.splitlines()
+        if line.startswith("│ ")
+    }
     assert rows["price"] == ["1", "1"] and rows["cpu-cores"] == ["1", "1"]
     assert rows["network"] == ["0", "0"]
     got = _cli("order", "explain", "--data-dir", d, bid_id, "--json")
