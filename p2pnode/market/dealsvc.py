@@ -263,7 +263,11 @@ class MarketService:
             except MessageDecodeError:
                 return
             order_id = msg.order_id(self.desk.domain) if isinstance(msg, Order) else None
+            if order_id is not None and self.desk.book.get(order_id) is None:
+                order_id = None  # not booked (a cap refused it): not indexed either
         self._feed(msg, order_id)
+        if len(self.index) > self._index_cap():
+            self._upkeep_index(self.clock())
         self._wake.set()
 
     def _feed(self, msg: Any, order_id: bytes | None) -> None:
@@ -300,8 +304,7 @@ class MarketService:
             raise KeyError(order_id)
         if entry.order.side is not Side.BID:
             raise UserError(f"order 0x{order_id.hex()} is an ASK; only a BID is explained")
-        self.load_index()
-        self.index.expire(int(self.clock()))
+        self._upkeep_index(self.clock())
         return entry, explain(self.index, entry.order)
 
     def _rebuild_occupancy(self) -> None:
@@ -584,16 +587,32 @@ class MarketService:
                     await self._wake.wait()
                 self._wake = trio.Event()
 
+    def _upkeep_index(self, now: float) -> None:
+        """Expire the index's ASKs; and rebuild it from the book when it holds a quarter
+        more than the book may: the book evicts under its caps without telling the
+        index, so this bounds the index by the book's `max_orders`, and a rebuild
+        (one read of the book) comes at most once per `max_orders / 4` deliveries."""
+        self.load_index()
+        self.index.expire(int(now))
+        if len(self.index) > self._index_cap():
+            log.info("market: ASK index over the book's cap (%d): rebuilt", len(self.index))
+            self.index = AskIndex(self.index.params)
+            self._index_loaded = False
+            self.load_index()
+
+    def _index_cap(self) -> int:
+        cap = int(self.desk.book.max_orders)
+        return cap + cap // 4
+
     def _matches(self) -> list[tuple[BookEntry, BookEntry]]:
         now = self.clock()
+        self._upkeep_index(now)
         book = self.desk.book
         bids = book.query(OrderFilter(side=Side.BID, own=True, limit=1000), now)
         if not bids:
             return []
         busy = {row.bid_id for row in self.store.deals() if row.status != "closed" and row.bid_id}
         self._refused = {k: v for k, v in self._refused.items() if v > now}
-        self.load_index()
-        self.index.expire(int(now))
         out = []
         for bid in bids:
             if bid.order_id in self._negotiating or bid.order_id in busy:

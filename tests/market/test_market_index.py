@@ -14,7 +14,7 @@ from gossip.eip712 import SigningDomain
 from gossip.orders import Order, OrderCancel, Side
 from gossip.topics import ORDERS_TOPIC
 from p2pnode.errors import UserError
-from p2pnode.market.book import OrderBook
+from p2pnode.market.book import BookLimits, OrderBook
 from p2pnode.market.dealsvc import MarketParams, MarketService
 from p2pnode.market.desk import OrderDesk
 from p2pnode.storage import Storage
@@ -50,10 +50,13 @@ def _signed(key: bytes, side: Side, nonce: int, **kw: Any) -> tuple[Order, bytes
     return order, order.order_id(DOMAIN), codec.encode(order)
 
 
-def _world(tmp_path: Path) -> tuple[MarketService, OrderDesk, Clock]:
+def _world(
+    tmp_path: Path, limits: BookLimits | None = None
+) -> tuple[MarketService, OrderDesk, Clock]:
     clock = Clock()
     storage = Storage.open_in(tmp_path)
-    desk = OrderDesk(OrderBook(storage), DOMAIN, private_key=ME, publish=None, clock=clock)
+    book = OrderBook(storage, limits=limits)
+    desk = OrderDesk(book, DOMAIN, private_key=ME, publish=None, clock=clock)
     svc = MarketService(
         None,
         storage,
@@ -186,3 +189,25 @@ def test_explain_over_the_index(tmp_path: Path) -> None:
         svc.explain_bid(ok_id)
     with pytest.raises(KeyError):
         svc.explain_bid(b"\x00" * 32)
+
+
+def test_the_index_holds_no_more_than_the_book(tmp_path: Path) -> None:
+    """An ASK the book refuses (its author's quota) stays out of the index; ASKs the
+    book evicted under its cap are dropped by a rebuild once the index is a quarter
+    over the book's cap."""
+    limits = BookLimits(max_orders=8, max_orders_per_author=3)
+    svc, desk, _ = _world(tmp_path, limits)
+    svc.load_index()
+    keys = [bytes([k]) * 32 for k in range(0x40, 0x50)]
+    for nonce in range(1, 5):  # the fourth is over the author's quota
+        _deliver(svc, desk, _signed(keys[0], Side.ASK, nonce)[2])
+    assert len(svc.index) == 3 and desk.book.count() == 3
+    sizes = []
+    for key in keys[1:]:  # one ASK each from 15 more authors: the book evicts
+        _deliver(svc, desk, _signed(key, Side.ASK, 1)[2])
+        sizes.append(len(svc.index))
+        assert len(svc.index) <= 10  # the cap (8) and a quarter
+        assert desk.book.count() <= 8
+    assert 10 in sizes and sizes[-1] < 10  # reached the bound, and was rebuilt
+    live = {e.order_id for batch in desk.book.live(Side.ASK, T0) for e in batch}
+    assert all(order_id in svc.index for order_id in live)
