@@ -30,7 +30,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,11 @@ class MarketService:
     # -- the service --------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        self.load_index()
+        try:
+            added = await self.load_index_async()
+            log.info("market: %d ASKs of the book indexed", added)
+        except Exception as exc:  # a damaged book must not stop the node: matching goes on
+            log.warning("market: loading the ASK index failed: %s", exc)
         if self.system is None or self.account is None:
             log.info("market: no chain or no unlocked account, so no deals on this node")
             task_status.started()
@@ -285,16 +289,27 @@ class MarketService:
     def load_index(self, batch: int = 1000) -> int:
         """Index the book's live ASKs (once); how many were added. Deliveries that came
         first are in already (the index refuses a second copy and remembers cancels)."""
-        if self._index_loaded:
-            return 0
-        self._index_loaded = True
+        return sum(self._load_batches(batch))
+
+    async def load_index_async(self, batch: int = 1000) -> int:
+        """`load_index`, letting other tasks run between batches: a full book takes
+        seconds to decode, and deliveries meanwhile go into the index as usual (an ASK
+        twice is refused; a cancel is remembered, and the book marks it cancelled)."""
         added = 0
-        for entries in self.desk.book.live(Side.ASK, self.clock(), batch):
-            for entry in entries:
-                before = len(self.index)
-                self._feed(entry.order, entry.order_id)
-                added += len(self.index) - before
+        for n in self._load_batches(batch):
+            added += n
+            await trio.sleep(0)
         return added
+
+    def _load_batches(self, batch: int) -> Iterator[int]:
+        if self._index_loaded:
+            return
+        self._index_loaded = True
+        for entries in self.desk.book.live(Side.ASK, self.clock(), batch):
+            before = len(self.index)
+            for entry in entries:
+                self._feed(entry.order, entry.order_id)
+            yield len(self.index) - before
 
     def explain_bid(self, order_id: bytes) -> tuple[BookEntry, Explanation]:
         """For one BID: per constraint, how many ASKs of the index it rules out, and the

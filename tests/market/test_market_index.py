@@ -211,3 +211,46 @@ def test_the_index_holds_no_more_than_the_book(tmp_path: Path) -> None:
     assert 10 in sizes and sizes[-1] < 10  # reached the bound, and was rebuilt
     live = {e.order_id for batch in desk.book.live(Side.ASK, T0) for e in batch}
     assert all(order_id in svc.index for order_id in live)
+
+
+def test_loading_lets_deliveries_in_between_batches(tmp_path: Path) -> None:
+    """The daemon loads the index batch by batch; an ASK and a cancel delivered while
+    it loads end up as if they had come after it."""
+    import trio
+
+    svc, desk, _ = _world(tmp_path)
+    ids = []
+    for nonce in range(1, 6):
+        order, order_id, data = _signed(HUB, Side.ASK, nonce, price_per_hour=3600 * nonce)
+        desk.book.add(order, order_id, data, T0, own=False, published=True)
+        ids.append(order_id)
+    _, new_id, new_data = _signed(HUB2, Side.ASK, 1)
+    cancels = [
+        OrderCancel(
+            author=eip712.address_of_key(HUB),
+            order_id=order_id,
+            nonce=k,
+            valid_from=int(T0),
+            valid_until=int(T0) + 600,
+        ).signed(DOMAIN, HUB)
+        for k, order_id in enumerate(ids, 1)
+    ]
+
+    async def main() -> int:
+        async with trio.open_nursery() as nursery:
+            box: list[int] = []
+
+            async def load() -> None:
+                box.append(await svc.load_index_async(batch=2))
+
+            nursery.start_soon(load)
+            await trio.sleep(0)  # the loader has read one batch
+            _deliver(svc, desk, new_data)
+            for cancel in cancels:  # every ASK of the book: loaded or not yet
+                _deliver(svc, desk, codec.encode(cancel))
+        return box[0]
+
+    added = trio.run(main)
+    assert added <= 2  # batches after the cancels find nothing live
+    assert new_id in svc.index and len(svc.index) == 1
+    assert svc.load_index() == 0  # once
