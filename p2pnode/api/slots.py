@@ -13,7 +13,8 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from gossip.orders import NetworkType
-from p2pnode.api.deals import market
+from p2pnode.api.deals import MARKET_DOWN, market
+from p2pnode.api.errors import error
 from p2pnode.api.state import NodeDep
 from p2pnode.errors import LocalError
 from p2pnode.market.dealstore import slot_to_json
@@ -45,7 +46,7 @@ def _out(service: Any, slot: Slot) -> dict[str, Any]:
     return {**slot_to_json(slot), **service.slot_status(slot.slot_id)}
 
 
-@router.get("/slots")
+@router.get("/slots", responses=MARKET_DOWN)
 async def list_slots(state: NodeDep) -> dict[str, Any]:
     service = market(state)
     try:
@@ -64,7 +65,14 @@ async def list_slots(state: NodeDep) -> dict[str, Any]:
     }
 
 
-@router.post("/slots", status_code=201)
+@router.post(
+    "/slots",
+    status_code=201,
+    responses={
+        **MARKET_DOWN,
+        409: error("the node sells nothing, or the slot does not fit the worker"),
+    },
+)
 async def add_slot(body: SlotIn, state: NodeDep) -> dict[str, Any]:
     service = market(state)
     if not service.is_supplier:
@@ -94,7 +102,14 @@ async def add_slot(body: SlotIn, state: NodeDep) -> dict[str, Any]:
     return _out(service, slot)
 
 
-@router.delete("/slots/{slot_id}")
+@router.delete(
+    "/slots/{slot_id}",
+    responses={
+        **MARKET_DOWN,
+        404: error("no slot with this id"),
+        409: error("the slot has a deal running"),
+    },
+)
 async def remove_slot(slot_id: str, state: NodeDep) -> dict[str, Any]:
     service = market(state)
     try:

@@ -1,4 +1,6 @@
-"""`sonm-p2p order ask|bid|cancel` and `sonm-p2p orders`, through the node's local API.
+"""`sonm-p2p order ask|bid|cancel|explain` and `sonm-p2p orders`, through the node's
+local API. An order's fields come from options or from a TOML/JSON file (`--file`)
+whose keys are the options' names.
 
 The command line speaks in units people use — prices in SNM (`0.25`), sizes like
 `16GiB`, rates like `100Mbit`, durations like `2h` — and converts them to the base
@@ -10,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import decimal
+import json
 import re
 import time
+import tomllib
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -158,6 +163,13 @@ def register(subparsers: Any) -> None:
     )
     cancel.add_argument("--json", action="store_true", help="print the raw JSON")
     cancel.set_defaults(func=cmd_cancel)
+    explain = sub.add_parser(
+        "explain", help="why a BID does or does not match: what each constraint rules out"
+    )
+    add_config_options(explain)
+    explain.add_argument("order_id", help="the BID's 0x id, or a prefix of it as `orders` shows")
+    explain.add_argument("--json", action="store_true", help="print the raw JSON")
+    explain.set_defaults(func=cmd_explain)
 
     orders = subparsers.add_parser("orders", help="list the orders this node has seen")
     add_config_options(orders)
@@ -180,9 +192,26 @@ def register(subparsers: Any) -> None:
     orders.set_defaults(func=cmd_list)
 
 
+# What an option left out means; the defaults apply after --file, so a file's value
+# stands unless the same option is also typed.
+_DEFAULTS: dict[str, Any] = {
+    "duration": "0",
+    "network": "none",
+    "min_rating": 0.0,
+    "geo": "",
+    "valid_for": "1d",
+}
+
+
 def _order_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--price", required=True, metavar="SNM", help="per hour, e.g. 0.25")
-    p.add_argument("--duration", default="0", help="e.g. 2h, 1d; 0 = spot (default)")
+    p.add_argument(
+        "--file",
+        metavar="PATH",
+        help="the order's fields from a .toml or .json file; keys as the options below "
+        "(price, cpu, ram, bench = {NAME = VALUE}, ...); an option typed as well wins",
+    )
+    p.add_argument("--price", metavar="SNM", help="per hour, e.g. 0.25 (required)")
+    p.add_argument("--duration", help="e.g. 2h, 1d; 0 = spot (default)")
     p.add_argument("--cpu", type=int, metavar="CORES")
     p.add_argument("--ram", metavar="SIZE", help="e.g. 16GiB")
     p.add_argument("--storage", metavar="SIZE")
@@ -190,7 +219,7 @@ def _order_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-mem", metavar="SIZE", help="per GPU")
     p.add_argument("--net-in", metavar="RATE", help="download, e.g. 100Mbit")
     p.add_argument("--net-out", metavar="RATE", help="upload")
-    p.add_argument("--network", choices=("none", "out", "in/out"), default="none")
+    p.add_argument("--network", choices=("none", "out", "in/out"))
     p.add_argument(
         "--bench",
         action="append",
@@ -200,58 +229,188 @@ def _order_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prop", action="append", metavar="KEY=VALUE", help="a property")
     p.add_argument("--counterparty", metavar="ADDRESS", help="only deal with this address")
     p.add_argument("--blacklist", action="append", metavar="ADDRESS", help="never deal with")
-    p.add_argument("--min-rating", type=float, default=0.0, metavar="PERCENT")
-    p.add_argument("--geo", default="", metavar="CC", help="ISO country code, e.g. DE")
-    p.add_argument("--valid-for", default="1d", help="how long the order stands, e.g. 6h")
+    p.add_argument("--min-rating", type=float, metavar="PERCENT")
+    p.add_argument("--geo", metavar="CC", help="ISO country code, e.g. DE")
+    p.add_argument("--valid-for", help="how long the order stands, e.g. 6h")
     p.add_argument("--json", action="store_true", help="print the raw JSON")
 
 
+# --file keys: the option's name (dashes or underscores) -> (attribute, kind)
+_FILE_KEYS: dict[str, tuple[str, str]] = {
+    "price": ("price", "amount"),
+    "duration": ("duration", "quantity"),
+    "cpu": ("cpu", "int"),
+    "ram": ("ram", "quantity"),
+    "storage": ("storage", "quantity"),
+    "gpus": ("gpus", "int"),
+    "gpu-mem": ("gpu_mem", "quantity"),
+    "net-in": ("net_in", "quantity"),
+    "net-out": ("net_out", "quantity"),
+    "network": ("network", "network"),
+    "bench": ("bench", "table"),
+    "prop": ("prop", "table"),
+    "counterparty": ("counterparty", "str"),
+    "blacklist": ("blacklist", "list"),
+    "min-rating": ("min_rating", "number"),
+    "geo": ("geo", "str"),
+    "valid-for": ("valid_for", "quantity"),
+}
+
+
+def read_order_file(path: str, side: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The option values a .toml/.json order file gives, and for each the label its
+    errors carry (`BID.toml: ram`). Unknown keys and values of the wrong type are
+    one-line errors naming the key."""
+    where = Path(path)
+    try:
+        text = where.read_bytes()
+    except OSError as exc:
+        raise UserError(f"--file {path}: {exc.strerror or exc}") from None
+    name = where.name
+    try:
+        if where.suffix.lower() == ".toml":
+            raw: Any = tomllib.loads(text.decode("utf-8"))
+        elif where.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            raise UserError(f"--file {path}: expected a .toml or .json file")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{name}: not valid {where.suffix[1:].upper()}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{name}: expected a table of fields at the top")
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for key, value in raw.items():
+        norm = str(key).replace("_", "-")
+        label = f"{name}: {key}"
+        if norm == "side":
+            if value != side:
+                raise UserError(f"{label}: {value!r}, but this command places a {side}")
+            continue
+        if norm not in _FILE_KEYS:
+            allowed = ", ".join(["side", *_FILE_KEYS])
+            raise UserError(f"{name}: unknown key {key!r} (allowed: {allowed})")
+        attr, kind = _FILE_KEYS[norm]
+        values[attr] = _file_value(label, kind, value)
+        labels[attr] = label
+    return values, labels
+
+
+def _file_value(label: str, kind: str, value: Any) -> Any:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "int":
+        if not is_int:
+            raise UserError(f"{label}: {value!r}: expected a whole number")
+        return value
+    if kind in ("quantity", "amount"):
+        if is_int:
+            return str(value)
+        if isinstance(value, str):
+            return value
+        hint = ' (write it as a string, e.g. "0.25")' if kind == "amount" else ""
+        raise UserError(f"{label}: {value!r}: expected a string like the option takes{hint}")
+    if kind == "number":
+        if is_int or isinstance(value, float):
+            return float(value)
+        raise UserError(f"{label}: {value!r}: expected a number")
+    if kind == "network":
+        if value not in ("none", "out", "in/out"):
+            raise UserError(f"{label}: {value!r}: expected none, out or in/out")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise UserError(f"{label}: {value!r}: expected a string")
+        return value
+    if kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{label}: {value!r}: expected a list of strings")
+        return value
+    # a table: NAME = VALUE, as the repeatable option's NAME=VALUE items
+    if not isinstance(value, dict):
+        raise UserError(f"{label}: {value!r}: expected a table of NAME = VALUE")
+    items = []
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise UserError(f"{label}.{k}: {v!r}: expected a whole number or a string")
+        items.append(f"{k}={v}")
+    return items
+
+
+def _with_file(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, str]]:
+    """Options typed, else the file's values, else the defaults; and the error label
+    of each value that came from the file."""
+    merged = argparse.Namespace(**vars(args))
+    labels: dict[str, str] = {}
+    path = getattr(args, "file", None)
+    if path:
+        values, file_labels = read_order_file(path, args.side)
+        for attr, value in values.items():
+            current = getattr(merged, attr, None)
+            if current is None:
+                setattr(merged, attr, value)
+                labels[attr] = file_labels[attr]
+            elif attr in ("bench", "prop", "blacklist"):  # repeatable: the file's, then typed
+                setattr(merged, attr, [*value, *current])
+    for attr, value in _DEFAULTS.items():
+        if getattr(merged, attr, None) is None:
+            setattr(merged, attr, value)
+    if getattr(merged, "price", None) is None:
+        raise UserError("--price is required (as an option, or `price` in --file)")
+    return merged, labels
+
+
 def order_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The POST /orders body from the command line, in base units.
+    """The POST /orders body from the command line (and --file), in base units.
 
     A resource may come from its own option (`--ram 16GiB`) or from `--bench
     ram-size=...`; the order model decides (given once: that value; given twice
     and different: an error naming both), so the value signed is the one typed.
     """
+    args, labels = _with_file(args)
+
+    def opt(attr: str) -> str:
+        return labels.get(attr) or "--" + attr.replace("_", "-")
+
     benches: dict[str, int] = {}
-    for name, value in parse_pairs("--bench", args.bench).items():
+    for name, value in parse_pairs(opt("bench"), args.bench).items():
         try:
             benches[name] = int(value)
         except ValueError:
-            raise UserError(f"--bench {name}={value!r}: expected a whole number") from None
+            raise UserError(f"{opt('bench')} {name}={value!r}: expected a whole number") from None
     if not 0 <= args.min_rating <= 100:
-        raise UserError(f"--min-rating {args.min_rating}: allowed 0..100 (percent)")
+        raise UserError(f"{opt('min_rating')} {args.min_rating}: allowed 0..100 (percent)")
 
-    def given(parse: Any, option: str, text: str | None) -> int | None:
-        return None if text is None else int(parse(option, text))
+    def given(parse: Any, attr: str) -> int | None:
+        text = getattr(args, attr)
+        return None if text is None else int(parse(opt(attr), text))
 
     resources = {
         "cpu_cores": args.cpu,
-        "ram_bytes": given(parse_size, "--ram", args.ram),
-        "storage_bytes": given(parse_size, "--storage", args.storage),
+        "ram_bytes": given(parse_size, "ram"),
+        "storage_bytes": given(parse_size, "storage"),
         "gpu_count": args.gpus,
-        "gpu_mem_bytes": given(parse_size, "--gpu-mem", args.gpu_mem),
-        "net_in_bps": given(parse_rate, "--net-in", args.net_in),
-        "net_out_bps": given(parse_rate, "--net-out", args.net_out),
+        "gpu_mem_bytes": given(parse_size, "gpu_mem"),
+        "net_in_bps": given(parse_rate, "net_in"),
+        "net_out_bps": given(parse_rate, "net_out"),
     }
     try:
         vector = make_benchmarks(benches, **resources)
     except FieldError as exc:
-        raise UserError(f"--bench {exc}") from None
+        raise UserError(f"{opt('bench')} {exc}") from None
     named = set(RESOURCE_BENCHMARKS.values())
     return {
         "side": args.side,
-        "price_per_hour": str(parse_price("--price", args.price)),
-        "duration": parse_duration("--duration", args.duration),
+        "price_per_hour": str(parse_price(opt("price"), args.price)),
+        "duration": parse_duration(opt("duration"), args.duration),
         **{f: vector[BENCHMARK_INDEX[b]] for f, b in RESOURCE_BENCHMARKS.items()},
         "benchmarks": {b: v for b, v in benches.items() if b not in named},
         "network": args.network,
-        "properties": parse_pairs("--prop", args.prop),
+        "properties": parse_pairs(opt("prop"), args.prop),
         "counterparty": args.counterparty,
         "blacklist": args.blacklist or [],
         "min_rating": round(args.min_rating * 100),
         "geo": args.geo,
-        "valid_for": parse_duration("--valid-for", args.valid_for),
+        "valid_for": parse_duration(opt("valid_for"), args.valid_for),
     }
 
 
@@ -338,6 +497,40 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         console.print_json(data=result)
     else:
         _print_result(console, result, "cancelled")
+    return 0
+
+
+def explain_table(data: dict[str, Any]) -> Table:
+    """One row a constraint, those that rule ASKs out first (the likeliest answer to
+    "why no match?" on top), then those that rule none out."""
+    table = Table(title=f"BID {data['bid_id']}: {data['total']} ASKs, {data['matching']} match")
+    table.add_column("constraint")
+    table.add_column("rules out", justify="right")
+    table.add_column("alone", justify="right")
+    ranked = sorted(data["constraints"], key=lambda c: -c["ruled_out"])
+    for c in ranked:
+        table.add_row(c["name"], str(c["ruled_out"]), str(c["only"]))
+    return table
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    order_id = resolve_order_id(config, args.order_id)
+    data = api_call(config, "GET", f"/orders/{order_id}/explain")
+    console = Console()
+    if args.json:
+        console.print_json(data=data)
+        return 0
+    console.print(explain_table(data))
+    console.print("'alone': ASKs that fail this constraint and no other")
+    w = data["winner"]
+    if w is None:
+        console.print("no ASK wins")
+    else:
+        console.print(
+            f"wins: [bold]{w['order_id']}[/bold] by {w['author']} "
+            f"at {format_snm(int(w['price_per_hour']))} SNM/h"
+        )
     return 0
 
 

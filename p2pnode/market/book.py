@@ -23,7 +23,7 @@ signer made us hold:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -460,6 +460,29 @@ class OrderBook:
             + f" ORDER BY {order_by} LIMIT ?"
         )
         return [_entry(r) for r in self._exec(sql, (*args, flt.limit))]
+
+    def live(self, side: Side, now: float, batch: int = 1000) -> Iterator[list[BookEntry]]:
+        """Every live (not cancelled, not expired) order of `side`, `batch` at a time.
+
+        For loading an in-memory index at start: `query` stops at 10000 rows, and a
+        keyset walk over the primary key reads each row once without holding the
+        book's lock between batches (deliveries go on meanwhile).
+        """
+        if batch < 1:
+            raise UserError(f"batch = {batch}: allowed >= 1")
+        after = b""
+        while True:
+            rows = self._exec(
+                f"SELECT {_ENTRY_COLUMNS} FROM gossip_orders WHERE order_id > ? AND side = ? "
+                "AND cancelled_at IS NULL AND valid_until >= ? ORDER BY order_id LIMIT ?",
+                (after, int(side), float(now), batch),
+            )
+            if not rows:
+                return
+            yield [_entry(r) for r in rows]
+            if len(rows) < batch:
+                return
+            after = bytes(rows[-1][0])
 
     def mark_published(self, order_id: bytes, *, cancel: bool = False) -> None:
         table = "gossip_order_cancels" if cancel else "gossip_orders"

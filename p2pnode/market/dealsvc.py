@@ -7,8 +7,12 @@ cancel) and the deal's end places a fresh one. The hub answers `/sonm/deal/1`
 requests with a reservation (p2pnode/market/reservations.py), accepts on chain the
 proposal that matches it, and closes its deals when they end.
 
-Consumer (any node with an account): each own open BID is matched against the book
-(`p2pnode.market.pick.find_best_ask`) whenever an ASK arrives and every second;
+Consumer (any node with an account): each own open BID is matched against the
+service's ASK index (`p2pnode.market.matching.AskIndex`: loaded from the book's live
+ASKs at start, fed by every ASK and cancel gossip delivers, expired every tick)
+whenever an ASK arrives and every tick; when the index's winner is an ASK that said
+no a moment ago (the refusal cooldown), that BID alone falls back to the scan over
+the book (`p2pnode.market.pick.find_best_ask`), which applies the same rule;
 the best ASK's hub is asked for a reservation, the consumer escrows and proposes on
 chain, tells the hub the deal id, and withdraws the BID once the hub accepted. A
 proposal not accepted within `market.accept_timeout` is cancelled (escrow back).
@@ -26,7 +30,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,14 +41,16 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
-from gossip.messages import ZERO_ADDRESS, address_hex
-from gossip.orders import BENCHMARK_NAMES, Order, Side
+from gossip import codec
+from gossip.messages import ZERO_ADDRESS, MessageDecodeError, address_hex
+from gossip.orders import BENCHMARK_NAMES, Order, OrderCancel, Side
 from gossip.topics import ORDERS_TOPIC
 from p2pnode.context import NodeContext, need
 from p2pnode.errors import LocalError, RemoteError, UserError
 from p2pnode.market import dealwire
 from p2pnode.market.book import BookEntry, OrderFilter
 from p2pnode.market.dealstore import DealRow, MarketStore
+from p2pnode.market.matching import AskIndex, Explanation, RemoteOrderError, explain
 from p2pnode.market.pick import find_best_ask, why_not
 from p2pnode.market.reservations import ReservationParams, Reservations
 from p2pnode.market.slots import Capacity, Slot, SlotError, SlotPlanner, slot_benchmarks
@@ -141,6 +147,8 @@ class MarketService:
         self._negotiating: set[bytes] = set()  # BIDs being worked on
         self._refused: dict[bytes, float] = {}  # ASK id -> not before
         self._accepting: dict[int, trio.Event] = {}
+        self.index = AskIndex()  # the ASKs this node knows, for matching its BIDs
+        self._index_loaded = False
         self._inbound = 0
         self.counters: dict[str, int] = {
             "requests": 0,
@@ -216,6 +224,11 @@ class MarketService:
     # -- the service --------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            added = await self.load_index_async()
+            log.info("market: %d ASKs of the book indexed", added)
+        except Exception as exc:  # a damaged book must not stop the node: matching goes on
+            log.warning("market: loading the ASK index failed: %s", exc)
         if self.system is None or self.account is None:
             log.info("market: no chain or no unlocked account, so no deals on this node")
             task_status.started()
@@ -241,9 +254,73 @@ class MarketService:
             task_status.started()
 
     def on_delivery(self, topic: str, data: bytes) -> None:
-        """A new order arrived (booked by the desk before us): look for matches now."""
-        if topic == ORDERS_TOPIC:
-            self._wake.set()
+        """A new order or cancel arrived (booked by the desk before us): index it, and
+        look for matches now."""
+        if topic != ORDERS_TOPIC:
+            return
+        last = getattr(self.desk, "last_delivery", None)
+        if last is not None and last[0] == data:
+            _, msg, order_id = last
+        else:
+            try:
+                msg = codec.decode(data)
+            except MessageDecodeError:
+                return
+            order_id = msg.order_id(self.desk.domain) if isinstance(msg, Order) else None
+            if order_id is not None and self.desk.book.get(order_id) is None:
+                order_id = None  # not booked (a cap refused it): not indexed either
+        self._feed(msg, order_id)
+        if len(self.index) > self._index_cap():
+            self._upkeep_index(self.clock())
+        self._wake.set()
+
+    def _feed(self, msg: Any, order_id: bytes | None) -> None:
+        """One ASK or cancel into the index. The node's own ASKs stay out: they never
+        serve its own BIDs."""
+        try:
+            if isinstance(msg, Order) and order_id is not None:
+                if msg.side is Side.ASK and msg.author != self.address:
+                    self.index.add(order_id, msg)
+            elif isinstance(msg, OrderCancel):
+                self.index.cancel(msg.order_id, msg.author)
+        except RemoteOrderError as exc:  # signed and valid, but not indexable: skip it
+            log.debug("market: not indexed: %s", exc)
+
+    def load_index(self, batch: int = 1000) -> int:
+        """Index the book's live ASKs (once); how many were added. Deliveries that came
+        first are in already (the index refuses a second copy and remembers cancels)."""
+        return sum(self._load_batches(batch))
+
+    async def load_index_async(self, batch: int = 1000) -> int:
+        """`load_index`, letting other tasks run between batches: a full book takes
+        seconds to decode, and deliveries meanwhile go into the index as usual (an ASK
+        twice is refused; a cancel is remembered, and the book marks it cancelled)."""
+        added = 0
+        for n in self._load_batches(batch):
+            added += n
+            await trio.sleep(0)
+        return added
+
+    def _load_batches(self, batch: int) -> Iterator[int]:
+        if self._index_loaded:
+            return
+        self._index_loaded = True
+        for entries in self.desk.book.live(Side.ASK, self.clock(), batch):
+            before = len(self.index)
+            for entry in entries:
+                self._feed(entry.order, entry.order_id)
+            yield len(self.index) - before
+
+    def explain_bid(self, order_id: bytes) -> tuple[BookEntry, Explanation]:
+        """For one BID: per constraint, how many ASKs of the index it rules out, and the
+        winner. KeyError for an unknown id, UserError for an order that is not a BID."""
+        entry = self.desk.book.get(order_id)
+        if entry is None:
+            raise KeyError(order_id)
+        if entry.order.side is not Side.BID:
+            raise UserError(f"order 0x{order_id.hex()} is an ASK; only a BID is explained")
+        self._upkeep_index(self.clock())
+        return entry, explain(self.index, entry.order)
 
     def _rebuild_occupancy(self) -> None:
         for row in self.store.deals("accepted"):
@@ -525,8 +602,26 @@ class MarketService:
                     await self._wake.wait()
                 self._wake = trio.Event()
 
+    def _upkeep_index(self, now: float) -> None:
+        """Expire the index's ASKs; and rebuild it from the book when it holds a quarter
+        more than the book may: the book evicts under its caps without telling the
+        index, so this bounds the index by the book's `max_orders`, and a rebuild
+        (one read of the book) comes at most once per `max_orders / 4` deliveries."""
+        self.load_index()
+        self.index.expire(int(now))
+        if len(self.index) > self._index_cap():
+            log.info("market: ASK index over the book's cap (%d): rebuilt", len(self.index))
+            self.index = AskIndex(self.index.params)
+            self._index_loaded = False
+            self.load_index()
+
+    def _index_cap(self) -> int:
+        cap = int(self.desk.book.max_orders)
+        return cap + cap // 4
+
     def _matches(self) -> list[tuple[BookEntry, BookEntry]]:
         now = self.clock()
+        self._upkeep_index(now)
         book = self.desk.book
         bids = book.query(OrderFilter(side=Side.BID, own=True, limit=1000), now)
         if not bids:
@@ -537,14 +632,33 @@ class MarketService:
         for bid in bids:
             if bid.order_id in self._negotiating or bid.order_id in busy:
                 continue
-            asks = book.query(
-                OrderFilter(side=Side.ASK, max_price=bid.order.price_per_hour, limit=2000), now
-            )
-            candidates = [a for a in asks if a.order_id not in self._refused]
-            best = find_best_ask(bid.order, candidates)
+            best = self._best_ask(bid, now)
             if best is not None:
                 out.append((bid, best))
         return out
+
+    def _best_ask(self, bid: BookEntry, now: float) -> BookEntry | None:
+        """The index's winner for `bid`, read back from the book. A winner the book no
+        longer holds live (evicted, or pruned a moment before the index expired it)
+        leaves the index and the next one is taken; a winner in the refusal cooldown
+        sends this BID to the scan over the book, which skips the refused ASKs."""
+        for _ in range(8):
+            won = self.index.match(bid.order)
+            if won is None:
+                return None
+            if won.order_id in self._refused:
+                break
+            entry = self.desk.book.get(won.order_id)
+            if entry is not None and not entry.cancelled and entry.order.valid_until >= now:
+                return entry
+            self.index.cancel(won.order_id)
+        asks = self.desk.book.query(
+            OrderFilter(side=Side.ASK, max_price=bid.order.price_per_hour, limit=2000), now
+        )
+        candidates = [
+            a for a in asks if a.order_id not in self._refused and a.order.author != self.address
+        ]
+        return find_best_ask(bid.order, candidates)
 
     async def _negotiate_guarded(self, bid: BookEntry, ask: BookEntry) -> None:
         try:

@@ -81,6 +81,11 @@ class OrderDesk:
         self.max_live_orders = QuotaParams().max_orders_per_author
         self.delivered = 0
         self.bad_deliveries = 0
+        # the last delivery: (data, message, the order's id if the book took it now,
+        # else None; None for a cancel), so the market service, called after us for the
+        # same delivery, need not decode and hash it again, and indexes only what the
+        # book holds (its caps bound the index too)
+        self.last_delivery: tuple[bytes, Order | OrderCancel, bytes | None] | None = None
         self._last_nonce = -1
 
     def _nonce(self, author: bytes, now: float) -> int:
@@ -175,9 +180,11 @@ class OrderDesk:
         now = self.clock()
         if isinstance(msg, Order):
             order_id = getattr(verdict, "digest", None) or msg.order_id(self.domain)
-            self.book.add(msg, order_id, data, now, own=False, published=True)
+            added = self.book.add(msg, order_id, data, now, own=False, published=True)
+            self.last_delivery = (data, msg, order_id if added else None)
         elif isinstance(msg, OrderCancel):
             self.book.apply_cancel(msg, data, now, own=False, published=True)
+            self.last_delivery = (data, msg, None)
         else:
             self.bad_deliveries += 1
             return

@@ -57,6 +57,11 @@ def test_each_rule_names_itself() -> None:
     assert why_not(_bid(counterparty=OTHER), ok) == "counterparty"
     assert why_not(_bid(blacklist=(SELLER,)), ok) == "blacklist"
     assert why_not(_bid(), _order(Side.ASK, author=BUYER)) == "own order"
+    rated = _bid(min_rating=5000)
+    assert why_not(rated, ok) == "rating"  # nobody has a rating here
+    assert why_not(rated, ok, lambda author: 6000 if author == SELLER else 0) is None
+    assert why_not(bid, _order(Side.ASK, min_rating=1)) == "network"  # first one named
+    assert why_not(_bid(), _order(Side.ASK, min_rating=1)) == "rating"
 
 
 def test_lowest_price_then_earliest_whatever_the_list_order() -> None:
@@ -84,6 +89,7 @@ def test_random_books_agree_with_brute_force(seed: int) -> None:
         duration=rng.randrange(0, 4) * 600,
         cpu_cores=rng.randrange(0, 4),
         network=rng.choice(nets),
+        min_rating=rng.choice((0, 0, 0, 5000)),
     )
     asks = [
         Entry(
@@ -96,6 +102,7 @@ def test_random_books_agree_with_brute_force(seed: int) -> None:
                 network=rng.choice(nets),
                 valid_from=rng.randrange(100, 110),
                 counterparty=rng.choice((bytes(20), BUYER, OTHER)),
+                min_rating=rng.choice((0, 0, 0, 100)),
             ),
             rng.randbytes(32),
         )
@@ -110,6 +117,9 @@ def test_random_books_agree_with_brute_force(seed: int) -> None:
         and a.order.ram_bytes >= bid.ram_bytes
         and (bid.network & ~a.order.network) == 0
         and a.order.counterparty in (bytes(20), BUYER)
+        # no rating known: every author is at 0, as in the matching core
+        and a.order.min_rating == 0
+        and bid.min_rating == 0
     ]
     expected = min(
         fits, key=lambda a: (a.order.price_per_hour, a.order.valid_from, a.order_id), default=None

@@ -470,3 +470,101 @@ def test_the_daemons_unlocked_account_reaches_the_desk(
     monkeypatch.setenv(keys.PASSWORD_ENV, "wrong")
     with pytest.raises(UserError):
         orders_service(ctx())
+
+
+@pytest.fixture
+def market_world(tmp_path: Path) -> dict[str, Any]:
+    """The orders and deals areas over one real book, with the market service (no
+    chain: it keeps its index and explains, deals need none of that here)."""
+    from p2pnode.api import deals as deals_api
+    from p2pnode.market.dealsvc import MarketParams, MarketService
+
+    storage = Storage.open_in(tmp_path)
+    clock = Clock()
+    desk = OrderDesk(OrderBook(storage), DOMAIN, private_key=KEY, publish=Publisher(), clock=clock)
+    svc = MarketService(
+        None,
+        storage,
+        desk,
+        None,
+        hub_wallet=None,
+        data_dir=tmp_path,
+        params=MarketParams(),
+        addrs=list,
+        private_key=KEY,
+        clock=clock,
+    )
+    state = NodeState(config=NodeConfig(), storage=storage, metrics=NodeMetrics(), peer_id="Me")
+    state.services["orders"] = desk
+    state.services["market"] = svc
+    client = TestClient(build_app(state, "tok", [orders_api.router, deals_api.router]))
+    client.headers.update(AUTH)
+    return {"client": client, "desk": desk, "market": svc, "clock": clock}
+
+
+def _deliver_ask(w: dict[str, Any], nonce: int, key: bytes = OTHER_KEY, **kw: Any) -> str:
+    order, data = foreign_order(nonce, key, side=Side.ASK, **kw)
+    w["desk"].on_delivery(ORDERS_TOPIC, data)
+    w["market"].on_delivery(ORDERS_TOPIC, data)
+    return "0x" + order.order_id(DOMAIN).hex()
+
+
+def test_explain_counts_each_constraint_and_names_the_winner(
+    market_world: dict[str, Any],
+) -> None:
+    c = market_world["client"]
+    bid = c.post(
+        "/orders",
+        json=ask_body(side="bid", price_per_hour=str(2 * 10**17), cpu_cores=8, duration=3600),
+    )
+    assert bid.status_code == 201, bid.text
+    bid_id = bid.json()["order"]["order_id"]
+    third = bytes.fromhex("33" * 32)
+    base = dict(cpu_cores=8, ram_bytes=16 * 2**30, gpu_count=2, gpu_mem_bytes=8 * 2**30)
+    base.update(network=NetworkType.INBOUND_OUTBOUND, benchmarks={"gpu-eth-hashrate": 10**8})
+    win = _deliver_ask(market_world, 1, price_per_hour=10**17, duration=3600, **base)
+    _deliver_ask(market_world, 2, price_per_hour=3 * 10**17, duration=3600, **base)  # price
+    _deliver_ask(market_world, 3, price_per_hour=10**17, duration=600, **base)  # duration
+    small = {**base, "cpu_cores": 2}
+    _deliver_ask(market_world, 1, third, price_per_hour=3 * 10**17, duration=3600, **small)
+    _deliver_ask(
+        market_world, 2, third, price_per_hour=10**17, duration=3600, blacklist=[ADDR], **base
+    )
+    resp = c.get(f"/orders/{bid_id}/explain")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["bid_id"] == bid_id and (body["total"], body["matching"]) == (5, 1)
+    by = {x["name"]: (x["ruled_out"], x["only"]) for x in body["constraints"]}
+    assert by["price"] == (2, 1) and by["duration"] == (1, 1) and by["cpu-cores"] == (1, 0)
+    assert by["blacklist"] == (1, 1) and by["network"] == (0, 0) and by["rating"] == (0, 0)
+    assert [x["name"] for x in body["constraints"]][:2] == ["price", "duration"]
+    assert body["winner"]["order_id"] == win
+    assert body["winner"]["author"].lower() == address_hex(eip712.address_of_key(OTHER_KEY)).lower()
+    assert body["winner"]["price_per_hour"] == str(10**17)
+
+
+def test_explain_refuses_an_ask_and_an_unknown_id(market_world: dict[str, Any]) -> None:
+    c = market_world["client"]
+    ask_id = _deliver_ask(market_world, 1)
+    resp = c.get(f"/orders/{ask_id}/explain")
+    assert resp.status_code == 409 and "only a BID" in resp.json()["detail"]
+    resp = c.get("/orders/0x" + "ab" * 32 + "/explain")
+    assert resp.status_code == 404 and "no order" in resp.json()["detail"]
+    assert c.get("/orders/0x12/explain").status_code == 422
+    # a BID with nothing to match: every count zero, no winner
+    bid = c.post("/orders", json=ask_body(side="bid")).json()["order"]["order_id"]
+    assert c.post(f"/orders/{ask_id}/cancel").status_code == 403  # not ours: still indexed
+    body = c.get(f"/orders/{bid}/explain").json()
+    assert body["total"] == 1 and body["winner"] is None
+
+
+def test_explain_without_the_market_service_is_503(world: dict[str, Any]) -> None:
+    from p2pnode.api import deals as deals_api
+
+    state = NodeState(
+        config=NodeConfig(), storage=world["desk"].book.storage, metrics=NodeMetrics(), peer_id="Me"
+    )
+    client = TestClient(build_app(state, "tok", [deals_api.router]))
+    client.headers.update(AUTH)
+    resp = client.get("/orders/0x" + "ab" * 32 + "/explain")
+    assert resp.status_code == 503 and "market" in resp.json()["detail"]

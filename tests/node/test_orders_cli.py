@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ import trio
 from gossip import codec
 from gossip.eip712 import SigningDomain
 from gossip.orders import Order
+from p2pnode.api import deals as deals_api
 from p2pnode.api import orders as orders_api
 from p2pnode.api.app import build_app
 from p2pnode.api.auth import load_or_create_token
@@ -24,6 +28,7 @@ from p2pnode.cli.main import build_parser, main
 from p2pnode.config import NodeConfig
 from p2pnode.errors import UserError
 from p2pnode.market.book import OrderBook
+from p2pnode.market.dealsvc import MarketParams, MarketService
 from p2pnode.market.desk import OrderDesk
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
@@ -52,7 +57,21 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     desk = OrderDesk(OrderBook(storage), DOMAIN, private_key=KEY, publish=pub)
     state = NodeState(config=NodeConfig(), storage=storage, metrics=NodeMetrics(), peer_id="Me")
     state.services["orders"] = desk
-    app = build_app(state, load_or_create_token(tmp_path), [orders_api.router])
+    # the market service without a chain: it keeps its ASK index and explains BIDs
+    market = MarketService(
+        None,
+        storage,
+        desk,
+        None,
+        hub_wallet=None,
+        data_dir=tmp_path,
+        params=MarketParams(),
+        addrs=list,
+        private_key=KEY,
+    )
+    state.services["market"] = market
+    routers = [orders_api.router, deals_api.router]
+    app = build_app(state, load_or_create_token(tmp_path), routers)
     started = threading.Event()
     box: dict[str, Any] = {}
 
@@ -67,7 +86,7 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     thread.start()
     assert started.wait(20), "API did not start"
     (tmp_path / "ready.json").write_text(json.dumps({"api_url": box["url"]}))
-    yield {"dir": str(tmp_path), "pub": pub, "desk": desk}
+    yield {"dir": str(tmp_path), "pub": pub, "desk": desk, "market": market}
     trio.from_thread.run_sync(box["scope"].cancel, trio_token=box["token"])
     thread.join(10)
     storage.close()
@@ -300,3 +319,142 @@ def test_body_from_the_command_line() -> None:
     bad = build_parser().parse_args(["order", "bid", "--price", "1", "--prop", "novalue"])
     with pytest.raises(UserError, match="KEY=VALUE"):
         cli.order_body(bad)
+
+
+OTHER_KEY = bytes.fromhex("22" * 32)
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The command line as a user runs it: its own process."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "p2pnode.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_explain_in_a_subprocess(node: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from gossip import eip712
+    from gossip.orders import Side
+    from gossip.topics import ORDERS_TOPIC
+
+    d = node["dir"]
+    now = int(time.time())
+    ids = []
+    for nonce, (price, cores) in enumerate(((10**17, 8), (5 * 10**17, 8), (10**17, 2)), 1):
+        ask = Order.create(
+            author=eip712.address_of_key(OTHER_KEY),
+            side=Side.ASK,
+            price_per_hour=price,
+            duration=7200,
+            nonce=nonce,
+            valid_from=now,
+            valid_until=now + 3600,
+            cpu_cores=cores,
+        ).signed(DOMAIN, OTHER_KEY)
+        data = codec.encode(ask)
+        node["desk"].on_delivery(ORDERS_TOPIC, data)
+        node["market"].on_delivery(ORDERS_TOPIC, data)
+        ids.append("0x" + ask.order_id(DOMAIN).hex())
+    rc, out, err = run(
+        capsys, "order", "bid", "--data-dir", d, "--price", "0.2", "--cpu", "4", "--json"
+    )
+    assert rc == 0, err
+    bid_id = json.loads(out)["order"]["order_id"]
+
+    got = _cli("order", "explain", "--data-dir", d, bid_id[:14])  # a prefix, as shown
+    assert got.returncode == 0, got.stderr
+    assert "3 ASKs, 1 match" in got.stdout and f"wins: {ids[0]}" in got.stdout
+    rows = {
+        line.split()[1]: line.split()[3:6:2]
+        for line in got.stdout.splitlines()
+        if line.startswith("│ ")
+    }
+    assert rows["price"] == ["1", "1"] and rows["cpu-cores"] == ["1", "1"]
+    assert rows["network"] == ["0", "0"]
+    got = _cli("order", "explain", "--data-dir", d, bid_id, "--json")
+    assert got.returncode == 0 and json.loads(got.stdout)["winner"]["order_id"] == ids[0]
+
+    for argv, words in (
+        ((ids[1],), "409"),  # an ASK (full id: a prefix only resolves own orders)
+        (("0x" + "ab" * 32,), "404"),
+        (("0xzz",), "hex digits"),
+    ):
+        got = _cli("order", "explain", "--data-dir", d, *argv)
+        assert got.returncode == 2 and words in got.stderr, got.stderr
+        assert len(got.stderr.strip().splitlines()) == 1 and "Traceback" not in got.stderr
+
+
+def test_bid_from_a_file(
+    node: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    d = node["dir"]
+    toml = tmp_path / "BID.toml"
+    toml.write_text(
+        'price = "0.25"\nduration = "2h"\ncpu = 4\nram = "16GiB"\nnetwork = "out"\n'
+        'min-rating = 50\nblacklist = ["0x' + "11" * 20 + '"]\n'
+        "[bench]\ngpu-eth-hashrate = 1000\n"
+    )
+    rc, out, err = run(capsys, "order", "bid", "--data-dir", d, "--file", str(toml), "--json")
+    assert rc == 0, err
+    order = json.loads(out)["order"]
+    assert order["side"] == "bid" and order["price_per_hour"] == str(25 * 10**16)
+    assert (order["duration"], order["cpu_cores"], order["ram_bytes"]) == (7200, 4, 2**34)
+    assert order["network"] == "out" and order["min_rating"] == 5000
+    assert order["benchmarks"]["gpu-eth-hashrate"] == 1000
+    # an option typed as well wins over the file
+    rc, out, err = run(
+        capsys, "order", "bid", "--data-dir", d, "--file", str(toml), "--cpu", "6", "--json"
+    )
+    assert rc == 0 and json.loads(out)["order"]["cpu_cores"] == 6, err
+    as_json = tmp_path / "bid.json"
+    as_json.write_text(json.dumps({"side": "bid", "price": "1", "gpus": 1, "gpu_mem": "8GiB"}))
+    got = _cli("order", "bid", "--data-dir", d, "--file", str(as_json), "--json")
+    assert got.returncode == 0, got.stderr
+    placed = json.loads(got.stdout)["order"]
+    assert (placed["gpu_count"], placed["gpu_mem_bytes"]) == (1, 8 * 2**30)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('price = "1"\ncpus = 4\n', "unknown key 'cpus'"),
+        ('price = "1"\ncpu = "four"\n', "BID.toml: cpu: 'four': expected a whole number"),
+        ('price = "1"\nram = "16GX"\n', "BID.toml: ram '16GX'"),
+        ("price = 0.25\n", "BID.toml: price: 0.25"),
+        ('price = "1"\nnetwork = "both"\n', "BID.toml: network"),
+        ('price = "1"\nside = "ask"\n', "BID.toml: side"),
+        ('price = "1"\nbench = 5\n', "BID.toml: bench"),
+        ('price = "1"\nmin-rating = 101\n', "BID.toml: min-rating"),
+        ('price = "1"\nblacklist = "0x11"\n', "BID.toml: blacklist"),
+        ("cpu = 1\n", "--price is required"),
+        ("price = \n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_one_line_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, words: str
+) -> None:
+    path = tmp_path / "BID.toml"
+    path.write_text(text)
+    rc, _, err = run(capsys, "order", "bid", "--data-dir", str(tmp_path), "--file", str(path))
+    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_file_kinds_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, content, words in (
+        ("bid.yaml", "price: 1", "expected a .toml or .json file"),
+        ("bid.json", "[1, 2]", "expected a table of fields"),
+        ("bid.json", '{"price": "1", "geo": 5}', "bid.json: geo: 5: expected a string"),
+    ):
+        path = tmp_path / name
+        path.write_text(content)
+        rc, _, err = run(capsys, "order", "bid", "--data-dir", str(tmp_path), "--file", str(path))
+        assert rc == 2 and words in err, err
+    missing = str(tmp_path / "nope.toml")
+    rc, _, err = run(capsys, "order", "bid", "--data-dir", str(tmp_path), "--file", missing)
+    assert rc == 2 and "--file" in err and "nope.toml" in err, err
