@@ -814,19 +814,6 @@ def frames_end(buf: bytes | bytearray, max_size: int) -> int:
     return pos
 
 
-def frame_slices(buf: bytes) -> list[bytes]:
-    """Each length-prefixed frame of `buf` (whole frames only, as FrameBuffer returns
-    them), prefix included: the driver hands the router one frame at a time."""
-    out: list[bytes] = []
-    pos = 0
-    end = len(buf)
-    while pos < end:
-        n, body = _read_varint(buf, pos, end)
-        out.append(buf[pos : body + n])
-        pos = body + n
-    return out
-
-
 class FrameBuffer:
     """Reassembles a byte stream into runs of whole frames (the driver's read loop).
 

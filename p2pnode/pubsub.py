@@ -25,7 +25,6 @@ its metrics and fed to the score); our own publishes are always queued, and
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import math
@@ -52,7 +51,7 @@ from gossip.msgid import MSG_ID_STYLES, SignPolicy, StrictSign
 from gossip.params import GossipSubParams
 from gossip.router import PROTOCOLS, GossipRouter
 from gossip.validation import ValidationResult
-from gossip.wire import FrameBuffer, WireError, frame_slices
+from gossip.wire import FrameBuffer, WireError
 from p2pnode.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -61,10 +60,6 @@ SyncValidator = Callable[[str, bytes, bytes], ValidationResult]
 AsyncValidator = Callable[[str, bytes, bytes], Awaitable[ValidationResult]]
 
 _READ_CHUNK = 1 << 16
-# Bytes of frames read from one peer and not handled yet; past this its reader stops
-# reading, so a flooding peer is slowed by its own stream's flow control, not by our
-# memory (one frame is always taken, whatever its size up to max_rpc_size).
-_INBOX_BYTES = 256 * 1024
 # Opening our stream to a new peer races its own start-up: retry a few times,
 # doubling the wait from 0.05 s between tries, before giving up on the peer.
 _OPEN_ATTEMPTS = 8
@@ -82,7 +77,6 @@ class DriverMetrics:
     deliveries_dropped: int = 0
     validations_running: int = 0
     disconnects: int = 0
-    inbox_full_waits: int = 0  # a peer's reader paused: its frames not handled yet
 
 
 class _Notifee(INotifee):
@@ -195,16 +189,6 @@ class PubSub:
         # cancel scopes of the running inbound readers (host tasks, not ours)
         self._readers: set[trio.CancelScope] = set()
         self._stopped = False
-        # Inbound frames wait here, per peer, and one task hands them to the router one
-        # frame at a time, peers in turn. Handling a frame (decode, signature checks,
-        # delivery) is the node's heaviest synchronous work: done in each reader, fifty
-        # flooding peers made every other task (the local API too) wait for fifty
-        # chunks' worth of it; now they wait for one frame.
-        self._inbox: dict[bytes, collections.deque[bytes]] = {}
-        self._inbox_bytes: dict[bytes, int] = {}
-        self._inbox_turns: collections.deque[bytes] = collections.deque()
-        self._inbox_wake = trio.Event()
-        self._inbox_space: dict[bytes, trio.Event] = {}
 
     # ------------------------------------------------------------ public API
 
@@ -220,7 +204,6 @@ class PubSub:
                 send.send_nowait((True, pid, False))
             nursery.start_soon(self._peer_events, recv)
             nursery.start_soon(self._timer)
-            nursery.start_soon(self._handle_inbox)
             task_status.started()
             try:
                 await trio.sleep_forever()
@@ -413,57 +396,17 @@ class PubSub:
                     self._after()
                     break
                 if whole:
-                    await self._enqueue(pb, whole)
+                    router.receive(pb, whole, trio.current_time())
+                    self._after()
+                    # a flooding peer's buffered frames must not starve the other tasks
+                    # (the local API among them): yield once per chunk handled
+                    await trio.lowlevel.checkpoint()
         except Exception as exc:
             failed = True
             log.debug("pubsub read from %s ended: %s", pid, exc)
         finally:
             # EOF from the peer, or our clean stop: close; bad bytes or errors: reset
             await (_reset_quietly(stream) if failed else _close_quietly(stream))
-
-    async def _enqueue(self, pb: bytes, whole: bytes) -> None:
-        """Queue `whole` frames of `pb` for the router; wait while its inbox is full."""
-        box = self._inbox.get(pb)
-        if box is None:
-            box = self._inbox[pb] = collections.deque()
-        for frame in frame_slices(whole):
-            while box and self._inbox_bytes.get(pb, 0) >= _INBOX_BYTES:
-                self.metrics.inbox_full_waits += 1
-                space = self._inbox_space.setdefault(pb, trio.Event())
-                await space.wait()
-                box = self._inbox.setdefault(pb, box)
-            if not box:
-                self._inbox_turns.append(pb)
-            box.append(frame)
-            self._inbox_bytes[pb] = self._inbox_bytes.get(pb, 0) + len(frame)
-            self._inbox_wake.set()
-
-    async def _handle_inbox(self) -> None:
-        """One frame at a time to the router, from each peer with frames in turn."""
-        router = self.router
-        turns = self._inbox_turns
-        while True:
-            if not turns:
-                self._inbox_wake = trio.Event()
-                await self._inbox_wake.wait()
-                continue
-            pb = turns.popleft()
-            box = self._inbox.get(pb)
-            if not box:
-                continue
-            frame = box.popleft()
-            if box:
-                turns.append(pb)
-                self._inbox_bytes[pb] -= len(frame)
-            else:
-                del self._inbox[pb]
-                self._inbox_bytes.pop(pb, None)
-            space = self._inbox_space.pop(pb, None)
-            if space is not None:
-                space.set()
-            router.receive(pb, frame, trio.current_time())
-            self._after()
-            await trio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ timer and events
 
