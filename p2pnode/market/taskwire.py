@@ -45,7 +45,7 @@ from gossip.messages import (
 )
 from p2pnode.errors import RemoteError
 from p2pnode.executor.spec import MAX_SPEC_FILE_BYTES, InputFile, TaskSpec, TaskSpecError
-from p2pnode.market.dealwire import FrameReader, _uvarint
+from p2pnode.market.dealwire import _uvarint
 
 PROTOCOL_ID = "/sonm/task/1"
 VERSION = 1
@@ -367,6 +367,45 @@ def frame(msg: TaskMessage) -> bytes:
     """Length-prefixed payload, ready for the stream."""
     data = encode(msg)
     return _uvarint(len(data)) + data
+
+
+class FrameReader:
+    """Collects length-prefixed frames from stream chunks, refusing oversized ones
+    before buffering them (sans-IO: the caller feeds bytes, takes payloads). With
+    `at_most`, what follows the frames taken stays buffered for `pending()`: the
+    results archive's raw bytes follow their header frame on the same stream."""
+
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+
+    def pending(self) -> bytes:
+        """The buffered bytes past the frames taken (and forget them)."""
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+    def feed(self, chunk: bytes, *, at_most: int | None = None) -> list[bytes]:
+        self._buf.extend(chunk)
+        out: list[bytes] = []
+        while at_most is None or len(out) < at_most:
+            length, used = 0, 0
+            for i, b in enumerate(self._buf[:4]):
+                length |= (b & 0x7F) << (7 * i)
+                if not b & 0x80:
+                    used = i + 1
+                    break
+            else:
+                if len(self._buf) >= 4:
+                    raise TaskWireError("frame: length prefix longer than 4 bytes")
+                return out
+            if length > self.max_frame:
+                raise TaskWireError(f"frame: {length} bytes > limit {self.max_frame}")
+            if len(self._buf) < used + length:
+                return out
+            out.append(bytes(self._buf[used : used + length]))
+            del self._buf[: used + length]
+        return out
 
 
 def reader() -> FrameReader:

@@ -12,7 +12,6 @@ import pytest
 from gossip.eip712 import SigningDomain, address_of_key
 from p2pnode.executor.spec import InputFile, TaskSpec, TaskSpecError
 from p2pnode.market import taskwire as w
-from p2pnode.market.dealwire import DealWireError
 
 DOMAIN = SigningDomain(chain_id=31337)
 KEY_A = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
@@ -151,8 +150,20 @@ def test_each_kind_has_its_own_size_cap() -> None:
         w.decode(padded, DOMAIN, expect=(w.LogsRequest, w.TaskStart))
     with pytest.raises(w.TaskWireError, match="limit 1024"):
         w.decode(padded, DOMAIN, expect=(w.LogsRequest,))
-    with pytest.raises(DealWireError, match=r"frame: .* > limit"):
+    with pytest.raises(w.TaskWireError, match=r"frame: .* > limit"):
         w.reader().feed(b"\xff\xff\xff\x7f")
+    with pytest.raises(w.TaskWireError, match="longer than 4 bytes"):
+        w.reader().feed(b"\xff\xff\xff\xff")
+
+
+def test_raw_bytes_after_a_header_stay_pending() -> None:
+    header = w.frame(w.ResultsHeader(b"{}", 5))
+    reader = w.reader()
+    assert reader.feed(header[:3], at_most=1) == []
+    [payload] = reader.feed(header[3:] + b"\x05\xff\xff\xffrest", at_most=1)
+    assert w.decode(payload, DOMAIN, expect=(w.ResultsHeader,)).size == 5
+    assert reader.pending() == b"\x05\xff\xff\xffrest"  # not parsed as a frame
+    assert reader.pending() == b""
 
 
 def test_request_window() -> None:
