@@ -33,13 +33,12 @@ def register(subparsers: Any) -> None:
         "start", help="send a task to the deal's hub: --image IMG -- CMD..., or --file task.toml"
     )
     add_config_options(start)
-    start.add_argument("deal_id", type=int, metavar="DEAL")
-    start.add_argument("--image", metavar="IMG", help="image name or digest")
-    start.add_argument("--file", metavar="FILE", help="a task file (TOML or JSON)")
-    start.add_argument("--env", action="append", metavar="NAME=VALUE", default=[])
-    start.add_argument("--workdir", metavar="DIR")
-    start.add_argument("--json", action="store_true")
-    start.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command")
+    # options may follow DEAL and the command follows `--`: parsed again, intermixed
+    start.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="DEAL [--image IMG | --file FILE] [--env N=V] [--workdir DIR] [--json] -- CMD",
+    )
     start.set_defaults(func=cmd_start)
     logs = sub.add_parser("logs", help="the task's stdout and stderr, from the hub")
     add_config_options(logs)
@@ -53,6 +52,27 @@ def register(subparsers: Any) -> None:
     results.add_argument("-o", "--output", required=True, metavar="DIR")
     results.add_argument("--json", action="store_true")
     results.set_defaults(func=cmd_results)
+
+
+def _start_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sonm-p2p task start", add_help=False)
+    p.add_argument("deal_id", type=int, metavar="DEAL")
+    p.add_argument("--image", metavar="IMG", help="image name or digest")
+    p.add_argument("--file", metavar="FILE", help="a task file (TOML or JSON)")
+    p.add_argument("--env", action="append", metavar="NAME=VALUE", default=[])
+    p.add_argument("--workdir", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("cmd", nargs="*", metavar="CMD")
+    return p
+
+
+def parse_start(words: list[str]) -> argparse.Namespace:
+    """DEAL, the options and `-- CMD...` in any order."""
+    parser = _start_parser()
+    try:
+        return parser.parse_intermixed_args(words)
+    except SystemExit:
+        raise UserError("usage: task start DEAL --image IMG [--env N=V] -- CMD...") from None
 
 
 def spec_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,12 +100,14 @@ def spec_body(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_start(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    body = spec_body(args)
-    result = api_call(config, "POST", f"/tasks/{args.deal_id}", body=body, timeout=START_TIMEOUT)
-    if args.json:
+    words = parse_start(list(args.words))
+    body = spec_body(words)
+    path = f"/tasks/{words.deal_id}"
+    result = api_call(config, "POST", path, body=body, timeout=START_TIMEOUT)
+    if words.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"task {result['task_id']} of deal {args.deal_id}: {result['answer']}")
+        print(f"task {result['task_id']} of deal {words.deal_id}: {result['answer']}")
     return 0
 
 
