@@ -18,19 +18,20 @@ from typing import Annotated, Any
 import trio
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gossip.messages import UINT64_MAX
 from p2pnode.api.errors import error, unprocessable
 from p2pnode.api.state import NodeDep
 from p2pnode.errors import LocalError, RemoteError, UserError
+from p2pnode.executor.spec import _IMAGE as _IMAGE_RE
 from p2pnode.executor.spec import DEFAULT_WORKING_DIR, TaskSpecError, task_spec_from_dict
 from p2pnode.market import taskwire
 from p2pnode.market.tasksvc import HubRefused, TaskService, UnknownDeal, log_json
 
 router = APIRouter(tags=["tasks"])
 
-DealId = Annotated[int, Path(ge=0, le=UINT64_MAX, description="the deal's id on the registry")]
+# deal ids as the node's SQLite stores them (the registry counts from 1)
+DealId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the deal's id on the registry")]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: error("no deal with this id that this node made as consumer"),
@@ -40,23 +41,63 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The spec's checks (p2pnode/executor/spec.py) as schema, so that /openapi.json states
+# exactly what is taken: paths in printable ASCII (bytes = characters), arguments
+# and values at most 1024 characters (4096 UTF-8 bytes at worst), no NUL.
+_SEGMENT = r"(?!\.\.?(?:/|$))[ -.0-~]+"
+_WORKDIR = rf"^(?!/(?:proc|sys|dev|results)(?:/|$))(?!/tmp$)(?:/{_SEGMENT})+$"
+_INPUT_PATH = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+_IMAGE = rf"^(?:{_IMAGE_RE.pattern.removesuffix(chr(92) + 'Z')}|sha256:[0-9a-f]{{64}})$"
+_B64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_NO_NUL = r"^[^\x00]*$"
+_CLOSED: dict[str, Any] = {"additionalProperties": False}
+
+Arg = Annotated[str, Field(max_length=1024, pattern=_NO_NUL)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+InputPath = Annotated[str, Field(max_length=255, pattern=_INPUT_PATH)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
 class InputIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(min_length=1, max_length=255)
-    content_b64: str = Field(max_length=64 * 1024)
+    content_b64: str = Field(max_length=64 * 1024, pattern=_B64)
     mode: int = Field(0o644, ge=0, le=0o777)
 
 
 class TaskIn(BaseModel):
-    """The task spec, as in a task file (docs/executor.md)."""
+    """The task spec, as in a task file (docs/executor.md); inputs by path."""
 
-    model_config = ConfigDict(extra="forbid")
-    image: str = Field(min_length=1, max_length=255)
-    command: list[str] = Field(default_factory=list, max_length=256)
-    env: dict[str, str] = Field(default_factory=dict)
-    working_dir: str = DEFAULT_WORKING_DIR
-    exposed_ports: list[int] = Field(default_factory=list, max_length=16)
-    inputs: list[InputIn] = Field(default_factory=list, max_length=64)
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    image: str = Field(max_length=255, pattern=_IMAGE)
+    command: list[Arg] = Field(default_factory=list, max_length=256)
+    env: dict[EnvName, Arg] = Field(default_factory=dict, max_length=128, json_schema_extra=_CLOSED)
+    working_dir: str = Field(DEFAULT_WORKING_DIR, max_length=255, pattern=_WORKDIR)
+    exposed_ports: set[Port] = Field(default_factory=set, max_length=16)
+    inputs: dict[InputPath, InputIn] = Field(
+        default_factory=dict, max_length=64, json_schema_extra=_CLOSED
+    )
+
+    @model_validator(mode="after")
+    def _anchored(self) -> TaskIn:
+        """Python's `$` also matches before a final newline; the document's (ECMA) does not."""
+        names = [self.image, self.working_dir, *self.env, *self.inputs]
+        if any(n.endswith("\n") for n in names):
+            raise ValueError("a name or path ends with a newline")
+        return self
+
+    def spec_dict(self) -> dict[str, Any]:
+        """The task file's shape (`task_spec_from_dict`)."""
+        return {
+            "image": self.image,
+            "command": list(self.command),
+            "env": dict(self.env),
+            "working_dir": self.working_dir,
+            "exposed_ports": sorted(self.exposed_ports),
+            "inputs": [
+                {"path": path, "content_b64": f.content_b64, "mode": f.mode}
+                for path, f in sorted(self.inputs.items())
+            ],
+        }
 
 
 class TaskStarted(BaseModel):
@@ -67,7 +108,9 @@ class TaskStarted(BaseModel):
 
 class ResultsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dest: str = Field(min_length=1, max_length=4096, description="absolute directory path")
+    dest: str = Field(
+        max_length=4096, pattern=r"^/[^\x00]*$", description="absolute directory path"
+    )
 
 
 class ResultsOut(BaseModel):
@@ -100,7 +143,7 @@ async def start_task(deal_id: DealId, body: TaskIn, state: NodeDep) -> TaskStart
     """Send the task to the deal's hub, which checks and starts it before answering."""
     service = tasks(state)
     try:
-        spec = task_spec_from_dict(body.model_dump())
+        spec = task_spec_from_dict(body.spec_dict())
     except TaskSpecError as exc:
         raise unprocessable(["body", exc.field], exc.problem) from None
     try:
@@ -159,16 +202,13 @@ async def task_results(deal_id: DealId, body: ResultsIn, state: NodeDep) -> Resu
     the receipt and the receipt's signature against the hub's account, then unpack
     into `dest` (links, absolute paths and '..' refused)."""
     service = tasks(state)
-    dest = FsPath(body.dest)
-    if not dest.is_absolute() or "\x00" in body.dest:
-        raise unprocessable(["body", "dest"], "an absolute directory path expected")
     try:
-        got = await service.results(deal_id, dest)
+        got = await service.results(deal_id, FsPath(body.dest))
     except Exception as exc:
         raise _http(exc) from None
     return ResultsOut(
         deal_id=deal_id,
-        dest=str(dest),
+        dest=body.dest,
         archive=str(got.archive),
         files=got.files,
         receipt=got.receipt.to_dict(),

@@ -391,9 +391,14 @@ class TaskService:
     async def results(self, deal_id: int, dest: Path) -> FetchedResults:
         """Download, check against the signed receipt, unpack into `dest`."""
         key, me, hub = self._request_parts(deal_id)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalError(f"results: cannot create {dest}: {exc.strerror}") from None
         msg = w.ResultsRequest(me, deal_id, int(self.clock()) + 60)
         work = self.data_dir / "tasks" / w.task_id_of(deal_id)
-        work.mkdir(parents=True, exist_ok=True)
+        work.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work.parent.chmod(0o700)
         part = work / "results.tar.part"
         stream = await self._open(hub)
         try:
