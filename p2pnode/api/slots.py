@@ -14,12 +14,17 @@ from pydantic import BaseModel, Field
 
 from gossip.orders import NetworkType
 from p2pnode.api.deals import market
+from p2pnode.api.errors import error
 from p2pnode.api.state import NodeDep
 from p2pnode.errors import LocalError
 from p2pnode.market.dealstore import slot_to_json
 from p2pnode.market.slots import Slot, SlotDoesNotFit, SlotError
 
 router = APIRouter(tags=["slots"])
+
+_DOWN: dict[int | str, dict[str, Any]] = {
+    503: error("the market service is not running, or this worker's hardware cannot be read")
+}
 
 _NETWORK = {
     "none": NetworkType.NONE,
@@ -45,7 +50,7 @@ def _out(service: Any, slot: Slot) -> dict[str, Any]:
     return {**slot_to_json(slot), **service.slot_status(slot.slot_id)}
 
 
-@router.get("/slots")
+@router.get("/slots", responses=_DOWN)
 async def list_slots(state: NodeDep) -> dict[str, Any]:
     service = market(state)
     try:
@@ -64,7 +69,11 @@ async def list_slots(state: NodeDep) -> dict[str, Any]:
     }
 
 
-@router.post("/slots", status_code=201)
+@router.post(
+    "/slots",
+    status_code=201,
+    responses={**_DOWN, 409: error("this node sells nothing, or the slot does not fit")},
+)
 async def add_slot(body: SlotIn, state: NodeDep) -> dict[str, Any]:
     service = market(state)
     if not service.is_supplier:
@@ -94,7 +103,14 @@ async def add_slot(body: SlotIn, state: NodeDep) -> dict[str, Any]:
     return _out(service, slot)
 
 
-@router.delete("/slots/{slot_id}")
+@router.delete(
+    "/slots/{slot_id}",
+    responses={
+        **_DOWN,
+        404: error("no slot with this id"),
+        409: error("the slot has a deal running"),
+    },
+)
 async def remove_slot(slot_id: str, state: NodeDep) -> dict[str, Any]:
     service = market(state)
     try:

@@ -43,7 +43,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 # The spec's checks (p2pnode/executor/spec.py) as schema, so that /openapi.json states
 # exactly what is taken: paths in printable ASCII (bytes = characters), arguments
-# and values at most 1024 characters (4096 UTF-8 bytes at worst), no NUL.
+# and values at most 1024 characters (4096 UTF-8 bytes at worst), no NUL. Counts are
+# smaller than a task file may hold, so that one field one past its bound is still
+# a request under the 64 KiB body cap (a 422 naming the field, not a 413).
+API_MAX_ARGS = 32
+API_MAX_ENV = 32
+API_MAX_INPUTS = 8
+API_MAX_INPUT_B64 = 4096  # 3 KiB a file
 _SEGMENT = r"(?!\.\.?(?:/|$))[ -.0-~]+"
 _WORKDIR = rf"^(?!/(?:proc|sys|dev|results)(?:/|$))(?!/tmp$)(?:/{_SEGMENT})+$"
 _INPUT_PATH = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
@@ -60,7 +66,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 
 class InputIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content_b64: str = Field(max_length=64 * 1024, pattern=_B64)
+    content_b64: str = Field(max_length=API_MAX_INPUT_B64, pattern=_B64)
     mode: int = Field(0o644, ge=0, le=0o777)
 
 
@@ -69,12 +75,14 @@ class TaskIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", regex_engine="python-re")
     image: str = Field(max_length=255, pattern=_IMAGE)
-    command: list[Arg] = Field(default_factory=list, max_length=256)
-    env: dict[EnvName, Arg] = Field(default_factory=dict, max_length=128, json_schema_extra=_CLOSED)
+    command: list[Arg] = Field(default_factory=list, max_length=API_MAX_ARGS)
+    env: dict[EnvName, Arg] = Field(
+        default_factory=dict, max_length=API_MAX_ENV, json_schema_extra=_CLOSED
+    )
     working_dir: str = Field(DEFAULT_WORKING_DIR, max_length=255, pattern=_WORKDIR)
     exposed_ports: set[Port] = Field(default_factory=set, max_length=16)
     inputs: dict[InputPath, InputIn] = Field(
-        default_factory=dict, max_length=64, json_schema_extra=_CLOSED
+        default_factory=dict, max_length=API_MAX_INPUTS, json_schema_extra=_CLOSED
     )
 
     @model_validator(mode="after")
