@@ -98,10 +98,18 @@ def spec_body(args: argparse.Namespace) -> dict[str, Any]:
     return task_spec_from_dict(data).to_dict()
 
 
+def api_body(spec: dict[str, Any]) -> dict[str, Any]:
+    """The task file's shape as the API takes it: inputs keyed by path."""
+    inputs = {
+        f["path"]: {"content_b64": f["content_b64"], "mode": f["mode"]} for f in spec["inputs"]
+    }
+    return {**spec, "inputs": inputs}
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     words = parse_start(list(args.words))
-    body = spec_body(words)
+    body = api_body(spec_body(words))
     path = f"/tasks/{words.deal_id}"
     result = api_call(config, "POST", path, body=body, timeout=START_TIMEOUT)
     if words.json:

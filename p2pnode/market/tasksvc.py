@@ -139,10 +139,12 @@ class TaskService:
             await trio.sleep_forever()
         self.market.close_hooks.append(self._on_deal_closed)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._run_executor)
+            # ready once the engine answered and unfinished tasks were taken up (or
+            # it did not answer): a start that arrives next finds it either way
+            await nursery.start(self._run_executor)
             task_status.started()
 
-    async def _run_executor(self) -> None:
+    async def _run_executor(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The engine may be down: the node keeps running and says so to consumers."""
         assert self.executor is not None
         executor = self.executor
@@ -150,15 +152,20 @@ class TaskService:
         async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             await executor.run(task_status=task_status)
 
+        reported = False
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(run)
                 self._engine_ready = True
+                task_status.started()
+                reported = True
         except EngineError as exc:
             self._engine_problem = f"no container engine on this hub: {exc}"
             log.warning("tasks: %s", self._engine_problem)
         finally:
             self._engine_ready = False
+            if not reported:
+                task_status.started()
 
     async def _on_deal_closed(self, deal_id: int) -> None:
         if self.executor is not None and self._engine_ready:
