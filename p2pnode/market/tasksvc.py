@@ -196,9 +196,7 @@ class TaskService:
             return
         if not ok:
             self.counters["refused"] += 1
-        msg = w.TaskAnswer(
-            self.address, deal_id, int(ok), reason.encode()[:200].decode(errors="ignore")
-        )
+        msg = w.TaskAnswer(self.address, deal_id, int(ok), answer_reason(reason))
         await stream.write(w.frame(w.sign(msg, self.domain, self._key)))
 
     async def _serve(self, stream: Any) -> None:
@@ -460,6 +458,13 @@ class TaskService:
         (work / "receipt.json").write_text(json.dumps(receipt.to_dict(), indent=2))
         files = await trio.to_thread.run_sync(unpack_results, archive, dest)
         return FetchedResults(receipt, archive, files)
+
+
+def answer_reason(text: str) -> str:
+    """A reason as the wire takes it: one line of printable text, at most 200 bytes
+    (engine and spec errors may quote what the consumer sent)."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    return flat.encode("utf-8", "replace")[: w.MAX_REASON_BYTES].decode("utf-8", "ignore")
 
 
 def _tail_offset(path: Path, lines: int) -> int:
