@@ -26,6 +26,7 @@ from p2pnode.chainsvc import chain_service
 from p2pnode.context import DeliveryHandler, NodeContext, ServiceSpec
 from p2pnode.market.dealsvc import market_service
 from p2pnode.market.desk import orders_service
+from p2pnode.market.tasksvc import task_service
 from p2pnode.metrics import dataclass_numbers
 from p2pnode.peer_topic import peer_topic_service
 from p2pnode.pubsub import PubSub
@@ -149,4 +150,6 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("peer_topic", peer_topic_service, requires=("pubsub",)),
     # slots, matching and deals: the desk places the ASKs, the chain settles deals
     ServiceSpec("market", market_service, requires=("pubsub",)),
+    # deals' tasks: handed over /sonm/task/1, run by the hub's executor
+    ServiceSpec("tasks", task_service, requires=("pubsub",)),
 ]

@@ -7,9 +7,9 @@ strings of token wei (price per second as on chain, and per hour as in the order
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from gossip.messages import address_hex
@@ -26,6 +26,8 @@ MARKET_DOWN: dict[int | str, dict[str, Any]] = {
     503: error("the market service is not running on this node")
 }
 _NO_DEAL: dict[int | str, dict[str, Any]] = {404: error("no deal with this id known to this node")}
+# deal ids as the node's SQLite stores them (the registry counts from 1)
+DealId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 class ConstraintOut(BaseModel):
@@ -67,7 +69,7 @@ async def list_deals(
 
 
 @router.get("/deals/{deal_id}", responses={**MARKET_DOWN, **_NO_DEAL})
-async def get_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
+async def get_deal(deal_id: DealId, state: NodeDep) -> dict[str, Any]:
     row = market(state).store.deal(deal_id)
     if row is None:
         raise HTTPException(404, f"no deal {deal_id} known to this node")
@@ -83,7 +85,7 @@ async def get_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
         502: error("the chain refused or did not answer the close"),
     },
 )
-async def close_deal(deal_id: int, state: NodeDep) -> dict[str, Any]:
+async def close_deal(deal_id: DealId, state: NodeDep) -> dict[str, Any]:
     """Close on chain: the consumer at any time (paid pro rata, the rest refunded),
     either side once the deal has ended."""
     service = market(state)

@@ -30,11 +30,32 @@ def api_call(
     *,
     params: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
+    timeout: float = 10.0,
 ) -> Any:
     """One request to the local node's API; any failure is one UserError line with the
     API's own explanation (which field, which bound)."""
     import httpx
 
+    base, token = api_base(config)
+    try:
+        resp = httpx.request(
+            method,
+            base + path,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError:
+        raise UserError(
+            f"the node's API at {base} is not answering: is the node running?"
+        ) from None
+    check_response(resp, method, path, base, config)
+    return resp.json()
+
+
+def api_base(config: NodeConfig) -> tuple[str, str]:
+    """The running node's API URL and its token."""
     from p2pnode.api.auth import read_token
     from p2pnode.ready import read_ready
 
@@ -46,21 +67,13 @@ def api_call(
     host = config.api.host
     default = f"http://{'[' + host + ']' if ':' in host else host}:{config.api.port}"
     base = ready["api_url"] if ready and ready.get("api_url") else default
-    try:
-        resp = httpx.request(
-            method,
-            base + path,
-            params={k: v for k, v in (params or {}).items() if v is not None},
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10.0,
-        )
-    except httpx.HTTPError:
-        raise UserError(
-            f"the node's API at {base} is not answering: is the node running?"
-        ) from None
+    return base, token
+
+
+def check_response(resp: Any, method: str, path: str, base: str, config: NodeConfig) -> None:
+    """A UserError with the API's explanation for any 4xx/5xx (the body must be read)."""
     if resp.status_code == 401:
-        raise UserError(f"the API at {base} refused the token in {data_dir}")
+        raise UserError(f"the API at {base} refused the token in {config.data_path}")
     if resp.status_code >= 400:
         try:
             detail = resp.json().get("detail")
@@ -73,4 +86,3 @@ def api_call(
                 if isinstance(d, dict)
             )
         raise UserError(f"{method} {path}: {detail or resp.reason_phrase} ({resp.status_code})")
-    return resp.json()

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "p2pnode.cli.simulate",
     "p2pnode.cli.hardware",
     "p2pnode.cli.market",
+    "p2pnode.cli.task",
 )
 
 

@@ -30,7 +30,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,9 @@ class MarketService:
         self.index = AskIndex()  # the ASKs this node knows, for matching its BIDs
         self._index_loaded = False
         self._inbound = 0
+        # called with a supplier deal's id each time it is seen closed (the tasks
+        # service stops the deal's task there); a failing hook is logged
+        self.close_hooks: list[Callable[[int], Awaitable[None]]] = []
         self.counters: dict[str, int] = {
             "requests": 0,
             "refused": 0,
@@ -716,6 +719,9 @@ class MarketService:
             if not reply.ok:
                 raise RemoteError(f"hub said no: {reply.reason}")
             self.store.set_meta("bid_of_ask:" + ask.order_id.hex(), bid.order_id.hex())
+            self.store.set_meta(  # where the deal's task goes (p2pnode/market/tasksvc.py)
+                "hub_of_ask:" + ask.order_id.hex(), f"{peer} {addr} {ask.order.author.hex()}"
+            )
             deal_id = await self._chain(self._propose, wallet, price, duration, ask.order_id)
             self.counters["proposed"] += 1
             deal = await self._chain(self.system.deals.deal, deal_id)
@@ -808,9 +814,21 @@ class MarketService:
                 and self.reservations.vacate(row.slot_id, deal_id)
             ):
                 self._supplier_wake.set()  # a fresh ASK for the slot
+            if row.status == "closed":
+                for hook in self.close_hooks:
+                    try:
+                        await hook(deal_id)
+                    except Exception as exc:
+                        log.warning(
+                            "market: deal %d closed, but a close hook failed: %s", deal_id, exc
+                        )
         elif row.status == "accepted":
             await self._withdraw_bid(row)
         return row
+
+    async def refresh_deal(self, deal_id: int) -> DealRow | None:
+        """The deal as the chain says now (stored and acted on); None if not ours."""
+        return await self._refresh(deal_id)
 
     async def _withdraw_bid(self, row: DealRow) -> None:
         """The BID is withdrawn once its deal starts; judged from the book, not from a
@@ -908,6 +926,15 @@ class MarketService:
         fresh = await self._refresh(deal_id)
         assert fresh is not None
         return fresh
+
+
+def hub_of_ask(store: MarketStore, ask_id: bytes) -> tuple[ID, Multiaddr, bytes] | None:
+    """The hub's peer id, address and account as the ASK of a deal we made named them."""
+    kept = store.get_meta("hub_of_ask:" + ask_id.hex())
+    if kept is None:
+        return None
+    peer, addr, author = kept.split(" ")
+    return ID.from_base58(peer), Multiaddr(addr), bytes.fromhex(author)
 
 
 async def _read_one(stream: Any, reader: dealwire.FrameReader, timeout: float) -> bytes:

@@ -1,0 +1,545 @@
+"""The daemon's `tasks` service: an accepted deal's task handed from its consumer to
+its hub over `/sonm/task/1` (p2pnode/market/taskwire.py), run by the executor, its
+logs streamed back and its results fetched, hash-checked and unpacked.
+
+Hub (a node with `market.hub_wallet`): runs the executor next to the market
+service. A start is checked against the chain (the deal re-read: accepted, the
+sender is its consumer), the slot's limits and the image allow-list, then handed to
+the executor with the deal's end as deadline (the executor records the task before
+the container starts). A deal the market service sees closed stops its task.
+
+Consumer: finds the hub by what its ASK said (kept when the deal was negotiated),
+signs each request with its account and checks each answer's signature; results
+are written to a part file while hashed, refused unless the archive's sha256 and
+the receipt's signature (the ASK author's) agree, then unpacked safely.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
+
+from gossip.eip712 import SigningDomain
+from gossip.messages import address_hex
+from p2pnode.context import NodeContext
+from p2pnode.errors import LocalError, RemoteError, UserError
+from p2pnode.executor import (
+    DealTask,
+    EngineError,
+    Executor,
+    ExecutorSettings,
+    Receipt,
+    SlotLimits,
+    TaskRefused,
+    TaskSpec,
+    TaskSpecError,
+    TaskStartError,
+    verify_receipt,
+)
+from p2pnode.executor.logsink import STREAMS
+from p2pnode.executor.results import unpack_results
+from p2pnode.market import taskwire as w
+from p2pnode.market.dealsvc import MarketService, hub_of_ask
+
+log = logging.getLogger(__name__)
+
+MAX_RESULTS_BYTES = 2**34  # a header announcing more is refused before a byte is read
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    stream_timeout: float = 15.0  # one request or answer frame
+    max_inbound_streams: int = 64  # task streams served at once
+    max_results_bytes: int = MAX_RESULTS_BYTES
+
+    def validate(self) -> None:
+        if not self.stream_timeout > 0:
+            raise ValueError(f"stream_timeout = {self.stream_timeout}: must be > 0")
+        if self.max_inbound_streams < 1:
+            raise ValueError(f"max_inbound_streams = {self.max_inbound_streams}: must be >= 1")
+        if not 1 <= self.max_results_bytes <= 2**40:
+            raise ValueError(f"max_results_bytes = {self.max_results_bytes}: allowed 1..2**40")
+
+
+class TaskError(RemoteError):
+    """What the hub sent does not check out (or it went away mid-answer)."""
+
+
+class HubRefused(TaskError):
+    """The hub answered no, with its reason."""
+
+
+class UnknownDeal(UserError):
+    """No deal by that id that this node made as consumer."""
+
+
+@dataclass(frozen=True)
+class FetchedResults:
+    receipt: Receipt
+    archive: Path
+    files: list[str]
+
+
+class TaskService:
+    def __init__(
+        self,
+        host: Any,
+        market: MarketService,
+        executor: Executor | None,
+        *,
+        domain: SigningDomain,
+        private_key: bytes | None,
+        data_dir: Path,
+        params: TaskParams | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.params = params or TaskParams()
+        self.params.validate()
+        self.host = host
+        self.market = market
+        self.executor = executor
+        self.domain = domain
+        self._key = private_key
+        self.address = market.address
+        self.data_dir = data_dir
+        self.clock = clock
+        self._engine_ready = False
+        self._engine_problem = "the container engine is starting"
+        self._inbound = 0
+        self.counters: dict[str, int] = {
+            "started": 0,
+            "refused": 0,
+            "bad_messages": 0,
+            "logs_served": 0,
+            "results_served": 0,
+        }
+
+    def stats(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.counters.items()}
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.host.set_stream_handler(TProtocol(w.PROTOCOL_ID), self._handle_stream)
+        if self.executor is None:
+            task_status.started()
+            await trio.sleep_forever()
+        self.market.close_hooks.append(self._on_deal_closed)
+        async with trio.open_nursery() as nursery:
+            # ready once the engine answered and unfinished tasks were taken up (or
+            # it did not answer): a start that arrives next finds it either way
+            await nursery.start(self._run_executor)
+            task_status.started()
+
+    async def _run_executor(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The engine may be down: the node keeps running and says so to consumers."""
+        assert self.executor is not None
+        executor = self.executor
+
+        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            await executor.run(task_status=task_status)
+
+        reported = False
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run)
+                self._engine_ready = True
+                task_status.started()
+                reported = True
+        except EngineError as exc:
+            self._engine_problem = f"no container engine on this hub: {exc}"
+            log.warning("tasks: %s", self._engine_problem)
+        finally:
+            self._engine_ready = False
+            if not reported:
+                task_status.started()
+
+    async def _on_deal_closed(self, deal_id: int) -> None:
+        if self.executor is not None and self._engine_ready:
+            stopped = await self.executor.stop_deal(deal_id, "closed")
+            if stopped:
+                log.info("tasks: deal %d closed: its task is stopping", deal_id)
+
+    # -- hub: the /sonm/task/1 server --------------------------------------------------
+
+    async def _handle_stream(self, stream: Any) -> None:
+        if self._inbound >= self.params.max_inbound_streams:
+            await _close(stream, reset=True)
+            return
+        self._inbound += 1
+        try:
+            await self._serve(stream)
+        except (RemoteError, trio.TooSlowError) as exc:
+            self.counters["bad_messages"] += 1
+            log.info("tasks: stream refused: %s", exc)
+        except Exception as exc:
+            log.debug("tasks: stream failed: %s", exc)
+        finally:
+            self._inbound -= 1
+            await _close(stream)
+
+    async def _answer(self, stream: Any, deal_id: int, ok: bool, reason: str) -> None:
+        if self._key is None or self.address is None:
+            return
+        if not ok:
+            self.counters["refused"] += 1
+        msg = w.TaskAnswer(self.address, deal_id, int(ok), answer_reason(reason))
+        await stream.write(w.frame(w.sign(msg, self.domain, self._key)))
+
+    async def _serve(self, stream: Any) -> None:
+        reader = w.reader()
+        try:
+            data = await _read_one(stream, reader, self.params.stream_timeout)
+            msg = w.decode(data, self.domain, expect=(w.TaskStart, w.LogsRequest, w.ResultsRequest))
+        except RemoteError as exc:
+            self.counters["bad_messages"] += 1
+            await self._answer(stream, 0, False, str(exc))
+            return
+        why = w.check_window(msg.valid_until, self.clock()) or await self._check_deal(msg)
+        if why is not None:
+            await self._answer(stream, msg.deal_id, False, why)
+            return
+        if isinstance(msg, w.TaskStart):
+            ok, reason = await self._start(msg)
+            await self._answer(stream, msg.deal_id, ok, reason)
+        elif isinstance(msg, w.LogsRequest):
+            await self._serve_logs(stream, msg)
+        else:
+            await self._serve_results(stream, msg)
+
+    async def _check_deal(self, msg: Any) -> str | None:
+        """Why the sender may not act on the deal; None when it may."""
+        row = self.market.store.deal(msg.deal_id)
+        if row is None or row.role != "supplier":
+            return f"deal {msg.deal_id} is not one of this hub's"
+        if row.consumer.lower() != address_hex(msg.consumer).lower():
+            return f"deal {msg.deal_id} is not the sender's"
+        if self.executor is None:
+            return "this node runs no tasks"
+        if not self._engine_ready:
+            return self._engine_problem
+        return None
+
+    async def _start(self, msg: w.TaskStart) -> tuple[bool, str]:
+        assert self.executor is not None
+        try:  # the chain says whether the deal runs, not our last reading of it
+            row = await self.market.refresh_deal(msg.deal_id)
+        except Exception as exc:
+            return False, f"the deal cannot be read from the chain: {exc}"
+        if row is None or row.status != "accepted":
+            status = row.status if row is not None else "unknown"
+            return False, f"deal {msg.deal_id} is {status}, not accepted"
+        if row.end_time <= self.clock():
+            return False, f"deal {msg.deal_id} has ended"
+        slot = self.market.planner().get(row.slot_id) if row.slot_id else None
+        if slot is None:
+            return False, f"deal {msg.deal_id}'s slot is gone from this hub"
+        try:
+            spec = w.unpack_spec(msg.spec)
+            limits = SlotLimits(
+                cpu_cores=float(slot.cpu_cores),
+                ram_bytes=slot.ram_bytes,
+                storage_bytes=slot.storage_bytes,
+                network=slot.network,
+                gpu_uuids=slot.gpu_uuids,
+            )
+            await self.executor.start_task(
+                DealTask(
+                    deal_id=msg.deal_id,
+                    task_id=w.task_id_of(msg.deal_id),
+                    spec=spec,
+                    limits=limits,
+                    ends_at=float(row.end_time),
+                )
+            )
+        except (TaskSpecError, TaskRefused, TaskStartError) as exc:
+            return False, str(exc)
+        except (EngineError, UserError) as exc:
+            return False, f"cannot start: {exc}"
+        self.counters["started"] += 1
+        log.info("tasks: deal %d: task started (%s)", msg.deal_id, spec.image)
+        return True, "started"
+
+    async def _serve_logs(self, stream: Any, msg: w.LogsRequest) -> None:
+        assert self.executor is not None
+        task_id = w.task_id_of(msg.deal_id)
+        record = self.executor.task(task_id)
+        if record is None:
+            await self._answer(stream, msg.deal_id, False, f"deal {msg.deal_id} has no task")
+            return
+        self.counters["logs_served"] += 1
+        skip = {
+            s: _tail_offset(self.executor.log_path(task_id, s), msg.tail) if msg.tail else 0
+            for s in STREAMS
+        }
+        async for chunk in self.executor.follow_logs(task_id, follow=bool(msg.follow)):
+            data = chunk.data
+            if skip[chunk.stream]:
+                cut = min(skip[chunk.stream], len(data))
+                skip[chunk.stream] -= cut
+                data = data[cut:]
+            code = w.LogStream.STDOUT if chunk.stream == "stdout" else w.LogStream.STDERR
+            for i in range(0, len(data), w.MAX_LOG_DATA):
+                await stream.write(w.frame(w.LogRecord(int(code), data[i : i + w.MAX_LOG_DATA])))
+        state = (self.executor.task(task_id) or record).state
+        await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), state.encode()[:64])))
+
+    async def _serve_results(self, stream: Any, msg: w.ResultsRequest) -> None:
+        assert self.executor is not None
+        try:
+            outcome = self.executor.outcome(w.task_id_of(msg.deal_id))
+        except UserError as exc:
+            await self._answer(stream, msg.deal_id, False, str(exc))
+            return
+        if outcome.receipt is None or outcome.results_path is None:
+            why = outcome.error or "no results were kept"
+            await self._answer(stream, msg.deal_id, False, f"task ended {outcome.reason}: {why}")
+            return
+        path = outcome.results_path
+        size = path.stat().st_size
+        receipt = json.dumps(outcome.receipt.to_dict(), sort_keys=True).encode()
+        await stream.write(w.frame(w.ResultsHeader(receipt, size)))
+        self.counters["results_served"] += 1
+        with open(path, "rb") as fh:
+            sent = 0
+            while sent < size:
+                chunk = await trio.to_thread.run_sync(fh.read, min(READ_CHUNK, size - sent))
+                if not chunk:
+                    break
+                await stream.write(chunk)
+                sent += len(chunk)
+
+    # -- consumer -------------------------------------------------------------------------
+
+    def _request_parts(self, deal_id: int) -> tuple[bytes, bytes, tuple[ID, Multiaddr, bytes]]:
+        if self._key is None or self.address is None:
+            raise UserError("this node has no unlocked account to sign task requests with")
+        row = self.market.store.deal(deal_id)
+        if row is None or row.role != "consumer":
+            raise UnknownDeal(f"deal {deal_id} is not one this node made as consumer")
+        hub = hub_of_ask(self.market.store, row.ask_id)
+        if hub is None:
+            raise LocalError(f"where deal {deal_id}'s hub listens was not kept")
+        return self._key, self.address, hub
+
+    async def _open(self, hub: tuple[ID, Multiaddr, bytes]) -> Any:
+        peer, addr, _ = hub
+        with trio.fail_after(self.params.stream_timeout):
+            await self.host.connect(PeerInfo(peer, [addr]))
+            return await self.host.new_stream(peer, [TProtocol(w.PROTOCOL_ID)])
+
+    def _check_answer(self, msg: Any, deal_id: int, author: bytes) -> None:
+        if msg.hub != author or msg.deal_id not in (0, deal_id):
+            raise TaskError("the answer is not from the deal's hub about this deal")
+        if not msg.ok:
+            raise HubRefused(f"hub refused: {msg.reason}")
+
+    async def start(self, deal_id: int, spec: TaskSpec) -> str:
+        """Hand the spec to the deal's hub; its answer's reason when it started."""
+        key, me, hub = self._request_parts(deal_id)
+        row = self.market.store.deal(deal_id)
+        assert row is not None
+        if row.status != "accepted":
+            raise UserError(f"deal {deal_id} is {row.status}; a task needs an accepted deal")
+        packed = w.pack_spec(spec)
+        msg = w.TaskStart(me, deal_id, packed, int(self.clock()) + 60)
+        stream = await self._open(hub)
+        try:
+            await stream.write(w.frame(w.sign(msg, self.domain, key)))
+            # the hub checks the image and creates the container before it answers
+            data = await _read_one(stream, w.reader(), self.params.stream_timeout + 60)
+            answer = w.decode(data, self.domain, expect=(w.TaskAnswer,))
+        finally:
+            await _close(stream)
+        self._check_answer(answer, deal_id, hub[2])
+        return str(answer.reason)
+
+    async def logs(
+        self, deal_id: int, *, follow: bool = False, tail: int = 0
+    ) -> AsyncGenerator[tuple[str, bytes], None]:
+        """(stream, bytes) as the hub sends them; ("end", state) last."""
+        key, me, hub = self._request_parts(deal_id)
+        msg = w.LogsRequest(me, deal_id, int(follow), tail, int(self.clock()) + 60)
+        stream = await self._open(hub)
+        try:
+            await stream.write(w.frame(w.sign(msg, self.domain, key)))
+            reader = w.reader()
+            timeout = None if follow else self.params.stream_timeout
+            expect: tuple[type[Any], ...] = (w.LogRecord, w.TaskAnswer)
+            while True:
+                for data in await _read_some(stream, reader, timeout):
+                    item = w.decode(data, self.domain, expect=expect)
+                    if isinstance(item, w.TaskAnswer):
+                        self._check_answer(item, deal_id, hub[2])
+                        raise HubRefused(f"hub refused: {item.reason}")
+                    expect = (w.LogRecord,)
+                    name = ("stdout", "stderr", "end")[item.stream]
+                    yield name, item.data
+                    if item.stream == w.LogStream.END:
+                        return
+        finally:
+            await _close(stream)
+
+    async def results(self, deal_id: int, dest: Path) -> FetchedResults:
+        """Download, check against the signed receipt, unpack into `dest`."""
+        key, me, hub = self._request_parts(deal_id)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalError(f"results: cannot create {dest}: {exc.strerror}") from None
+        msg = w.ResultsRequest(me, deal_id, int(self.clock()) + 60)
+        work = self.data_dir / "tasks" / w.task_id_of(deal_id)
+        work.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work.parent.chmod(0o700)
+        part = work / "results.tar.part"
+        stream = await self._open(hub)
+        try:
+            await stream.write(w.frame(w.sign(msg, self.domain, key)))
+            reader = w.reader()
+            data = await _read_one(stream, reader, self.params.stream_timeout)
+            first = w.decode(data, self.domain, expect=(w.ResultsHeader, w.TaskAnswer))
+            if isinstance(first, w.TaskAnswer):
+                self._check_answer(first, deal_id, hub[2])
+                raise HubRefused(f"hub refused: {first.reason}")
+            try:
+                receipt = Receipt.from_dict(json.loads(first.receipt))
+            except (ValueError, TypeError) as exc:
+                raise TaskError(f"receipt: not valid JSON: {exc}") from None
+            if first.size != receipt.results_bytes or first.size > self.params.max_results_bytes:
+                raise TaskError(
+                    f"results: {first.size} bytes announced, the receipt says "
+                    f"{receipt.results_bytes} (at most {self.params.max_results_bytes} taken)"
+                )
+            digest = hashlib.sha256()
+            got = 0
+            with open(part, "wb") as fh:
+                rest = reader.pending()
+                while True:
+                    if rest:
+                        if got + len(rest) > first.size:
+                            raise TaskError("results: more bytes than announced")
+                        fh.write(rest)
+                        digest.update(rest)
+                        got += len(rest)
+                    if got == first.size:
+                        break
+                    with trio.fail_after(self.params.stream_timeout):
+                        rest = await stream.read(READ_CHUNK)
+                    if not rest:
+                        raise TaskError(f"results: stream ended after {got} of {first.size} bytes")
+        finally:
+            await _close(stream)
+        try:
+            verify_receipt(
+                receipt,
+                domain=self.domain,
+                supplier=hub[2],
+                deal_id=deal_id,
+                results_sha256=digest.digest(),
+            )
+        except Exception:
+            part.unlink(missing_ok=True)
+            raise
+        archive = work / "results.tar"
+        part.replace(archive)
+        (work / "receipt.json").write_text(json.dumps(receipt.to_dict(), indent=2))
+        files = await trio.to_thread.run_sync(unpack_results, archive, dest)
+        return FetchedResults(receipt, archive, files)
+
+
+def answer_reason(text: str) -> str:
+    """A reason as the wire takes it: one line of printable text, at most 200 bytes
+    (engine and spec errors may quote what the consumer sent)."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    return flat.encode("utf-8", "replace")[: w.MAX_REASON_BYTES].decode("utf-8", "ignore")
+
+
+def _tail_offset(path: Path, lines: int) -> int:
+    """Where the last `lines` lines of the file begin (0: the whole file)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0
+    with open(path, "rb") as fh:
+        pos, seen = size, 0
+        # a trailing newline ends the last line; it does not start one
+        while pos > 0:
+            step = min(READ_CHUNK, pos)
+            pos -= step
+            fh.seek(pos)
+            block = fh.read(step)
+            for i in range(len(block) - 1, -1, -1):
+                if block[i] == 0x0A and pos + i != size - 1:
+                    seen += 1
+                    if seen == lines:
+                        return pos + i + 1
+    return 0
+
+
+async def _read_some(
+    stream: Any, reader: w.FrameReader, timeout: float | None, at_most: int | None = None
+) -> list[bytes]:
+    with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
+        while True:
+            chunk = await stream.read(READ_CHUNK)
+            if not chunk:
+                raise TaskError("stream closed before a whole frame")
+            frames: list[bytes] = reader.feed(chunk, at_most=at_most)
+            if frames:
+                return frames
+
+
+async def _read_one(stream: Any, reader: w.FrameReader, timeout: float) -> bytes:
+    """One frame; bytes after it stay in the reader (`pending()`)."""
+    return (await _read_some(stream, reader, timeout, at_most=1))[0]
+
+
+async def _close(stream: Any, *, reset: bool = False) -> None:
+    with trio.move_on_after(1):
+        with contextlib.suppress(Exception):
+            await (stream.reset() if reset else stream.close())
+
+
+def log_json(stream: str, data: bytes) -> dict[str, str]:
+    """One log record for the local API's NDJSON: bytes as base64, exactly."""
+    return {"stream": stream, "data": base64.b64encode(data).decode()}
+
+
+def task_service(ctx: NodeContext) -> TaskService:
+    """Daemon service factory, after "market": a hub with an account runs the executor."""
+    market = ctx.services.get("market")
+    if not isinstance(market, MarketService):
+        raise UserError("service 'tasks' needs the 'market' service started before it")
+    config = ctx.config
+    key = ctx.account.private_key if ctx.account is not None else None
+    domain = market.desk.domain
+    executor = None
+    if market.hub_wallet is not None and key is not None:
+        executor = Executor(
+            ctx.storage,
+            Path(config.data_path),
+            ExecutorSettings.from_config(config),
+            signer_key=key,
+            domain=domain,
+        )
+    return TaskService(
+        ctx.host,
+        market,
+        executor,
+        domain=domain,
+        private_key=key,
+        data_dir=Path(config.data_path),
+    )

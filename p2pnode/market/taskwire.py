@@ -1,0 +1,484 @@
+"""The `/sonm/task/1` messages: a deal's consumer hands its task to the hub, reads
+its logs and fetches its results.
+
+One stream per request; the first frame says which:
+
+    consumer -> hub   TaskStart       deal N, this spec            (signed by the consumer)
+    hub -> consumer   TaskAnswer      accepted / refused, why      (signed by the hub)
+
+    consumer -> hub   LogsRequest     deal N, follow?, tail         (signed by the consumer)
+    hub -> consumer   LogRecord*      stdout/stderr bytes, then an end record (or a
+                                      signed TaskAnswer refusing, with the reason)
+
+    consumer -> hub   ResultsRequest  deal N                        (signed by the consumer)
+    hub -> consumer   ResultsHeader   the signed receipt, archive size, then the
+                                      archive's raw bytes (or a signed TaskAnswer refusing)
+
+Framing and checks as on `/sonm/deal/1` (p2pnode/market/dealwire.py): an unsigned
+LEB128 length, then one canonical msgpack array `[kind, version, fields...,
+signature]`, EIP-712 signed in the orders' domain; size-capped before msgpack sees
+a byte, each kind with its own cap. Log records and the archive bytes carry no
+signature of their own: the stream is bound to the hub's peer by Noise, and the
+receipt the hub signs holds the sha256 of both logs and of the archive, which the
+consumer checks. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
+
+import msgpack
+
+from gossip import eip712
+from gossip.eip712 import FieldSpec, SigningDomain, StructType
+from gossip.messages import (
+    UINT64_MAX,
+    FieldError,
+    check_address,
+    check_bytes,
+    check_signature,
+    check_str,
+    check_uint,
+)
+from p2pnode.errors import RemoteError
+from p2pnode.executor.spec import MAX_SPEC_FILE_BYTES, InputFile, TaskSpec, TaskSpecError
+from p2pnode.market.dealwire import _uvarint
+
+PROTOCOL_ID = "/sonm/task/1"
+VERSION = 1
+MAX_SPEC_BYTES = MAX_SPEC_FILE_BYTES  # the packed spec: inline inputs and the rest
+MAX_START_BYTES = MAX_SPEC_BYTES + 256
+MAX_SMALL_BYTES = 1024  # requests and answers
+MAX_LOG_DATA = 32 * 1024  # one log record's bytes
+MAX_RECORD_BYTES = MAX_LOG_DATA + 64
+MAX_RECEIPT_BYTES = 4096
+MAX_HEADER_BYTES = MAX_RECEIPT_BYTES + 64
+MAX_FRAME_BYTES = MAX_START_BYTES  # the largest frame of any kind
+MAX_REASON_BYTES = 200
+MAX_REQUEST_WINDOW = 120  # seconds a request may stay valid: a replay window
+MAX_TAIL = 1_000_000
+
+
+class TaskWireError(RemoteError):
+    """A task frame from a peer is malformed, oversized, unsigned or mis-signed."""
+
+
+class TaskKind(enum.IntEnum):
+    START = 1
+    ANSWER = 2
+    LOGS = 3
+    RESULTS = 4
+    RECORD = 5
+    HEADER = 6
+
+
+class LogStream(enum.IntEnum):
+    STDOUT = 0
+    STDERR = 1
+    END = 2  # no more records; data is the task's state ("running" when not following)
+
+
+def _struct(name: str, *fields: tuple[str, str, str]) -> StructType:
+    return StructType(name, tuple(FieldSpec(n, t, a) for n, t, a in fields))
+
+
+def task_id_of(deal_id: int) -> str:
+    """One task per deal: its id follows from the deal's."""
+    return f"deal-{deal_id}"
+
+
+# -- the spec on the wire ---------------------------------------------------------
+
+
+def pack_spec(spec: TaskSpec) -> bytes:
+    """The spec as canonical msgpack: [image, command, env, working_dir, ports, inputs]."""
+    spec.validate()
+    return bytes(
+        msgpack.packb(
+            [
+                spec.image,
+                list(spec.command),
+                [list(p) for p in spec.env],
+                spec.working_dir,
+                list(spec.exposed_ports),
+                [[f.path, f.content, f.mode] for f in spec.inputs],
+            ],
+            use_bin_type=True,
+        )
+    )
+
+
+def unpack_spec(data: bytes) -> TaskSpec:
+    """A spec from a peer: TaskSpecError (its field named) for anything malformed."""
+    if len(data) > MAX_SPEC_BYTES:
+        raise TaskSpecError("spec", f"{len(data)} bytes > limit {MAX_SPEC_BYTES}")
+    try:
+        top = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=False,
+            max_str_len=64 * 1024,
+            max_bin_len=MAX_SPEC_BYTES,
+            max_array_len=256,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise TaskSpecError("spec", f"not valid msgpack ({type(exc).__name__})") from None
+    if type(top) is not tuple or len(top) != 6:
+        raise TaskSpecError("spec", "an array of 6 items expected")
+    image, command, env, workdir, ports, inputs = top
+    for name, value in (("command", command), ("env", env), ("exposed_ports", ports)):
+        if type(value) is not tuple:
+            raise TaskSpecError(name, "an array expected")
+    if type(inputs) is not tuple:
+        raise TaskSpecError("inputs", "an array expected")
+    files = []
+    for i, item in enumerate(inputs):
+        if type(item) is not tuple or len(item) != 3:
+            raise TaskSpecError(f"inputs[{i}]", "[path, content, mode] expected")
+        files.append(InputFile(path=item[0], content=item[1], mode=item[2]))
+    spec = TaskSpec(
+        image=image,
+        command=command,
+        env=env,
+        working_dir=workdir,
+        exposed_ports=ports,
+        inputs=tuple(files),
+    )
+    spec.validate()
+    if pack_spec(spec) != data:
+        raise TaskSpecError("spec", "not in canonical encoding")
+    return spec
+
+
+# -- signed messages ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskStart:
+    """The consumer of deal `deal_id` asks the hub to run `spec` (packed) for it."""
+
+    consumer: bytes  # 20-byte address; signer, the deal's consumer
+    deal_id: int
+    spec: bytes  # pack_spec()
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TaskKind] = TaskKind.START
+    LIMIT: ClassVar[int] = MAX_START_BYTES
+    TYPE: ClassVar[StructType] = _struct(
+        "TaskStart",
+        ("consumer", "address", "consumer"),
+        ("dealId", "uint64", "deal_id"),
+        ("spec", "bytes", "spec"),
+        ("validUntil", "uint64", "valid_until"),
+    )
+    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "spec", "valid_until")
+
+    @property
+    def signer(self) -> bytes:
+        return self.consumer
+
+    def validate(self) -> None:
+        check_address("consumer", self.consumer)
+        check_uint("deal_id", self.deal_id, UINT64_MAX)
+        check_bytes("spec", self.spec, MAX_SPEC_BYTES, 1)
+        check_uint("valid_until", self.valid_until, UINT64_MAX)
+        check_signature("signature", self.signature)
+
+
+@dataclass(frozen=True)
+class TaskAnswer:
+    """The hub's answer to any request: `ok` 1 accepted (a start), 0 refused, why."""
+
+    hub: bytes  # 20-byte address; signer, the deal's supplier account
+    deal_id: int
+    ok: int
+    reason: str
+    signature: bytes = b""
+
+    KIND: ClassVar[TaskKind] = TaskKind.ANSWER
+    LIMIT: ClassVar[int] = MAX_SMALL_BYTES
+    TYPE: ClassVar[StructType] = _struct(
+        "TaskAnswer",
+        ("hub", "address", "hub"),
+        ("dealId", "uint64", "deal_id"),
+        ("ok", "uint8", "ok"),
+        ("reason", "string", "reason"),
+    )
+    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "ok", "reason")
+
+    @property
+    def signer(self) -> bytes:
+        return self.hub
+
+    def validate(self) -> None:
+        check_address("hub", self.hub)
+        check_uint("deal_id", self.deal_id, UINT64_MAX)
+        check_uint("ok", self.ok, 1)
+        check_str("reason", self.reason, MAX_REASON_BYTES)
+        check_signature("signature", self.signature)
+
+
+@dataclass(frozen=True)
+class LogsRequest:
+    """The consumer asks for its task's output: the last `tail` bytes of each stream
+    (0: all), then with `follow` = 1 new output until the task ends."""
+
+    consumer: bytes
+    deal_id: int
+    follow: int
+    tail: int
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TaskKind] = TaskKind.LOGS
+    LIMIT: ClassVar[int] = MAX_SMALL_BYTES
+    TYPE: ClassVar[StructType] = _struct(
+        "LogsRequest",
+        ("consumer", "address", "consumer"),
+        ("dealId", "uint64", "deal_id"),
+        ("follow", "uint8", "follow"),
+        ("tail", "uint64", "tail"),
+        ("validUntil", "uint64", "valid_until"),
+    )
+    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "follow", "tail", "valid_until")
+
+    @property
+    def signer(self) -> bytes:
+        return self.consumer
+
+    def validate(self) -> None:
+        check_address("consumer", self.consumer)
+        check_uint("deal_id", self.deal_id, UINT64_MAX)
+        check_uint("follow", self.follow, 1)
+        check_uint("tail", self.tail, MAX_TAIL)
+        check_uint("valid_until", self.valid_until, UINT64_MAX)
+        check_signature("signature", self.signature)
+
+
+@dataclass(frozen=True)
+class ResultsRequest:
+    """The consumer asks for its finished task's receipt and results archive."""
+
+    consumer: bytes
+    deal_id: int
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TaskKind] = TaskKind.RESULTS
+    LIMIT: ClassVar[int] = MAX_SMALL_BYTES
+    TYPE: ClassVar[StructType] = _struct(
+        "ResultsRequest",
+        ("consumer", "address", "consumer"),
+        ("dealId", "uint64", "deal_id"),
+        ("validUntil", "uint64", "valid_until"),
+    )
+    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "valid_until")
+
+    @property
+    def signer(self) -> bytes:
+        return self.consumer
+
+    def validate(self) -> None:
+        check_address("consumer", self.consumer)
+        check_uint("deal_id", self.deal_id, UINT64_MAX)
+        check_uint("valid_until", self.valid_until, UINT64_MAX)
+        check_signature("signature", self.signature)
+
+
+# -- unsigned records (covered by the signed receipt's hashes) ----------------------------
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    stream: int  # LogStream
+    data: bytes
+
+    KIND: ClassVar[TaskKind] = TaskKind.RECORD
+    LIMIT: ClassVar[int] = MAX_RECORD_BYTES
+    FIELDS: ClassVar[tuple[str, ...]] = ("stream", "data")
+
+    def validate(self) -> None:
+        check_uint("stream", self.stream, max(LogStream))
+        check_bytes("data", self.data, MAX_LOG_DATA)
+
+
+@dataclass(frozen=True)
+class ResultsHeader:
+    """The receipt (its JSON form, signed by the hub inside) and how many archive
+    bytes follow the frame."""
+
+    receipt: bytes  # UTF-8 JSON of Receipt.to_dict()
+    size: int
+
+    KIND: ClassVar[TaskKind] = TaskKind.HEADER
+    LIMIT: ClassVar[int] = MAX_HEADER_BYTES
+    FIELDS: ClassVar[tuple[str, ...]] = ("receipt", "size")
+
+    def validate(self) -> None:
+        check_bytes("receipt", self.receipt, MAX_RECEIPT_BYTES, 2)
+        check_uint("size", self.size, UINT64_MAX)
+
+
+SignedMessage: TypeAlias = TaskStart | TaskAnswer | LogsRequest | ResultsRequest
+TaskMessage: TypeAlias = SignedMessage | LogRecord | ResultsHeader
+_SIGNED: dict[int, type[Any]] = {
+    int(c.KIND): c for c in (TaskStart, TaskAnswer, LogsRequest, ResultsRequest)
+}
+_UNSIGNED: dict[int, type[Any]] = {int(c.KIND): c for c in (LogRecord, ResultsHeader)}
+_CLASSES = {**_SIGNED, **_UNSIGNED}
+
+
+def digest(domain: SigningDomain, msg: SignedMessage) -> bytes:
+    return eip712.digest(domain, msg.TYPE, msg)
+
+
+def sign(msg: SignedMessage, domain: SigningDomain, private_key: bytes) -> Any:
+    """The message with its EIP-712 signature (same type as given)."""
+    return dataclasses.replace(msg, signature=eip712.sign_digest(digest(domain, msg), private_key))
+
+
+def _signed(cls: type[Any]) -> bool:
+    return int(cls.KIND) in _SIGNED
+
+
+def _to_wire(msg: TaskMessage) -> list[Any]:
+    tail = [getattr(msg, "signature")] if _signed(type(msg)) else []  # noqa: B009
+    return [int(msg.KIND), VERSION, *(getattr(msg, f) for f in msg.FIELDS), *tail]
+
+
+def encode(msg: TaskMessage) -> bytes:
+    """The payload (no length prefix). FieldError when our own message is invalid."""
+    msg.validate()
+    if _signed(type(msg)) and not getattr(msg, "signature"):  # noqa: B009
+        raise FieldError("signature", "a task message must be signed before it is sent")
+    data: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
+    if len(data) > msg.LIMIT:
+        raise FieldError("message", f"{len(data)} bytes > {msg.LIMIT}")
+    return data
+
+
+def frame(msg: TaskMessage) -> bytes:
+    """Length-prefixed payload, ready for the stream."""
+    data = encode(msg)
+    return _uvarint(len(data)) + data
+
+
+class FrameReader:
+    """Collects length-prefixed frames from stream chunks, refusing oversized ones
+    before buffering them (sans-IO: the caller feeds bytes, takes payloads). With
+    `at_most`, what follows the frames taken stays buffered for `pending()`: the
+    results archive's raw bytes follow their header frame on the same stream."""
+
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+
+    def pending(self) -> bytes:
+        """The buffered bytes past the frames taken (and forget them)."""
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+    def feed(self, chunk: bytes, *, at_most: int | None = None) -> list[bytes]:
+        self._buf.extend(chunk)
+        out: list[bytes] = []
+        while at_most is None or len(out) < at_most:
+            length, used = 0, 0
+            for i, b in enumerate(self._buf[:4]):
+                length |= (b & 0x7F) << (7 * i)
+                if not b & 0x80:
+                    used = i + 1
+                    break
+            else:
+                if len(self._buf) >= 4:
+                    raise TaskWireError("frame: length prefix longer than 4 bytes")
+                return out
+            if length > self.max_frame:
+                raise TaskWireError(f"frame: {length} bytes > limit {self.max_frame}")
+            if len(self._buf) < used + length:
+                return out
+            out.append(bytes(self._buf[used : used + length]))
+            del self._buf[: used + length]
+        return out
+
+
+def reader() -> FrameReader:
+    """Frames of any kind up to the largest (a start); each kind's own cap is checked
+    again by `decode` before msgpack parses it."""
+    return FrameReader(MAX_FRAME_BYTES)
+
+
+def decode(data: bytes, domain: SigningDomain, *, expect: tuple[type[Any], ...]) -> Any:
+    """Parse and check one payload from a peer, of one of the `expect`ed kinds; a
+    signed kind's signature must recover to its own signer field. TaskWireError
+    says what was wrong."""
+    if type(data) is not bytes:
+        raise TaskWireError(f"message: bytes expected, got {type(data).__name__}")
+    limit = max(c.LIMIT for c in expect)
+    if len(data) > limit:
+        raise TaskWireError(f"message: {len(data)} bytes > limit {limit}")
+    try:
+        top = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=False,
+            strict_map_key=True,
+            max_str_len=MAX_REASON_BYTES * 4,
+            max_bin_len=limit,
+            max_array_len=16,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise TaskWireError(f"message: not valid msgpack ({type(exc).__name__})") from None
+    if type(top) is not tuple or len(top) < 2:
+        raise TaskWireError("message: an array [kind, version, ...] expected")
+    kind, version = top[0], top[1]
+    cls = _CLASSES.get(kind) if type(kind) is int else None
+    if cls is None:
+        raise TaskWireError(f"kind: one of {sorted(_CLASSES)} expected, got {kind!r}")
+    if cls not in expect:
+        names = " or ".join(c.KIND.name for c in expect)
+        raise TaskWireError(f"kind: {names} expected here, got {cls.KIND.name}")
+    if len(data) > cls.LIMIT:
+        raise TaskWireError(f"message: {len(data)} bytes > limit {cls.LIMIT} for {cls.KIND.name}")
+    if type(version) is not int or version != VERSION:
+        raise TaskWireError(f"version: {VERSION} expected, got {version!r}")
+    signed = _signed(cls)
+    want = 2 + len(cls.FIELDS) + (1 if signed else 0)
+    if len(top) != want:
+        raise TaskWireError(f"message: {cls.KIND.name} has {want} items, got {len(top)}")
+    values = dict(zip(cls.FIELDS, top[2 : 2 + len(cls.FIELDS)], strict=True))
+    try:
+        msg = cls(**values, signature=top[-1]) if signed else cls(**values)
+        msg.validate()
+    except FieldError as exc:
+        raise TaskWireError(f"{exc.field}: {exc.problem}") from None
+    if msgpack.packb(_to_wire(msg), use_bin_type=True) != data:
+        raise TaskWireError("message: not in canonical encoding")
+    if not signed:
+        return msg
+    if not msg.signature:
+        raise TaskWireError("signature: missing")
+    try:
+        signer = eip712.recover_address(digest(domain, msg), msg.signature)
+    except eip712.SignatureError as exc:
+        raise TaskWireError(f"signature: {exc}") from None
+    if signer != msg.signer:
+        raise TaskWireError("signature: not made by the message's signer")
+    return msg
+
+
+def check_window(valid_until: int, now: float) -> str | None:
+    """Why a request's validity window is unacceptable at `now`; None when fine."""
+    if valid_until < now:
+        return "request expired"
+    if valid_until > now + MAX_REQUEST_WINDOW:
+        return f"request valid for more than {MAX_REQUEST_WINDOW} s"
+    return None

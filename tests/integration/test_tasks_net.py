@@ -1,0 +1,177 @@
+"""A deal's task end to end, between real daemons over loopback: anvil for the chain,
+podman for the containers. A BID is matched and the deal accepted (the network of
+tests/integration/test_deals_net.py), the consumer hands its task to the hub over
+/sonm/task/1, the task runs under the slot's limits, its logs reach the consumer,
+and its results arrive with a signed receipt that verifies; a tampered archive is
+refused, and closing the deal early stops the task.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from p2pnode.api.auth import read_token
+from tests.conftest import run_cli
+from tests.executor.conftest import IMAGE, _engine_problem
+from tests.integration.test_deals_net import CHEAP, Net, _wait, open_net
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SLOT_RAM = 2**28  # what Net.bid asks for
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    problem = _engine_problem()
+    if problem is not None:
+        if os.environ.get("SONM_REQUIRE_ENGINE") == "1":
+            pytest.fail(f"{problem}; SONM_REQUIRE_ENGINE=1")
+        pytest.skip(f"{problem}; set SONM_REQUIRE_ENGINE=1 to fail instead")
+    hub = {"executor": {"allowed_images": [IMAGE]}}
+    with open_net(tmp_path_factory.mktemp("tasks"), ("con_a",), hub) as n:
+        body = {
+            "slot_id": "t1",
+            "cpu_cores": 1,
+            "ram_bytes": SLOT_RAM,
+            "duration": 3600,
+            "price_per_hour": str(CHEAP * 3600),
+        }
+        added = n.call("supplier", "POST", "/slots", body)
+        assert added.status_code == 201, added.text
+        yield n
+
+
+def _accepted_deal(net: Net, duration: int) -> dict[str, Any]:
+    before = {d["deal_id"] for d in net.deals("con_a")}
+    net.bid("con_a", duration=duration, price_per_hour=CHEAP * 3600)
+    return _wait(  # type: ignore[no-any-return]
+        lambda: [
+            d
+            for d in net.deals("con_a")
+            if d["status"] == "accepted" and d["deal_id"] not in before
+        ],
+        60,
+        "the consumer's deal to be accepted",
+    )[0]
+
+
+def _logs(net: Net, deal_id: int, **params: Any) -> dict[str, bytes]:
+    node = net.nodes["con_a"]
+    info, token = node.ready(), read_token(node.data_dir)
+    assert info and token
+    out: dict[str, bytes] = {"stdout": b"", "stderr": b"", "end": b""}
+    with httpx.stream(
+        "GET",
+        f"{info['api_url']}/tasks/{deal_id}/logs",
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    ) as resp:
+        assert resp.status_code == 200, resp.read()
+        for line in resp.iter_lines():
+            record = json.loads(line)
+            assert record["stream"] != "error", record
+            out[record["stream"]] += base64.b64decode(record["data"])
+    return out
+
+
+def _results(net: Net, deal_id: int, dest: Path) -> httpx.Response:
+    def ready() -> httpx.Response | None:
+        r = net.call("con_a", "POST", f"/tasks/{deal_id}/results", {"dest": str(dest)})
+        return None if r.status_code == 409 and "not finished" in r.text else r
+
+    return _wait(ready, 30, "the task to finish")  # type: ignore[no-any-return]
+
+
+def test_task_runs_under_the_slot_and_its_results_verify(net: Net, tmp_path: Path) -> None:
+    from eth_account import Account
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.executor import Receipt, verify_receipt
+
+    deal = _accepted_deal(net, 600)
+    deal_id = deal["deal_id"]
+    # an image off the hub's allow-list is refused with the reason; nothing runs
+    refused = net.call("con_a", "POST", f"/tasks/{deal_id}", {"image": "docker.io/library/alpine"})
+    assert refused.status_code == 409 and "allow" in refused.text, refused.text
+    script = (
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null "
+        "|| cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+        "for i in 1 2 3; do echo line $i; sleep 0.2; done; "
+        "echo warn >&2; echo done > /results/out.txt"
+    )
+    started = run_cli(
+        *("task", "start", "--data-dir", str(net.nodes["con_a"].data_dir), str(deal_id)),
+        *("--image", IMAGE, "--", "sh", "-c", script),
+    )
+    assert started.returncode == 0, started.stderr
+    assert f"task deal-{deal_id} of deal {deal_id}: started" in started.stdout
+    again = net.call("con_a", "POST", f"/tasks/{deal_id}", {"image": IMAGE})
+    assert again.status_code == 409 and "exists already" in again.text
+    logs = _logs(net, deal_id, follow="true")
+    lines = logs["stdout"].decode().splitlines()
+    assert lines == [str(SLOT_RAM), "line 1", "line 2", "line 3"]  # the slot's memory limit
+    assert logs["stderr"] == b"warn\n" and logs["end"] in (b"running", b"finished")
+    tail = run_cli(
+        *("task", "logs", "--data-dir", str(net.nodes["con_a"].data_dir), str(deal_id)),
+        *("--tail", "1"),
+    )
+    assert tail.returncode == 0 and tail.stdout == "line 3\n" and tail.stderr == "warn\n"
+
+    got = _results(net, deal_id, tmp_path / "out")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert "out.txt" in body["files"]
+    assert (tmp_path / "out" / "out.txt").read_text() == "done\n"
+    receipt = Receipt.from_dict(body["receipt"])
+    supplier = bytes.fromhex(Account.from_key(net.keys["supplier"]).address[2:])
+    archive = Path(body["archive"]).read_bytes()
+    verify_receipt(
+        receipt,
+        domain=SigningDomain(chain_id=31337),
+        supplier=supplier,
+        deal_id=deal_id,
+        results_sha256=hashlib.sha256(archive).digest(),
+        stdout_sha256=hashlib.sha256(logs["stdout"]).digest(),
+        stderr_sha256=hashlib.sha256(logs["stderr"]).digest(),
+    )
+    assert receipt.exit_code == 0 and receipt.reason == "exited"
+
+    # the hub's archive changed after it signed: the consumer refuses it
+    served = net.nodes["supplier"].data_dir / "executor" / "tasks" / f"deal-{deal_id}"
+    tar = served / "results.tar"
+    data = bytearray(tar.read_bytes())
+    data[600] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    bad = net.call("con_a", "POST", f"/tasks/{deal_id}/results", {"dest": str(tmp_path / "bad")})
+    assert bad.status_code == 502 and "does not match the receipt" in bad.text, bad.text
+    assert list((tmp_path / "bad").iterdir()) == []  # nothing unpacked
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text
+
+
+def test_closing_the_deal_early_stops_its_task(net: Net, tmp_path: Path) -> None:
+    _wait(lambda: net.asks_seen("con_a"), 30, "the slot's fresh ASK")
+    deal = _accepted_deal(net, 600)
+    deal_id = deal["deal_id"]
+    start = {"image": IMAGE, "command": ["sh", "-c", "echo up; sleep 600"]}
+    started = net.call("con_a", "POST", f"/tasks/{deal_id}", start)
+    assert started.status_code == 201, started.text
+    _wait(lambda: b"up" in _logs(net, deal_id)["stdout"], 20, "the task's first line")
+    t0 = time.monotonic()
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text
+    got = _results(net, deal_id, tmp_path / "out")
+    assert got.status_code == 200, got.text
+    assert got.json()["receipt"]["reason"] == "closed"
+    assert time.monotonic() - t0 < 30
