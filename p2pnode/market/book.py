@@ -330,13 +330,7 @@ class OrderBook:
 
     def _forget(self, rows: Iterable[tuple[Any, ...]]) -> int:
         """Account for deleted foreign orders, given their authors."""
-        n = 0
-        for (author,) in rows:
-            key = bytes(author)
-            self._foreign[key] -= 1
-            if self._foreign[key] <= 0:
-                del self._foreign[key]
-            n += 1
+        n = _uncount(self._foreign, rows)
         self._count -= n
         return n
 
@@ -350,14 +344,8 @@ class OrderBook:
         self._forget_cancels(rows)
 
     def _forget_cancels(self, rows: Iterable[tuple[Any, ...]]) -> int:
-        n = 0
-        for (author,) in rows:
-            key = bytes(author)
-            self._cancels[key] -= 1
-            if self._cancels[key] <= 0:
-                del self._cancels[key]
-            n += 1
-        return n
+        """Account for deleted cancels, given their authors."""
+        return _uncount(self._cancels, rows)
 
     def apply_cancel(
         self, cancel: OrderCancel, data: bytes, now: float, *, own: bool, published: bool
@@ -560,6 +548,18 @@ class OrderBook:
                 (author, n),
             )
             self.counters.cancels_evicted += self._forget_cancels(gone)
+
+
+def _uncount(counts: Counter[bytes], rows: Iterable[tuple[Any, ...]]) -> int:
+    """Take one off each deleted row's author (`RETURNING author` rows); how many."""
+    n = 0
+    for (author,) in rows:
+        key = bytes(author)
+        counts[key] -= 1
+        if counts[key] <= 0:
+            del counts[key]
+        n += 1
+    return n
 
 
 def _entry(row: tuple[Any, ...]) -> BookEntry:
