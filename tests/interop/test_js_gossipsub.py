@@ -507,4 +507,6 @@ async def _strict_sign_js_ids(node: str, tmp_path: Path, id_style: str) -> None:
             else:
                 assert m.iwant_sent >= 1 and m.broken_promises >= 1
                 snap = a.router.peer_score.snapshot(js_pb, trio.current_time())
-                assert snap is not None and snap.behaviour_penalty >= 1
+                # each broken promise adds 1; the penalty decays every decay interval
+                # between the break and this read, so it is a little under 1 by now
+                assert snap is not None and snap.behaviour_penalty > 0.5
