@@ -17,6 +17,7 @@ from fastapi.security import HTTPBearer
 
 from p2pnode import __version__
 from p2pnode.api import deals, errors, metrics, orders, peers, slots, status, tasks
+from p2pnode.api import ui as web_ui
 from p2pnode.api.auth import BearerAuthMiddleware
 from p2pnode.api.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, RequestLimitsMiddleware
 from p2pnode.api.openapi import install_exact_openapi
@@ -56,5 +57,6 @@ def build_app(state: NodeState, token: str, routers: Sequence[APIRouter] | None 
     errors.install(app)
     install_exact_openapi(app)
     app.add_middleware(RequestLimitsMiddleware)
-    app.add_middleware(BearerAuthMiddleware, token=token)  # outermost: no token, no read
+    app.add_middleware(BearerAuthMiddleware, token=token)  # no token, no read
+    web_ui.install(app, token)  # /ui, and its login: a cookie may read, outside the token check
     return app

@@ -1,0 +1,282 @@
+// The node's web view. One EventSource: a `snapshot` of every section, then
+// `change` events with only what changed; each section is redrawn from the state
+// kept here. Hubs come from GET /hubs (re-read when peers or deals change, since a
+// hub's standing follows them); task logs stream from GET /tasks/{id}/logs.
+// Every value from the network goes into the page as text, never as HTML.
+"use strict";
+
+const view = { node: {}, peers: {}, mesh: {}, orders: {}, deals: {} };
+const fresh = new Set(); // "section:id" of items that changed in the last event
+let logsAbort = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else if (k === "title") node.title = v;
+    else node[k] = v;
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const short = (id) => (id.length > 14 ? id.slice(0, 6) + "…" + id.slice(-4) : id);
+
+function snm(wei) { // a wei string as SNM, exact to 6 places
+  try {
+    const v = BigInt(wei);
+    const whole = v / 10n ** 18n;
+    const frac = (v % 10n ** 18n).toString().padStart(18, "0").slice(0, 6).replace(/0+$/, "");
+    return frac ? `${whole}.${frac}` : `${whole}`;
+  } catch (e) { return String(wei); }
+}
+
+function duration(s) {
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600}h`;
+  if (s >= 60 && s % 60 === 0) return `${s / 60}m`;
+  return `${s}s`;
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${Math.round(n * 10) / 10}${units[i]}`;
+}
+
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows);
+}
+
+function row(section, id, cells, cls) {
+  const tr = el("tr", { "data-id": id, class: cls || "" }, ...cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c))));
+  if (fresh.has(`${section}:${id}`)) tr.classList.add("fresh");
+  return tr;
+}
+
+function meshOf(peer) {
+  return Object.entries(view.mesh).filter(([, m]) => m.mesh.includes(peer)).map(([t]) => t);
+}
+
+function renderNode() {
+  const me = view.node.self;
+  if (!me) return;
+  document.getElementById("self").textContent = `${me.role} · ${me.peer_id}`;
+}
+
+function renderPeers() {
+  const ids = Object.keys(view.peers).sort((a, b) =>
+    (view.peers[b].connected - view.peers[a].connected) || a.localeCompare(b));
+  const up = ids.filter((id) => view.peers[id].connected).length;
+  document.getElementById("peers-count").textContent = `${up} connected, ${ids.length} known`;
+  fill(document.querySelector("#peers tbody"), ids.map((id) => {
+    const p = view.peers[id];
+    const topics = meshOf(id);
+    return row("peers", id, [
+      el("td", { class: "id", title: id }, short(id)),
+      el("td", { class: p.connected ? "ok" : "muted" }, p.connected ? "connected" : "known"),
+      p.source,
+      el("td", { class: "muted" }, topics.map((t) => t.split("/").filter(Boolean).slice(-2).join("/")).join(", ")),
+    ]);
+  }));
+  renderGraph(ids);
+}
+
+function renderGraph(ids) {
+  const svg = document.getElementById("graph");
+  const me = view.node.self;
+  const shown = ids.slice(0, 24);
+  const nodes = [];
+  const r = 115;
+  shown.forEach((id, i) => {
+    const a = (2 * Math.PI * i) / Math.max(shown.length, 1) - Math.PI / 2;
+    nodes.push({ id, x: Math.cos(a) * r * 1.45, y: Math.sin(a) * r });
+  });
+  const parts = [];
+  for (const n of nodes) {
+    const p = view.peers[n.id];
+    const inMesh = meshOf(n.id).length > 0;
+    const cls = `graph-edge${inMesh ? " mesh" : ""}${p.connected ? "" : " known"}`;
+    parts.push(svgEl("line", { x1: 0, y1: 0, x2: n.x, y2: n.y, class: cls }));
+  }
+  for (const n of nodes) {
+    const g = svgEl("g", { "data-peer": n.id });
+    g.append(svgEl("circle", { cx: n.x, cy: n.y, r: 9, class: `graph-node${view.peers[n.id].connected ? " up" : ""}` }));
+    g.append(svgEl("text", { x: n.x, y: n.y + 21, class: "graph-label" }, short(n.id)));
+    g.append(svgEl("title", {}, n.id));
+    parts.push(g);
+  }
+  const mine = svgEl("g", { "data-peer": me ? me.peer_id : "" });
+  mine.append(svgEl("circle", { cx: 0, cy: 0, r: 14, class: "graph-node me" }));
+  mine.append(svgEl("text", { x: 0, y: 30, class: "graph-label" }, me ? `${me.role} (this node)` : "this node"));
+  parts.push(mine);
+  svg.replaceChildren(...parts);
+}
+
+function renderMesh() {
+  const topics = Object.keys(view.mesh).sort();
+  fill(document.querySelector("#mesh tbody"), topics.map((t) => {
+    const m = view.mesh[t];
+    return row("mesh", t, [
+      el("td", { class: "mono" }, t),
+      el("td", { title: m.mesh.join("\n") }, `${m.mesh.length}: ${m.mesh.map(short).join(" ")}`),
+      el("td", { class: "muted" }, String(m.subscribed.length)),
+    ]);
+  }));
+}
+
+function renderOrders() {
+  const ids = Object.keys(view.orders).sort((a, b) =>
+    view.orders[a].side.localeCompare(view.orders[b].side) ||
+    (BigInt(view.orders[a].price_per_hour) < BigInt(view.orders[b].price_per_hour) ? -1 : 1));
+  document.getElementById("orders-count").textContent = `${ids.length} live`;
+  fill(document.querySelector("#orders tbody"), ids.map((id) => {
+    const o = view.orders[id];
+    return row("orders", id, [
+      el("td", { class: "id", title: id }, short(id)),
+      el("td", { class: o.side }, o.side.toUpperCase()),
+      snm(o.price_per_hour),
+      duration(o.duration),
+      String(o.cpu_cores),
+      bytes(o.ram_bytes),
+      el("td", { class: "id", title: o.author }, short(o.author) + (o.own ? " (ours)" : "")),
+      el("td", { class: o.cancelled ? "muted" : "ok" }, o.cancelled ? "cancelled" : "open"),
+    ]);
+  }));
+}
+
+const DEAL_CLASS = { pending: "warn", accepted: "ok", closed: "muted" };
+
+function renderDeals() {
+  const ids = Object.keys(view.deals).sort((a, b) => Number(b) - Number(a));
+  document.getElementById("deals-count").textContent = `${ids.length}`;
+  fill(document.querySelector("#deals tbody"), ids.map((id) => {
+    const d = view.deals[id];
+    const button = el("button", { onclick: () => followLogs(id) }, "logs");
+    return row("deals", id, [
+      el("td", { class: "id" }, `#${id}`),
+      d.role,
+      el("td", { class: `deal-status ${DEAL_CLASS[d.status] || ""}` }, d.status),
+      snm(d.price_per_hour),
+      duration(d.duration),
+      snm(d.escrow),
+      snm(d.paid),
+      el("td", { class: "id", title: d.hub }, short(d.hub)),
+      el("td", { class: "id", title: d.consumer }, short(d.consumer)),
+      el("td", {}, d.role === "consumer" && d.status !== "pending" ? button : ""),
+    ]);
+  }));
+}
+
+const RENDER = { node: renderNode, peers: renderPeers, mesh: () => { renderMesh(); renderPeers(); }, orders: renderOrders, deals: renderDeals };
+
+// --- hubs: whatever GET /hubs answers, drawn as a table of its fields -------------
+let hubsTimer = null;
+function refreshHubs() {
+  if (hubsTimer) return;
+  hubsTimer = setTimeout(async () => {
+    hubsTimer = null;
+    const box = document.getElementById("hubs");
+    let resp;
+    try { resp = await fetch("/hubs", { credentials: "same-origin" }); } catch (e) { return; }
+    if (resp.status === 404 || resp.status === 503) {
+      box.replaceChildren(el("p", { class: "muted hubs-na" }, "not available on this node"));
+      return;
+    }
+    if (!resp.ok) { box.replaceChildren(el("p", { class: "bad" }, `GET /hubs: ${resp.status}`)); return; }
+    const body = await resp.json();
+    const list = Array.isArray(body) ? body : (body.hubs || Object.values(body).find(Array.isArray) || []);
+    if (!list.length) { box.replaceChildren(el("p", { class: "muted" }, "no hubs known yet")); return; }
+    const cols = Object.keys(list[0]).filter((k) => typeof list[0][k] !== "object" || list[0][k] === null).slice(0, 7);
+    const why = Object.keys(list[0]).find((k) => /why|reason/.test(k));
+    if (why && !cols.includes(why)) cols.push(why);
+    const table = el("table", {}, el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)))));
+    const tbody = el("tbody");
+    for (const h of list) {
+      tbody.append(el("tr", {}, ...cols.map((c) => {
+        const v = h[c];
+        const text = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+        return el("td", { class: /^0x|peer/.test(c) ? "id" : "", title: text }, text.length > 40 ? short(text) : text);
+      })));
+    }
+    table.append(tbody);
+    box.replaceChildren(table);
+  }, 300);
+}
+
+// --- task logs ---------------------------------------------------------------------
+async function followLogs(dealId) {
+  if (logsAbort) logsAbort.abort();
+  logsAbort = new AbortController();
+  const pre = document.getElementById("logs");
+  pre.className = "";
+  pre.replaceChildren();
+  document.getElementById("logs-title").textContent = `deal #${dealId}`;
+  let resp;
+  try {
+    resp = await fetch(`/tasks/${dealId}/logs?follow=true`, { signal: logsAbort.signal, credentials: "same-origin" });
+  } catch (e) { return; }
+  if (!resp.ok) {
+    let detail = resp.statusText;
+    try { detail = (await resp.json()).detail || detail; } catch (e) { /* not JSON */ }
+    pre.append(el("span", { class: "bad" }, `no logs: ${detail}\n`));
+    return;
+  }
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    let chunk;
+    try { chunk = await reader.read(); } catch (e) { return; }
+    if (chunk.done) break;
+    buffered += decoder.decode(chunk.value, { stream: true });
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!line) continue;
+      const rec = JSON.parse(line);
+      let text = "";
+      try { text = new TextDecoder().decode(Uint8Array.from(atob(rec.data || ""), (c) => c.charCodeAt(0))); } catch (e) { text = ""; }
+      if (rec.stream === "end") text = `[task ended: ${text || "done"}]\n`;
+      if (rec.stream === "error") text = `[stream broke: ${rec.error}]\n`;
+      pre.append(el("span", { class: rec.stream }, text));
+    }
+  }
+}
+
+// --- the live feed -----------------------------------------------------------------
+function connect() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/ui/events");
+  source.onopen = () => { live.className = "live on"; live.textContent = "live"; };
+  source.onerror = () => { live.className = "live off"; live.textContent = "reconnecting…"; };
+  source.addEventListener("snapshot", (ev) => {
+    const snap = JSON.parse(ev.data);
+    fresh.clear();
+    for (const name of Object.keys(view)) view[name] = snap[name] || {};
+    for (const render of Object.values(RENDER)) render();
+    refreshHubs();
+    document.body.dataset.ready = "1";
+  });
+  source.addEventListener("change", (ev) => {
+    const change = JSON.parse(ev.data);
+    const section = view[change.section];
+    if (!section) return;
+    fresh.clear();
+    for (const [id, item] of Object.entries(change.set)) { section[id] = item; fresh.add(`${change.section}:${id}`); }
+    for (const id of change.del) delete section[id];
+    RENDER[change.section]();
+    if (change.section === "peers" || change.section === "deals") refreshHubs();
+  });
+}
+
+connect();

@@ -1,0 +1,166 @@
+"""The web view's HTTP side without a daemon: the login code for a cookie, what the
+cookie may do, the page's files and headers, the live feed's cap, and the pure
+diff the feed sends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from p2pnode.api.app import build_app
+from p2pnode.api.auth import load_or_create_token
+from p2pnode.api.state import NodeState
+from p2pnode.api.ui_auth import CODE_TTL, MAX_CODES, MAX_SESSIONS, SESSION_TTL, UiSessions
+from p2pnode.config import NodeConfig
+from p2pnode.liveview import StreamSlots, ViewParams, diff, read_view
+from p2pnode.metrics import NodeMetrics
+from p2pnode.storage import Storage
+
+
+@pytest.fixture
+def app_token(tmp_path: Path) -> tuple[TestClient, str]:
+    storage = Storage.open_in(tmp_path)
+    storage.upsert_peer("PeerA", ["/ip4/127.0.0.1/tcp/1"], source="px", record=b"r", seq=1)
+    state = NodeState(config=NodeConfig(), storage=storage, metrics=NodeMetrics(), peer_id="Me")
+    token = load_or_create_token(tmp_path)
+    return TestClient(build_app(state, token), follow_redirects=False), token
+
+
+def _login(c: TestClient, token: str) -> str:
+    got = c.post("/ui/login-code", headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 200, got.text
+    assert got.json()["expires_in"] == CODE_TTL
+    path = str(got.json()["path"])
+    assert path.startswith("/ui/login?code=") and token not in path
+    return path
+
+
+def test_the_page_is_refused_without_a_token_or_session(
+    app_token: tuple[TestClient, str],
+) -> None:
+    c, _ = app_token
+    for path in ("/ui/", "/ui/app.js", "/ui/events", "/ui/login?code=guess", "/ui/login"):
+        r = c.get(path)
+        assert r.status_code == 401, path
+        assert "sonm-p2p ui" in r.text and "app.js" not in r.text
+    assert c.post("/ui/login-code").status_code == 401
+    assert c.get("/peers").status_code == 401
+
+
+def test_a_login_code_becomes_a_read_only_session_once(app_token: tuple[TestClient, str]) -> None:
+    c, token = app_token
+    path = _login(c, token)
+    r = c.get(path)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("sonm_ui_80=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert token not in cookie
+    # the cookie reads the page and the API's GET endpoints ...
+    page = c.get("/ui/")
+    assert page.status_code == 200 and '<script src="/ui/app.js"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert c.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+    assert c.get("/peers").json()["known"] == 1
+    # ... and nothing else: a write or a new code still needs the token
+    assert c.post("/ui/login-code").status_code == 401
+    assert c.post("/orders", json={}).status_code == 401
+    # the code is spent: a second browser gets nothing from it
+    other = TestClient(c.app, follow_redirects=False)
+    assert other.get(path).status_code == 401
+    assert other.get("/ui/").status_code == 401
+    # a cookie for another port (another node on this machine) is not this one's
+    other.cookies.set("sonm_ui_81", c.cookies["sonm_ui_80"])
+    assert other.get("/ui/").status_code == 401
+    # a wrong bearer token is refused even with a good cookie
+    assert c.get("/peers", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert c.get("/ui/nope").status_code == 404
+
+
+def test_ui_routes_are_not_in_the_api_document(app_token: tuple[TestClient, str]) -> None:
+    c, token = app_token
+    doc = c.get("/openapi.json", headers={"Authorization": f"Bearer {token}"}).json()
+    assert "/peers" in doc["paths"]
+    assert not [p for p in doc["paths"] if p.startswith("/ui")]
+
+
+def test_codes_and_sessions_expire_and_are_capped() -> None:
+    now = [0.0]
+    s = UiSessions(clock=lambda: now[0])
+    code = s.new_code()
+    now[0] = CODE_TTL + 0.1
+    assert s.redeem(code) is None
+    codes = [s.new_code() for _ in range(MAX_CODES + 5)]
+    assert s.counts()[0] == MAX_CODES
+    assert s.redeem(codes[0]) is None  # the oldest went first
+    session = s.redeem(codes[-1])
+    assert session is not None and s.valid(session) and s.redeem(codes[-1]) is None
+    for _ in range(MAX_SESSIONS):
+        assert s.redeem(s.new_code()) is not None
+    assert s.counts()[1] == MAX_SESSIONS and not s.valid(session)
+    latest = s.redeem(s.new_code())
+    assert latest is not None
+    now[0] += SESSION_TTL
+    assert not s.valid(latest) and s.counts()[1] == 0
+
+
+def test_event_streams_are_capped(app_token: tuple[TestClient, str]) -> None:
+    c, token = app_token
+    c.app.state.ui_streams = StreamSlots(0)  # type: ignore[attr-defined]
+    r = c.get("/ui/events", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503 and "0 event streams" in r.json()["detail"]
+    slots = StreamSlots(2)
+    assert slots.take() and slots.take() and not slots.take()
+    slots.give()
+    assert slots.take()
+
+
+def test_the_feed_opens_with_a_snapshot(app_token: tuple[TestClient, str]) -> None:
+    c, token = app_token
+    with c.stream("GET", "/ui/events", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        assert next(lines) == "event: snapshot"
+        data = next(lines)
+    assert data.startswith("data: ") and '"PeerA"' in data and '"peer_id":"Me"' in data
+
+
+def test_diff_sends_only_what_changed() -> None:
+    old = {"peers": {"a": {"connected": True}, "b": {"connected": True}}, "deals": {}}
+    new = {
+        "peers": {"a": {"connected": True}, "b": {"connected": False}, "c": {"connected": True}},
+        "deals": {},
+        "orders": {"0x1": {"side": "bid"}},
+    }
+    assert diff(old, old) == []
+    assert diff(old, new) == [
+        {
+            "section": "peers",
+            "set": {"b": {"connected": False}, "c": {"connected": True}},
+            "del": [],
+        },
+        {"section": "orders", "set": {"0x1": {"side": "bid"}}, "del": []},
+    ]
+    assert diff(new, old) == [
+        {"section": "peers", "set": {"b": {"connected": True}}, "del": ["c"]},
+        {"section": "orders", "set": {}, "del": ["0x1"]},
+    ]
+
+
+def test_a_node_without_services_shows_empty_sections(tmp_path: Path) -> None:
+    state = NodeState(
+        config=NodeConfig(), storage=Storage.open_in(tmp_path), metrics=NodeMetrics(), peer_id="Me"
+    )
+    view = read_view(state, ViewParams(), lambda raw: raw.hex())
+    assert view["node"]["self"]["peer_id"] == "Me"
+    assert view["peers"] == view["mesh"] == view["orders"] == view["deals"] == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_peers", 0), ("max_streams", 100_001), ("interval", 0.0)]
+)
+def test_view_params_name_the_bad_one(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"liveview.{field} = "):
+        ViewParams(**{field: value}).validate()  # type: ignore[arg-type]
