@@ -131,6 +131,14 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
             page.wait_for_selector("#orders td.ask", timeout=30_000)
             assert page.evaluate("window.__sameDocument") is True
 
+            # the deal's task logs are read with the session too: no task was handed
+            # to the hub, and the page says what the node answered
+            page.click(f"#deals tr[data-id='{deal['deal_id']}'] button")
+            page.wait_for_function(
+                "() => document.querySelector('#logs').textContent.startsWith('no logs: ')",
+                timeout=30_000,
+            )
+            assert f"deal #{deal['deal_id']}" in page.inner_text("#logs-title")
             shot = os.environ.get("SONM_UI_SCREENSHOT")
             if shot:
                 page.wait_for_timeout(1500)  # the fresh rows' highlight fades
