@@ -43,7 +43,7 @@ def _slots(request: Request, params: ViewParams) -> StreamSlots:
 
 @router.get("/ui/events")
 async def events(request: Request, state: NodeDep) -> StreamingResponse:
-    params = getattr(request.app.state, "ui_view_params", None) or ViewParams()
+    params: ViewParams = request.app.state.ui_view_params
     slots = _slots(request, params)
     if not slots.take():
         raise HTTPException(503, f"{slots.cap} event streams are open already")

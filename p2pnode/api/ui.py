@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from p2pnode.api import events
 from p2pnode.api.ui_auth import CODE_TTL, LOGIN_PATH, UiSessionMiddleware, UiSessions
+from p2pnode.liveview import ViewParams
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,6 +80,9 @@ def install(app: FastAPI, token: str) -> None:
     """The page's routes, and the login/session layer outside the bearer check (so
     call it after that middleware is added)."""
     app.state.ui_sessions = UiSessions()
+    params = ViewParams()
+    params.validate()
+    app.state.ui_view_params = params
     app.include_router(events.router)  # before ui_file's /ui/{name}
     app.include_router(router)
     app.add_middleware(UiSessionMiddleware, token=token, sessions=app.state.ui_sessions)

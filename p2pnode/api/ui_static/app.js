@@ -254,11 +254,24 @@ async function followLogs(dealId) {
 }
 
 // --- the live feed -----------------------------------------------------------------
+// The browser retries a dropped stream by itself; a refused one (the node restarted
+// and forgot the session, or too many streams) it gives up, so that case is ours.
 function connect() {
   const live = document.getElementById("live");
   const source = new EventSource("/ui/events");
   source.onopen = () => { live.className = "live on"; live.textContent = "live"; };
-  source.onerror = () => { live.className = "live off"; live.textContent = "reconnecting…"; };
+  source.onerror = async () => {
+    live.className = "live off";
+    live.textContent = "reconnecting…";
+    if (source.readyState !== EventSource.CLOSED) return;
+    let status = 0;
+    try { status = (await fetch("/status", { credentials: "same-origin" })).status; } catch (e) { /* node down */ }
+    if (status === 401) {
+      live.textContent = "logged out: run `sonm-p2p ui` for a new login address";
+      return;
+    }
+    setTimeout(connect, 3000);
+  };
   source.addEventListener("snapshot", (ev) => {
     const snap = JSON.parse(ev.data);
     fresh.clear();
