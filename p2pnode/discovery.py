@@ -88,6 +88,9 @@ class Discovery:
         )
         self._wake = trio.Event()
         self._own_record = b""
+        # who sees whom, for the web view: the peers each neighbour named in its last
+        # px answer; one entry per connected neighbour, each at most px_max_records
+        self.named_by: dict[str, tuple[str, ...]] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -130,6 +133,8 @@ class Discovery:
         if pid is not None:
             still = bool(self.host.get_network().get_connections(ID.from_base58(pid)))
             self.policy.disconnected(pid, still_connected=still)
+            if not still:
+                self.named_by.pop(pid, None)
         self.metrics.connections.set(len(self.host.get_connected_peers()))
         self._wake.set()
 
@@ -218,7 +223,11 @@ class Discovery:
                 self.metrics.px_requests.labels(direction="sent").inc()
                 body = await _read_frame(stream)
             records = px.parse_response(body)[: self.net.px_max_records]
-            fresh = [self._accept_record(env, source="px") for env in records]
+            verified = [r for r in map(self._verify, records) if r is not None]
+            fresh = [self._store(rec, source="px") for rec in verified]
+            if self.host.get_network().get_connections(ID.from_base58(pid)):
+                named = {r.peer_id.to_base58() for r in verified} - {pid}
+                self.named_by[pid] = tuple(sorted(named))
             if any(fresh):
                 self._wake.set()  # new candidates: dial them now, not at the next round
         except trio.TooSlowError:
@@ -303,13 +312,16 @@ class Discovery:
 
     def _accept_record(self, envelope: bytes, *, source: str) -> bool:
         """Verify and store; True when it told us something new."""
+        rec = self._verify(envelope)
+        return rec is not None and self._store(rec, source=source)
+
+    def _verify(self, envelope: bytes) -> px.VerifiedRecord | None:
         try:
-            rec = px.verify_record(envelope)
+            return px.verify_record(envelope)
         except RemoteError as exc:
             self.metrics.px_records.labels(verdict="rejected").inc()
             log.info("rejected a peer record: %s", exc)
-            return False
-        return self._store(rec, source=source)
+            return None
 
     def _store(self, rec: px.VerifiedRecord, *, source: str) -> bool:
         if rec.peer_id == self.me:

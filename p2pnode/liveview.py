@@ -7,7 +7,8 @@ what changed. Reading a section is a look at in-memory tables and the node's SQL
 file (bounded by the caps below); `diff` is pure, so the page's update rules are
 tested without a network.
 
-Sections: `node` (who this is), `peers` (the peer table and who is connected now),
+Sections: `node` (who this is), `peers` (the peer table, who is connected now, and
+whom each neighbour sees: the peers it named in its last peer-exchange answer),
 `mesh` (for each topic, the peers in this node's mesh and those known to be
 subscribed), `orders` (the book), `deals` (deals this node is party to).
 """
@@ -108,6 +109,7 @@ def _peers(state: Any, cap: int) -> Section:
     live: set[str] = set()
     if state.host is not None:
         live = {p.to_base58() for p in state.host.get_connected_peers()}
+    named_by: dict[str, tuple[str, ...]] = getattr(state.discovery, "named_by", {})
     out: Section = {}
     for row in state.storage.list_peers(limit=cap):
         out[row.peer_id] = {
@@ -118,6 +120,8 @@ def _peers(state: Any, cap: int) -> Section:
         }
     for pid in sorted(live - out.keys()):  # inbound, record not exchanged yet
         out[pid] = {"connected": True, "source": "inbound", "addrs": [], "failures": 0}
+    for pid, item in out.items():  # whom each neighbour sees, by its own px answer
+        item["sees"] = list(named_by.get(pid, ()))
     return out
 
 

@@ -95,6 +95,11 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                     timeout=30_000,
                 )
                 assert page.query_selector(f"#graph g[data-peer='{pid}']") is not None
+            # who sees whom: the seed and the hub each name the other in peer exchange
+            pair = " ".join(sorted(names.values()))
+            page.wait_for_selector(
+                f"#graph .sees[data-pair='{pair}']", state="attached", timeout=30_000
+            )
             # the hub's ASK reaches the book; the topics have a mesh
             page.wait_for_selector("#orders td.ask", timeout=30_000)
             page.wait_for_function(
@@ -131,6 +136,10 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
             page.wait_for_selector("#orders td.ask", timeout=30_000)
             assert page.evaluate("window.__sameDocument") is True
 
+            shot = os.environ.get("SONM_UI_SCREENSHOT")
+            if shot:
+                page.wait_for_timeout(1500)  # the fresh rows' highlight fades
+                page.screenshot(path=str(Path(shot)), full_page=True)
             # the deal's task logs are read with the session too: no task was handed
             # to the hub, and the page says what the node answered
             page.click(f"#deals tr[data-id='{deal['deal_id']}'] button")
@@ -139,10 +148,6 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                 timeout=30_000,
             )
             assert f"deal #{deal['deal_id']}" in page.inner_text("#logs-title")
-            shot = os.environ.get("SONM_UI_SCREENSHOT")
-            if shot:
-                page.wait_for_timeout(1500)  # the fresh rows' highlight fades
-                page.screenshot(path=str(Path(shot)), full_page=True)
             # the code was spent by the first visit
             again = browser.new_page()
             spent = again.goto(url)

@@ -73,6 +73,7 @@ function renderNode() {
 }
 
 function renderPeers() {
+  const me = view.node.self;
   const ids = Object.keys(view.peers).sort((a, b) =>
     (view.peers[b].connected - view.peers[a].connected) || a.localeCompare(b));
   const up = ids.filter((id) => view.peers[id].connected).length;
@@ -84,6 +85,8 @@ function renderPeers() {
       el("td", { class: "id", title: id }, short(id)),
       el("td", { class: p.connected ? "ok" : "muted" }, p.connected ? "connected" : "known"),
       p.source,
+      el("td", { class: "muted", title: (p.sees || []).join("\n") },
+        (p.sees || []).map((x) => (me && x === me.peer_id ? "this node" : short(x))).join(", ")),
       el("td", { class: "muted" }, topics.map((t) => t.split("/").filter(Boolean).slice(-2).join("/")).join(", ")),
     ]);
   }));
@@ -101,6 +104,22 @@ function renderGraph(ids) {
     nodes.push({ id, x: Math.cos(a) * r * 1.45, y: Math.sin(a) * r });
   });
   const parts = [];
+  const at = new Map(nodes.map((n) => [n.id, n]));
+  const drawn = new Set();
+  for (const n of nodes) { // whom each neighbour sees, by its own peer exchange
+    for (const other of view.peers[n.id].sees || []) {
+      const m = at.get(other);
+      const pair = [n.id, other].sort().join(" ");
+      if (!m || drawn.has(pair)) continue;
+      drawn.add(pair);
+      // bent away from this node, so it does not run over our own links
+      const mx = (n.x + m.x) / 2, my = (n.y + m.y) / 2;
+      let px = -(m.y - n.y), py = m.x - n.x;
+      if (px * mx + py * my < 0) { px = -px; py = -py; }
+      const d = `M ${n.x} ${n.y} Q ${mx + px * 0.45} ${my + py * 0.45} ${m.x} ${m.y}`;
+      parts.push(svgEl("path", { d, class: "graph-edge sees", "data-pair": pair }));
+    }
+  }
   for (const n of nodes) {
     const p = view.peers[n.id];
     const inMesh = meshOf(n.id).length > 0;
