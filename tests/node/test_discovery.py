@@ -289,3 +289,48 @@ def test_an_undialable_peer_row_is_forgotten_and_the_node_keeps_running(tmp_path
     assert seen["errors"] == 1
     assert seen["row"] is None
     assert seen["alive"]
+
+
+def test_whom_a_neighbour_names_in_px_is_kept_while_it_is_connected(tmp_path: Path) -> None:
+    """Who sees whom (for the web view): a node keeps the ids its neighbour named in
+    its last px answer, and forgets them when that neighbour goes."""
+    seed = _daemon(tmp_path, "seed", min_connections=0)
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(seed.run)
+            assert seed.host is not None
+            addr = str(seed.host.get_addrs()[0])
+            other = _daemon(tmp_path, "other", bootstrap=(addr,), min_connections=1)
+            await nursery.start(other.run)
+            # a slow redial, so the node stays apart from the seed once it is hung up on
+            node = _daemon(
+                tmp_path,
+                "node",
+                bootstrap=(addr,),
+                min_connections=1,
+                px_interval=0.2,
+                redial_interval=60.0,
+                redial_max_interval=60.0,
+            )
+            await nursery.start(node.run)
+            assert node.discovery is not None and node.host is not None
+            assert other.host is not None
+            seed_id, other_id = seed.host.get_id().to_base58(), other.host.get_id().to_base58()
+            with trio.move_on_after(15):
+                while other_id not in node.discovery.named_by.get(seed_id, ()):
+                    await trio.sleep(0.05)
+            seen["named"] = node.discovery.named_by.get(seed_id)
+            await seed.host.disconnect(node.host.get_id())
+            with trio.move_on_after(10):
+                while seed_id in node.discovery.named_by:
+                    await trio.sleep(0.05)
+            seen["after"] = dict(node.discovery.named_by)
+            seen["other"] = other_id
+            for d in (node, other, seed):
+                d.request_stop()
+
+    trio.run(main)
+    assert seen["named"] is not None and seen["other"] in seen["named"]
+    assert seen["after"] == {}
