@@ -164,3 +164,11 @@ def test_a_node_without_services_shows_empty_sections(tmp_path: Path) -> None:
 def test_view_params_name_the_bad_one(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"liveview.{field} = "):
         ViewParams(**{field: value}).validate()  # type: ignore[arg-type]
+
+
+def test_the_ui_command_says_when_no_node_ran_in_the_data_dir(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    got = run_cli("ui", "--data-dir", str(tmp_path))
+    assert got.returncode == 2 and got.stdout == ""
+    assert f"no API token in {tmp_path}" in got.stderr
