@@ -76,6 +76,17 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            # script errors, and anything the page's Content-Security-Policy blocked
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+            page.on(
+                "console",
+                lambda msg: (
+                    problems.append(msg.text)
+                    if msg.type == "error" and "Failed to load resource" not in msg.text
+                    else None
+                ),
+            )
             refused = page.goto(base + "/ui/")
             assert refused is not None and refused.status == 401
             assert "Not logged in" in page.inner_text("h1")
@@ -148,6 +159,7 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                 timeout=30_000,
             )
             assert f"deal #{deal['deal_id']}" in page.inner_text("#logs-title")
+            assert problems == []
             # the code was spent by the first visit
             again = browser.new_page()
             spent = again.goto(url)
