@@ -409,9 +409,12 @@ class TaskService:
                 raise BlobNotOffered(f"blob {msg.sha256.hex()} is shorter than offered")
         except (BlobNotOffered, OSError) as exc:
             self.counters["blobs_refused"] += 1
-            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            if isinstance(exc, OSError):  # the file went away: say so, not where it was
+                reason = f"blob {msg.sha256.hex()}: {exc.strerror or type(exc).__name__}"
+            else:
+                reason = str(exc)
             log.info("tasks: blob request refused: %s", reason)
-            await stream.write(w.frame(w.BlobRefused(answer_reason(str(reason)))))
+            await stream.write(w.frame(w.BlobRefused(answer_reason(reason))))
             return
         await stream.write(w.frame(w.BlobHeader(offer.size)))
         await send_file(stream, offer.path, offer.size)
