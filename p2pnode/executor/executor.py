@@ -351,7 +351,8 @@ class Executor:
 
     async def _launch(self, record: TaskRecord) -> TaskRecord:
         engine, nursery = self._require()
-        work, results = self._prepare_dirs(record)
+        # a blob named twice is copied: off the event loop
+        work, results = await trio.to_thread.run_sync(self._prepare_dirs, record)
         supported = (
             await trio.to_thread.run_sync(engine.storage_size_supported)
             if (record.limits.storage_bytes)
