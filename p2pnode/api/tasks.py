@@ -24,7 +24,13 @@ from p2pnode.api.errors import error, unprocessable
 from p2pnode.api.state import NodeDep
 from p2pnode.errors import LocalError, RemoteError, UserError
 from p2pnode.executor.spec import _IMAGE as _IMAGE_RE
-from p2pnode.executor.spec import DEFAULT_WORKING_DIR, TaskSpecError, task_spec_from_dict
+from p2pnode.executor.spec import (
+    DEFAULT_WORKING_DIR,
+    MAX_BLOB_BYTES,
+    MAX_BLOBS,
+    TaskSpecError,
+    task_spec_from_dict,
+)
 from p2pnode.market import taskwire
 from p2pnode.market.tasksvc import HubRefused, TaskService, UnknownDeal, log_json
 
@@ -70,6 +76,17 @@ class InputIn(BaseModel):
     mode: int = Field(0o644, ge=0, le=0o777)
 
 
+class BlobIn(BaseModel):
+    """An input too large to inline: a file on this machine, served to the deal's hub
+    (which checks size and sha256) while it answers the start."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field(max_length=4096, pattern=r"^/[^\x00]*$", description="absolute path")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0, le=MAX_BLOB_BYTES)
+    mode: int = Field(0o644, ge=0, le=0o777)
+
+
 class TaskIn(BaseModel):
     """The task spec, as in a task file (docs/executor.md); inputs by path."""
 
@@ -84,11 +101,15 @@ class TaskIn(BaseModel):
     inputs: dict[InputPath, InputIn] = Field(
         default_factory=dict, max_length=API_MAX_INPUTS, json_schema_extra=_CLOSED
     )
+    blobs: dict[InputPath, BlobIn] = Field(
+        default_factory=dict, max_length=MAX_BLOBS, json_schema_extra=_CLOSED
+    )
 
     @model_validator(mode="after")
     def _anchored(self) -> TaskIn:
         """Python's `$` also matches before a final newline; the document's (ECMA) does not."""
-        names = [self.image, self.working_dir, *self.env, *self.inputs]
+        names = [self.image, self.working_dir, *self.env, *self.inputs, *self.blobs]
+        names += [b.file for b in self.blobs.values()]
         if any(n.endswith("\n") for n in names):
             raise ValueError("a name or path ends with a newline")
         return self
@@ -105,7 +126,15 @@ class TaskIn(BaseModel):
                 {"path": path, "content_b64": f.content_b64, "mode": f.mode}
                 for path, f in sorted(self.inputs.items())
             ],
+            "blobs": [
+                {"path": path, "sha256": b.sha256, "size": b.size, "mode": b.mode}
+                for path, b in sorted(self.blobs.items())
+            ],
         }
+
+    def sources(self) -> dict[str, FsPath]:
+        """Each blob's path in the spec -> the local file served for it."""
+        return {path: FsPath(b.file) for path, b in self.blobs.items()}
 
 
 class TaskStarted(BaseModel):
@@ -155,7 +184,7 @@ async def start_task(deal_id: DealId, body: TaskIn, state: NodeDep) -> TaskStart
     except TaskSpecError as exc:
         raise unprocessable(["body", exc.field], exc.problem) from None
     try:
-        answer = await service.start(deal_id, spec)
+        answer = await service.start(deal_id, spec, body.sources())
     except Exception as exc:
         raise _http(exc) from None
     return TaskStarted(deal_id=deal_id, task_id=taskwire.task_id_of(deal_id), answer=answer)
@@ -166,7 +195,8 @@ async def start_task(deal_id: DealId, body: TaskIn, state: NodeDep) -> TaskStart
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "one JSON object a line: {stream: stdout|stderr|end, data: base64}",
+            "description": "one JSON object a line: {stream: stdout|stderr|end, offset: int, "
+            "data: base64}",
             "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
         },
         **_RESPONSES,
@@ -177,11 +207,24 @@ async def task_logs(
     state: NodeDep,
     follow: bool = False,
     tail: int = Query(0, ge=0, le=taskwire.MAX_TAIL, description="last N lines; 0: all"),
+    since_ms: int = Query(
+        0, ge=0, le=2**63 - 1, description="output written at or after (unix ms); 0: all"
+    ),
+    from_stdout: int = Query(
+        0,
+        ge=0,
+        le=2**63 - 1,
+        description="resume stdout at this byte offset (since and tail then do not apply)",
+    ),
+    from_stderr: int = Query(0, ge=0, le=2**63 - 1, description="as from_stdout, for stderr"),
 ) -> StreamingResponse:
-    """The task's output from the hub, stdout and stderr apart; the last record is
-    `end` with the task's state. With `follow`, until the task ends."""
+    """The task's output from the hub, stdout and stderr apart, each record with the
+    byte offset of its data in its stream (the first two: where each stream starts,
+    no data); the last record is `end` with the task's state. With `follow`, until
+    the task ends."""
     service = tasks(state)
-    records = service.logs(deal_id, follow=follow, tail=tail)
+    start = {"stdout": from_stdout, "stderr": from_stderr}
+    records = service.logs(deal_id, follow=follow, tail=tail, since_ms=since_ms, start=start)
     try:  # the hub's refusal or absence is an error status, not a broken stream
         first = await records.__anext__()
     except StopAsyncIteration:

@@ -111,6 +111,7 @@ class Engine:
         self._storage_size: bool | None = None
         self._cgroup_driver: str | None = None
         self._lock = threading.Lock()
+        self._streams: Any = None  # a client without a read timeout, for log streams
 
     @classmethod
     def connect(cls, address: str = "") -> Engine:
@@ -128,6 +129,8 @@ class Engine:
             raise EngineError(f"{what}: the engine answered: {_explain(exc)}") from None
         except requests.exceptions.JSONDecodeError as exc:
             raise EngineError(f"{what}: the engine answered something not JSON: {exc}") from None
+        except requests.exceptions.ReadTimeout as exc:
+            raise EngineError(f"{what}: the engine did not answer in time: {exc}") from None
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise EngineUnavailable(
                 f"{what}: container engine {self.address or '(default)'} does not answer: {exc}"
@@ -141,6 +144,23 @@ class Engine:
 
     def close(self) -> None:
         self.client.close()
+        if self._streams is not None:
+            self._streams.close()
+
+    def _stream_client(self) -> Any:
+        """The API client log streams use: a followed log is quiet for as long as the
+        task writes nothing to that stream, which is no reason to give up on it (with
+        the client's read timeout, a task silent on stderr for 30 s lost its logs)."""
+        with self._lock:
+            if self._streams is None:
+                version = self.client.api.api_version  # known: no second version probe
+                if self.address:
+                    self._streams = docker.APIClient(
+                        base_url=self.address, timeout=None, version=version
+                    )
+                else:
+                    self._streams = docker.from_env(timeout=None, version=version).api
+            return self._streams
 
     # -- images -----------------------------------------------------------
 
@@ -250,7 +270,7 @@ class Engine:
         its frame headers, which the SDK drops when it follows."""
         stream = self._call(
             "logs",
-            lambda: self.client.api.logs(
+            lambda: self._stream_client().logs(
                 container_id, stream=True, follow=True, stdout=stdout, stderr=not stdout
             ),
         )

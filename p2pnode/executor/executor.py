@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,14 @@ from p2pnode.executor.limits import (
     check_spec_fits,
     container_options,
 )
-from p2pnode.executor.logsink import STREAMS, LogChunk, LogSink, Stream, read_log
+from p2pnode.executor.logsink import (
+    STREAMS,
+    LogChunk,
+    LogSink,
+    Stream,
+    offset_since,
+    read_log,
+)
 from p2pnode.executor.receipt import Receipt
 from p2pnode.executor.results import ResultsTooLarge, dir_bytes, pack_results
 from p2pnode.executor.spec import TaskSpec
@@ -222,6 +229,15 @@ class Executor:
     def task_dir(self, task_id: str) -> Path:
         return self.root / "tasks" / task_id
 
+    def blob_dir(self, task_id: str) -> Path:
+        """Where the task's input blobs wait, checked, as `<sha256 hex>`, until its work
+        dir is made (the tasks service fetches them there before `start_task`)."""
+        return self.task_dir(task_id) / "blobs"
+
+    def input_room(self, limits: SlotLimits) -> int:
+        """Bytes the task's inputs may take: its work dir counts against its storage."""
+        return limits.storage_bytes or self.settings.results_max_bytes
+
     # -- starting -------------------------------------------------------------
 
     async def start_task(self, deal: DealTask) -> TaskRecord:
@@ -246,6 +262,10 @@ class Executor:
             raise TaskRefused(f"deal {deal.deal_id} has already ended")
         if self.store.get(deal.task_id) is not None:
             raise TaskRefused(f"task {deal.task_id} exists already")
+        for blob in deal.spec.blobs:
+            staged = self.blob_dir(deal.task_id) / blob.sha256.hex()
+            if not staged.is_file() or staged.stat().st_size != blob.size:
+                raise TaskRefused(f"blob {blob.path} has not been fetched")
         digest = self._check_image_name(deal.spec.image)
         if digest is None:
             digest = await trio.to_thread.run_sync(self._check_image, engine, deal.spec.image)
@@ -305,11 +325,34 @@ class Executor:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(item.content)
             target.chmod(item.mode)
+        self._place_blobs(record, work)
         return work, results
+
+    def _place_blobs(self, record: TaskRecord, work: Path) -> None:
+        """Move each fetched blob to its path in the work dir (a copy for every use of a
+        hash but its last); a blob already in place (a relaunch) stays."""
+        staged = self.blob_dir(record.task_id)
+        left: dict[bytes, int] = {}
+        for blob in record.spec.blobs:
+            left[blob.sha256] = left.get(blob.sha256, 0) + 1
+        for blob in record.spec.blobs:
+            left[blob.sha256] -= 1
+            target = work / blob.path
+            source = staged / blob.sha256.hex()
+            if target.is_file() and target.stat().st_size == blob.size and not source.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if left[blob.sha256]:
+                shutil.copyfile(source, target)
+            else:
+                os.replace(source, target)
+            target.chmod(blob.mode)
+        shutil.rmtree(staged, ignore_errors=True)
 
     async def _launch(self, record: TaskRecord) -> TaskRecord:
         engine, nursery = self._require()
-        work, results = self._prepare_dirs(record)
+        # a blob named twice is copied: off the event loop
+        work, results = await trio.to_thread.run_sync(self._prepare_dirs, record)
         supported = (
             await trio.to_thread.run_sync(engine.storage_size_supported)
             if (record.limits.storage_bytes)
@@ -360,7 +403,9 @@ class Executor:
     def _begin(self, record: TaskRecord, cid: str, nursery: trio.Nursery) -> None:
         # a fresh sink also on re-attach: the engine replays the whole log, so the
         # stored files and their hashes are rebuilt from the start
-        sink = LogSink(self.task_dir(record.task_id) / "logs", self.settings.log_max_bytes)
+        sink = LogSink(
+            self.task_dir(record.task_id) / "logs", self.settings.log_max_bytes, clock=self.clock
+        )
         self._sinks[record.task_id] = sink
         self._stop.setdefault(record.task_id, trio.Event())
         self._done.setdefault(record.task_id, trio.Event())
@@ -692,21 +737,28 @@ class Executor:
             results_path=archive if archive.exists() else None,
         )
 
-    async def follow_logs(self, task_id: str, *, follow: bool = True) -> AsyncIterator[LogChunk]:
-        """The task's output, stdout and stderr apart, from the start; with `follow`,
-        new output as it comes until the task ends."""
+    async def follow_logs(
+        self, task_id: str, *, follow: bool = True, start: Mapping[Stream, int] | None = None
+    ) -> AsyncIterator[LogChunk]:
+        """The task's output, stdout and stderr apart, from the `start` offsets (0: the
+        beginning); with `follow`, new output as it comes until the task ends."""
         sink = self._sinks.get(task_id)
         if sink is not None:
-            async for chunk in sink.follow(follow=follow):
+            async for chunk in sink.follow(follow=follow, start=start):
                 yield chunk
             return
         if self.store.get(task_id) is None:
             raise UserError(f"no task {task_id}")
         directory = self.task_dir(task_id) / "logs"
         for stream in STREAMS:
-            data = read_log(directory, stream)
+            at = (start or {}).get(stream, 0)
+            data = read_log(directory, stream, at)
             if data:
-                yield LogChunk(stream, data)
+                yield LogChunk(stream, data, at)
+
+    def log_offset_since(self, task_id: str, stream: Stream, since_ms: int) -> int:
+        """Where the output written at or after `since_ms` (unix ms) begins."""
+        return offset_since(self.task_dir(task_id) / "logs", stream, since_ms)
 
     def log_path(self, task_id: str, stream: Stream) -> Path:
         return self.task_dir(task_id) / "logs" / f"{stream}.log"

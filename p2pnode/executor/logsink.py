@@ -5,12 +5,20 @@ hashes are kept as bytes are written, over exactly the stored bytes. Past the ca
 further output is counted but dropped (the container keeps running: a chatty task
 must not fill the supplier's disk). Followers read the files from their own
 offsets and wait on an event for more, so a slow follower costs no memory here.
+
+Next to each log, `<stream>.idx` says when its bytes were written: a 16-byte record
+(unix ms, byte offset), big-endian, for the first chunk of each tenth of a second
+that has output, so `--since` finds its offset to 0.1 s and the index grows with
+time that has output, at most 160 bytes a second.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections.abc import AsyncIterator
+import struct
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,22 +28,30 @@ import trio
 Stream = Literal["stdout", "stderr"]
 STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 READ_CHUNK = 64 * 1024
+MARK = struct.Struct(">QQ")  # unix ms, byte offset
+MARK_STEP_MS = 100
 
 
 @dataclass(frozen=True)
 class LogChunk:
     stream: Stream
     data: bytes
+    offset: int = 0  # where `data` begins in its stream's log
 
 
 class LogSink:
     """Written from the trio thread only (the engine pumps hand chunks over)."""
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, max_bytes: int, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.clock = clock
         directory.mkdir(parents=True, exist_ok=True)
         self._files = {s: open(self.path(s), "ab") for s in STREAMS}  # noqa: SIM115
+        self._index = {s: open(index_path(directory, s), "ab") for s in STREAMS}  # noqa: SIM115
+        self._bucket = dict.fromkeys(STREAMS, -1)
         self._hash = {s: hashlib.sha256() for s in STREAMS}
         self._size = dict.fromkeys(STREAMS, 0)
         self.dropped = 0
@@ -49,8 +65,10 @@ class LogSink:
     def reset(self) -> None:
         """Start over (on re-attach after a restart the engine replays the whole log)."""
         for s in STREAMS:
-            self._files[s].truncate(0)
-            self._files[s].seek(0)
+            for f in (self._files[s], self._index[s]):
+                f.truncate(0)
+                f.seek(0)
+            self._bucket[s] = -1
             self._hash[s] = hashlib.sha256()
             self._size[s] = 0
         self.dropped = 0
@@ -75,6 +93,11 @@ class LogSink:
             self.dropped += len(data) - max(room, 0)
             data = data[: max(room, 0)]
         if data:
+            ms = int(self.clock() * 1000)
+            if ms // MARK_STEP_MS != self._bucket[stream]:
+                self._bucket[stream] = ms // MARK_STEP_MS
+                self._index[stream].write(MARK.pack(ms, self._size[stream]))
+                self._index[stream].flush()
             f = self._files[stream]
             f.write(data)
             f.flush()
@@ -86,7 +109,7 @@ class LogSink:
         """No more output: followers drain what is stored and stop."""
         if not self.closed:
             self.closed = True
-            for f in self._files.values():
+            for f in (*self._files.values(), *self._index.values()):
                 f.close()
             self._notify()
 
@@ -94,9 +117,12 @@ class LogSink:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def follow(self, *, follow: bool = True) -> AsyncIterator[LogChunk]:
-        """Everything stored so far, then (with `follow`) new output until the task ends."""
-        offsets = dict.fromkeys(STREAMS, 0)
+    async def follow(
+        self, *, follow: bool = True, start: Mapping[Stream, int] | None = None
+    ) -> AsyncIterator[LogChunk]:
+        """Everything stored so far (from the `start` offsets), then (with `follow`)
+        new output until the task ends."""
+        offsets = {s: (start or {}).get(s, 0) for s in STREAMS}
         while True:
             changed = self._changed
             progressed = False
@@ -107,9 +133,10 @@ class LogSink:
                     )
                     if not data:
                         break
+                    at = offsets[s]
                     offsets[s] += len(data)
                     progressed = True
-                    yield LogChunk(s, data)
+                    yield LogChunk(s, data, at)
             if progressed:
                 continue
             if not follow or self.closed:
@@ -123,9 +150,32 @@ def _read_at(path: Path, offset: int, n: int) -> bytes:
         return fh.read(n)
 
 
-def read_log(directory: Path, stream: Stream) -> bytes:
-    """A finished task's stored stream."""
+def read_log(directory: Path, stream: Stream, start: int = 0) -> bytes:
+    """A finished task's stored stream, from byte `start`."""
     try:
-        return (directory / f"{stream}.log").read_bytes()
+        with open(directory / f"{stream}.log", "rb") as fh:
+            fh.seek(start)
+            return fh.read()
     except FileNotFoundError:
         return b""
+
+
+def index_path(directory: Path, stream: Stream) -> Path:
+    return directory / f"{stream}.idx"
+
+
+def offset_since(directory: Path, stream: Stream, since_ms: int) -> int:
+    """The offset of the first byte of `stream` written at or after `since_ms` (to
+    MARK_STEP_MS): the log's size when nothing was."""
+    try:
+        raw = index_path(directory, stream).read_bytes()
+        size = (directory / f"{stream}.log").stat().st_size
+    except FileNotFoundError:
+        return 0
+    n = len(raw) // MARK.size
+    times = [MARK.unpack_from(raw, i * MARK.size)[0] for i in range(n)]
+    # marks are per tenth of a second: the bucket `since_ms` falls in counts as after it
+    i = bisect.bisect_left(times, since_ms - since_ms % MARK_STEP_MS)
+    if i == n:
+        return size
+    return min(int(MARK.unpack_from(raw, i * MARK.size)[1]), size)

@@ -2,15 +2,18 @@
 
 A spec arrives from another party, so every field has a size cap and a shape
 check, and every error names the field (`TaskSpecError.field`). Inputs are small
-files carried inline; they are written into the task's work directory before the
-container starts. The spec is loaded from a TOML or JSON task file, or from the
-same dict shape when it arrives over the wire (`to_dict` / `task_spec_from_dict`).
+files carried inline, and larger blobs named by sha256 and size that the hub fetches
+back from the consumer and checks (p2pnode/market/blobs.py); both are written into
+the task's work directory before the container starts. The spec is loaded from a
+TOML or JSON task file, or from the same dict shape when it arrives over the wire
+(`to_dict` / `task_spec_from_dict`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import posixpath
 import re
@@ -34,6 +37,8 @@ MAX_PORTS = 16
 MAX_INPUTS = 64
 MAX_INPUTS_BYTES = 1024 * 1024  # inline inputs together
 MAX_SPEC_FILE_BYTES = 2 * MAX_INPUTS_BYTES  # base64 inputs plus the rest
+MAX_BLOBS = 16  # inputs fetched by hash; a hub caps their sizes lower (TaskParams)
+MAX_BLOB_BYTES = 2**40  # what any spec may name for one blob
 
 DEFAULT_WORKING_DIR = "/work"
 RESULTS_DIR = "/results"
@@ -94,17 +99,43 @@ class InputFile:
     mode: int = 0o644
 
     def validate(self, field: str) -> None:
-        path = _utf8_len(f"{field}.path", self.path, MAX_PATH_BYTES)
-        if not path or path.startswith("/") or posixpath.normpath(path) != path:
-            raise TaskSpecError(f"{field}.path", f"a normalised relative path expected: {path!r}")
-        if path == "." or path.split("/")[0] == "..":
-            raise TaskSpecError(f"{field}.path", f"must stay inside the working dir: {path!r}")
+        _check_path(f"{field}.path", self.path)
         if not isinstance(self.content, bytes):
             raise TaskSpecError(f"{field}.content", "bytes expected")
-        if type(self.mode) is not int or not 0 <= self.mode <= 0o777:
-            raise TaskSpecError(
-                f"{field}.mode", f"permission bits 0..0o777 expected: {self.mode!r}"
-            )
+        _check_mode(f"{field}.mode", self.mode)
+
+
+def _check_path(field: str, value: object) -> str:
+    path = _utf8_len(field, value, MAX_PATH_BYTES)
+    if not path or path.startswith("/") or posixpath.normpath(path) != path:
+        raise TaskSpecError(field, f"a normalised relative path expected: {path!r}")
+    if path == "." or path.split("/")[0] == "..":
+        raise TaskSpecError(field, f"must stay inside the working dir: {path!r}")
+    return path
+
+
+def _check_mode(field: str, mode: object) -> None:
+    if type(mode) is not int or not 0 <= mode <= 0o777:
+        raise TaskSpecError(field, f"permission bits 0..0o777 expected: {mode!r}")
+
+
+@dataclass(frozen=True)
+class BlobInput:
+    """A file too large to carry in the spec: named by its sha256 and size, fetched by
+    the hub from the consumer over /sonm/task/1 and checked before the task starts."""
+
+    path: str  # as InputFile.path
+    sha256: bytes  # 32 bytes
+    size: int
+    mode: int = 0o644
+
+    def validate(self, field: str) -> None:
+        _check_path(f"{field}.path", self.path)
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
+            raise TaskSpecError(f"{field}.sha256", "32 bytes (64 hex digits) expected")
+        if type(self.size) is not int or not 0 <= self.size <= MAX_BLOB_BYTES:
+            raise TaskSpecError(f"{field}.size", f"0..{MAX_BLOB_BYTES} bytes expected")
+        _check_mode(f"{field}.mode", self.mode)
 
 
 @dataclass(frozen=True)
@@ -115,6 +146,11 @@ class TaskSpec:
     working_dir: str = DEFAULT_WORKING_DIR
     exposed_ports: tuple[int, ...] = ()  # TCP ports published when the slot allows inbound
     inputs: tuple[InputFile, ...] = ()
+    blobs: tuple[BlobInput, ...] = ()
+
+    @property
+    def blob_bytes(self) -> int:
+        return sum(b.size for b in self.blobs)
 
     def validate(self) -> None:
         check_image_reference("image", self.image)
@@ -165,6 +201,21 @@ class TaskSpec:
             size += len(item.content)
         if size > MAX_INPUTS_BYTES:
             raise TaskSpecError("inputs", f"at most {MAX_INPUTS_BYTES} bytes inline, got {size}")
+        if not isinstance(self.blobs, tuple) or len(self.blobs) > MAX_BLOBS:
+            raise TaskSpecError("blobs", f"at most {MAX_BLOBS} blobs expected")
+        for i, blob in enumerate(self.blobs):
+            if not isinstance(blob, BlobInput):
+                raise TaskSpecError(f"blobs[{i}]", "a blob input expected")
+            blob.validate(f"blobs[{i}]")
+            if blob.path in paths:
+                raise TaskSpecError(f"blobs[{i}].path", f"duplicate path {blob.path!r}")
+            paths.add(blob.path)
+        # one file may not be another's directory: both are written under the work dir
+        for path in paths:
+            parts = path.split("/")
+            for n in range(1, len(parts)):
+                if "/".join(parts[:n]) in paths:
+                    raise TaskSpecError("inputs", f"{path!r} is under another input's path")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; `task_spec_from_dict` reads it back to an equal spec."""
@@ -182,10 +233,14 @@ class TaskSpec:
                 }
                 for f in self.inputs
             ],
+            "blobs": [
+                {"path": b.path, "sha256": b.sha256.hex(), "size": b.size, "mode": b.mode}
+                for b in self.blobs
+            ],
         }
 
 
-_KEYS = ("image", "command", "env", "working_dir", "exposed_ports", "inputs")
+_KEYS = ("image", "command", "env", "working_dir", "exposed_ports", "inputs", "blobs")
 
 
 def task_spec_from_dict(data: object) -> TaskSpec:
@@ -215,6 +270,12 @@ def task_spec_from_dict(data: object) -> TaskSpec:
     if len(raw_inputs) > MAX_INPUTS:
         raise TaskSpecError("inputs", f"at most {MAX_INPUTS} files expected")
     inputs = tuple(_input_from_dict(f"inputs[{i}]", item) for i, item in enumerate(raw_inputs))
+    raw_blobs = data.get("blobs", [])
+    if not isinstance(raw_blobs, list | tuple):
+        raise TaskSpecError("blobs", "a list of blobs expected")
+    if len(raw_blobs) > MAX_BLOBS:
+        raise TaskSpecError("blobs", f"at most {MAX_BLOBS} blobs expected")
+    blobs = tuple(_blob_from_dict(f"blobs[{i}]", item) for i, item in enumerate(raw_blobs))
     spec = TaskSpec(
         image=data["image"],
         command=tuple(command),
@@ -222,9 +283,33 @@ def task_spec_from_dict(data: object) -> TaskSpec:
         working_dir=data.get("working_dir", DEFAULT_WORKING_DIR),
         exposed_ports=tuple(ports),
         inputs=inputs,
+        blobs=blobs,
     )
     spec.validate()
     return spec
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def _blob_from_dict(field: str, item: object) -> BlobInput:
+    if not isinstance(item, Mapping):
+        raise TaskSpecError(field, "a table with path, sha256 and size expected")
+    for key in item:
+        if key not in ("path", "sha256", "size", "mode"):
+            raise TaskSpecError(f"{field}.{key}", "unknown key; allowed path, sha256, size, mode")
+    for key in ("path", "sha256", "size"):
+        if key not in item:
+            raise TaskSpecError(f"{field}.{key}", "required")
+    digest = item["sha256"]
+    if not isinstance(digest, str) or not _SHA256_HEX.match(digest):
+        raise TaskSpecError(f"{field}.sha256", "64 lowercase hex digits expected")
+    return BlobInput(
+        path=item["path"],
+        sha256=bytes.fromhex(digest),
+        size=item["size"],
+        mode=item.get("mode", 0o644),
+    )
 
 
 def _input_from_dict(field: str, item: object) -> InputFile:
@@ -263,6 +348,13 @@ def _input_from_dict(field: str, item: object) -> InputFile:
 
 def load_task_spec(path: Path) -> TaskSpec:
     """A task file: TOML (`.toml`) or JSON (anything else), at most MAX_SPEC_FILE_BYTES."""
+    return load_task_file(path)[0]
+
+
+def load_task_file(path: Path) -> tuple[TaskSpec, dict[str, Path]]:
+    """A task file and where its blobs are on this machine: a blob given as `file =
+    "local/path"` (relative to the task file) is hashed here into its sha256 and size;
+    the map is blob path -> local file, for the consumer's node to serve."""
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_SPEC_FILE_BYTES + 1)
@@ -276,4 +368,34 @@ def load_task_spec(path: Path) -> TaskSpec:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         kind = "TOML" if path.suffix == ".toml" else "JSON"
         raise UserError(f"task file {path} is not valid {kind}: {exc}") from None
-    return task_spec_from_dict(data)
+    files: dict[str, Path] = {}
+    if isinstance(data, dict) and isinstance(data.get("blobs"), list):
+        blobs = []
+        for i, item in enumerate(data["blobs"][:MAX_BLOBS]):
+            if isinstance(item, Mapping) and "file" in item:
+                local = item["file"]
+                if not isinstance(local, str):
+                    raise TaskSpecError(f"blobs[{i}].file", "a path expected")
+                source = (path.parent / local).expanduser().resolve()
+                digest, size = hash_file(source)
+                rest = {k: v for k, v in item.items() if k != "file"}
+                item = {**rest, "sha256": digest.hex(), "size": size}
+                if isinstance(rest.get("path"), str):
+                    files[rest["path"]] = source
+            blobs.append(item)
+        data = {**data, "blobs": blobs + data["blobs"][MAX_BLOBS:]}
+    return task_spec_from_dict(data), files
+
+
+def hash_file(path: Path) -> tuple[bytes, int]:
+    """sha256 and size of a local file (UserError when it cannot be read)."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1024 * 1024):
+                digest.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise UserError(f"blob file {path} cannot be read: {exc.strerror}") from None
+    return digest.digest(), size

@@ -8,19 +8,27 @@ sender is its consumer), the slot's limits and the image allow-list, then handed
 the executor with the deal's end as deadline (the executor records the task before
 the container starts). A deal the market service sees closed stops its task.
 
+A start whose spec names input blobs (p2pnode/market/blobs.py) is checked against
+the hub's blob caps and the slot's storage, then each blob is fetched back from the
+consumer over the connection the start came on, its size and sha256 checked as the
+bytes arrive, before the executor sees the task; any failure is the start's refusal,
+with the reason.
+
 Consumer: finds the hub by what its ASK said (kept when the deal was negotiated),
-signs each request with its account and checks each answer's signature; results
-are written to a part file while hashed, refused unless the archive's sha256 and
-the receipt's signature (the ASK author's) agree, then unpacked safely.
+signs each request with its account and checks each answer's signature; while a
+start with blobs is being answered it serves exactly those blobs, to that hub, for
+that deal; results are written to a part file while hashed, refused unless the
+archive's sha256 and the receipt's signature (the ASK author's) agree, then
+unpacked safely.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -50,24 +58,43 @@ from p2pnode.executor import (
     TaskStartError,
     verify_receipt,
 )
-from p2pnode.executor.logsink import STREAMS
+from p2pnode.executor.logsink import STREAMS, Stream
 from p2pnode.executor.results import unpack_results
+from p2pnode.executor.spec import MAX_BLOB_BYTES, MAX_BLOBS, BlobInput
 from p2pnode.market import taskwire as w
+from p2pnode.market.blobs import BlobCaps, BlobNotOffered, BlobOffers, Offer, blob_problem
 from p2pnode.market.dealsvc import MarketService, hub_of_ask
+from p2pnode.market.transfer import ByteCounter, receive_file, send_file
 
 log = logging.getLogger(__name__)
 
+_CODE: dict[str, int] = {"stdout": int(w.LogStream.STDOUT), "stderr": int(w.LogStream.STDERR)}
 MAX_RESULTS_BYTES = 2**34  # a header announcing more is refused before a byte is read
 READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
 class TaskParams:
-    stream_timeout: float = 15.0  # one request or answer frame
+    stream_timeout: float = 15.0  # one request or answer frame; silence mid-transfer
     max_inbound_streams: int = 64  # task streams served at once
     max_results_bytes: int = MAX_RESULTS_BYTES
+    max_blob_bytes: int = 2**30  # one input blob a hub fetches
+    max_blobs: int = MAX_BLOBS  # input blobs in one task
+    max_blobs_bytes: int = 4 * 2**30  # all of a task's blobs together
+    min_blob_rate: int = 1_000_000  # bytes/s a consumer allows a hub to fetch its blobs at
+
+    def caps(self) -> BlobCaps:
+        return BlobCaps(self.max_blob_bytes, self.max_blobs, self.max_blobs_bytes)
 
     def validate(self) -> None:
+        if not 0 <= self.max_blob_bytes <= MAX_BLOB_BYTES:
+            raise ValueError(f"max_blob_bytes = {self.max_blob_bytes}: allowed 0..{MAX_BLOB_BYTES}")
+        if not 0 <= self.max_blobs <= MAX_BLOBS:
+            raise ValueError(f"max_blobs = {self.max_blobs}: allowed 0..{MAX_BLOBS}")
+        if not 0 <= self.max_blobs_bytes <= MAX_BLOBS * MAX_BLOB_BYTES:
+            raise ValueError(f"max_blobs_bytes = {self.max_blobs_bytes}: allowed 0..2**44")
+        if self.min_blob_rate < 1000:
+            raise ValueError(f"min_blob_rate = {self.min_blob_rate}: must be >= 1000 bytes/s")
         if not self.stream_timeout > 0:
             raise ValueError(f"stream_timeout = {self.stream_timeout}: must be > 0")
         if self.max_inbound_streams < 1:
@@ -121,12 +148,17 @@ class TaskService:
         self._engine_ready = False
         self._engine_problem = "the container engine is starting"
         self._inbound = 0
+        self.offers = BlobOffers()
+        self._starting: set[int] = set()  # deals whose start (and blob fetch) is under way
         self.counters: dict[str, int] = {
             "started": 0,
             "refused": 0,
             "bad_messages": 0,
             "logs_served": 0,
             "results_served": 0,
+            "blobs_fetched": 0,
+            "blobs_served": 0,
+            "blobs_refused": 0,
         }
 
     def stats(self) -> dict[str, float]:
@@ -203,17 +235,24 @@ class TaskService:
         reader = w.reader()
         try:
             data = await _read_one(stream, reader, self.params.stream_timeout)
-            msg = w.decode(data, self.domain, expect=(w.TaskStart, w.LogsRequest, w.ResultsRequest))
+            msg = w.decode(
+                data,
+                self.domain,
+                expect=(w.TaskStart, w.LogsRequest, w.ResultsRequest, w.BlobRequest),
+            )
         except RemoteError as exc:
             self.counters["bad_messages"] += 1
             await self._answer(stream, 0, False, str(exc))
+            return
+        if isinstance(msg, w.BlobRequest):
+            await self._serve_blob(stream, msg)
             return
         why = w.check_window(msg.valid_until, self.clock()) or await self._check_deal(msg)
         if why is not None:
             await self._answer(stream, msg.deal_id, False, why)
             return
         if isinstance(msg, w.TaskStart):
-            ok, reason = await self._start(msg)
+            ok, reason = await self._start(msg, _remote_peer(stream))
             await self._answer(stream, msg.deal_id, ok, reason)
         elif isinstance(msg, w.LogsRequest):
             await self._serve_logs(stream, msg)
@@ -233,7 +272,16 @@ class TaskService:
             return self._engine_problem
         return None
 
-    async def _start(self, msg: w.TaskStart) -> tuple[bool, str]:
+    async def _start(self, msg: w.TaskStart, peer: ID | None) -> tuple[bool, str]:
+        if msg.deal_id in self._starting:
+            return False, f"deal {msg.deal_id}: a start is already under way"
+        self._starting.add(msg.deal_id)
+        try:
+            return await self._start_checked(msg, peer)
+        finally:
+            self._starting.discard(msg.deal_id)
+
+    async def _start_checked(self, msg: w.TaskStart, peer: ID | None) -> tuple[bool, str]:
         assert self.executor is not None
         try:  # the chain says whether the deal runs, not our last reading of it
             row = await self.market.refresh_deal(msg.deal_id)
@@ -256,22 +304,121 @@ class TaskService:
                 network=slot.network,
                 gpu_uuids=slot.gpu_uuids,
             )
+            task_id = w.task_id_of(msg.deal_id)
+            if spec.blobs:
+                if self.executor.task(task_id) is not None:
+                    return False, f"task {task_id} exists already"
+                why = blob_problem(spec, self.params.caps(), self.executor.input_room(limits))
+                if why is not None:
+                    return False, why
+                if peer is None:
+                    return False, "the start's connection is gone: its blobs cannot be fetched"
+                try:
+                    await self._fetch_blobs(peer, msg.deal_id, spec.blobs, task_id)
+                except (RemoteError, trio.TooSlowError, OSError) as exc:
+                    await trio.to_thread.run_sync(self._drop_blobs, task_id)
+                    return False, str(exc) or f"blob fetch timed out ({type(exc).__name__})"
             await self.executor.start_task(
                 DealTask(
                     deal_id=msg.deal_id,
-                    task_id=w.task_id_of(msg.deal_id),
+                    task_id=task_id,
                     spec=spec,
                     limits=limits,
                     ends_at=float(row.end_time),
                 )
             )
         except (TaskSpecError, TaskRefused, TaskStartError) as exc:
+            self._drop_blobs_unless_recorded(msg.deal_id)
             return False, str(exc)
         except (EngineError, UserError) as exc:
+            self._drop_blobs_unless_recorded(msg.deal_id)
             return False, f"cannot start: {exc}"
         self.counters["started"] += 1
         log.info("tasks: deal %d: task started (%s)", msg.deal_id, spec.image)
         return True, "started"
+
+    def _drop_blobs(self, task_id: str) -> None:
+        if self.executor is not None:
+            shutil.rmtree(self.executor.blob_dir(task_id), ignore_errors=True)
+
+    def _drop_blobs_unless_recorded(self, deal_id: int) -> None:
+        """A refused start leaves no fetched blobs behind; a recorded task keeps them
+        (it is launched from them after a restart)."""
+        task_id = w.task_id_of(deal_id)
+        if self.executor is not None and self.executor.task(task_id) is None:
+            self._drop_blobs(task_id)
+
+    async def _fetch_blobs(
+        self, peer: ID, deal_id: int, blobs: tuple[BlobInput, ...], task_id: str
+    ) -> None:
+        """Each distinct blob from the consumer into the executor's blob dir, checked;
+        TaskError (or the transfer's error) naming the blob that failed."""
+        assert self.executor is not None and self._key is not None and self.address is not None
+        staged = self.executor.blob_dir(task_id)
+        staged.mkdir(parents=True, exist_ok=True)
+        done: set[bytes] = set()
+        for blob in blobs:
+            if blob.sha256 in done:
+                continue
+            target = staged / blob.sha256.hex()
+            part = staged / (blob.sha256.hex() + ".part")
+            msg = w.BlobRequest(self.address, deal_id, blob.sha256, int(self.clock()) + 60)
+            with trio.fail_after(self.params.stream_timeout):
+                stream = await self.host.new_stream(peer, [TProtocol(w.PROTOCOL_ID)])
+            try:
+                await stream.write(w.frame(w.sign(msg, self.domain, self._key)))
+                reader = w.reader()
+                data = await _read_one(stream, reader, self.params.stream_timeout)
+                first = w.decode(data, self.domain, expect=(w.BlobHeader, w.BlobRefused))
+                if isinstance(first, w.BlobRefused):
+                    raise TaskError(f"blob {blob.path}: the consumer refused: {first.reason}")
+                if first.size != blob.size:
+                    raise TaskError(
+                        f"blob {blob.path}: the consumer offers {first.size} bytes, "
+                        f"the spec names {blob.size}"
+                    )
+                counter = ByteCounter(blob.size, f"blob {blob.path}")
+                with open(part, "wb") as fh:
+                    await receive_file(
+                        stream, reader.pending(), counter, fh, timeout=self.params.stream_timeout
+                    )
+                counter.check(blob.sha256)
+            finally:
+                await _close(stream)
+            part.replace(target)
+            done.add(blob.sha256)
+            self.counters["blobs_fetched"] += 1
+
+    async def _serve_blob(self, stream: Any, msg: w.BlobRequest) -> None:
+        """The consumer's side: the blob, if a start this node is handing to the peer
+        asking names it for this deal."""
+        peer = _remote_peer(stream)
+        try:
+            why = w.check_window(msg.valid_until, self.clock())
+            if why is not None:
+                raise BlobNotOffered(why)
+            row = self.market.store.deal(msg.deal_id)
+            if row is None or row.role != "consumer":
+                raise BlobNotOffered(f"deal {msg.deal_id} is not one this node made as consumer")
+            hub = hub_of_ask(self.market.store, row.ask_id)
+            if hub is None or hub[2] != msg.hub:
+                raise BlobNotOffered(f"the request is not signed by deal {msg.deal_id}'s hub")
+            offer = self.offers.lookup(msg.deal_id, str(peer), msg.sha256)
+            size = await trio.to_thread.run_sync(lambda: offer.path.stat().st_size)
+            if size < offer.size:
+                raise BlobNotOffered(f"blob {msg.sha256.hex()} is shorter than offered")
+        except (BlobNotOffered, OSError) as exc:
+            self.counters["blobs_refused"] += 1
+            if isinstance(exc, OSError):  # the file went away: say so, not where it was
+                reason = f"blob {msg.sha256.hex()}: {exc.strerror or type(exc).__name__}"
+            else:
+                reason = str(exc)
+            log.info("tasks: blob request refused: %s", reason)
+            await stream.write(w.frame(w.BlobRefused(answer_reason(reason))))
+            return
+        await stream.write(w.frame(w.BlobHeader(offer.size)))
+        await send_file(stream, offer.path, offer.size)
+        self.counters["blobs_served"] += 1
 
     async def _serve_logs(self, stream: Any, msg: w.LogsRequest) -> None:
         assert self.executor is not None
@@ -281,21 +428,27 @@ class TaskService:
             await self._answer(stream, msg.deal_id, False, f"deal {msg.deal_id} has no task")
             return
         self.counters["logs_served"] += 1
-        skip = {
-            s: _tail_offset(self.executor.log_path(task_id, s), msg.tail) if msg.tail else 0
-            for s in STREAMS
-        }
-        async for chunk in self.executor.follow_logs(task_id, follow=bool(msg.follow)):
+        given = {"stdout": msg.from_stdout, "stderr": msg.from_stderr}
+        start: dict[Stream, int] = {}
+        for s in STREAMS:
+            if given[s]:
+                start[s] = given[s]
+                continue
+            since = self.executor.log_offset_since(task_id, s, msg.since_ms) if msg.since_ms else 0
+            path = self.executor.log_path(task_id, s)
+            tail = _tail_offset(path, msg.tail) if msg.tail else 0
+            start[s] = max(since, tail)
+        for s in STREAMS:  # where each stream starts, so that a follower can resume there
+            await stream.write(w.frame(w.LogRecord(_CODE[s], start[s], b"")))
+        async for chunk in self.executor.follow_logs(task_id, follow=bool(msg.follow), start=start):
             data = chunk.data
-            if skip[chunk.stream]:
-                cut = min(skip[chunk.stream], len(data))
-                skip[chunk.stream] -= cut
-                data = data[cut:]
-            code = w.LogStream.STDOUT if chunk.stream == "stdout" else w.LogStream.STDERR
             for i in range(0, len(data), w.MAX_LOG_DATA):
-                await stream.write(w.frame(w.LogRecord(int(code), data[i : i + w.MAX_LOG_DATA])))
+                piece = data[i : i + w.MAX_LOG_DATA]
+                await stream.write(
+                    w.frame(w.LogRecord(_CODE[chunk.stream], chunk.offset + i, piece))
+                )
         state = (self.executor.task(task_id) or record).state
-        await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), state.encode()[:64])))
+        await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), 0, state.encode()[:64])))
 
     async def _serve_results(self, stream: Any, msg: w.ResultsRequest) -> None:
         assert self.executor is not None
@@ -313,14 +466,7 @@ class TaskService:
         receipt = json.dumps(outcome.receipt.to_dict(), sort_keys=True).encode()
         await stream.write(w.frame(w.ResultsHeader(receipt, size)))
         self.counters["results_served"] += 1
-        with open(path, "rb") as fh:
-            sent = 0
-            while sent < size:
-                chunk = await trio.to_thread.run_sync(fh.read, min(READ_CHUNK, size - sent))
-                if not chunk:
-                    break
-                await stream.write(chunk)
-                sent += len(chunk)
+        await send_file(stream, path, size)
 
     # -- consumer -------------------------------------------------------------------------
 
@@ -347,32 +493,62 @@ class TaskService:
         if not msg.ok:
             raise HubRefused(f"hub refused: {msg.reason}")
 
-    async def start(self, deal_id: int, spec: TaskSpec) -> str:
-        """Hand the spec to the deal's hub; its answer's reason when it started."""
+    async def start(
+        self, deal_id: int, spec: TaskSpec, sources: dict[str, Path] | None = None
+    ) -> str:
+        """Hand the spec to the deal's hub; its answer's reason when it started.
+        `sources` maps each blob's path in the spec to the local file served for it
+        while the hub answers."""
         key, me, hub = self._request_parts(deal_id)
         row = self.market.store.deal(deal_id)
         assert row is not None
         if row.status != "accepted":
             raise UserError(f"deal {deal_id} is {row.status}; a task needs an accepted deal")
+        offers = await trio.to_thread.run_sync(_offers_of, spec, sources or {})
         packed = w.pack_spec(spec)
         msg = w.TaskStart(me, deal_id, packed, int(self.clock()) + 60)
-        stream = await self._open(hub)
+        if offers:
+            self.offers.open(deal_id, str(hub[0]), offers)
         try:
-            await stream.write(w.frame(w.sign(msg, self.domain, key)))
-            # the hub checks the image and creates the container before it answers
-            data = await _read_one(stream, w.reader(), self.params.stream_timeout + 60)
-            answer = w.decode(data, self.domain, expect=(w.TaskAnswer,))
+            stream = await self._open(hub)
+            try:
+                await stream.write(w.frame(w.sign(msg, self.domain, key)))
+                # the hub fetches the blobs, checks the image and creates the container
+                # before it answers
+                wait = self.params.stream_timeout + 60 + spec.blob_bytes / self.params.min_blob_rate
+                data = await _read_one(stream, w.reader(), wait)
+                answer = w.decode(data, self.domain, expect=(w.TaskAnswer,))
+            finally:
+                await _close(stream)
         finally:
-            await _close(stream)
+            self.offers.close(deal_id)
         self._check_answer(answer, deal_id, hub[2])
         return str(answer.reason)
 
     async def logs(
-        self, deal_id: int, *, follow: bool = False, tail: int = 0
-    ) -> AsyncGenerator[tuple[str, bytes], None]:
-        """(stream, bytes) as the hub sends them; ("end", state) last."""
+        self,
+        deal_id: int,
+        *,
+        follow: bool = False,
+        tail: int = 0,
+        since_ms: int = 0,
+        start: dict[str, int] | None = None,
+    ) -> AsyncGenerator[tuple[str, int, bytes], None]:
+        """(stream, offset, bytes) as the hub sends them, first an empty record at
+        each stream's start offset; ("end", 0, state) last. `start` resumes each
+        stream at a byte offset (since and tail then do not apply)."""
         key, me, hub = self._request_parts(deal_id)
-        msg = w.LogsRequest(me, deal_id, int(follow), tail, int(self.clock()) + 60)
+        start = start or {}
+        msg = w.LogsRequest(
+            me,
+            deal_id,
+            int(follow),
+            tail,
+            since_ms,
+            start.get("stdout", 0),
+            start.get("stderr", 0),
+            int(self.clock()) + 60,
+        )
         stream = await self._open(hub)
         try:
             await stream.write(w.frame(w.sign(msg, self.domain, key)))
@@ -387,7 +563,7 @@ class TaskService:
                         raise HubRefused(f"hub refused: {item.reason}")
                     expect = (w.LogRecord,)
                     name = ("stdout", "stderr", "end")[item.stream]
-                    yield name, item.data
+                    yield name, item.offset, item.data
                     if item.stream == w.LogStream.END:
                         return
         finally:
@@ -423,23 +599,11 @@ class TaskService:
                     f"results: {first.size} bytes announced, the receipt says "
                     f"{receipt.results_bytes} (at most {self.params.max_results_bytes} taken)"
                 )
-            digest = hashlib.sha256()
-            got = 0
+            counter = ByteCounter(first.size, "results")
             with open(part, "wb") as fh:
-                rest = reader.pending()
-                while True:
-                    if rest:
-                        if got + len(rest) > first.size:
-                            raise TaskError("results: more bytes than announced")
-                        fh.write(rest)
-                        digest.update(rest)
-                        got += len(rest)
-                    if got == first.size:
-                        break
-                    with trio.fail_after(self.params.stream_timeout):
-                        rest = await stream.read(READ_CHUNK)
-                    if not rest:
-                        raise TaskError(f"results: stream ended after {got} of {first.size} bytes")
+                await receive_file(
+                    stream, reader.pending(), counter, fh, timeout=self.params.stream_timeout
+                )
         finally:
             await _close(stream)
         try:
@@ -448,7 +612,7 @@ class TaskService:
                 domain=self.domain,
                 supplier=hub[2],
                 deal_id=deal_id,
-                results_sha256=digest.digest(),
+                results_sha256=counter.digest(),
             )
         except Exception:
             part.unlink(missing_ok=True)
@@ -458,6 +622,34 @@ class TaskService:
         (work / "receipt.json").write_text(json.dumps(receipt.to_dict(), indent=2))
         files = await trio.to_thread.run_sync(unpack_results, archive, dest)
         return FetchedResults(receipt, archive, files)
+
+
+def _offers_of(spec: TaskSpec, sources: dict[str, Path]) -> dict[bytes, Offer]:
+    """The local file of each blob the spec names, checked for its size (the hub
+    checks the hash as it fetches). UserError naming what is missing or wrong."""
+    named = {b.path for b in spec.blobs}
+    for path in sources:
+        if path not in named:
+            raise UserError(f"blob file given for {path!r}, which the spec does not name")
+    offers: dict[bytes, Offer] = {}
+    for blob in spec.blobs:
+        local = sources.get(blob.path)
+        if local is None:
+            raise UserError(f"blob {blob.path}: no local file given to serve it from")
+        try:
+            size = local.stat().st_size
+        except OSError as exc:
+            raise UserError(f"blob {blob.path}: {local}: {exc.strerror}") from None
+        if not local.is_file() or size != blob.size:
+            raise UserError(f"blob {blob.path}: {local} is not a file of {blob.size} bytes")
+        offers.setdefault(blob.sha256, Offer(local, blob.size))
+    return offers
+
+
+def _remote_peer(stream: Any) -> ID | None:
+    conn = getattr(stream, "muxed_conn", None)
+    peer = getattr(conn, "peer_id", None)
+    return peer if isinstance(peer, ID) else None
 
 
 def answer_reason(text: str) -> str:
@@ -513,9 +705,10 @@ async def _close(stream: Any, *, reset: bool = False) -> None:
             await (stream.reset() if reset else stream.close())
 
 
-def log_json(stream: str, data: bytes) -> dict[str, str]:
-    """One log record for the local API's NDJSON: bytes as base64, exactly."""
-    return {"stream": stream, "data": base64.b64encode(data).decode()}
+def log_json(stream: str, offset: int, data: bytes) -> dict[str, Any]:
+    """One log record for the local API's NDJSON: bytes as base64, exactly, and where
+    they sit in their stream (a follower resumes at offset + length)."""
+    return {"stream": stream, "offset": offset, "data": base64.b64encode(data).decode()}
 
 
 def task_service(ctx: NodeContext) -> TaskService:

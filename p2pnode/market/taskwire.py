@@ -6,13 +6,17 @@ One stream per request; the first frame says which:
     consumer -> hub   TaskStart       deal N, this spec            (signed by the consumer)
     hub -> consumer   TaskAnswer      accepted / refused, why      (signed by the hub)
 
-    consumer -> hub   LogsRequest     deal N, follow?, tail         (signed by the consumer)
-    hub -> consumer   LogRecord*      stdout/stderr bytes, then an end record (or a
-                                      signed TaskAnswer refusing, with the reason)
+    consumer -> hub   LogsRequest     deal N, follow?, tail, since, from offsets
+                                                                    (signed by the consumer)
+    hub -> consumer   LogRecord*      stdout/stderr bytes at their offsets, then an end
+                                      record (or a signed TaskAnswer refusing, why)
 
     consumer -> hub   ResultsRequest  deal N                        (signed by the consumer)
     hub -> consumer   ResultsHeader   the signed receipt, archive size, then the
                                       archive's raw bytes (or a signed TaskAnswer refusing)
+
+    hub -> consumer   BlobRequest     deal N, sha256                (signed by the hub)
+    consumer -> hub   BlobHeader      size, then the blob's raw bytes (or BlobRefused, why)
 
 Framing and checks as on `/sonm/deal/1` (p2pnode/market/dealwire.py): an unsigned
 LEB128 length, then one canonical msgpack array `[kind, version, fields...,
@@ -44,7 +48,13 @@ from gossip.messages import (
     check_uint,
 )
 from p2pnode.errors import RemoteError
-from p2pnode.executor.spec import MAX_SPEC_FILE_BYTES, InputFile, TaskSpec, TaskSpecError
+from p2pnode.executor.spec import (
+    MAX_SPEC_FILE_BYTES,
+    BlobInput,
+    InputFile,
+    TaskSpec,
+    TaskSpecError,
+)
 from p2pnode.market.dealwire import _uvarint
 
 PROTOCOL_ID = "/sonm/task/1"
@@ -73,6 +83,9 @@ class TaskKind(enum.IntEnum):
     RESULTS = 4
     RECORD = 5
     HEADER = 6
+    BLOB_REQUEST = 7
+    BLOB_HEADER = 8
+    BLOB_REFUSED = 9
 
 
 class LogStream(enum.IntEnum):
@@ -94,7 +107,8 @@ def task_id_of(deal_id: int) -> str:
 
 
 def pack_spec(spec: TaskSpec) -> bytes:
-    """The spec as canonical msgpack: [image, command, env, working_dir, ports, inputs]."""
+    """The spec as canonical msgpack: [image, command, env, working_dir, ports, inputs,
+    blobs]."""
     spec.validate()
     return bytes(
         msgpack.packb(
@@ -105,6 +119,7 @@ def pack_spec(spec: TaskSpec) -> bytes:
                 spec.working_dir,
                 list(spec.exposed_ports),
                 [[f.path, f.content, f.mode] for f in spec.inputs],
+                [[b.path, b.sha256, b.size, b.mode] for b in spec.blobs],
             ],
             use_bin_type=True,
         )
@@ -128,19 +143,25 @@ def unpack_spec(data: bytes) -> TaskSpec:
         )
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise TaskSpecError("spec", f"not valid msgpack ({type(exc).__name__})") from None
-    if type(top) is not tuple or len(top) != 6:
-        raise TaskSpecError("spec", "an array of 6 items expected")
-    image, command, env, workdir, ports, inputs = top
+    if type(top) is not tuple or len(top) != 7:
+        raise TaskSpecError("spec", "an array of 7 items expected")
+    image, command, env, workdir, ports, inputs, blobs = top
     for name, value in (("command", command), ("env", env), ("exposed_ports", ports)):
         if type(value) is not tuple:
             raise TaskSpecError(name, "an array expected")
-    if type(inputs) is not tuple:
-        raise TaskSpecError("inputs", "an array expected")
+    for name, value in (("inputs", inputs), ("blobs", blobs)):
+        if type(value) is not tuple:
+            raise TaskSpecError(name, "an array expected")
     files = []
     for i, item in enumerate(inputs):
         if type(item) is not tuple or len(item) != 3:
             raise TaskSpecError(f"inputs[{i}]", "[path, content, mode] expected")
         files.append(InputFile(path=item[0], content=item[1], mode=item[2]))
+    named = []
+    for i, item in enumerate(blobs):
+        if type(item) is not tuple or len(item) != 4:
+            raise TaskSpecError(f"blobs[{i}]", "[path, sha256, size, mode] expected")
+        named.append(BlobInput(path=item[0], sha256=item[1], size=item[2], mode=item[3]))
     spec = TaskSpec(
         image=image,
         command=command,
@@ -148,6 +169,7 @@ def unpack_spec(data: bytes) -> TaskSpec:
         working_dir=workdir,
         exposed_ports=ports,
         inputs=tuple(files),
+        blobs=tuple(named),
     )
     spec.validate()
     if pack_spec(spec) != data:
@@ -226,13 +248,19 @@ class TaskAnswer:
 
 @dataclass(frozen=True)
 class LogsRequest:
-    """The consumer asks for its task's output: the last `tail` bytes of each stream
-    (0: all), then with `follow` = 1 new output until the task ends."""
+    """The consumer asks for its task's output: of each stream, what was written at or
+    after `since_ms` (unix ms; 0: from the start), of that the last `tail` lines (0:
+    all), then with `follow` = 1 new output until the task ends. `from_stdout` /
+    `from_stderr` > 0 resume at those byte offsets instead (a follower that lost its
+    stream asks for exactly what it has not seen)."""
 
     consumer: bytes
     deal_id: int
     follow: int
     tail: int
+    since_ms: int
+    from_stdout: int
+    from_stderr: int
     valid_until: int
     signature: bytes = b""
 
@@ -244,9 +272,21 @@ class LogsRequest:
         ("dealId", "uint64", "deal_id"),
         ("follow", "uint8", "follow"),
         ("tail", "uint64", "tail"),
+        ("sinceMs", "uint64", "since_ms"),
+        ("fromStdout", "uint64", "from_stdout"),
+        ("fromStderr", "uint64", "from_stderr"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "follow", "tail", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "consumer",
+        "deal_id",
+        "follow",
+        "tail",
+        "since_ms",
+        "from_stdout",
+        "from_stderr",
+        "valid_until",
+    )
 
     @property
     def signer(self) -> bytes:
@@ -257,6 +297,9 @@ class LogsRequest:
         check_uint("deal_id", self.deal_id, UINT64_MAX)
         check_uint("follow", self.follow, 1)
         check_uint("tail", self.tail, MAX_TAIL)
+        check_uint("since_ms", self.since_ms, UINT64_MAX)
+        check_uint("from_stdout", self.from_stdout, UINT64_MAX)
+        check_uint("from_stderr", self.from_stderr, UINT64_MAX)
         check_uint("valid_until", self.valid_until, UINT64_MAX)
         check_signature("signature", self.signature)
 
@@ -296,15 +339,19 @@ class ResultsRequest:
 
 @dataclass(frozen=True)
 class LogRecord:
+    """`data` sits at byte `offset` of its stream's log (0 in the end record)."""
+
     stream: int  # LogStream
+    offset: int
     data: bytes
 
     KIND: ClassVar[TaskKind] = TaskKind.RECORD
     LIMIT: ClassVar[int] = MAX_RECORD_BYTES
-    FIELDS: ClassVar[tuple[str, ...]] = ("stream", "data")
+    FIELDS: ClassVar[tuple[str, ...]] = ("stream", "offset", "data")
 
     def validate(self) -> None:
         check_uint("stream", self.stream, max(LogStream))
+        check_uint("offset", self.offset, UINT64_MAX)
         check_bytes("data", self.data, MAX_LOG_DATA)
 
 
@@ -325,12 +372,75 @@ class ResultsHeader:
         check_uint("size", self.size, UINT64_MAX)
 
 
-SignedMessage: TypeAlias = TaskStart | TaskAnswer | LogsRequest | ResultsRequest
-TaskMessage: TypeAlias = SignedMessage | LogRecord | ResultsHeader
+@dataclass(frozen=True)
+class BlobRequest:
+    """The hub of deal `deal_id` asks its consumer for an input blob its task names."""
+
+    hub: bytes  # 20-byte address; signer, the deal's supplier account
+    deal_id: int
+    sha256: bytes
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TaskKind] = TaskKind.BLOB_REQUEST
+    LIMIT: ClassVar[int] = MAX_SMALL_BYTES
+    TYPE: ClassVar[StructType] = _struct(
+        "BlobRequest",
+        ("hub", "address", "hub"),
+        ("dealId", "uint64", "deal_id"),
+        ("sha256", "bytes32", "sha256"),
+        ("validUntil", "uint64", "valid_until"),
+    )
+    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "sha256", "valid_until")
+
+    @property
+    def signer(self) -> bytes:
+        return self.hub
+
+    def validate(self) -> None:
+        check_address("hub", self.hub)
+        check_uint("deal_id", self.deal_id, UINT64_MAX)
+        check_bytes("sha256", self.sha256, 32, 32)
+        check_uint("valid_until", self.valid_until, UINT64_MAX)
+        check_signature("signature", self.signature)
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    """How many raw bytes of the blob follow the frame (its size as the spec named it)."""
+
+    size: int
+
+    KIND: ClassVar[TaskKind] = TaskKind.BLOB_HEADER
+    LIMIT: ClassVar[int] = 64
+    FIELDS: ClassVar[tuple[str, ...]] = ("size",)
+
+    def validate(self) -> None:
+        check_uint("size", self.size, UINT64_MAX)
+
+
+@dataclass(frozen=True)
+class BlobRefused:
+    """The consumer will not serve that blob, and why (the hub refuses the start)."""
+
+    reason: str
+
+    KIND: ClassVar[TaskKind] = TaskKind.BLOB_REFUSED
+    LIMIT: ClassVar[int] = MAX_SMALL_BYTES
+    FIELDS: ClassVar[tuple[str, ...]] = ("reason",)
+
+    def validate(self) -> None:
+        check_str("reason", self.reason, MAX_REASON_BYTES)
+
+
+SignedMessage: TypeAlias = TaskStart | TaskAnswer | LogsRequest | ResultsRequest | BlobRequest
+TaskMessage: TypeAlias = SignedMessage | LogRecord | ResultsHeader | BlobHeader | BlobRefused
 _SIGNED: dict[int, type[Any]] = {
-    int(c.KIND): c for c in (TaskStart, TaskAnswer, LogsRequest, ResultsRequest)
+    int(c.KIND): c for c in (TaskStart, TaskAnswer, LogsRequest, ResultsRequest, BlobRequest)
 }
-_UNSIGNED: dict[int, type[Any]] = {int(c.KIND): c for c in (LogRecord, ResultsHeader)}
+_UNSIGNED: dict[int, type[Any]] = {
+    int(c.KIND): c for c in (LogRecord, ResultsHeader, BlobHeader, BlobRefused)
+}
 _CLASSES = {**_SIGNED, **_UNSIGNED}
 
 

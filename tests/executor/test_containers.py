@@ -500,3 +500,70 @@ def test_engine_gone_mid_run_keeps_the_task_for_the_next_start(make_executor, tm
     outcome = drive(second, finish)
     assert outcome.reason == "exited"
     assert read_log(second.task_dir("waits") / "logs", "stdout") == b"ran\n"
+
+
+def test_a_task_quiet_on_one_stream_past_the_api_timeout_keeps_its_logs(
+    make_executor, tmp_path: Path
+) -> None:
+    """A followed log is silent while the task writes nothing to it: that is no engine
+    failure (the log streams have no read timeout; the API calls keep theirs)."""
+    from p2pnode.executor import Engine, ExecutorSettings, engine_address
+    from p2pnode.storage import Storage
+    from tests.executor.conftest import SUPPLIER_KEY
+
+    engine = Engine(engine_address(), timeout=5)
+    storage = Storage.open_in(tmp_path / "quiet")
+    ex = Executor(
+        storage,
+        tmp_path / "quiet",
+        ExecutorSettings(allowed_images=(IMAGE,), stop_grace=1.0),
+        signer_key=SUPPLIER_KEY,
+        domain=DOMAIN,
+        engine=engine,
+    )
+    script = "echo a; sleep 8; echo b"  # nothing on stderr, 8 s > the 5 s timeout
+
+    async def body(ex: Executor):
+        await ex.start_task(deal_task("quiet", ["sh", "-c", script]))
+        return await ex.wait_task("quiet")
+
+    try:
+        outcome = drive(ex, body)
+    finally:
+        for c in engine.find({"org.sonm.executor": ex.instance}):
+            engine.remove(c.container_id)
+        engine.close()
+        storage.close()
+    assert outcome.reason == "exited", outcome.error
+    assert read_log(tmp_path / "quiet" / "executor" / "tasks" / "quiet" / "logs", "stdout") == (
+        b"a\nb\n"
+    )
+
+
+def test_fetched_blobs_are_placed_in_the_work_dir(make_executor) -> None:
+    import hashlib
+
+    from p2pnode.executor.spec import BlobInput
+
+    ex = make_executor()
+    data = bytes(range(256)) * 400
+    sha = hashlib.sha256(data).digest()
+    blobs = (BlobInput("in/a.bin", sha, len(data)), BlobInput("b.bin", sha, len(data), 0o600))
+    deal = deal_task(
+        "blobs", ["sh", "-c", "sha256sum in/a.bin b.bin; stat -c %a b.bin"], blobs=blobs
+    )
+
+    async def body(ex: Executor):
+        with pytest.raises(TaskRefused, match=r"blob in/a\.bin has not been fetched"):
+            await ex.start_task(deal)
+        staged = ex.blob_dir("blobs")
+        staged.mkdir(parents=True)
+        (staged / sha.hex()).write_bytes(data)
+        await ex.start_task(deal)
+        return await ex.wait_task("blobs")
+
+    outcome = drive(ex, body)
+    assert outcome.reason == "exited", outcome.error
+    out = read_log(ex.task_dir("blobs") / "logs", "stdout").decode().split()
+    assert out == [sha.hex(), "in/a.bin", sha.hex(), "b.bin", "600"]
+    assert not ex.blob_dir("blobs").exists()  # moved (and copied once) into the work dir

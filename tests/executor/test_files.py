@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pnode.executor.logsink import LogSink
+from p2pnode.executor.logsink import MARK, LogSink, index_path, offset_since
 from p2pnode.executor.results import (
     ResultsArchiveError,
     ResultsTooLarge,
@@ -44,6 +44,45 @@ def test_log_sink_caps_hashes_and_follows(tmp_path: Path) -> None:
         assert sink.sha256("stdout") == hashlib.sha256(b"abcde").digest()
         assert sink.path("stdout").read_bytes() == b"abcde"
         assert sink.sha256("stderr") == sha256_file(sink.path("stderr"))
+
+    trio.run(main)
+
+
+def test_log_sink_indexes_when_bytes_were_written(tmp_path: Path) -> None:
+    """`--since` finds its offset from the index: one mark per tenth of a second with
+    output, so a chatty second costs at most ten 16-byte records."""
+    now = [1000.0]
+    sink = LogSink(tmp_path / "logs", max_bytes=10_000, clock=lambda: now[0])
+    sink.write("stdout", b"a\n")  # 1000.000
+    now[0] = 1000.05
+    sink.write("stdout", b"b\n")  # same tenth: no new mark
+    now[0] = 1002.0
+    sink.write("stdout", b"c\n")
+    sink.write("stderr", b"e\n")
+    for _ in range(100):  # a burst within one tenth: one mark
+        sink.write("stdout", b"x")
+    sink.close()
+    d = tmp_path / "logs"
+    assert len(index_path(d, "stdout").read_bytes()) == 2 * MARK.size  # 1000.0 and 1002.0
+    assert offset_since(d, "stdout", 0) == 0
+    assert offset_since(d, "stdout", 1_000_000) == 0
+    assert offset_since(d, "stdout", 1_000_080) == 0  # within the first tenth
+    assert offset_since(d, "stdout", 1_000_100) == 4  # "c" and after
+    assert offset_since(d, "stdout", 1_002_000) == 4
+    assert offset_since(d, "stdout", 1_002_001) == 4  # the tenth it falls in counts
+    assert offset_since(d, "stdout", 1_002_100) == 106  # nothing since: the end
+    assert offset_since(d, "stderr", 1_001_000) == 0
+    assert offset_since(tmp_path / "none", "stdout", 5) == 0
+
+
+def test_log_sink_follows_from_offsets(tmp_path: Path) -> None:
+    async def main() -> None:
+        sink = LogSink(tmp_path / "logs", max_bytes=1000)
+        sink.write("stdout", b"0123456789")
+        sink.write("stderr", b"abc")
+        sink.close()
+        got = [(c.stream, c.offset, c.data) async for c in sink.follow(start={"stdout": 4})]
+        assert got == [("stdout", 4, b"456789"), ("stderr", 0, b"abc")]
 
     trio.run(main)
 

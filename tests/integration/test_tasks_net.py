@@ -175,3 +175,98 @@ def test_closing_the_deal_early_stops_its_task(net: Net, tmp_path: Path) -> None
     assert got.status_code == 200, got.text
     assert got.json()["receipt"]["reason"] == "closed"
     assert time.monotonic() - t0 < 30
+
+
+def test_blob_input_logs_since_and_a_follower_across_a_consumer_restart(
+    net: Net, tmp_path: Path
+) -> None:
+    """A 3 MB input blob named by hash is fetched by the hub from the consumer and
+    checked (a wrong hash is refused with the reason, nothing recorded); `task logs
+    --since` gives what was written after a time; and `task logs --follow` goes on
+    across a kill -9 and restart of the consumer's daemon with no line lost or
+    printed twice."""
+    import signal
+    import subprocess
+    import sys
+
+    from p2pnode.cli.demo import wait_ready
+    from tests.conftest import ROOT
+
+    _wait(lambda: net.asks_seen("con_a"), 30, "the slot's fresh ASK")
+    deal_id = _accepted_deal(net, 600)["deal_id"]
+    data_dir = str(net.nodes["con_a"].data_dir)
+    blob = tmp_path / "in.bin"
+    blob.write_bytes(os.urandom(3 * 2**20))
+    digest = hashlib.sha256(blob.read_bytes()).hexdigest()
+
+    wrong = {
+        "image": IMAGE,
+        "command": ["true"],
+        "blobs": {"data/in.bin": {"file": str(blob), "sha256": "ab" * 32, "size": 3 * 2**20}},
+    }
+    refused = net.call("con_a", "POST", f"/tasks/{deal_id}", wrong)
+    assert refused.status_code == 409, refused.text
+    assert f"blob data/in.bin: sha256 {digest} does not match the {'ab' * 32}" in refused.text
+
+    lines = 80
+    # the lines begin when the test says so (a file it puts into the task's work dir,
+    # as the hub's disk is this machine's): the follower's own start takes seconds here
+    script = (
+        "sha256sum data/in.bin | cut -c1-64; echo early; while [ ! -e go ]; do sleep 0.1; done; "
+        f"i=0; while [ $i -lt {lines} ]; do i=$((i+1)); echo line $i; sleep 0.1; done"
+    )
+    started = run_cli(
+        *("task", "start", "--data-dir", data_dir, str(deal_id), "--image", IMAGE),
+        *("--blob", f"data/in.bin={blob}", "--", "sh", "-c", script),
+    )
+    assert started.returncode == 0, started.stderr  # not "exists already": nothing was kept
+    assert f"task deal-{deal_id} of deal {deal_id}: started" in started.stdout
+
+    out_path = tmp_path / "follow.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SONM_")}
+    command = [sys.executable, "-m", "p2pnode.cli.main", "task", "logs", "--follow"]
+    with open(out_path, "wb") as out:
+        follower = subprocess.Popen(
+            [*command, "--data-dir", data_dir, str(deal_id)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+        )
+    try:
+        _wait(lambda: b"early\n" in out_path.read_bytes(), 60, "the task's first lines")
+        time.sleep(0.2)
+        since = time.time()
+        time.sleep(0.2)
+        work = net.nodes["supplier"].data_dir / "executor" / "tasks" / f"deal-{deal_id}" / "work"
+        (work / "go").touch()
+        _wait(lambda: b"line 5\n" in out_path.read_bytes(), 30, "the task's 5th line")
+        consumer = net.nodes["con_a"]
+        consumer.proc.send_signal(signal.SIGKILL)
+        consumer.proc.wait(10)
+        at_kill = out_path.read_bytes().count(b"\n")
+        wait_ready(net.start("con_a", "consumer"), time.monotonic() + 60)
+        _, err = follower.communicate(timeout=90)
+        assert follower.returncode == 0, err
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait(10)
+    expected = f"{digest}\nearly\n" + "".join(f"line {i}\n" for i in range(1, lines + 1))
+    whole = _logs(net, deal_id)["stdout"].decode()
+    assert whole == expected  # all of it, at the hub
+    assert at_kill < lines  # the restart fell while the task was still writing
+    assert out_path.read_text() == expected  # each line once, in order
+
+    later = run_cli("task", "logs", "--data-dir", data_dir, str(deal_id), "--since", str(since))
+    assert later.returncode == 0, later.stderr
+    assert later.stdout == "".join(f"line {i}\n" for i in range(1, lines + 1))
+    hour_ago = int((time.time() - 3600) * 1000)
+    both = _logs(net, deal_id, since_ms=hour_ago, tail=2)["stdout"].decode()
+    assert both == f"line {lines - 1}\nline {lines}\n"  # the later of since and tail
+
+    got = _results(net, deal_id, tmp_path / "out")
+    assert got.status_code == 200, got.text
+    assert got.json()["receipt"]["exit_code"] == 0
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text

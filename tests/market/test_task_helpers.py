@@ -37,3 +37,21 @@ def test_tail_offset_counts_lines_from_the_end(tmp_path: Path) -> None:
     log.write_bytes(big)
     assert log.read_bytes()[_tail_offset(log, 3) :] == b"49997\n49998\n49999\n"
     assert _tail_offset(tmp_path / "missing.log", 5) == 0
+
+
+def test_since_takes_durations_unix_seconds_and_iso_times() -> None:
+    from p2pnode.cli.task import parse_since
+    from p2pnode.errors import UserError
+
+    now = 1_800_000_000.0
+    assert parse_since("5m", now) == (now - 300) * 1000
+    assert parse_since("1h30m", now) == (now - 5400) * 1000
+    assert parse_since("90s", now) == (now - 90) * 1000
+    assert parse_since("0.5s", now) == (now - 0.5) * 1000
+    assert parse_since("1764160000.25", now) == 1_764_160_000_250
+    assert parse_since("2026-11-26T12:00:00Z", now) == 1_795_694_400_000
+    assert parse_since("2026-11-26T12:00:00", now) == 1_795_694_400_000  # UTC when unnamed
+    assert parse_since("2026-11-26T14:00:00+02:00", now) == 1_795_694_400_000
+    for bad in ("", "5 minutes", "yesterday", "m"):
+        with pytest.raises(UserError, match="--since"):
+            parse_since(bad, now)

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from gossip.eip712 import SigningDomain, address_of_key
-from p2pnode.executor.spec import InputFile, TaskSpec, TaskSpecError
+from p2pnode.executor.spec import BlobInput, InputFile, TaskSpec, TaskSpecError
 from p2pnode.market import taskwire as w
 
 DOMAIN = SigningDomain(chain_id=31337)
@@ -22,8 +22,19 @@ SPEC = TaskSpec(
     command=("sh", "-c", "echo hi > /results/out"),
     env=(("A", "1"), ("B", "two")),
     inputs=(InputFile("in/data.txt", b"\x00\x01data", 0o600),),
+    blobs=(BlobInput("in/big.bin", b"\xab" * 32, 100 * 2**20, 0o600),),
 )
-ALL = (w.TaskStart, w.TaskAnswer, w.LogsRequest, w.ResultsRequest, w.LogRecord, w.ResultsHeader)
+ALL = (
+    w.TaskStart,
+    w.TaskAnswer,
+    w.LogsRequest,
+    w.ResultsRequest,
+    w.LogRecord,
+    w.ResultsHeader,
+    w.BlobRequest,
+    w.BlobHeader,
+    w.BlobRefused,
+)
 
 
 def _start(**over: object) -> w.TaskStart:
@@ -36,10 +47,15 @@ def _all() -> list[w.TaskMessage]:
         _start(),
         w.sign(w.TaskAnswer(B, 5, 1, "started"), DOMAIN, KEY_B),
         w.sign(w.TaskAnswer(B, 5, 0, "image not on the allow-list"), DOMAIN, KEY_B),
-        w.sign(w.LogsRequest(A, 5, 1, 100, 1_000), DOMAIN, KEY_A),
+        w.sign(w.LogsRequest(A, 5, 1, 100, 1_700_000_000_000, 0, 0, 1_000), DOMAIN, KEY_A),
+        w.sign(w.LogsRequest(A, 5, 1, 0, 0, 2**40, 7, 1_000), DOMAIN, KEY_A),
         w.sign(w.ResultsRequest(A, 5, 1_000), DOMAIN, KEY_A),
-        w.LogRecord(int(w.LogStream.STDERR), b"line\n" * 10),
+        w.LogRecord(int(w.LogStream.STDERR), 2**33, b"line\n" * 10),
+        w.LogRecord(int(w.LogStream.STDOUT), 0, b""),
         w.ResultsHeader(b'{"x": 1}', 10_240),
+        w.sign(w.BlobRequest(B, 5, b"\xab" * 32, 1_000), DOMAIN, KEY_B),
+        w.BlobHeader(100 * 2**20),
+        w.BlobRefused("deal 5: the task names no blob ab"),
     ]
 
 
@@ -55,8 +71,12 @@ def test_round_trip_through_frames(msg: w.TaskMessage) -> None:
 def test_layout_is_kind_version_fields_signature() -> None:
     msg = _start()
     assert msgpack.unpackb(w.encode(msg)) == [1, 1, A, 5, msg.spec, 1_000, msg.signature]
-    record = w.LogRecord(0, b"x")
-    assert msgpack.unpackb(w.encode(record)) == [5, 1, 0, b"x"]  # no signature
+    record = w.LogRecord(0, 12, b"x")
+    assert msgpack.unpackb(w.encode(record)) == [5, 1, 0, 12, b"x"]  # no signature
+    blob = w.sign(w.BlobRequest(B, 5, b"\x01" * 32, 1_000), DOMAIN, KEY_B)
+    assert msgpack.unpackb(w.encode(blob)) == [7, 1, B, 5, b"\x01" * 32, 1_000, blob.signature]
+    assert msgpack.unpackb(w.encode(w.BlobHeader(9))) == [8, 1, 9]
+    assert msgpack.unpackb(w.encode(w.BlobRefused("no"))) == [9, 1, "no"]
 
 
 def test_spec_packs_canonically_and_back() -> None:
@@ -68,6 +88,7 @@ def test_spec_packs_canonically_and_back() -> None:
         "/work",
         [],
         [["in/data.txt", b"\x00\x01data", 0o600]],
+        [["in/big.bin", b"\xab" * 32, 100 * 2**20, 0o600]],
     ]
     assert w.unpack_spec(packed) == SPEC
 
@@ -77,11 +98,35 @@ def test_spec_packs_canonically_and_back() -> None:
     [
         (b"\xc1", "spec"),
         (msgpack.packb(["busybox"]), "spec"),
-        (msgpack.packb(["Bad Image!", [], [], "/work", [], []]), "image"),
-        (msgpack.packb(["busybox", [], [["B", "1"], ["A", "2"]], "/work", [], []]), "env"),
-        (msgpack.packb(["busybox", [], [], "/proc", [], []]), "working_dir"),
-        (msgpack.packb(["busybox", [], [], "/work", [], [["../x", b"", 420]]]), "inputs[0].path"),
-        (msgpack.packb(["busybox", "sh", [], "/work", [], []]), "command"),
+        (msgpack.packb(["busybox", [], [], "/work", [], []]), "spec"),  # no blobs array
+        (msgpack.packb(["Bad Image!", [], [], "/work", [], [], []]), "image"),
+        (msgpack.packb(["busybox", [], [["B", "1"], ["A", "2"]], "/work", [], [], []]), "env"),
+        (msgpack.packb(["busybox", [], [], "/proc", [], [], []]), "working_dir"),
+        (
+            msgpack.packb(["busybox", [], [], "/work", [], [["../x", b"", 420]], []]),
+            "inputs[0].path",
+        ),
+        (msgpack.packb(["busybox", "sh", [], "/work", [], [], []]), "command"),
+        (msgpack.packb(["busybox", [], [], "/work", [], [], "x"]), "blobs"),
+        (msgpack.packb(["busybox", [], [], "/work", [], [], [["a", b"\x01" * 32, 1]]]), "blobs[0]"),
+        (
+            msgpack.packb(["busybox", [], [], "/work", [], [], [["a", b"\x01" * 31, 1, 420]]]),
+            "blobs[0].sha256",
+        ),
+        (
+            msgpack.packb(["busybox", [], [], "/work", [], [], [["a", b"\x01" * 32, 2**41, 420]]]),
+            "blobs[0].size",
+        ),
+        (
+            msgpack.packb(
+                ["busybox", [], [], "/work", [], [["a", b"", 420]], [["a", b"\x01" * 32, 1, 420]]]
+            ),
+            "blobs[0].path",
+        ),
+        (
+            msgpack.packb(["busybox", [], [], "/work", [], [], [["../etc", b"\x01" * 32, 1, 420]]]),
+            "blobs[0].path",
+        ),
     ],
 )
 def test_bad_specs_name_the_field(raw: bytes, field: str) -> None:
@@ -124,13 +169,23 @@ def test_unsigned_messages_are_neither_sent_nor_accepted() -> None:
         (b"\xc1", (w.TaskStart,), "not valid msgpack"),
         (msgpack.packb({"a": 1}), (w.TaskStart,), "not valid msgpack"),
         (msgpack.packb(7), (w.TaskStart,), "array"),
-        (msgpack.packb([9, 1]), (w.TaskStart,), "kind: one of"),
-        (msgpack.packb([5, 1, 0, b"x"]), (w.TaskStart,), "START expected here, got RECORD"),
-        (msgpack.packb([5, 2, 0, b"x"]), (w.LogRecord,), "version: 1 expected"),
-        (msgpack.packb([5, 1, 0]), (w.LogRecord,), "has 4 items, got 3"),
-        (msgpack.packb([5, 1, 3, b"x"], use_bin_type=True), (w.LogRecord,), "stream"),
-        (msgpack.packb([5, 1, 0, "x"]), (w.LogRecord,), "data"),
+        (msgpack.packb([99, 1]), (w.TaskStart,), "kind: one of"),
+        (msgpack.packb([10, 1]), (w.TaskStart,), "kind: one of"),
+        (msgpack.packb([5, 1, 0, 0, b"x"]), (w.TaskStart,), "START expected here, got RECORD"),
+        (msgpack.packb([5, 2, 0, 0, b"x"]), (w.LogRecord,), "version: 1 expected"),
+        (msgpack.packb([5, 1, 0, b"x"]), (w.LogRecord,), "has 5 items, got 4"),
+        (msgpack.packb([5, 1, 3, 0, b"x"], use_bin_type=True), (w.LogRecord,), "stream"),
+        (msgpack.packb([5, 1, 0, -1, b"x"], use_bin_type=True), (w.LogRecord,), "offset"),
+        (msgpack.packb([5, 1, 0, 0, "x"]), (w.LogRecord,), "data"),
         (msgpack.packb([6, 1, b"", 3], use_bin_type=True), (w.ResultsHeader,), "receipt"),
+        (msgpack.packb([8, 1, -5]), (w.BlobHeader,), "size"),
+        (msgpack.packb([9, 1, "x" * 201]), (w.BlobRefused,), "reason"),
+        (
+            msgpack.packb([7, 1, A, 5, b"\x01" * 31, 1, b"s" * 65], use_bin_type=True),
+            (w.BlobRequest,),
+            "sha256: exactly 32 bytes",
+        ),
+        (msgpack.packb([8, 1, 9]), (w.BlobRequest, w.TaskAnswer), "got BLOB_HEADER"),
     ],
 )
 def test_malformed_frames_are_refused_with_a_reason(
@@ -141,11 +196,11 @@ def test_malformed_frames_are_refused_with_a_reason(
 
 
 def test_each_kind_has_its_own_size_cap() -> None:
-    big = w.LogRecord(0, b"x" * (w.MAX_LOG_DATA + 1))
+    big = w.LogRecord(0, 0, b"x" * (w.MAX_LOG_DATA + 1))
     with pytest.raises(Exception, match="data"):
         w.encode(big)
     # a request padded past its kind's cap is refused before msgpack parses it
-    padded = msgpack.packb([3, 1, A, 5, 1, 0, 1, b"s" * 2000], use_bin_type=True)
+    padded = msgpack.packb([3, 1, A, 5, 1, 0, 0, 0, 0, 1, b"s" * 2000], use_bin_type=True)
     with pytest.raises(w.TaskWireError, match="limit 1024 for LOGS"):
         w.decode(padded, DOMAIN, expect=(w.LogsRequest, w.TaskStart))
     with pytest.raises(w.TaskWireError, match="limit 1024"):
