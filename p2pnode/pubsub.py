@@ -9,13 +9,15 @@ It owns the I/O the router must not do:
   the buffer to `router.receive` in one call, with `trio.current_time()`;
 - runs `on_timer` at `next_deadline()`;
 - one writer task per peer coalesces adaptively: when the peer's stream is
-  idle, what the router queued for it is written at once (no hold, so a
-  message waits for nobody at low load); while a write is in flight, what
-  queues meanwhile piles up in the router and leaves in the next write, taken
-  with `drain_peer` up to the router's `max_write_messages` /
-  `max_write_bytes`. One small write on a Yamux/Noise stream costs ~0.65 ms of
-  CPU against ~42 µs per message when 20 are coalesced, so the busier the
-  link, the larger the writes and the cheaper each message;
+  idle and no other task is queueing for the same peer, what the router
+  queued for it is written at once (no hold, so a message waits for nobody at
+  low load); while a write is in flight, or while each scheduler round adds to
+  the peer's queue (a few rounds at most), what queues meanwhile piles up in
+  the router and leaves in the next write, taken with `drain_peer` up to the router's
+  `max_write_messages` / `max_write_bytes`. One small write on a Yamux/Noise
+  stream costs ~0.65 ms of CPU against ~42 µs per message when 20 are
+  coalesced, so the busier the node, the larger the writes and the cheaper
+  each message;
 - runs async validators (the router's ValidationRequest events) in tasks,
   bounded by a capacity limiter, and reports back with `validation_done`;
 - disconnects peers the router gives up on (graylist, malformed frames).
@@ -67,6 +69,9 @@ _READ_CHUNK = 1 << 16
 _OPEN_ATTEMPTS = 8
 _OPEN_FIRST_RETRY = 0.05
 _CHANNEL_GONE = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
+# A writer with output waits at most this many scheduler rounds while other tasks
+# keep queueing messages for its peer (readers forwarding), then writes.
+_BUSY_ROUNDS = 16
 
 
 @dataclass(slots=True)
@@ -293,18 +298,23 @@ class PubSub:
             return False
 
     async def _writer(self, pb: bytes, stream: INetStream, gen: int) -> None:
-        """Write what is queued for `pb`, one write per turn, never holding a message.
+        """Write what is queued for `pb`, one write per turn, with no timer.
 
         The writer sleeps until the router has output for the peer, takes it
         (bounded by the router's max_write_messages / max_write_bytes) and writes
         it. While that write is in flight, nothing wakes the writer: messages
         for the peer queue in the router, and the next turn takes them all in one
-        write. So an idle link sends each message at once, and a busy link sends
-        few large writes, as many as the stream can take; the batch grows with
-        the load, and no timer adds latency.
+        write. Before taking its output, the writer yields scheduler rounds
+        until two in a row added no message for the peer (other tasks, mostly
+        readers forwarding, are no longer producing for it), up to `_BUSY_ROUNDS`
+        or a full write. A round of an idle node
+        takes microseconds, so there a message is written the moment it is
+        queued; on a busy node writes grow with the load (a write's fixed cost,
+        ~0.65 ms of Yamux/Noise/trio CPU, is what a busy node runs out of first).
         """
         router = self.router
         metrics = self.metrics
+        cap = router.params.max_write_messages
         failed = False
         try:
             while self._outbound.get(pb) == gen:
@@ -313,6 +323,22 @@ class PubSub:
                     self._wake[pb] = ev
                     await ev.wait()
                     continue
+                # while other tasks keep queueing for this peer (readers forwarding),
+                # let them, a scheduler round at a time; stop after two rounds in a
+                # row added nothing (the order of tasks in a round varies, so one
+                # empty round can be a producer that ran just before us twice), at
+                # a full write, or after _BUSY_ROUNDS
+                queued = router.queued_messages(pb)
+                quiet = 0
+                for _ in range(_BUSY_ROUNDS):
+                    await trio.lowlevel.checkpoint()
+                    now_queued = router.queued_messages(pb)
+                    if now_queued >= cap:
+                        break
+                    quiet = quiet + 1 if now_queued == queued else 0
+                    if quiet == 2:
+                        break
+                    queued = now_queued
                 frames = router.drain_peer(pb)
                 if not frames:
                     continue

@@ -283,3 +283,34 @@ def test_what_queues_during_a_write_leaves_in_writes_bounded_by_depth() -> None:
             pubsub._drop_peer(PEER)
 
     trio.run(main, clock=trio.testing.MockClock())
+
+
+def test_a_writer_lets_a_busy_loop_queue_more_before_it_writes() -> None:
+    """While another task keeps queueing for the peer (here one message per
+    scheduler round) an idle writer waits round by round, so the burst leaves in
+    one write; the mock clock shows no time passed."""
+
+    async def main() -> None:
+        pubsub, _ = _driver()
+        _peer_ready(pubsub)
+        ours, _theirs = trio.testing.memory_stream_pair()
+        stream = GatedStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+
+        async def producer() -> None:
+            for i in range(5):
+                await pubsub.publish(T, b"m%d" % i)  # each publish yields once
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            await trio.testing.wait_all_tasks_blocked()
+            t0 = trio.current_time()
+            nursery.start_soon(producer)
+            await stream.started.wait()
+            stream.release.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert [_messages(w) for w in stream.writes] == [[b"m%d" % i for i in range(5)]]
+            assert trio.current_time() == t0
+            pubsub._drop_peer(PEER)
+
+    trio.run(main, clock=trio.testing.MockClock())
