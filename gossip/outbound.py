@@ -1,11 +1,13 @@
 """The router's outbound side: what is queued for each peer, and its draining.
 
 Each peer has at most one pending list of subscriptions, one of messages and
-one control message; `drain*` hands everything queued for a peer out at once, as
+one control message; `drain*` hands what is queued for a peer out at once, as
 few frames as `max_rpc_size` allows (wire.encode_frames), so a burst to one
-peer costs one write. Forwarded messages are bounded per peer
-(`max_queued_messages`; overflow is counted and later costs the peer a
-behaviour penalty); our own publishes are never dropped.
+peer costs one write. `drain_peer` (the driver's, one call per stream write)
+takes at most `max_write_messages` messages and about `max_write_bytes` of
+them, oldest first, and leaves the rest queued for the next write. Forwarded
+messages are bounded per peer (`max_queued_messages`; overflow is counted and
+later costs the peer a behaviour penalty); our own publishes are never dropped.
 
 A base class of GossipRouter: its slots are part of the router (10^5 routers
 share a simulator process, so no extra object per router).
@@ -87,12 +89,41 @@ class OutboundQueues:
         return subs, msgs, ctl
 
     def drain_peer(self, peer: bytes) -> list[bytes]:
-        """Everything queued for `peer` as length-prefixed frames (usually one)."""
+        """What is queued for `peer`, up to one write's worth, as length-prefixed
+        frames (usually one): subscriptions and control whole, then messages in
+        the order queued until `max_write_messages` or `max_write_bytes` (the
+        first message goes whatever its size). What is left stays queued and the
+        peer stays pending."""
         if peer not in self._dirty:
             return []
+        st = self._peers.get(peer)
+        if st is None:
+            del self._dirty[peer]
+            return []
+        msgs = st.q_msgs
+        cut = self._write_cut(msgs) if msgs else 0
+        if msgs and cut < len(msgs):
+            head, st.q_msgs = msgs[:cut], msgs[cut:]
+            subs, ctl = st.q_subs or [], st.q_ctl
+            st.q_subs = None
+            st.q_ctl = None
+            return self._encode(subs, head, ctl)
         del self._dirty[peer]
-        subs, msgs, ctl = self._take(peer)
-        return self._encode(subs, msgs, ctl)
+        subs, msgs_all, ctl = self._take(peer)
+        return self._encode(subs, msgs_all, ctl)
+
+    def _write_cut(self, msgs: list[Message]) -> int:
+        """How many of `msgs` (from the front) one write takes: at least one."""
+        p = self.params
+        limit = min(len(msgs), p.max_write_messages)
+        total = len(msgs[0].encode())
+        n = 1
+        while n < limit:
+            total += len(msgs[n].encode())
+            if total > p.max_write_bytes:
+                break
+            n += 1
+        return n
 
     def drain(self) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []

@@ -70,6 +70,12 @@ class GossipSubParams:
     # Wire and resource bounds.
     max_rpc_size: int = 1 << 20
     max_queued_messages: int = 2048
+    # One write to a peer carries at most this many queued messages and about this
+    # many bytes of them (the first message always goes); the rest waits for the
+    # next write. Bounds what one coalesced write holds up and how long it takes
+    # (a write over max_rpc_size is still split into frames at that size).
+    max_write_messages: int = 512
+    max_write_bytes: int = 256 << 10
     max_topics_per_peer: int = 1024
     # Topic names a peer may make us hold: at most this many bytes each, and at most
     # max_unknown_topics_per_peer names we neither subscribe nor publish to (a
@@ -120,6 +126,8 @@ class GossipSubParams:
         need(self.max_rpc_size >= 1024, "max_rpc_size", ">= 1024 bytes")
         need(self.max_rpc_size <= 1 << 26, "max_rpc_size", "<= 64 MiB")
         need(self.max_queued_messages >= 1, "max_queued_messages", ">= 1")
+        need(self.max_write_messages >= 1, "max_write_messages", ">= 1")
+        need(self.max_write_bytes >= 1, "max_write_bytes", ">= 1 byte")
         need(self.max_topics_per_peer >= 1, "max_topics_per_peer", ">= 1")
         need(self.max_topic_length >= 1, "max_topic_length", ">= 1 byte")
         need(self.max_topic_length <= 65536, "max_topic_length", "<= 65536 bytes")

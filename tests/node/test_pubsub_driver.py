@@ -176,3 +176,141 @@ def test_a_failed_write_resets_the_stream() -> None:
         assert not router.has_peer(PEER)  # forgotten, so a redial starts fresh
 
     trio.run(main)
+
+
+class GatedStream(MemStream):
+    """A stream whose every write stays in flight until the test lets it finish:
+    the test sees what each write carried, and decides when the next may start."""
+
+    def __init__(self, end: trio.StapledStream[Any, Any]) -> None:
+        super().__init__(end)
+        self.writes: list[bytes] = []
+        self.started = trio.Event()
+        self.release = trio.Event()
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.started.set()
+        await self.release.wait()
+        self.release = trio.Event()
+
+
+def _messages(data: bytes) -> list[bytes]:
+    bodies, used = split_frames(data, 1 << 20)
+    assert used == len(data)
+    return [m.data for b in bodies for m in decode_rpc(b).publish]
+
+
+def _peer_ready(pubsub: PubSub) -> None:
+    router = pubsub.router
+    now = trio.current_time()
+    router.add_peer(PEER, PROTOCOL_V12, True, now)
+    router.receive_rpc(PEER, RPC([SubOpts(True, T)]), now)
+    router.drain()
+
+
+def test_an_idle_stream_is_written_at_once_and_a_busy_one_coalesces() -> None:
+    """Adaptive coalescing: nothing waits on a timer. A message to an idle peer is
+    written in the same instant of the (mock) clock it was published; what is
+    published while that write is in flight leaves together in the next write."""
+
+    async def main() -> None:
+        pubsub, _ = _driver()
+        _peer_ready(pubsub)
+        ours, _theirs = trio.testing.memory_stream_pair()
+        stream = GatedStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            await trio.testing.wait_all_tasks_blocked()
+            t0 = trio.current_time()
+            await pubsub.publish(T, b"first")
+            await stream.started.wait()
+            assert trio.current_time() == t0  # no hold: written at once
+            assert [_messages(w) for w in stream.writes] == [[b"first"]]
+            # the write is in flight: these queue behind it
+            for i in range(6):
+                await pubsub.publish(T, b"m%d" % i)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(stream.writes) == 1
+            stream.started = trio.Event()
+            stream.release.set()
+            await stream.started.wait()
+            assert _messages(stream.writes[1]) == [b"m%d" % i for i in range(6)]
+            stream.release.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(stream.writes) == 2  # nothing more queued: the writer sleeps
+            assert trio.current_time() == t0
+            assert pubsub.metrics.writes == 2
+            # idle again: the next message goes at once, alone
+            stream.started = trio.Event()
+            await pubsub.publish(T, b"later")
+            await stream.started.wait()
+            assert _messages(stream.writes[2]) == [b"later"]
+            stream.release.set()
+            pubsub._drop_peer(PEER)
+        assert stream.ended == "close"
+
+    trio.run(main, clock=trio.testing.MockClock())
+
+
+def test_what_queues_during_a_write_leaves_in_writes_bounded_by_depth() -> None:
+    async def main() -> None:
+        pubsub, _ = _driver(max_write_messages=4)
+        _peer_ready(pubsub)
+        ours, _theirs = trio.testing.memory_stream_pair()
+        stream = GatedStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            await trio.testing.wait_all_tasks_blocked()
+            await pubsub.publish(T, b"first")
+            await stream.started.wait()
+            for i in range(10):
+                await pubsub.publish(T, b"m%d" % i)
+            for _ in range(3):
+                stream.started = trio.Event()
+                stream.release.set()
+                await stream.started.wait()
+            stream.release.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert [_messages(w) for w in stream.writes] == [
+                [b"first"],
+                [b"m0", b"m1", b"m2", b"m3"],
+                [b"m4", b"m5", b"m6", b"m7"],
+                [b"m8", b"m9"],
+            ]
+            pubsub._drop_peer(PEER)
+
+    trio.run(main, clock=trio.testing.MockClock())
+
+
+def test_a_writer_lets_a_busy_loop_queue_more_before_it_writes() -> None:
+    """While another task keeps queueing for the peer (here one message per
+    scheduler round) an idle writer waits round by round, so the burst leaves in
+    one write; the mock clock shows no time passed."""
+
+    async def main() -> None:
+        pubsub, _ = _driver()
+        _peer_ready(pubsub)
+        ours, _theirs = trio.testing.memory_stream_pair()
+        stream = GatedStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+
+        async def producer() -> None:
+            for i in range(5):
+                await pubsub.publish(T, b"m%d" % i)  # each publish yields once
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            await trio.testing.wait_all_tasks_blocked()
+            t0 = trio.current_time()
+            nursery.start_soon(producer)
+            await stream.started.wait()
+            stream.release.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert [_messages(w) for w in stream.writes] == [[b"m%d" % i for i in range(5)]]
+            assert trio.current_time() == t0
+            pubsub._drop_peer(PEER)
+
+    trio.run(main, clock=trio.testing.MockClock())
