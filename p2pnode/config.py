@@ -230,7 +230,7 @@ class MarketSection:
 
 @dataclass(frozen=True)
 class ReputationSection:
-    poll_interval: float = 60.0  # seconds between trust poll rounds
+    poll_interval: float = 300.0  # seconds between trust poll rounds (see PollParams rates)
     trust_interval: float = 30.0  # seconds between global trust recomputations
     chain_interval: float = 15.0  # seconds between reads of hub wallet payment events
     deal_grace: float = 600.0  # after a deal closes, how long a consumer has to verify results
