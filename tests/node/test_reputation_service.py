@@ -224,5 +224,6 @@ def test_rating_table() -> None:
 def test_a_bad_pretrusted_address_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"reputation.pretrusted\[0\] = '0x12'"):
         build_config([{"node.data_dir": str(tmp_path), "reputation.pretrusted": ["0x12"]}])
-    with pytest.raises(UserError, match=re.escape("reputation.poll_interval = 0.0: allowed 1.0..86400.0")):
+    bad_interval = re.escape("reputation.poll_interval = 0.0: allowed 1.0..86400.0")
+    with pytest.raises(UserError, match=bad_interval):
         build_config([{"node.data_dir": str(tmp_path), "reputation.poll_interval": 0.0}])
