@@ -38,8 +38,9 @@ def light_keystore(path: Path, private_key: bytes) -> None:
     path.chmod(0o600)
 
 
-def node_config(data_dir: Path, n: int, **rep: Any) -> Any:
-    """A consumer on loopback with account `key(n)`; `rep` sets reputation.* keys."""
+def node_config(data_dir: Path, n: int, extra: dict[str, Any] | None = None, **rep: Any) -> Any:
+    """A consumer on loopback with account `key(n)`; `rep` sets reputation.* keys,
+    `extra` any others (`section.key`)."""
     light_keystore(data_dir / "keystore.json", key(n))
     layer: dict[str, Any] = {
         "node.data_dir": str(data_dir),
@@ -52,6 +53,7 @@ def node_config(data_dir: Path, n: int, **rep: Any) -> Any:
         "api.port": 0,
     }
     layer.update({f"reputation.{k}": v for k, v in rep.items()})
+    layer.update(extra or {})
     return build_config([layer])
 
 
