@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from gossip.router import PublishError
-from gossip.topics import HUBS_TOPIC, TRUST_TOPIC
+from gossip.topics import HUBS_TOPIC, PEERS_TOPIC, TRUST_TOPIC
 from p2pnode import keys
 from p2pnode.daemon import Daemon
 from p2pnode.reputation.service import ReputationService
@@ -135,11 +135,18 @@ def test_trust_answers_move_statuses_garbage_is_scored_and_a_restart_keeps_it(
             assert _svc(a).core.counters["answers_sent"] >= 1
             assert _svc(b).core.counters["answers_sent"] >= 1
             assert _svc(c).core.counters["answers_accepted"] >= 2
-            # C trusts A and B (pre-trusted): their gossip score carries P5
+            # C trusts A and B (pre-trusted): once their signed peer records (address ->
+            # peer id; republished every 10 min, here at once) reach C, P5 carries it
             score_c = _pubsub(c).pubsub.router.peer_score
-            assert a.host is not None
+            assert a.host is not None and a.context is not None
             a_peer = a.host.get_id().to_bytes()
-            assert score_c._app_scores.get(a_peer, 0.0) > 0
+            a_record = a.context.services["peer_topic"].record(time.time())
+            await _pubsub(a).publish(PEERS_TOPIC, a_record)
+            await _until(
+                lambda: score_c._app_scores.get(a_peer, 0.0) > 0,
+                10,
+                "A's P5 at C",
+            )
 
             # garbage on the trust topic from B (its router does not check its own
             # publishes): every receiver refuses it and B's score with them drops
