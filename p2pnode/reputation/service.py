@@ -448,7 +448,7 @@ class ReputationService:
         from p2pnode.market.taskwire import task_id_of
 
         now = self.clock()
-        judged: list[tuple[int, bool]] = []
+        judged: list[tuple[int, str]] = []
         for row in store.deals(status="closed"):
             if row.role != "consumer" or row.deal_id in self._judged or not row.start_time:
                 continue
@@ -457,7 +457,7 @@ class ReputationService:
             work = self.data_dir / "tasks" / task_id_of(row.deal_id)
             self._judged.add(row.deal_id)
             if not work.is_dir():
-                judged.append((row.deal_id, False))
+                judged.append((row.deal_id, "none"))
                 continue
             ok = (work / "receipt.json").is_file()
             hub = _addr(row.hub)
@@ -465,7 +465,7 @@ class ReputationService:
                 DealOutcome(hub, row.deal_id.to_bytes(32, "big"), True, ok, True, now), now
             )
             self.counters["deals_judged"] += 1
-            judged.append((row.deal_id, ok))
+            judged.append((row.deal_id, "good" if ok else "failed"))
             self._after({hub})
         if judged:
             self._after(set(), deals=judged)

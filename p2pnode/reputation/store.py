@@ -81,7 +81,7 @@ _SCHEMA = (
         PRIMARY KEY (hub, worker, block, at, amount)
     )""",
     """CREATE TABLE IF NOT EXISTS rep_deals_judged (
-        deal_id INTEGER PRIMARY KEY, ok INTEGER NOT NULL
+        deal_id INTEGER PRIMARY KEY, outcome TEXT NOT NULL
     )""",
     "CREATE TABLE IF NOT EXISTS rep_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
@@ -217,7 +217,7 @@ class ReputationStore:
         local: bool = False,
         global_trust: Mapping[bytes, float] | None = None,
         payments: Iterable[tuple[bytes, bytes, int, float, int]] = (),
-        deals: Iterable[tuple[int, bool]] = (),
+        deals: Iterable[tuple[int, str]] = (),
         kv: Mapping[str, str] | None = None,
     ) -> None:
         """Write the given hubs' rows (and the tables named) in one transaction."""
@@ -248,7 +248,7 @@ class ReputationStore:
                     )
                 db.executemany(
                     "INSERT OR REPLACE INTO rep_deals_judged VALUES (?, ?)",
-                    [(d, int(ok)) for d, ok in deals],
+                    list(deals),
                 )
                 for key, value in (kv or {}).items():
                     db.execute("INSERT OR REPLACE INTO rep_meta VALUES (?, ?)", (key, value))

@@ -15,12 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from web3 import Web3
 
 from gossip.validation import ValidationResult
 from p2pnode import keys
 from p2pnode.config import build_config
 from p2pnode.daemon import Daemon
 from p2pnode.errors import UserError
+from p2pnode.market.dealstore import DealRow
 from p2pnode.reputation.rating import rating_of
 from p2pnode.reputation.service import ReputationService
 from reputation import messages
@@ -157,6 +159,30 @@ def test_statuses_ratings_trust_frames_and_a_restart_keep_everything(tmp_path: P
         assert svc.record(other).reason is Reason.DEAL_FAILED
         assert svc.rating(address(OWNER + 1)) == 0
 
+        # the market's min_rating lookup is this service's
+        market = daemon.context.services["market"]  # type: ignore[union-attr]
+        assert market.rating == svc.rating
+
+        # consumer deals from the market's store, once closed and past the grace:
+        # results fetched and verified (a receipt kept) -> good; fetched, never
+        # verified -> failed; never fetched -> no evidence either way
+        third = bytes.fromhex("dd" * 20)
+        svc._on_hub("/sonm/hubs/1", announcement(OWNER + 2, third, peer_id))
+        long_ago = time.time() - svc.settings.deal_grace - 5
+        for deal_id, fetched, verified in ((101, True, True), (102, False, False)):
+            market.store.upsert_deal(_deal(deal_id, third, long_ago))
+            work = tmp_path / "tasks" / f"deal-{deal_id}"
+            if fetched:
+                work.mkdir(parents=True)
+            if verified:
+                (work / "receipt.json").write_text("{}")
+        svc.scan_deals()
+        assert svc.status(third) is HubStatus.SAFE
+        assert svc.record(third).reason is Reason.DEAL_VERIFIED
+        assert svc.counters["deals_judged"] == 1
+        svc.scan_deals()  # judged once
+        assert svc.counters["deals_judged"] == 1
+
         # /hubs and /metrics show it
         assert daemon.api_url is not None
         token = (tmp_path / "api.token").read_text().strip()
@@ -168,8 +194,8 @@ def test_statuses_ratings_trust_frames_and_a_restart_keep_everything(tmp_path: P
         assert safe["status"] == "safe" and safe["reason"] == "payment_matched"
         assert safe["agreements"] == 1 and safe["evidence"] == "good" and safe["rating"] == 10_000
         assert [x["to"] for x in safe["history"]] == ["unverified", "safe"]
-        assert body["counts"] == {"safe": 1, "suspected": 1}
-        assert "sonm_reputation_hubs_safe 1.0" in metrics
+        assert body["counts"] == {"safe": 2, "suspected": 1}
+        assert "sonm_reputation_hubs_safe 2.0" in metrics
         assert "sonm_reputation_frames_rejected 2.0" in metrics
         assert "sonm_reputation_poll_questions_sent 1.0" in metrics
 
@@ -211,6 +237,28 @@ def test_statuses_ratings_trust_frames_and_a_restart_keep_everything(tmp_path: P
         assert list(svc.record(HUB).history) == snapshot["history"]
 
     _in_daemon(config, second)
+
+
+def _deal(deal_id: int, hub: bytes, closed_at: float) -> DealRow:
+    return DealRow(
+        deal_id=deal_id,
+        role="consumer",
+        consumer="0x" + address(1).hex(),
+        hub=Web3.to_checksum_address(hub),
+        ask_id=bytes(32),
+        bid_id=None,
+        slot_id=None,
+        price_per_second=1,
+        duration=60,
+        escrow=60,
+        status="closed",
+        proposed_at=int(closed_at) - 120,
+        start_time=int(closed_at) - 60,
+        end_time=int(closed_at),
+        paid=60,
+        refunded=0,
+        updated_at=closed_at,
+    )
 
 
 def test_rating_table() -> None:
