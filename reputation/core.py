@@ -202,7 +202,8 @@ class ReputationCore:
 
     def set_chain_payees(self, payees: Mapping[bytes, Mapping[bytes, int]]) -> None:
         """Who each hub's wallet has paid, and how often (hub -> address -> transfers),
-        read by the driver from the wallets' transfer events (kept, not copied).
+        read by the driver from the wallets' transfer events (kept, not copied). A hub
+        not in it has not been read yet: answers about it are tested without it.
 
         With it, an answer earns local trust only from an answerer the hub really
         paid, and "it pays me" from one it never paid is a lie: an identity with
@@ -297,7 +298,10 @@ class ReputationCore:
         own = self.evidence.verdict(a.hub)
         if own is None:
             return
-        paid = None if self.payees is None else self.payees.get(a.hub, {}).get(a.answerer, 0)
+        # a hub missing from the payees is one whose events were not read yet: unknown,
+        # not "paid nobody" (the driver adds a hub once it has read its wallet)
+        hub_payees = None if self.payees is None else self.payees.get(a.hub)
+        paid = None if hub_payees is None else hub_payees.get(a.answerer, 0)
         if own is Verdict.BAD:
             since = self.evidence.bad_since(a.hub) or 0.0
             if a.verdict is Verdict.GOOD and a.last_seen < since:

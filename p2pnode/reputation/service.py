@@ -424,6 +424,7 @@ class ReputationService:
             if head is not None:
                 for h in wallets:
                     self._cursor[h] = head
+                    self._payees.setdefault(h, {})  # read: who it paid is now known
         rows = []
         for p in seen:
             self.counters["payments_read"] += 1
