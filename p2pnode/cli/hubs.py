@@ -1,15 +1,17 @@
-"""`sonm-p2p hubs`: each hub's status, why, payments seen and trust (GET /hubs)."""
+"""`sonm-p2p hubs`: each hub's status, why, payments seen and trust (GET /hubs).
+
+The subcommand is registered with the chain commands (p2pnode/cli/chain.py), whose
+`hubs --chain` lists the whitelist's hubs from the chain instead."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from p2pnode.cli.common import add_config_options, api_call, config_from_args
+from p2pnode.cli.common import api_call, config_from_args
 
 _STYLE = {
     "safe": "green",
@@ -20,19 +22,11 @@ _STYLE = {
 }
 
 
-def register(subparsers: Any) -> None:
-    hubs = subparsers.add_parser("hubs", help="hubs this node knows: status, why, payments, trust")
-    add_config_options(hubs)
-    hubs.add_argument("--json", action="store_true", help="print the raw JSON")
-    hubs.add_argument("--history", action="store_true", help="every status change, not the last")
-    hubs.set_defaults(func=cmd_hubs)
-
-
 def _ago(at: float | None, now: float) -> str:
     return "-" if at is None else f"{max(0.0, now - at):.0f}s ago"
 
 
-def cmd_hubs(args: argparse.Namespace) -> int:
+def cmd_node_hubs(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     data = api_call(config, "GET", "/hubs")
     if args.json:

@@ -5,6 +5,7 @@ every status with its reasons, agreements, evidence and trust tables."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -29,6 +30,7 @@ from reputation import messages
 from reputation.evidence import Agreement, DealOutcome, Payment, Verdict
 from reputation.messages import KeySigner, TrustAnswer
 from reputation.state import HubStatus, Reason
+from tests.conftest import run_cli
 from tests.node.reputation_support import (
     DOMAIN,
     PASSWORD,
@@ -198,6 +200,17 @@ def test_statuses_ratings_trust_frames_and_a_restart_keep_everything(tmp_path: P
         assert "sonm_reputation_hubs_safe 2.0" in metrics
         assert "sonm_reputation_frames_rejected 2.0" in metrics
         assert "sonm_reputation_poll_questions_sent 1.0" in metrics
+
+        # and the CLI, as an operator runs it (the daemon keeps serving meanwhile)
+        def cli(*extra: str) -> Any:
+            return run_cli("hubs", "--data-dir", str(tmp_path), *extra, env={"COLUMNS": "250"})
+
+        as_json = await trio.to_thread.run_sync(cli, "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert json.loads(as_json.stdout)["counts"] == body["counts"]
+        table = await trio.to_thread.run_sync(cli, "--history")
+        assert table.returncode == 0, table.stderr
+        assert "0x" + HUB.hex()[:8] in table.stdout and "payment_matched" in table.stdout
 
         rec = svc.record(HUB)
         snapshot["history"] = list(rec.history)
