@@ -32,6 +32,8 @@ from p2pnode.discovery import Discovery
 from p2pnode.errors import UserError
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
+from reputation.evidence import Agreement
+from reputation.state import HubRecord, HubStatus
 
 T = TypeVar("T")
 
@@ -99,16 +101,17 @@ class ReputationPort(Protocol):
 
     Hubs and peers are 20-byte addresses (a hub by its wallet's)."""
 
-    def status(self, hub: bytes) -> Any:
-        """reputation.state.HubStatus of the hub (UNKNOWN if never heard of)."""
+    def status(self, hub: bytes) -> HubStatus:
+        """The hub's status (UNKNOWN if never heard of)."""
         ...
 
-    def record(self, hub: bytes) -> Any:
-        """reputation.state.HubRecord: the status with its history of reasons."""
+    def record(self, hub: bytes) -> HubRecord:
+        """The status with its history of reasons (`history[-1].reason`: why)."""
         ...
 
-    def add_agreement(self, agreement: Any) -> None:
-        """A worker's reputation.evidence.Agreement with a hub: payments are judged by it."""
+    def add_agreement(self, agreement: Agreement) -> None:
+        """A worker's terms with a hub: its wallet's payments are judged by them.
+        ValueError for an invalid agreement or one that overlaps an unjudged one."""
         ...
 
     def end_agreement(self, hub: bytes, worker: bytes, now: float) -> None: ...

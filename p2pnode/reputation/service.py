@@ -17,7 +17,8 @@ Inputs, each handed to the core with `now = time.time()`:
 Every poll interval it asks about hubs (`core.poll`), wakes the core at
 `next_deadline()` (paydays judged, questions expired), and every trust interval
 recomputes global trust (EigenTrust over our local trust row, pre-trusted: the
-configured addresses and the owners of the DAO's trusted hubs), which feeds the
+configured addresses, the accounts of the seeds we bootstrap from, and the owners
+of the DAO's trusted hubs), which feeds the
 core's weights, the gossip score's P5 for peers whose address we know from their
 signed peer records, and the market's rating lookup. Everything the core took is
 written to SQLite (p2pnode/reputation/store.py) before the handler returns.
@@ -130,6 +131,10 @@ class ReputationService:
         }
         self._judged = self.store.judged_deals()
         self._peer_of: OrderedDict[bytes, bytes] = OrderedDict()
+        # the seeds we bootstrap from are pre-trusted, by the account their signed
+        # peer record names (a seed without an account has none to trust)
+        self._seed_ids = _peer_ids_of(ctx.config.network.bootstrap)
+        self.seed_accounts: set[bytes] = set()
         self._scored: set[bytes] = set()
         self._admitted: OrderedDict[bytes, TrustMessage] = OrderedDict()
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](OUTBOX)
@@ -318,6 +323,8 @@ class ReputationService:
             return
         if isinstance(rec, PeerRecord):
             self._learn_peer(bytes(rec.account), bytes(rec.peer_id))
+            if bytes(rec.peer_id) in self._seed_ids:
+                self.seed_accounts.add(bytes(rec.account))
             units = self.core.global_units.get(bytes(rec.account))
             if units:
                 self._score(bytes(rec.peer_id), float(units))
@@ -375,7 +382,7 @@ class ReputationService:
         """Global trust from our local trust row, pre-trusted peers feeding it."""
         now = self.clock()
         pre: dict[bytes, float] = {_addr(a): 1.0 for a in self.settings.pretrusted}
-        for owner in self._dao_trusted_owners():
+        for owner in [*self._dao_trusted_owners(), *self.seed_accounts]:
             pre[owner] = 1.0
         me = self.core.address
         rows = {me: self.core.local.row()}
@@ -569,6 +576,19 @@ class ReputationService:
         out["local_trust_peers"] = float(len(self.core.local))
         out["store_writes"] = float(self.store.writes)
         return out
+
+
+def _peer_ids_of(bootstrap: tuple[str, ...]) -> set[bytes]:
+    from libp2p.peer.id import ID
+
+    out = set()
+    for addr in bootstrap:
+        if "/p2p/" in addr:
+            try:
+                out.add(ID.from_base58(addr.rsplit("/p2p/", 1)[1]).to_bytes())
+            except Exception:  # the config check already refused malformed addresses
+                continue
+    return out
 
 
 def reputation_service(ctx: NodeContext) -> ReputationService:

@@ -148,6 +148,14 @@ def test_trust_answers_move_statuses_garbage_is_scored_and_a_restart_keeps_it(
                 "A's P5 at C",
             )
 
+            # the seed C bootstraps from is pre-trusted by the account its record names
+            assert seed.context is not None
+            await _pubsub(seed).publish(
+                PEERS_TOPIC, seed.context.services["peer_topic"].record(time.time())
+            )
+            await _until(lambda: _svc(c).global_trust(address(9)) > 0, 10, "the seed trusted at C")
+            assert address(9) in _svc(c).seed_accounts
+
             # garbage on the trust topic from B (its router does not check its own
             # publishes): every receiver refuses it and B's score with them drops
             assert b.host is not None
