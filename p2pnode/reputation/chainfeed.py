@@ -27,13 +27,26 @@ def _addr(value: str) -> bytes:
     return bytes.fromhex(value[2:] if value.startswith("0x") else value)
 
 
+FIRST_LOOKBACK = 50_000  # blocks a wallet never read before is read back (a week at 12 s)
+
+
 def read(
-    system: Any, wallets: dict[bytes, int], *, max_range: int = 2_000
+    system: Any,
+    wallets: dict[bytes, int],
+    *,
+    max_range: int = 2_000,
+    first_lookback: int = FIRST_LOOKBACK,
 ) -> tuple[list[SeenPayment], int]:
-    """Payments from each wallet in blocks (its cursor, head]; and the head read."""
+    """Payments from each wallet in blocks (its cursor, head]; and the head read.
+
+    A cursor of 0 is a wallet never read: it is read from `first_lookback` blocks
+    back, not from genesis (on a long chain that would be thousands of requests per
+    hub, for payments that are no evidence of ours: an agreement starts when it is
+    made). A wallet read before is read from its cursor, however far back."""
     head = int(system.chain.block_number())
     out: list[SeenPayment] = []
-    for wallet, after in wallets.items():
+    for wallet, cursor in wallets.items():
+        after = cursor if cursor > 0 else max(0, head - first_lookback)
         if after >= head:
             continue
         hw = system.wallet("0x" + wallet.hex())

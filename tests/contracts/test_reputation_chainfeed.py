@@ -60,3 +60,19 @@ def test_payments_are_read_by_wallet_and_cursor_and_match_an_agreement(world: Wo
     core.on_timer(start + 3600 + 3601)
     assert core.status(hub) is HubStatus.SAFE
     assert core.record(hub).reason is Reason.PAYMENT_MATCHED
+
+
+def test_a_wallet_never_read_is_read_back_only_so_far(world: World) -> None:
+    w = world.make_hub(fund=2_000 * SNM)
+    w.transfer(world.miner, 1 * SNM, sender=world.hub)
+    for _ in range(3):
+        world.chain.mine()
+    head = world.chain.block_number()
+    recent, _ = chainfeed.read(world.system, {_b(w.address): 0}, first_lookback=head)
+    assert len(recent) == 1
+    # the transfer lies more than 3 blocks back: a first read of 3 blocks misses it...
+    short, _ = chainfeed.read(world.system, {_b(w.address): 0}, first_lookback=3)
+    assert short == []
+    # ...but a wallet read before is read from its cursor, however far back
+    again, _ = chainfeed.read(world.system, {_b(w.address): 1}, first_lookback=3)
+    assert len(again) == 1
