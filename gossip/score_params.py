@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 from gossip.errors import UserError
-from gossip.topics import HUBS_TOPIC, ORDERS_TOPIC, PEERS_TOPIC
+from gossip.topics import HUBS_TOPIC, ORDERS_TOPIC, PEERS_TOPIC, TRUST_TOPIC
 
 __all__ = [
     "DEFAULT_DECAY_INTERVAL",
@@ -31,6 +31,7 @@ __all__ = [
     "HUBS_TOPIC",
     "ORDERS_TOPIC",
     "PEERS_TOPIC",
+    "TRUST_TOPIC",
     "PeerScoreParams",
     "PeerScoreThresholds",
     "ScoreParameterError",
@@ -446,15 +447,18 @@ def default_topic_profiles(
     hubs_topic: str = HUBS_TOPIC,
     orders_topic: str = ORDERS_TOPIC,
     peers_topic: str = PEERS_TOPIC,
+    trust_topic: str = TRUST_TOPIC,
 ) -> dict[str, TopicProfile]:
-    """Our three topics. Orders carry the market's traffic and weigh most; hub
-    announcements are rare but each matters; peer records are housekeeping.
+    """Our four topics. Orders carry the market's traffic and weigh most; hub
+    announcements are rare but each matters; peer records are housekeeping; trust
+    polls come in rounds (a few questions per node every few minutes, and answers).
     Rates are network-wide assumptions (docs/parameters.md); P3 is off everywhere
     because none of these topics has guaranteed steady traffic."""
     return {
-        orders_topic: TopicProfile(weight=0.5, expected_rate=5.0, first_delivery_memory=600.0),
+        orders_topic: TopicProfile(weight=0.4, expected_rate=5.0, first_delivery_memory=600.0),
         hubs_topic: TopicProfile(weight=0.3, expected_rate=0.2),
-        peers_topic: TopicProfile(weight=0.2, expected_rate=0.5),
+        peers_topic: TopicProfile(weight=0.1, expected_rate=0.5),
+        trust_topic: TopicProfile(weight=0.2, expected_rate=0.5),
     }
 
 

@@ -12,13 +12,16 @@ from gossip.messages import MessageKind
 HUBS_TOPIC = "/sonm/hubs/1"
 ORDERS_TOPIC = "/sonm/orders/1"
 PEERS_TOPIC = "/sonm/peers/1"
+# Trust polling (reputation/messages.py): its frames are not gossip.messages kinds and
+# have their own validation path (the reputation service's validator for this topic).
+TRUST_TOPIC = "/sonm/trust/1"
 
 TOPIC_KINDS: dict[str, frozenset[MessageKind]] = {
     HUBS_TOPIC: frozenset({MessageKind.HUB_ANNOUNCEMENT}),
     ORDERS_TOPIC: frozenset({MessageKind.ORDER, MessageKind.ORDER_CANCEL}),
     PEERS_TOPIC: frozenset({MessageKind.PEER_RECORD}),
 }
-ALL_TOPICS: tuple[str, ...] = tuple(TOPIC_KINDS)
+ALL_TOPICS: tuple[str, ...] = (*TOPIC_KINDS, TRUST_TOPIC)
 
 
 def topic_for(kind: MessageKind) -> str:

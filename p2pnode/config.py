@@ -228,6 +228,28 @@ class MarketSection:
         _check_range("market.ask_validity", self.ask_validity, 60, 31 * 24 * 3600)
 
 
+@dataclass(frozen=True)
+class ReputationSection:
+    poll_interval: float = 300.0  # seconds between trust poll rounds (see PollParams rates)
+    trust_interval: float = 30.0  # seconds between global trust recomputations
+    chain_interval: float = 15.0  # seconds between reads of hub wallet payment events
+    deal_grace: float = 600.0  # after a deal closes, how long a consumer has to verify results
+    pretrusted: tuple[str, ...] = ()  # 0x addresses trusted from the start (e.g. the seeds')
+
+    def validate(self) -> None:
+        _check_range("reputation.poll_interval", self.poll_interval, 1.0, 86400.0)
+        _check_range("reputation.trust_interval", self.trust_interval, 1.0, 86400.0)
+        _check_range("reputation.chain_interval", self.chain_interval, 0.5, 86400.0)
+        _check_range("reputation.deal_grace", self.deal_grace, 0.0, 7 * 86400.0)
+        if len(self.pretrusted) > 1024:
+            raise UserError(
+                f"reputation.pretrusted has {len(self.pretrusted)} addresses: allowed 0..1024"
+            )
+        for i, addr in enumerate(self.pretrusted):
+            if not re.fullmatch(r"0x[0-9a-fA-F]{40}", addr):
+                raise UserError(f"reputation.pretrusted[{i}] = {addr!r}: allowed a 0x address")
+
+
 SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
     "network": NetworkSection,
@@ -237,6 +259,7 @@ SECTIONS: dict[str, type[Any]] = {
     "hardware": HardwareSection,
     "executor": ExecutorSection,
     "market": MarketSection,
+    "reputation": ReputationSection,
 }
 
 
@@ -250,6 +273,7 @@ class NodeConfig:
     hardware: HardwareSection = field(default_factory=HardwareSection)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
     market: MarketSection = field(default_factory=MarketSection)
+    reputation: ReputationSection = field(default_factory=ReputationSection)
 
     def validate(self) -> None:
         for name in SECTIONS:

@@ -32,13 +32,15 @@ from p2pnode.discovery import Discovery
 from p2pnode.errors import UserError
 from p2pnode.metrics import NodeMetrics
 from p2pnode.storage import Storage
+from reputation.evidence import Agreement
+from reputation.state import HubRecord, HubStatus
 
 T = TypeVar("T")
 
 DeliveryHandler = Callable[[str, bytes], None]
 """`handler(topic, data)`, called with each message the validator accepted."""
 
-Requirement = Literal["discovery", "account", "pubsub", "chain"]
+Requirement = Literal["discovery", "account", "pubsub", "chain", "reputation"]
 """What a service may require beyond host, config and storage (always there)."""
 
 REQUIREMENTS: tuple[Requirement, ...] = get_args(Requirement)
@@ -49,6 +51,7 @@ _REMEDY: dict[Requirement, str] = {
     "account": "create one with `sonm-p2p keys new` and start the node with SONM_KEY_PASSWORD set",
     "pubsub": "the pubsub service must be listed before it and run in this role",
     "chain": "set chain.rpc and chain.addresses",
+    "reputation": "the reputation service must be listed before it",
 }
 
 
@@ -69,6 +72,17 @@ class PubSubPort(Protocol):
         """Call `handler` with every message on `topic` the validator accepted."""
         ...
 
+    def set_topic_validator(
+        self, topic: str, validator: Callable[[str, bytes, bytes], Any]
+    ) -> None:
+        """Validate `topic`'s messages with `validator(topic, data, from_peer)`, which
+        returns a gossip.validation.ValidationResult, before they are forwarded."""
+        ...
+
+    def set_app_score(self, peer: bytes, value: float) -> None:
+        """The gossip score's application-specific value (P5) for a peer id's bytes."""
+        ...
+
     def pop_accepted(self, data: bytes) -> Any:
         """The validator's verdict (with the decoded message) for bytes just
         delivered, so a handler need not decode and hash them again; None if unknown."""
@@ -80,6 +94,35 @@ class ChainPort(Protocol):
 
     @property
     def hub_check(self) -> HubChainCheck: ...
+
+
+class ReputationPort(Protocol):
+    """What other services (the worker role, the market) use of the reputation service.
+
+    Hubs and peers are 20-byte addresses (a hub by its wallet's)."""
+
+    def status(self, hub: bytes) -> HubStatus:
+        """The hub's status (UNKNOWN if never heard of)."""
+        ...
+
+    def record(self, hub: bytes) -> HubRecord:
+        """The status with its history of reasons (`history[-1].reason`: why)."""
+        ...
+
+    def add_agreement(self, agreement: Agreement) -> None:
+        """A worker's terms with a hub: its wallet's payments are judged by them.
+        ValueError for an invalid agreement or one that overlaps an unjudged one."""
+        ...
+
+    def end_agreement(self, hub: bytes, worker: bytes, now: float) -> None: ...
+
+    def global_trust(self, peer_or_hub: bytes) -> float:
+        """Global trust in uniform units (1.0 = average); a hub counts as its owner."""
+        ...
+
+    def rating(self, author: bytes) -> int:
+        """An order author's rating in basis points, for the market's min_rating."""
+        ...
 
 
 @dataclass(frozen=True, repr=False)
@@ -147,6 +190,7 @@ class NodeContext:
     account: Account | None = None
     pubsub: PubSubPort | None = None
     chain: ChainPort | None = None
+    reputation: ReputationPort | None = None
     services: dict[str, Service] = field(default_factory=dict)
 
     def missing(self, requires: Iterable[Requirement]) -> list[Requirement]:

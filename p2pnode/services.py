@@ -21,7 +21,7 @@ from gossip.events import PeerExchange
 from gossip.params import GossipSubParams
 from gossip.score_params import default_peer_score_params, default_thresholds
 from gossip.topics import ALL_TOPICS
-from gossip.validators import Verdict, make_validator
+from gossip.validators import RouterValidator, Verdict, make_validator
 from p2pnode.chainsvc import chain_service
 from p2pnode.context import DeliveryHandler, NodeContext, ServiceSpec
 from p2pnode.market.dealsvc import market_service
@@ -31,6 +31,7 @@ from p2pnode.metrics import dataclass_numbers
 from p2pnode.peer_topic import peer_topic_service
 from p2pnode.pubsub import PubSub
 from p2pnode.replay_store import ReplayStore
+from p2pnode.reputation.service import reputation_service
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,19 @@ class PubSubService:
     async def publish(self, topic: str, data: bytes) -> bytes:
         """The message id; raises gossip.router.PublishError when no peer can take it."""
         return await self.pubsub.publish(topic, data)
+
+    def set_topic_validator(self, topic: str, validator: RouterValidator) -> None:
+        """Validate `topic` with `validator(topic, data, from_peer)` instead of the
+        application validator (after the per-peer rate limit, which still applies)."""
+        if topic not in self.topics:
+            raise ValueError(f"topic {topic!r} is not one this node subscribes to")
+        self.validator.extra[topic] = validator
+
+    def set_app_score(self, peer: bytes, value: float) -> None:
+        """The gossip score's application-specific value (P5) for `peer` (0 removes it)."""
+        score = self.pubsub.router.peer_score
+        if score is not None:
+            score.set_app_score(peer, value)
 
     def pop_accepted(self, data: bytes) -> Verdict | None:
         return self.validator.pop_accepted(data)
@@ -146,6 +160,8 @@ def pubsub_service(ctx: NodeContext) -> PubSubService:
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("chain", chain_service),  # only with chain.rpc + chain.addresses
     ServiceSpec("pubsub", pubsub_service),  # checks hubs on the chain when it runs
+    # hub statuses, trust polling, global trust: `ctx.reputation` for the services after it
+    ServiceSpec("reputation", reputation_service, requires=("pubsub",)),
     ServiceSpec("orders", orders_service, requires=("pubsub",)),
     ServiceSpec("peer_topic", peer_topic_service, requires=("pubsub",)),
     # slots, matching and deals: the desk places the ASKs, the chain settles deals

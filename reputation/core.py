@@ -42,7 +42,7 @@ from reputation.evidence import (
     Payment,
     Verdict,
 )
-from reputation.messages import KeySigner, TrustAnswer, TrustQuestion
+from reputation.messages import KeySigner, TrustAnswer, TrustMessage, TrustQuestion
 from reputation.params import ReputationParams
 from reputation.state import HubRecord, HubStatus, Reason, Transition
 from reputation.trust import LocalTrust
@@ -202,7 +202,8 @@ class ReputationCore:
 
     def set_chain_payees(self, payees: Mapping[bytes, Mapping[bytes, int]]) -> None:
         """Who each hub's wallet has paid, and how often (hub -> address -> transfers),
-        read by the driver from the wallets' transfer events (kept, not copied).
+        read by the driver from the wallets' transfer events (kept, not copied). A hub
+        not in it has not been read yet: answers about it are tested without it.
 
         With it, an answer earns local trust only from an answerer the hub really
         paid, and "it pays me" from one it never paid is a lie: an identity with
@@ -297,7 +298,10 @@ class ReputationCore:
         own = self.evidence.verdict(a.hub)
         if own is None:
             return
-        paid = None if self.payees is None else self.payees.get(a.hub, {}).get(a.answerer, 0)
+        # a hub missing from the payees is one whose events were not read yet: unknown,
+        # not "paid nobody" (the driver adds a hub once it has read its wallet)
+        hub_payees = None if self.payees is None else self.payees.get(a.hub)
+        paid = None if hub_payees is None else hub_payees.get(a.answerer, 0)
         if own is Verdict.BAD:
             since = self.evidence.bad_since(a.hub) or 0.0
             if a.verdict is Verdict.GOOD and a.last_seen < since:
@@ -437,6 +441,62 @@ class ReputationCore:
         messages.verify(msg, self.domain)
         self._charge(peer, now, question=False)
         self._mark_seen(key)
+        p = self.params.poll
+        untrusted = self.weight(msg.answerer) <= 0
+        if out.answers >= p.max_answers_per_question or (
+            untrusted and out.untrusted >= p.max_untrusted_answers_per_question
+        ):
+            self.counters["dropped_table_full"] += 1
+            return
+        out.answers += 1
+        out.untrusted += untrusted
+        self.accept_answer(msg, now)
+
+    # -- the wire, split for a gossip topic -----------------------------------------------
+
+    def admit(self, frame: bytes, now: float) -> TrustMessage | None:
+        """The checks a relay makes before it forwards a frame on the trust topic.
+
+        Size and shape, validity window, dedupe, signature, then the signer's rate
+        limit (a gossip relay forwards everyone's questions, so the limit is per
+        asker or answerer, not per forwarding peer). Returns the message to forward
+        and later `deliver`, or None to drop it without blame (expired, seen);
+        raises RemoteTrustError for a frame no honest node sends or a signer over
+        its rate. Answers to other nodes' questions pass: they must reach the asker.
+        """
+        msg = messages.decode(frame)
+        skew = self.params.poll.max_clock_skew_s
+        if not msg.valid_from - skew <= now <= msg.valid_until:
+            self.counters["dropped_expired"] += 1
+            return None
+        key = msg.digest(self.domain)
+        if key in self._seen:
+            self.counters["dropped_duplicate"] += 1
+            return None
+        messages.verify(msg, self.domain)
+        self._charge(msg.signer, now, question=isinstance(msg, TrustQuestion))
+        self._mark_seen(key)
+        return msg
+
+    def deliver(self, msg: TrustMessage, now: float) -> None:
+        """A message `admit` let through: answer a question, store an answer to ours.
+
+        An answer to a question of another node is counted and dropped here (it was
+        forwarded for its asker)."""
+        if isinstance(msg, TrustQuestion):
+            self.counters["questions_received"] += 1
+            if msg.asker == self.address:
+                return
+            ans = self.answer_for(msg.hub, msg.question_id(self.domain), now)
+            if ans is not None and self.signer is not None:
+                self._out.append(messages.encode(ans))
+                self.counters["answers_sent"] += 1
+            return
+        self.counters["answers_received"] += 1
+        out = self._outstanding.get(msg.question)
+        if out is None or out.hub != msg.hub:
+            self.counters["dropped_unsolicited"] += 1
+            return
         p = self.params.poll
         untrusted = self.weight(msg.answerer) <= 0
         if out.answers >= p.max_answers_per_question or (

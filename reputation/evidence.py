@@ -14,8 +14,9 @@ payment that catches up before then still matches.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reputation.errors import RemoteTrustError
@@ -286,6 +287,19 @@ class EvidenceBook:
         f = self._facts[hub]
         avg = f.paid // f.payments if f.payments else 0
         return HubEvidence(v, f.payments, avg, f.period_s, f.last_at, f.bad_since)
+
+    def facts_table(self) -> dict[bytes, dict[str, float | int | None]]:
+        """Per hub, the tallies behind its verdict: what a store keeps besides the ledgers."""
+        return {h: dataclasses.asdict(f) for h, f in self._facts.items()}
+
+    def load(
+        self,
+        ledgers: list[AgreementLedger],
+        facts: Mapping[bytes, Mapping[str, float | int | None]],
+    ) -> None:
+        """Replace the book with stored ledgers and tallies (a restart)."""
+        self.ledgers = {(lg.agreement.hub, lg.agreement.worker): lg for lg in ledgers}
+        self._facts = {h: _HubFacts(**dict(f)) for h, f in facts.items()}  # type: ignore[arg-type]
 
     def last_good_at(self, hub: bytes) -> float | None:
         facts = self._facts.get(hub)

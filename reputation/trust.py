@@ -82,6 +82,21 @@ class LocalTrust:
         self._total -= before
         self._positive -= before > 0
 
+    def table(self) -> dict[bytes, tuple[int, int]]:
+        """Every peer's (agreements, contradictions): what a store keeps."""
+        return {p: (c[0], c[1]) for p, c in self._counts.items()}
+
+    def load(self, table: Mapping[bytes, tuple[int, int]]) -> None:
+        """Replace the counts with a stored table (a restart), up to the cap."""
+        self._counts = {}
+        self._total = 0.0
+        self._positive = 0
+        for peer, (agreed, contradicted) in list(table.items())[: self.params.max_local_peers]:
+            c = self._counts[peer] = [int(agreed), int(contradicted)]
+            v = self._value(c)
+            self._total += v
+            self._positive += v > 0
+
     def units(self, peer: bytes) -> float:
         """Trust in uniform units: 1.0 = the mean over the peers we trust at all."""
         if self._positive == 0 or self._total <= 0:

@@ -49,8 +49,20 @@ def register(subparsers: Any) -> None:
     _add_param_options(devnet)
     devnet.set_defaults(func=cmd_devnet)
 
-    hubs = subparsers.add_parser("hubs", help="list registered hubs with their on-chain facts")
+    hubs = subparsers.add_parser(
+        "hubs",
+        help="hubs as this node sees them (status, why, payments, trust); "
+        "--chain: the whitelist's hubs with their on-chain facts",
+    )
     add_config_options(hubs)
+    hubs.add_argument(
+        "--chain",
+        action="store_true",
+        help="list the whitelist's hubs from the chain (implied by --rpc, --addresses, "
+        "--min-frozen) instead of asking the running node",
+    )
+    hubs.add_argument("--json", action="store_true", help="the node's view: print the raw JSON")
+    hubs.add_argument("--history", action="store_true", help="the node's view: every status change")
     hubs.add_argument("--rpc", metavar="URL", help="JSON-RPC endpoint (chain.rpc)")
     hubs.add_argument("--addresses", metavar="FILE", help="addresses JSON (chain.addresses)")
     hubs.add_argument(
@@ -58,7 +70,7 @@ def register(subparsers: Any) -> None:
         type=snm_amount,
         help="minimum frozen deposit in SNM (default: the factory's)",
     )
-    hubs.set_defaults(func=cmd_hubs)
+    hubs.set_defaults(func=cmd_hubs_any)
 
 
 def snm_amount(text: str) -> int:
@@ -211,6 +223,15 @@ def cmd_devnet(args: argparse.Namespace) -> int:
         return 0
     finally:
         anvil.stop()
+
+
+def cmd_hubs_any(args: argparse.Namespace) -> int:
+    """The node's view (GET /hubs), or with --chain (or a chain option) the chain's."""
+    if args.chain or args.rpc or args.addresses or args.min_frozen is not None:
+        return cmd_hubs(args)
+    from p2pnode.cli.hubs import cmd_node_hubs
+
+    return cmd_node_hubs(args)
 
 
 def cmd_hubs(args: argparse.Namespace) -> int:

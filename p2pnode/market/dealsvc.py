@@ -50,7 +50,14 @@ from p2pnode.errors import LocalError, RemoteError, UserError
 from p2pnode.market import dealwire
 from p2pnode.market.book import BookEntry, OrderFilter
 from p2pnode.market.dealstore import DealRow, MarketStore
-from p2pnode.market.matching import AskIndex, Explanation, RemoteOrderError, explain
+from p2pnode.market.matching import (
+    AskIndex,
+    Explanation,
+    RatingLookup,
+    RemoteOrderError,
+    explain,
+    no_ratings,
+)
 from p2pnode.market.pick import find_best_ask, why_not
 from p2pnode.market.reservations import ReservationParams, Reservations
 from p2pnode.market.slots import Capacity, Slot, SlotError, SlotPlanner, slot_benchmarks
@@ -113,6 +120,7 @@ class MarketService:
         private_key: bytes | None = None,
         hardware: Callable[[], Any] | None = None,
         worker_scores: Callable[[Any], dict[str, int]] | None = None,
+        rating: RatingLookup = no_ratings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         params.validate()
@@ -122,6 +130,8 @@ class MarketService:
         self.system = system
         self.params = params
         self.clock = clock
+        # an order author's rating (basis points) for min_rating: the reputation service's
+        self.rating = rating
         self.data_dir = data_dir
         self.hub_wallet = hub_wallet
         self._addrs = addrs
@@ -323,7 +333,7 @@ class MarketService:
         if entry.order.side is not Side.BID:
             raise UserError(f"order 0x{order_id.hex()} is an ASK; only a BID is explained")
         self._upkeep_index(self.clock())
-        return entry, explain(self.index, entry.order)
+        return entry, explain(self.index, entry.order, self.rating)
 
     def _rebuild_occupancy(self) -> None:
         for row in self.store.deals("accepted"):
@@ -646,7 +656,7 @@ class MarketService:
         leaves the index and the next one is taken; a winner in the refusal cooldown
         sends this BID to the scan over the book, which skips the refused ASKs."""
         for _ in range(8):
-            won = self.index.match(bid.order)
+            won = self.index.match(bid.order, self.rating)
             if won is None:
                 return None
             if won.order_id in self._refused:
@@ -661,7 +671,7 @@ class MarketService:
         candidates = [
             a for a in asks if a.order_id not in self._refused and a.order.author != self.address
         ]
-        return find_best_ask(bid.order, candidates)
+        return find_best_ask(bid.order, candidates, self.rating)
 
     async def _negotiate_guarded(self, bid: BookEntry, ask: BookEntry) -> None:
         try:
@@ -1020,6 +1030,7 @@ def market_service(ctx: NodeContext) -> MarketService:
         addrs=addrs,
         hardware=hardware,
         worker_scores=scores,
+        rating=ctx.reputation.rating if ctx.reputation is not None else no_ratings,
     )
     pubsub.on_delivery(ORDERS_TOPIC, service.on_delivery)
     return service

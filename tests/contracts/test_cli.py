@@ -52,8 +52,11 @@ def test_deploy_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_hubs_needs_a_chain_and_an_addresses_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["hubs", "--data-dir", str(tmp_path)]) == 2
+    assert main(["hubs", "--chain", "--data-dir", str(tmp_path)]) == 2
     assert "embedded chain exists only inside" in capsys.readouterr().err
+    # without --chain it is the running node's view: here no node has run
+    assert main(["hubs", "--data-dir", str(tmp_path)]) == 2
+    assert "no API token" in capsys.readouterr().err
     code = main(["hubs", "--rpc", "http://127.0.0.1:1", "--data-dir", str(tmp_path)])
     assert code == 2 and "--addresses" in capsys.readouterr().err
     code = main(

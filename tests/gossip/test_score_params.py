@@ -13,6 +13,7 @@ from gossip.score_params import (
     HUBS_TOPIC,
     ORDERS_TOPIC,
     PEERS_TOPIC,
+    TRUST_TOPIC,
     PeerScoreParams,
     PeerScoreThresholds,
     ScoreParameterError,
@@ -241,7 +242,7 @@ def test_decay_convergence_is_the_steady_level() -> None:
 def test_default_params_cover_our_topics_and_validate() -> None:
     p = default_peer_score_params()
     p.validate()
-    assert set(p.topics) == {HUBS_TOPIC, ORDERS_TOPIC, PEERS_TOPIC}
+    assert set(p.topics) == {HUBS_TOPIC, ORDERS_TOPIC, PEERS_TOPIC, TRUST_TOPIC}
     assert sum(t.topic_weight for t in p.topics.values()) == pytest.approx(1.0)
     # P3 is off by default: none of our topics has steady traffic
     assert all(t.mesh_message_deliveries_weight == 0 for t in p.topics.values())

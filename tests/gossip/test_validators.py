@@ -81,7 +81,7 @@ def validator(clock: Clock | None = None, **kw: object) -> MessageValidator:
 
 
 def test_topics() -> None:
-    assert ALL_TOPICS == ("/sonm/hubs/1", "/sonm/orders/1", "/sonm/peers/1")
+    assert ALL_TOPICS == ("/sonm/hubs/1", "/sonm/orders/1", "/sonm/peers/1", "/sonm/trust/1")
     assert topic_for(Order.KIND) == ORDERS_TOPIC == topic_for(OrderCancel.KIND)
     assert topic_for(HubAnnouncement.KIND) == HUBS_TOPIC
     assert topic_for(PeerRecord.KIND) == PEERS_TOPIC

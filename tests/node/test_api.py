@@ -179,3 +179,16 @@ def test_openapi_states_exact_integer_bounds_and_every_status(client: TestClient
     assert cancel["parameters"][0]["schema"]["pattern"] == "^0[xX][0-9a-fA-F]{64}$"
     metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain"]
+    hubs = doc["paths"]["/hubs"]["get"]["responses"]
+    assert {"200", "503"} <= set(hubs)
+    hub = doc["components"]["schemas"]["Hub"]["properties"]
+    assert (hub["rating"]["minimum"], hub["rating"]["maximum"]) == (0, 10_000)  # ints, exact
+    assert set(doc["components"]["schemas"]["HubTransition"]["properties"]) == {
+        "at", "from", "to", "reason", "detail"
+    }  # fmt: skip
+
+
+def test_hubs_without_the_reputation_service_is_503(client: TestClient) -> None:
+    resp = client.get("/hubs", headers=_auth(client))
+    assert resp.status_code == 503
+    assert resp.json()["detail"] == "the reputation service is not running on this node"

@@ -73,7 +73,9 @@ def test_daemon_wires_hub_checks_into_the_validator(
             daemon.request_stop()
 
     trio.run(main)
-    assert seen["services"] == ["chain", "market", "orders", "peer_topic", "pubsub", "tasks"]
+    assert seen["services"] == [
+        "chain", "market", "orders", "peer_topic", "pubsub", "reputation", "tasks"
+    ]  # fmt: skip
     validator = seen["validator"]
     assert validator.hub_check is seen["chain"].hub_check
     assert validator.params.reject_failed_hubs is True
