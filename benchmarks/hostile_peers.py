@@ -63,6 +63,7 @@ class Figures:
     status_failures: int = 0
     hostile_sent: int = 0
     hostile_cut_off: int = 0
+    hostile_failed: int = 0  # peers that could not connect or open their stream
     hostile_errors: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     honest_metrics: dict[str, float] = field(default_factory=dict)
@@ -180,9 +181,19 @@ def _swarm(
 ) -> None:
     async def main() -> None:
         stop = trio.Event()
+
+        async def one(payloads: list[bytes]) -> None:
+            # a peer that cannot get through (the target is busy or refuses it) is
+            # counted, and the others go on
+            try:
+                await _hostile(targets, payloads, attack, stop, fig)
+            except Exception as exc:
+                fig.hostile_failed += 1
+                fig.hostile_errors.append(repr(exc))
+
         async with trio.open_nursery() as nursery:
             for payloads in all_payloads:
-                nursery.start_soon(_hostile, targets, payloads, attack, stop, fig)
+                nursery.start_soon(one, payloads)
             started.set()
             while not stop_flag.is_set():
                 await trio.sleep(0.1)
@@ -344,6 +355,19 @@ def report(attack: Attack, quiet: Figures, hostile: Figures) -> str:
         f"target refused: author quota {metric('validation_author_quota'):.0f}, "
         f"peer rate {metric('validation_peer_rate'):.0f}; book holds "
         f"{metric('book_orders'):.0f} orders, {metric('book_cancels'):.0f} cancels"
+    )
+    lines.append(
+        f"hostile peers that got through: {attack.peers - hostile.hostile_failed} of "
+        f"{attack.peers}; frames sent {hostile.hostile_sent}; cut off {hostile.hostile_cut_off}"
+    )
+    lines.append(
+        f"validation off the loop: {metric('driver_validation_jobs'):.0f} jobs, backlog peak "
+        f"{metric('driver_validation_backlog_peak'):.0f}, readers paused "
+        f"{metric('driver_validation_backpressure_waits'):.0f} times "
+        f"({metric('driver_validation_backpressure_s'):.1f} s)"
+    )
+    lines.append(
+        f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
     return "\n".join(lines)
 
