@@ -271,9 +271,9 @@ def run(attack: Attack, base: Path, payloads: list[list[bytes]] | None) -> Figur
     target = start_node("target", base, "consumer", [], max_connections=max(32, attack.peers + 8))
     honest = None
     try:
-        addr = wait_ready(target, time.monotonic() + 30)["addrs"][0]
+        addr = wait_ready(target, time.monotonic() + 120)["addrs"][0]
         honest = start_node("honest", base, "supplier", [addr], trader=True)
-        wait_ready(honest, time.monotonic() + 30)
+        wait_ready(honest, time.monotonic() + 120)
         if not _wait(lambda: bool((target.api("/peers") or {}).get("connected")), 20):
             raise LocalError("the honest node did not connect to the target")
         time.sleep(1.0)  # let the mesh form

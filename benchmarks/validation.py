@@ -42,7 +42,6 @@ from gossip.router import PROTOCOL_V11, GossipRouter
 from gossip.topics import ORDERS_TOPIC
 from gossip.validators import MessageValidator, make_validator
 from gossip.wire import RPC, Message, frame
-from p2pnode.validation_pool import PoolParams, ValidationPool
 
 DOMAIN = SigningDomain(chain_id=31337)
 PER_FRAME = 20
@@ -87,25 +86,31 @@ def new_router(peers: list[bytes], validator: MessageValidator | None) -> Gossip
     return router
 
 
-def on_loop(frames: list[tuple[bytes, bytes]], peers: list[bytes], expect: int) -> float:
-    """Messages delivered per second, validated synchronously inside the router."""
+def on_loop(
+    frames: list[tuple[bytes, bytes]], peers: list[bytes], expect: int
+) -> tuple[float, float]:
+    """Messages delivered per second, validated synchronously inside the router; and
+    the loop thread's CPU µs per message."""
     validator = make_validator(DOMAIN, clock=time.time)
     router = new_router(peers, validator)
     delivered = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for peer, f in frames:
         router.receive(peer, f, 0.0)
         delivered += sum(1 for ev in router.events() if isinstance(ev, Delivered))
         router.drain()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
     assert delivered == expect, (delivered, expect)
-    return delivered / dt
+    return delivered / dt, cpu / delivered * 1e6
 
 
 async def pooled(
     frames: list[tuple[bytes, bytes]], peers: list[bytes], expect: int, threads: int
-) -> float:
-    """Messages delivered per second through the validation pool, as the driver runs it."""
+) -> tuple[float, float]:
+    """Messages delivered per second through the validation pool, as the driver runs it;
+    and the loop thread's CPU µs per message."""
+    from p2pnode.validation_pool import PoolParams, ValidationPool
+
     validator = make_validator(DOMAIN, clock=time.time)
     router = new_router(peers, None)
     delivered = 0
@@ -127,16 +132,16 @@ async def pooled(
 
     pool = ValidationPool(validator, deliver, after, PoolParams(threads=threads))
     pool.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for peer, f in frames:
         router.receive(peer, f, trio.current_time())
         after()
         await pool.wait_for_room()
         await trio.lowlevel.checkpoint()
     await done.wait()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
     pool.close()
-    return delivered / dt
+    return delivered / dt, cpu / delivered * 1e6
 
 
 def recovery_limit(pairs: list[tuple[bytes, bytes]], threads: int, seconds: float = 1.5) -> float:
@@ -186,6 +191,11 @@ def main() -> None:
     ap.add_argument("--per-author", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--loop-only",
+        action="store_true",
+        help="only the on-the-loop figure (runs against trees without the pool)",
+    )
     a = ap.parse_args()
     logging.disable(logging.WARNING)
     t = time.perf_counter()
@@ -198,10 +208,23 @@ def main() -> None:
     msgs = [codec.decode(o) for o in sample]
     pairs = [(m.digest(DOMAIN), m.signature) for m in msgs]
 
-    loop_rates, pool_rates = [], []
+    loop_rates, pool_rates, loop_cpu, pool_cpu = [], [], [], []
     for _ in range(a.rounds):  # interleaved, so a burst of load elsewhere hits both
-        loop_rates.append(on_loop(frames, peers, expect))
-        pool_rates.append(trio.run(pooled, frames, peers, expect, a.threads))
+        rate, cpu = on_loop(frames, peers, expect)
+        loop_rates.append(rate)
+        loop_cpu.append(cpu)
+        if a.loop_only:
+            continue
+        rate, cpu = trio.run(pooled, frames, peers, expect, a.threads)
+        pool_rates.append(rate)
+        pool_cpu.append(cpu)
+    if a.loop_only:
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"validated on the loop (sync): {max(loop_rates):9.0f} msg/s, "
+            f"loop CPU {min(loop_cpu):.1f} µs per message"
+        )
+        return
     limit_n = recovery_limit(pairs, a.threads)
     limit_1 = recovery_limit(pairs, 1)
     dec, dig, rec = step_costs(sample)
@@ -229,6 +252,10 @@ def main() -> None:
         + ", ".join(f"{r:.0f}" for r in pool_rates)
     )
     print(f"pooled / on the loop: {pool_best / loop_best:.2f}x (target >= 2x)")
+    print(
+        f"event-loop thread CPU per message: on the loop {min(loop_cpu):.1f} µs, "
+        f"pooled {min(pool_cpu):.1f} µs ({min(loop_cpu) / min(pool_cpu):.2f}x less)"
+    )
     print(f"recovery limit / pooled: {limit_n / pool_best:.2f}x (target <= 2.5x)")
 
 

@@ -143,7 +143,10 @@ def _uint64_array(values: Sequence[int]) -> bytes:
         packer = _struct.Struct(">" + _UINT_WORD * n)
         if n <= 64:
             _UINT64_ARRAYS[n] = packer
-    return keccak(packer.pack(*values))
+    try:
+        return keccak(packer.pack(*values))
+    except (_struct.error, TypeError):  # not uint64s (never validated): word by word
+        return keccak(b"".join(_enc_uint(v) for v in values))
 
 
 class _Layout:
