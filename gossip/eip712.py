@@ -17,6 +17,8 @@ accepting it would let anyone re-encode a message under a new gossip message id.
 
 from __future__ import annotations
 
+import operator
+import struct as _struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -67,7 +69,7 @@ class StructType:
     name: str
     fields: tuple[FieldSpec, ...]
     refs: tuple[StructType, ...] = ()
-    _encoders: list[tuple[str, Encoder]] = field(default_factory=list, compare=False, repr=False)
+    _layout: list[_Layout] = field(default_factory=list, compare=False, repr=False)
 
     def _all_refs(self) -> dict[str, StructType]:
         found: dict[str, StructType] = {}
@@ -101,17 +103,99 @@ class StructType:
         return out
 
     def hash_struct(self, obj: object) -> bytes:
-        """hashStruct(obj) = keccak(typeHash || encodeData(obj))."""
-        encoders = self._encoders
-        if not encoders:
-            encoders.extend((f.attr, _compile(f.type, self)) for f in self.fields)
+        """hashStruct(obj) = keccak(typeHash || encodeData(obj)).
+
+        encodeData is one struct.pack over the fields (compiled once per type, see
+        _Layout): fixed-size members go in as they are, and only dynamic ones
+        (strings, bytes, arrays, structs) and uint256 are converted in Python. It
+        is on every validated message's path, next to the signature recovery."""
+        layout = self._layout
+        if not layout:
+            layout.append(_Layout(self))
+        return layout[0].hash(obj)
+
+    def hash_struct_generic(self, obj: object) -> bytes:
+        """The same, one encoder call per field (the reference for hash_struct)."""
         parts = [self.type_hash]
-        parts.extend(enc(getattr(obj, attr)) for attr, enc in encoders)
+        parts.extend(_compile(f.type, self)(getattr(obj, f.attr)) for f in self.fields)
         return keccak(b"".join(parts))
 
     def to_eip712_value(self, obj: object) -> dict[str, Any]:
         """The message as the JSON-like dict eth-account takes (the reference path)."""
         return {f.name: _to_value(f.type, getattr(obj, f.attr), self) for f in self.fields}
+
+
+# fixed-size members packed as they are: 32-byte words, big-endian, left-padded
+_UINT_WORD = "24xQ"  # uint8 .. uint64
+_ADDRESS_WORD = "12x20s"
+_BYTES32_WORD = "32s"
+_UINT64_MAX = 2**64 - 1
+_UINT64_ARRAYS: dict[int, _struct.Struct] = {}
+
+
+def _uint64_array(values: Sequence[int]) -> bytes:
+    """encodeData of a uint64[] member: keccak of its words, packed in one call."""
+    if not values:
+        return _KECCAK_EMPTY
+    n = len(values)
+    packer = _UINT64_ARRAYS.get(n)
+    if packer is None:
+        packer = _struct.Struct(">" + _UINT_WORD * n)
+        if n <= 64:
+            _UINT64_ARRAYS[n] = packer
+    try:
+        return keccak(packer.pack(*values))
+    except (_struct.error, TypeError):  # not uint64s (never validated): word by word
+        return keccak(b"".join(_enc_uint(v) for v in values))
+
+
+class _Layout:
+    """A struct type's encodeData as one struct.pack: the type hash, then a word
+    per member. `convert` lists the members that need Python first (index, encoder).
+    A value that does not fit its word (a message that was never validated) falls
+    back to the generic path, so the answer is always hash_struct_generic's."""
+
+    __slots__ = ("convert", "getter", "owner", "packer", "sized")
+
+    def __init__(self, owner: StructType) -> None:
+        self.owner = owner
+        fmt = [">32s"]
+        convert: list[tuple[int, Encoder]] = []
+        sized: list[tuple[int, int]] = []  # (index, length) of bytes members
+        for i, f in enumerate(owner.fields):
+            t = f.type
+            if t.startswith("uint") and not t.endswith("[]") and int(t[4:] or 256) <= 64:
+                fmt.append(_UINT_WORD)
+            elif t == "address":
+                fmt.append(_ADDRESS_WORD)
+                sized.append((i, 20))
+            elif t == "bytes32":
+                fmt.append(_BYTES32_WORD)
+                sized.append((i, 32))
+            else:
+                fmt.append(_BYTES32_WORD)
+                convert.append((i, _uint64_array if t == "uint64[]" else _compile(t, owner)))
+        self.packer = _struct.Struct("".join(fmt))
+        self.convert = tuple(convert)
+        self.sized = tuple(sized)
+        attrs = [f.attr for f in owner.fields]
+        getter = operator.attrgetter(*attrs)
+        self.getter: Callable[[object], tuple[Any, ...]] = (
+            getter if len(attrs) > 1 else (lambda obj: (getter(obj),))
+        )
+
+    def hash(self, obj: object) -> bytes:
+        values = list(self.getter(obj))
+        for i, n in self.sized:  # struct's "20s" would pad or cut a wrong length
+            v = values[i]
+            if type(v) is not bytes or len(v) != n:
+                return self.owner.hash_struct_generic(obj)
+        for i, enc in self.convert:
+            values[i] = enc(values[i])
+        try:
+            return keccak(self.packer.pack(self.owner.type_hash, *values))
+        except (_struct.error, TypeError, ValueError):
+            return self.owner.hash_struct_generic(obj)
 
 
 def _find_ref(owner: StructType, name: str) -> StructType:
@@ -165,8 +249,28 @@ def _compile(type_name: str, owner: StructType) -> Encoder:
         return _enc_bool
     if type_name == "bytes32":
         return lambda v: bytes(v)
-    struct = _find_ref(owner, type_name)
-    return struct.hash_struct
+    return _cached_struct_hash(_find_ref(owner, type_name))
+
+
+# Nested structs (an order's properties) repeat from message to message ("os" =
+# "linux"): their hashes are kept, a bounded number per type, keyed by the value
+# object itself (frozen dataclasses: equal fields, equal hash).
+_NESTED_CACHE_SIZE = 4096
+
+
+def _cached_struct_hash(struct: StructType) -> Encoder:
+    cache: dict[Any, bytes] = {}
+
+    def enc_struct(value: Any) -> bytes:
+        h = cache.get(value)
+        if h is None:
+            h = struct.hash_struct(value)
+            if len(cache) >= _NESTED_CACHE_SIZE:
+                cache.clear()  # whole: cheap, and a flood of new values cannot grow it
+            cache[value] = h
+        return h
+
+    return enc_struct
 
 
 def _to_value(type_name: str, value: Any, owner: StructType) -> Any:

@@ -75,6 +75,14 @@ def check_uint(field: str, value: object, maximum: int, minimum: int = 0) -> int
     return value
 
 
+def all_uints(values: tuple[object, ...], maximum: int) -> bool:
+    """Whether every item is an int (not a bool) in [0, maximum]: the fast test in
+    front of a per-item check_uint loop, which then only runs to name the bad item."""
+    return not values or (
+        {*map(type, values)} == {int} and min(values) >= 0 and max(values) <= maximum  # type: ignore[type-var,operator]
+    )
+
+
 def check_bytes(field: str, value: object, max_len: int, min_len: int = 0) -> bytes:
     if type(value) is not bytes:
         raise FieldError(field, f"bytes expected, got {type(value).__name__}")
@@ -98,10 +106,13 @@ def check_str(field: str, value: object, max_bytes: int, *, printable: bool = Tr
     """
     if type(value) is not str:
         raise FieldError(field, f"string expected, got {type(value).__name__}")
-    try:
-        n = len(value.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise FieldError(field, "not encodable as UTF-8 (lone surrogate)") from exc
+    if value.isascii():
+        n = len(value)
+    else:
+        try:
+            n = len(value.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise FieldError(field, "not encodable as UTF-8 (lone surrogate)") from exc
     if n > max_bytes:
         raise FieldError(field, f"at most {max_bytes} UTF-8 bytes, got {n}")
     if printable and _CONTROL.search(value):

@@ -30,6 +30,7 @@ from gossip.messages import (
     ZERO_ADDRESS,
     FieldError,
     MessageKind,
+    all_uints,
     check_address,
     check_bytes,
     check_signature,
@@ -213,8 +214,9 @@ class Order:
             raise FieldError(
                 "benchmarks", f"exactly {len(BENCHMARK_NAMES)} values expected, got {len(bench)}"
             )
-        for i, value in enumerate(bench):
-            check_uint(f"benchmarks.{BENCHMARK_NAMES[i]}", value, UINT64_MAX)
+        if not all_uints(bench, UINT64_MAX):
+            for i, value in enumerate(bench):
+                check_uint(f"benchmarks.{BENCHMARK_NAMES[i]}", value, UINT64_MAX)
         if not isinstance(self.network, NetworkType):
             raise FieldError("network", f"0 (none), 1 (out) or 3 (in/out), got {self.network!r}")
         props = check_tuple("properties", self.properties, ORDER_MAX_PROPERTIES)

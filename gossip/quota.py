@@ -105,6 +105,12 @@ class AuthorQuota:
         self.counters.author_refused += 1
         return False
 
+    def full(self, kind: str, author: bytes) -> bool:
+        """Whether `author` looked at its limit, expiries not yet taken off: a read
+        that writes nothing, for another thread to use as a hint (`admits` decides)."""
+        heap = self._live.get((kind, author))
+        return heap is not None and len(heap) >= self.limit(kind)
+
     def record(self, kind: str, author: bytes, expires: float, now: float) -> None:
         """Count an accepted message until `expires`."""
         key = (kind, author)

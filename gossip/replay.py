@@ -95,6 +95,13 @@ class ReplayGuard:
             self.counters.replays_seen += 1
         return hit
 
+    def spent(self, key: bytes, number: int) -> bool:
+        """`seen` without counting: a read that writes nothing, so another thread may
+        use it as a hint while the owner writes (each dict read is atomic); the
+        owner's own `seen` is what decides."""
+        state = self._keys.get(key)
+        return state is not None and (number <= state.floor or number in state.live)
+
     def record(
         self, key: bytes, number: int, expires: float, *, monotonic: bool, now: float
     ) -> None:

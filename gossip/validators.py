@@ -107,6 +107,25 @@ class Verdict:
     digest: bytes | None = None  # the EIP-712 digest; for orders, the order id
 
 
+@dataclass(slots=True)
+class ValidationJob:
+    """One message on its way through admit -> prepare -> complete.
+
+    `prepare` fills in what it finds: a final `verdict` (decode failure, outside the
+    validity window), or the decoded `message`, its `digest` and the recovered
+    `signer` (None when the recovery was skipped) or why the signature is bad.
+    """
+
+    topic: str
+    data: bytes
+    now: float
+    verdict: Verdict | None = None
+    message: SignedMessage | None = None
+    digest: bytes | None = None
+    signer: bytes | None = None
+    bad_signature: str | None = None
+
+
 @dataclass
 class ValidatorCounters:
     by_reason: dict[str, int] = field(default_factory=dict)
@@ -145,6 +164,23 @@ class MessageValidator:
         self.on_rate_excess: Callable[[bytes], None] | None = None
 
     def __call__(self, topic: str, data: bytes, from_peer: bytes) -> ValidationResult:
+        job = self.admit(topic, data, from_peer)
+        if isinstance(job, ValidationResult):
+            return job
+        self.prepare(job)
+        return self.complete(job)
+
+    # The three steps below are __call__ cut where a driver may move the costly,
+    # stateless middle (decode, digest, signature recovery) off its event loop:
+    # `admit` and `complete` read and write the validator's state and must run on
+    # one thread, in the order messages arrived; `prepare` writes nothing but the
+    # job it is given, so any thread may run it, and runs of different jobs may
+    # overlap. The verdicts are those of running the checks one message at a time.
+
+    def admit(self, topic: str, data: bytes, from_peer: bytes) -> ValidationJob | ValidationResult:
+        """The first, stateful step: the peer's rate, and topics with their own
+        validator. A ValidationResult is the final verdict; a job goes on to
+        `prepare` and then `complete`."""
         now = self.clock()
         if not self.rate.take(from_peer, now):
             self.counters.count("peer-rate")
@@ -154,7 +190,42 @@ class MessageValidator:
         handler = self.extra.get(topic)
         if handler is not None:
             return handler(topic, data, from_peer)
-        return self.check(topic, data, now).result
+        return ValidationJob(topic, data, now)
+
+    def prepare(self, job: ValidationJob) -> None:
+        """The stateless step: decode, validity window, EIP-712 digest, signature
+        recovery. Writes only `job`. It skips the recovery of a message that the
+        replay guard or the author quota will refuse anyway (reading them only as a
+        hint: `complete` decides, and recovers after all if the hint was stale)."""
+        kinds = TOPIC_KINDS.get(job.topic)
+        if kinds is None:
+            job.verdict = Verdict(ValidationResult.IGNORE, "unknown-topic")
+            return
+        try:
+            msg = decode(job.data, kinds)
+        except MessageDecodeError as exc:
+            job.verdict = Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
+            return
+        job.message = msg
+        skew = self.params.max_clock_skew
+        if job.now + skew < msg.valid_from:
+            job.verdict = Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
+            return
+        if job.now - skew > msg.valid_until:
+            job.verdict = Verdict(ValidationResult.IGNORE, "expired", msg)
+            return
+        job.digest = msg.digest(self.params.domain)
+        if self.replay.spent(msg.replay_key, msg.replay_number):
+            return
+        kind = _quota_kind(msg)
+        if kind is not None and self.quota.full(kind, msg.signer):
+            return
+        _recover(job, msg, job.digest)
+
+    def complete(self, job: ValidationJob) -> ValidationResult:
+        """The last, stateful step, in arrival order: replay, quota, signer, hub, and
+        spending the nonce of what is accepted."""
+        return self._finish(job).result
 
     def pop_accepted(self, data: bytes) -> Verdict | None:
         """The verdict (with the decoded message) of bytes just accepted, so the
@@ -162,41 +233,35 @@ class MessageValidator:
         return self._accepted.pop(data, None)
 
     def check(self, topic: str, data: bytes, now: float) -> Verdict:
-        verdict = self._check(topic, data, now)
+        job = ValidationJob(topic, data, now)
+        self.prepare(job)
+        return self._finish(job)
+
+    def _finish(self, job: ValidationJob) -> Verdict:
+        verdict = self._decide(job)
         self.counters.count(verdict.reason)
         if verdict.result is ValidationResult.ACCEPT and self.params.accepted_cache_size:
-            self._accepted[data] = verdict
+            self._accepted[job.data] = verdict
             if len(self._accepted) > self.params.accepted_cache_size:
                 self._accepted.popitem(last=False)
         return verdict
 
-    def _check(self, topic: str, data: bytes, now: float) -> Verdict:
-        kinds = TOPIC_KINDS.get(topic)
-        if kinds is None:
-            return Verdict(ValidationResult.IGNORE, "unknown-topic")
-        try:
-            msg = decode(data, kinds)
-        except MessageDecodeError as exc:
-            return Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
-        skew = self.params.max_clock_skew
-        if now + skew < msg.valid_from:
-            return Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
-        if now - skew > msg.valid_until:
-            return Verdict(ValidationResult.IGNORE, "expired", msg)
+    def _decide(self, job: ValidationJob) -> Verdict:
+        if job.verdict is not None:
+            return job.verdict
+        msg, digest, now = job.message, job.digest, job.now
+        assert msg is not None and digest is not None
         if self.replay.seen(msg.replay_key, msg.replay_number):
             return Verdict(ValidationResult.IGNORE, "replay", msg)
         kind = _quota_kind(msg)
         if kind is not None and not self.quota.admits(kind, msg.signer, now):
             return Verdict(ValidationResult.IGNORE, "author-quota", msg)
-        digest = msg.digest(self.params.domain)
-        try:
-            signer = eip712.recover_address(digest, msg.signature)
-        except SignatureError:
-            return Verdict(ValidationResult.REJECT, "bad-signature", msg)
-        if signer != msg.signer:
+        if job.signer is None and job.bad_signature is None:
+            _recover(job, msg, digest)  # the hint was stale: recover now
+        if job.bad_signature is not None:
+            return Verdict(ValidationResult.REJECT, job.bad_signature, msg)
+        if job.signer != msg.signer:
             return Verdict(ValidationResult.REJECT, "wrong-signer", msg)
-        if isinstance(msg, PeerRecord) and not msg.peer_signature_valid(digest):
-            return Verdict(ValidationResult.REJECT, "bad-peer-signature", msg)
         if isinstance(msg, HubAnnouncement) and self.hub_check is not None:
             status = self.hub_check(msg, now)
             if status is HubCheck.PENDING:
@@ -222,6 +287,23 @@ class MessageValidator:
         kind = _quota_kind(msg)
         if kind is not None:
             self.quota.record(kind, msg.signer, expires, now)
+
+
+def _recover(job: ValidationJob, msg: SignedMessage, digest: bytes) -> None:
+    """Who signed: fills `job.signer`, or `job.bad_signature` with the reason.
+    A peer record's own (Ed25519) signature is checked here too: it is as costly
+    and as stateless as the recovery."""
+    try:
+        job.signer = eip712.recover_address(digest, msg.signature)
+    except SignatureError:
+        job.bad_signature = "bad-signature"
+        return
+    if (
+        job.signer == msg.signer
+        and isinstance(msg, PeerRecord)
+        and not msg.peer_signature_valid(digest)
+    ):
+        job.bad_signature = "bad-peer-signature"
 
 
 def _quota_kind(msg: SignedMessage) -> str | None:

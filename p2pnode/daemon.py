@@ -29,8 +29,8 @@ from libp2p.abc import IHost
 from p2pnode import keys
 from p2pnode.api.app import build_app
 from p2pnode.api.auth import load_or_create_token
-from p2pnode.api.server import serve_api
 from p2pnode.api.state import NodeState
+from p2pnode.api.thread import serve_api_thread
 from p2pnode.config import NodeConfig
 from p2pnode.context import NodeContext, Service, ServiceSpec, unlock_account
 from p2pnode.discovery import Discovery
@@ -112,8 +112,9 @@ class Daemon:
                     services=ctx.services,
                 )
                 app = build_app(state, token)
+                # on its own thread and loop: it answers while peers keep this one busy
                 self.api_url = await nursery.start(
-                    serve_api, app, self.config.api.host, self.config.api.port
+                    serve_api_thread, app, self.config.api.host, self.config.api.port
                 )
                 self._write_ready(host, peer_id)
                 log.info("ready: peer %s, api %s", peer_id, self.api_url)

@@ -19,7 +19,10 @@ It owns the I/O the router must not do:
   coalesced, so the busier the node, the larger the writes and the cheaper
   each message;
 - runs async validators (the router's ValidationRequest events) in tasks,
-  bounded by a capacity limiter, and reports back with `validation_done`;
+  bounded by a capacity limiter, and reports back with `validation_done`; or,
+  given a `pooled_validator`, validates in worker threads (p2pnode/validation_pool.py:
+  the loop stays free while signatures are recovered, verdicts come back in
+  arrival order, and a backlog over high water pauses the stream readers);
 - disconnects peers the router gives up on (graylist, malformed frames).
 
 The router bounds each peer's queue of forwarded messages (overflow counted in
@@ -57,6 +60,7 @@ from gossip.router import PROTOCOLS, GossipRouter
 from gossip.validation import ValidationResult
 from gossip.wire import FrameBuffer, WireError
 from p2pnode.errors import UserError
+from p2pnode.validation_pool import PooledValidator, PoolParams, ValidationPool
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +153,8 @@ class PubSub:
         router: GossipRouter | None = None,
         validator: SyncValidator | None = None,
         async_validator: AsyncValidator | None = None,
+        pooled_validator: PooledValidator | None = None,
+        pool_params: PoolParams | None = None,
         sign_policy: SignPolicy | None = None,
         score_params: Any = None,
         thresholds: Any = None,
@@ -160,7 +166,7 @@ class PubSub:
     ) -> None:
         self.host = host
         if router is None:
-            if validator is None and async_validator is None:
+            if validator is None and async_validator is None and pooled_validator is None:
                 validator = _accept_all
             router = GossipRouter(
                 local_peer=host.get_id().to_bytes(),
@@ -169,7 +175,9 @@ class PubSub:
                 score_params=score_params,
                 thresholds=thresholds,
                 sign_policy=sign_policy,
-                validator=validator if async_validator is None else None,
+                validator=(
+                    validator if async_validator is None and pooled_validator is None else None
+                ),
             )
         self.router = router
         self._async_validator = async_validator
@@ -191,6 +199,9 @@ class PubSub:
         # cancel scopes of the running inbound readers (host tasks, not ours)
         self._readers: set[trio.CancelScope] = set()
         self._stopped = False
+        self.pool: ValidationPool | None = None
+        if pooled_validator is not None:
+            self.pool = ValidationPool(pooled_validator, self._validated, self._after, pool_params)
 
     # ------------------------------------------------------------ public API
 
@@ -199,6 +210,8 @@ class PubSub:
         notifee = _Notifee(send)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.pool is not None:
+                self.pool.start()
             for proto in PROTOCOLS:
                 self.host.set_stream_handler(TProtocol(proto), self._handle_inbound)
             self.host.get_network().register_notifee(notifee)
@@ -215,6 +228,8 @@ class PubSub:
                 self._stopped = True
                 for scope in list(self._readers):
                     scope.cancel()
+                if self.pool is not None:
+                    self.pool.close()
 
     def subscribe(self, topic: str) -> None:
         self.router.subscribe(topic, trio.current_time())
@@ -384,6 +399,7 @@ class PubSub:
             proto = str(stream.get_protocol() or PROTOCOLS[0])
             router.add_peer(pb, proto, False, trio.current_time(), _remote_ip(stream))
         limit = router.params.max_rpc_size
+        pool = self.pool
         frames = FrameBuffer(limit)
         failed = False
         try:
@@ -406,6 +422,9 @@ class PubSub:
                 if whole:
                     router.receive(pb, whole, trio.current_time())
                     self._after()
+                    if pool is not None:
+                        # validation is behind: stop reading, the peer's stream fills
+                        await pool.wait_for_room()
                     # a flooding peer's buffered frames must not starve the other tasks
                     # (the local API among them): yield once per chunk handled
                     await trio.lowlevel.checkpoint()
@@ -455,8 +474,11 @@ class PubSub:
                 except trio.WouldBlock:
                     self.metrics.deliveries_dropped += 1
         elif isinstance(ev, ValidationRequest):
-            assert self._nursery is not None
-            self._nursery.start_soon(self._validate, ev)
+            if self.pool is not None:
+                self.pool.submit(ev.msg_id, ev.topic, ev.data, ev.received_from)
+            else:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._validate, ev)
         elif isinstance(ev, PeerShouldDisconnect):
             pid = self._ids.get(ev.peer)
             if pid is not None and self._nursery is not None:
@@ -483,6 +505,10 @@ class PubSub:
                     self.metrics.validations_running -= 1
         self.router.validation_done(req.msg_id, result, trio.current_time())
         self._after()
+
+    def _validated(self, msg_id: bytes, result: ValidationResult) -> None:
+        """A verdict from the validation pool (on the loop, in arrival order)."""
+        self.router.validation_done(msg_id, result, trio.current_time())
 
     async def _disconnect(self, pid: ID) -> None:
         self._drop_peer(pid.to_bytes())  # forget it now, whatever the transport does

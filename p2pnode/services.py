@@ -66,7 +66,8 @@ class PubSubService:
         self.pubsub = PubSub(
             ctx.host,
             params=GossipSubParams(do_px=config.node.role == "seed"),
-            validator=self.validator,
+            # decode and signature recovery run in worker threads, off the loop
+            pooled_validator=self.validator,
             score_params=default_peer_score_params(),
             thresholds=default_thresholds(),
             on_delivery=self._deliver,
@@ -109,6 +110,8 @@ class PubSubService:
         """Router and driver counters, exported on /metrics as sonm_pubsub_*."""
         out = dataclass_numbers(self.pubsub.router.metrics, "router_")
         out.update(dataclass_numbers(self.pubsub.metrics, "driver_"))
+        if self.pubsub.pool is not None:
+            out.update(dataclass_numbers(self.pubsub.pool.metrics, "driver_"))
         for reason, count in self.validator.counters.by_reason.items():
             out[f"validation_{reason}"] = float(count)
         for name, value in vars(self.validator.quota.counters).items():

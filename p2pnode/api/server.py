@@ -29,9 +29,10 @@ def hypercorn_config(host: str, port: int) -> HypercornConfig:
 
 
 async def serve_api(
-    app: FastAPI, host: str, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    app: FastAPI | Any, host: str, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve until cancelled; `task_status.started(url)` once the socket is bound."""
+    """Serve `app` (the FastAPI app, or any ASGI app in front of it) until cancelled;
+    `task_status.started(url)` once the socket is bound."""
     cfg = hypercorn_config(host, port)
     try:
         # bound here, before serving, so a taken port is one clear error

@@ -397,3 +397,21 @@ def test_replay_keys_separate_kinds_and_hubs() -> None:
     assert order.replay_number == cancel.replay_number
     a, b = make_hub(), make_hub(wallet=b"\x12" * 20)
     assert a.replay_key != b.replay_key and a.MONOTONIC and not order.MONOTONIC
+
+
+def test_packed_hash_struct_equals_the_per_field_encoding_even_for_unvalidated_members() -> None:
+    """hashStruct packs fixed-size members with struct.pack; a member that does not
+    fit its word (never validated: a short address, a uint64 over 2**64) must give the
+    per-field encoder's answer, not a silently padded one."""
+    order = make_order()
+    odd = [
+        order,
+        dataclasses.replace(order, author=ADDR[:19]),
+        dataclasses.replace(order, counterparty=ADDR + b"\x00"),
+        dataclasses.replace(order, nonce=2**64),
+        dataclasses.replace(order, benchmarks=(*order.benchmarks[:-1], 2**64 + 5)),
+        OrderCancel(ADDR, b"\x07" * 31, 9, 10, 20),
+    ]
+    for msg in odd:
+        struct = msg.EIP712_TYPE
+        assert struct.hash_struct(msg) == struct.hash_struct_generic(msg)

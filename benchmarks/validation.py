@@ -1,0 +1,263 @@
+"""Validated messages per second of one node, next to the machine's recovery limit.
+
+What a node can validate bounds what it can take from the network: every unique
+application message costs a decode, an EIP-712 digest and a secp256k1 signature
+recovery before it is stored or forwarded. This benchmark feeds one router frames of
+distinct signed orders from `--authors` peers (one author each, ~256-byte orders,
+20 to a frame, as they arrive off the wire: no sockets) and times how fast verdicts
+come back and the messages are delivered, two ways, in the same process:
+
+- on the loop: the router's synchronous validator (how the daemon validated
+  before the validation pool), one message at a time;
+- pooled: the daemon's configuration: p2pnode/validation_pool.py with `--threads`
+  worker threads (decode, digest and recovery off the loop, verdicts in order).
+
+And the machine's recovery limit: bare libsecp256k1 recoveries (coincurve, GIL
+released) per second from `--threads` threads at once, and from one thread. The
+printed ratios say what they divide by. Also printed: the CPU cost of each
+validation step per message in one thread (decode, digest, recovery), since the
+steps that hold the GIL bound what threads can add.
+
+    python -m benchmarks.validation [--authors 12] [--per-author 1000] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import coincurve
+import trio
+
+from benchmarks.gossip_throughput import make_orders
+from gossip import codec
+from gossip.eip712 import SigningDomain, recover_address
+from gossip.events import Delivered, ValidationRequest
+from gossip.router import PROTOCOL_V11, GossipRouter
+from gossip.topics import ORDERS_TOPIC
+from gossip.validators import MessageValidator, make_validator
+from gossip.wire import RPC, Message, frame
+
+DOMAIN = SigningDomain(chain_id=31337)
+PER_FRAME = 20
+
+
+def _orders(args: tuple[int, int]) -> list[bytes]:
+    seed, count = args
+    return make_orders(count, seed=seed)
+
+
+def signed_orders(authors: int, per_author: int) -> list[list[bytes]]:
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        return list(ex.map(_orders, [(seed, per_author) for seed in range(1, authors + 1)]))
+
+
+def frames_of(per_author: list[list[bytes]]) -> list[tuple[bytes, bytes]]:
+    """(peer, frame) in arrival order: the authors' frames interleaved."""
+    out: list[list[tuple[bytes, bytes]]] = []
+    for i, orders in enumerate(per_author):
+        peer = b"peer-%03d" % i
+        out.append(
+            [
+                (
+                    peer,
+                    frame(
+                        RPC(
+                            publish=[Message(ORDERS_TOPIC, o) for o in orders[j : j + PER_FRAME]]
+                        ).encode()
+                    ),
+                )
+                for j in range(0, len(orders), PER_FRAME)
+            ]
+        )
+    return [f for group in zip(*out, strict=True) for f in group]
+
+
+def new_router(peers: list[bytes], validator: MessageValidator | None) -> GossipRouter:
+    router = GossipRouter(local_peer=b"target", rng=random.Random(1), validator=validator)
+    router.subscribe(ORDERS_TOPIC, 0.0)
+    for p in peers:
+        router.add_peer(p, PROTOCOL_V11, False, 0.0)
+    return router
+
+
+def on_loop(
+    frames: list[tuple[bytes, bytes]], peers: list[bytes], expect: int
+) -> tuple[float, float]:
+    """Messages delivered per second, validated synchronously inside the router; and
+    the loop thread's CPU µs per message."""
+    validator = make_validator(DOMAIN, clock=time.time)
+    router = new_router(peers, validator)
+    delivered = 0
+    t0, c0 = time.perf_counter(), time.thread_time()
+    for peer, f in frames:
+        router.receive(peer, f, 0.0)
+        delivered += sum(1 for ev in router.events() if isinstance(ev, Delivered))
+        router.drain()
+    dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    assert delivered == expect, (delivered, expect)
+    return delivered / dt, cpu / delivered * 1e6
+
+
+async def pooled(
+    frames: list[tuple[bytes, bytes]], peers: list[bytes], expect: int, threads: int
+) -> tuple[float, float]:
+    """Messages delivered per second through the validation pool, as the driver runs it;
+    and the loop thread's CPU µs per message."""
+    from p2pnode.validation_pool import PoolParams, ValidationPool
+
+    validator = make_validator(DOMAIN, clock=time.time)
+    router = new_router(peers, None)
+    delivered = 0
+    done = trio.Event()
+
+    def after() -> None:
+        nonlocal delivered
+        for ev in router.events():
+            if isinstance(ev, Delivered):
+                delivered += 1
+            elif isinstance(ev, ValidationRequest):
+                pool.submit(ev.msg_id, ev.topic, ev.data, ev.received_from)
+        router.drain()
+        if delivered == expect:
+            done.set()
+
+    def deliver(msg_id: bytes, result: object) -> None:
+        router.validation_done(msg_id, result, trio.current_time())  # type: ignore[arg-type]
+
+    pool = ValidationPool(validator, deliver, after, PoolParams(threads=threads))
+    pool.start()
+    t0, c0 = time.perf_counter(), time.thread_time()
+    for peer, f in frames:
+        router.receive(peer, f, trio.current_time())
+        after()
+        await pool.wait_for_room()
+        await trio.lowlevel.checkpoint()
+    await done.wait()
+    dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    pool.close()
+    return delivered / dt, cpu / delivered * 1e6
+
+
+def recovery_limit(pairs: list[tuple[bytes, bytes]], threads: int, seconds: float = 1.5) -> float:
+    """Bare libsecp256k1 recoveries per second (wall) from `threads` threads at once."""
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def work(i: int) -> None:
+        n = 0
+        while time.perf_counter() < stop:
+            for dig, sig in pairs:
+                coincurve.PublicKey.from_signature_and_message(
+                    sig[:64] + bytes([sig[64] - 27]), dig, hasher=None
+                )
+            n += len(pairs)
+        counts[i] = n
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def step_costs(orders: list[bytes]) -> tuple[float, float, float]:
+    """CPU µs per message of decode, digest and recovery (address included), one thread."""
+    msgs = [codec.decode(o) for o in orders]
+    t = time.process_time()
+    for o in orders:
+        codec.decode(o)
+    dec = (time.process_time() - t) / len(orders) * 1e6
+    t = time.process_time()
+    digs = [m.digest(DOMAIN) for m in msgs]
+    dig = (time.process_time() - t) / len(orders) * 1e6
+    t = time.process_time()
+    for m, d in zip(msgs, digs, strict=True):
+        recover_address(d, m.signature)
+    rec = (time.process_time() - t) / len(orders) * 1e6
+    return dec, dig, rec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--authors", type=int, default=12)
+    ap.add_argument("--per-author", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--loop-only",
+        action="store_true",
+        help="only the on-the-loop figure (runs against trees without the pool)",
+    )
+    a = ap.parse_args()
+    logging.disable(logging.WARNING)
+    t = time.perf_counter()
+    per_author = signed_orders(a.authors, a.per_author)
+    print(f"signed {a.authors} x {a.per_author} orders in {time.perf_counter() - t:.1f} s")
+    frames = frames_of(per_author)
+    peers = [b"peer-%03d" % i for i in range(a.authors)]
+    expect = a.authors * a.per_author
+    sample = per_author[0][:500]
+    msgs = [codec.decode(o) for o in sample]
+    pairs = [(m.digest(DOMAIN), m.signature) for m in msgs]
+
+    loop_rates, pool_rates, loop_cpu, pool_cpu = [], [], [], []
+    for _ in range(a.rounds):  # interleaved, so a burst of load elsewhere hits both
+        rate, cpu = on_loop(frames, peers, expect)
+        loop_rates.append(rate)
+        loop_cpu.append(cpu)
+        if a.loop_only:
+            continue
+        rate, cpu = trio.run(pooled, frames, peers, expect, a.threads)
+        pool_rates.append(rate)
+        pool_cpu.append(cpu)
+    if a.loop_only:
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"validated on the loop (sync): {max(loop_rates):9.0f} msg/s, "
+            f"loop CPU {min(loop_cpu):.1f} µs per message"
+        )
+        return
+    limit_n = recovery_limit(pairs, a.threads)
+    limit_1 = recovery_limit(pairs, 1)
+    dec, dig, rec = step_costs(sample)
+    loop_best, pool_best = max(loop_rates), max(pool_rates)
+
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"messages: {expect} distinct signed orders of {len(sample[0])} bytes, {PER_FRAME} a frame"
+    )
+    print(
+        f"per message, one thread (CPU): decode {dec:.1f} µs, digest {dig:.1f} µs, "
+        f"recovery {rec:.1f} µs"
+    )
+    print(f"  non-recovery / recovery: {(dec + dig) / rec:.2f}x")
+    print(
+        f"recovery limit, {a.threads} threads: {limit_n:9.0f} /s   (1 thread: {limit_1:.0f} /s, "
+        f"{limit_n / limit_1:.2f}x)"
+    )
+    print(
+        f"validated on the loop (sync):  {loop_best:9.0f} msg/s   rounds: "
+        + ", ".join(f"{r:.0f}" for r in loop_rates)
+    )
+    print(
+        f"validated pooled, {a.threads} threads: {pool_best:9.0f} msg/s   rounds: "
+        + ", ".join(f"{r:.0f}" for r in pool_rates)
+    )
+    print(f"pooled / on the loop: {pool_best / loop_best:.2f}x (target >= 2x)")
+    print(
+        f"event-loop thread CPU per message: on the loop {min(loop_cpu):.1f} µs, "
+        f"pooled {min(pool_cpu):.1f} µs ({min(loop_cpu) / min(pool_cpu):.2f}x less)"
+    )
+    print(f"recovery limit / pooled: {limit_n / pool_best:.2f}x (target <= 2.5x)")
+
+
+if __name__ == "__main__":
+    main()

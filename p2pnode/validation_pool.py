@@ -1,0 +1,260 @@
+"""Message validation off the event loop: worker threads, verdicts back in order.
+
+Why: a signature recovery costs tens of µs and decode plus digest as much again;
+run on the trio loop, a flood of signed messages holds the loop (and so the local
+API, the timers and every other peer's streams) for as long as it takes. The costly
+step is stateless (`PooledValidator.prepare`: decode, EIP-712 digest, secp256k1
+recovery), and libsecp256k1 runs without the GIL, so worker threads add real
+parallelism on a multi-core machine.
+
+How:
+
+- on the loop, in arrival order, `admit` (the peer's rate, per-topic handlers)
+  decides at once or makes a job; jobs are queued in arrival order;
+- jobs go to the workers in chunks (a queue.SimpleQueue; a chunk per worker of
+  what one router step produced, so a frame of 100 messages is one hand-over per
+  worker, not 100);
+- a worker runs `prepare` on each job of its chunk, marks it done and, unless a
+  wake-up is already on its way, asks the loop (trio's run_sync_soon) to collect;
+- the loop takes finished jobs from the head of the queue only, so verdicts reach
+  the router (`validation_done`) in the order the messages arrived, whichever
+  worker finished first; `complete` (replay, quota, hub, spending the nonce) runs
+  there, on the loop, one job at a time.
+
+Bounds and back-pressure: the router holds at most `max_pending_validations`
+messages waiting for a verdict (beyond it a message is dropped unseen and counted
+as router_msgs_validation_overflow). Before that, once `high_water` jobs wait,
+the driver's stream readers stop reading until the backlog is under `low_water`:
+the peers' streams then fill and TCP pushes back on them. Each such pause is
+counted (driver_validation_backpressure_waits and its seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from gossip.validation import ValidationResult
+
+log = logging.getLogger(__name__)
+
+# Jobs one worker takes per hand-over, at most: large enough that the hand-over
+# is cheap next to the work, small enough that verdicts flow back steadily.
+MAX_CHUNK = 32
+
+
+class PooledValidator(Protocol):
+    """What the pool needs of a validator (gossip.validators.MessageValidator)."""
+
+    def admit(self, topic: str, data: bytes, from_peer: bytes) -> Any: ...
+
+    def prepare(self, job: Any, /) -> None: ...
+
+    def complete(self, job: Any, /) -> ValidationResult: ...
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    threads: int = 2
+    high_water: int = 1024  # jobs waiting: readers pause
+    low_water: int = 256  # jobs waiting: readers resume
+
+    def validate(self) -> PoolParams:
+        if not 1 <= self.threads <= 64:
+            raise ValueError(f"threads: must be in [1, 64], got {self.threads}")
+        if not 1 <= self.low_water <= self.high_water:
+            raise ValueError(
+                f"low_water: must be in [1, high_water={self.high_water}], got {self.low_water}"
+            )
+        return self
+
+
+@dataclass(slots=True)
+class PoolMetrics:
+    threads: int = 0
+    validation_jobs: int = 0  # messages handed to the workers
+    validation_backlog: int = 0  # waiting for a verdict now (gauge)
+    validation_backlog_peak: int = 0
+    validation_chunks: int = 0
+    validation_wakeups: int = 0
+    validation_failures: int = 0  # a validator step raised: rejected
+    validation_backpressure_waits: int = 0
+    validation_backpressure_s: float = 0.0
+
+
+class _Entry:
+    __slots__ = ("done", "failed", "job", "msg_id", "result")
+
+    def __init__(self, msg_id: bytes, job: Any, result: ValidationResult | None) -> None:
+        self.msg_id = msg_id
+        self.job = job
+        self.result = result  # final already (from admit), or set by a failed prepare
+        self.done = result is not None
+        self.failed = False
+
+
+class ValidationPool:
+    """Worker threads for `validator.prepare`; see the module docstring.
+
+    `deliver(msg_id, result)` is called on the loop, in arrival order, with each
+    verdict; `after()` once per batch of verdicts (the driver acts on the router's
+    new output there).
+    """
+
+    def __init__(
+        self,
+        validator: PooledValidator,
+        deliver: Callable[[bytes, ValidationResult], None],
+        after: Callable[[], None],
+        params: PoolParams | None = None,
+    ) -> None:
+        self.params = (params or PoolParams()).validate()
+        self.validator = validator
+        self._deliver = deliver
+        self._after = after
+        self.metrics = PoolMetrics(threads=self.params.threads)
+        self._order: deque[_Entry] = deque()  # loop only
+        self._unsent: list[_Entry] = []  # loop only: admitted, not yet handed over
+        self._inbox: queue.SimpleQueue[list[_Entry] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._wake_pending = False  # a collect is scheduled (set by workers, cleared by it)
+        self._flush_pending = False  # loop only: a flush is scheduled
+        self._drained = trio.Event()
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle (loop)
+
+    def start(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        for i in range(self.params.threads):
+            t = threading.Thread(target=self._work, name=f"validate-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self) -> None:
+        """Stop the workers (what they hold is dropped: the router goes with us)."""
+        self._closed = True
+        for _ in self._threads:
+            self._inbox.put(None)
+        self._threads.clear()
+        self._drained.set()
+
+    # ------------------------------------------------------------ the loop's side
+
+    @property
+    def backlog(self) -> int:
+        return len(self._order)
+
+    def submit(self, msg_id: bytes, topic: str, data: bytes, from_peer: bytes) -> None:
+        """A message the router asks a verdict for. What one loop step submits is
+        handed over together when that step yields (`flush`)."""
+        try:
+            job = self.validator.admit(topic, data, from_peer)
+        except Exception:
+            log.exception("validator admit failed; rejecting")
+            self.metrics.validation_failures += 1
+            job = ValidationResult.REJECT
+        if isinstance(job, ValidationResult):
+            entry = _Entry(msg_id, None, job)
+        else:
+            entry = _Entry(msg_id, job, None)
+            self._unsent.append(entry)
+            self.metrics.validation_jobs += 1
+        self._order.append(entry)
+        m = self.metrics
+        m.validation_backlog = len(self._order)
+        if m.validation_backlog > m.validation_backlog_peak:
+            m.validation_backlog_peak = m.validation_backlog
+        if not self._flush_pending and self._token is not None:
+            self._flush_pending = True
+            self._token.run_sync_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand what was submitted to the workers, a chunk per worker; and if verdicts
+        decided at admission head the queue, have them collected."""
+        self._flush_pending = False
+        unsent = self._unsent
+        if unsent:
+            self._unsent = []
+            n = len(unsent)
+            size = min(MAX_CHUNK, max(1, -(-n // self.params.threads)))
+            for i in range(0, n, size):
+                self._inbox.put(unsent[i : i + size])
+                self.metrics.validation_chunks += 1
+        if self._order and self._order[0].done:
+            self._schedule_collect()
+
+    async def wait_for_room(self) -> None:
+        """Pause the caller (a stream reader) while the backlog is over high water."""
+        if len(self._order) < self.params.high_water or self._closed:
+            return
+        self.metrics.validation_backpressure_waits += 1
+        t0 = trio.current_time()
+        while len(self._order) > self.params.low_water and not self._closed:
+            if self._drained.is_set():
+                self._drained = trio.Event()
+            await self._drained.wait()
+        self.metrics.validation_backpressure_s += trio.current_time() - t0
+
+    def collect(self) -> None:
+        """Hand every verdict at the head of the queue to the router, in order."""
+        self._wake_pending = False  # first: a worker finishing from now on wakes us again
+        order = self._order
+        if not order or not order[0].done:
+            return
+        self.metrics.validation_wakeups += 1
+        validator = self.validator
+        deliver = self._deliver
+        while order and order[0].done:
+            e = order.popleft()
+            result = e.result
+            if e.failed:
+                self.metrics.validation_failures += 1
+            if result is None:
+                try:
+                    result = validator.complete(e.job)
+                except Exception:
+                    log.exception("validator complete failed; rejecting")
+                    self.metrics.validation_failures += 1
+                    result = ValidationResult.REJECT
+            deliver(e.msg_id, result)
+        self.metrics.validation_backlog = len(order)
+        if len(order) <= self.params.low_water:
+            self._drained.set()
+        self._after()
+
+    # ------------------------------------------------------------ the workers' side
+
+    def _schedule_collect(self) -> None:
+        if self._wake_pending or self._token is None:
+            return
+        self._wake_pending = True
+        with contextlib.suppress(trio.RunFinishedError):  # the loop has ended: nothing to do
+            self._token.run_sync_soon(self.collect)
+
+    def _work(self) -> None:
+        inbox = self._inbox
+        prepare = self.validator.prepare
+        while True:
+            chunk = inbox.get()
+            if chunk is None:
+                return
+            for e in chunk:
+                try:
+                    prepare(e.job)
+                except Exception:  # counted by the loop when it meets the verdict
+                    log.exception("validator prepare failed; rejecting")
+                    e.result = ValidationResult.REJECT
+                    e.failed = True
+                e.done = True
+            if not self._closed:
+                self._schedule_collect()
