@@ -15,6 +15,9 @@ polling run received. Printed per run:
 - unpaid h: hours honest workers worked for bad hubs that no payment covered,
   with polling and without; the ratio divides the no-polling hours by the
   polling hours (how many times fewer unpaid hours polling leaves);
+- work done: hours honest workers worked in all, their joins, and their joins of
+  bad hubs, with polling and without (polling must not buy its unpaid hours by
+  keeping workers idle);
 - sybil run: "verdicts changed" counts (worker, hub) statuses that differ from
   the 0 % run with the same seed; "max weight" is the largest weight any honest
   node gave any adversary.
@@ -114,6 +117,14 @@ def main() -> None:
             f"{on['false_positive']:8.2%} {on['majority']['false_positive']:8.2%} "
             f"{on['rounds_to_converge']:6d} {on['unpaid_hours_bad_hubs']:9.0f} "
             f"{off['unpaid_hours_bad_hubs']:9.0f} {r['unpaid_hours_off_over_on']:13.1f}x"
+        )
+    print("\nwork done by honest workers (poll / no poll): hours worked, joins, joins of bad hubs")
+    for (label, _), r in zip(CONFIGS, results, strict=True):
+        on, off = r["polling"]["on"], r["polling"]["off"]
+        print(
+            f"{label:12s} {on['hours_worked']:9.0f} / {off['hours_worked']:9.0f} h, "
+            f"{on['joins']:5d} / {off['joins']:5d}, {on['joins_of_bad_hubs']:4d} / "
+            f"{off['joins_of_bad_hubs']:4d}"
         )
     sybil, clean = results[4]["polling"]["on"], results[0]["polling"]["on"]
     print(

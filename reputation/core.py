@@ -644,6 +644,31 @@ class ReputationCore:
             t.positive_answerers += w > 0
         return t
 
+    def warning(self, hub: bytes, now: float) -> float:
+        """Weight of trusted "BAD" answers about `hub` whose evidence is newer than our
+        own last good payday there (all of them while we have none): 0 when no peer
+        we trust says the hub failed it since it last paid us.
+
+        A worker's joining and staying policy reads it: a status needs
+        `suspect_weight` to turn, but one trusted peer stiffed since the hub last
+        paid us is already reason not to start (or keep) working there, hours
+        before our own payday would tell us. Positive answers do not cancel it: a
+        liar can always claim the freshest "it pays me", and the cost of heeding a
+        false warning is only the choice of another hub. Untrusted answerers
+        (weight 0: liars caught, sybils) add nothing, so they cannot keep workers
+        away from a good hub."""
+        table = self.answers.get(hub)
+        if not table:
+            return 0.0
+        st = self.params.status
+        oldest_answer = now - st.answer_ttl_s
+        oldest_evidence = max(now - st.evidence_ttl_s, self.evidence.last_good_at(hub) or -1.0)
+        total = 0.0
+        for a in table.values():
+            if a.verdict is Verdict.BAD and a.at >= oldest_answer and a.last_seen > oldest_evidence:
+                total += self.weight(a.answerer)
+        return total
+
     def reevaluate(self, hub: bytes, now: float) -> None:
         """Move the hub's status if the weighted answers now say so (hearsay rules)."""
         rec = self.records.get(hub)

@@ -90,6 +90,7 @@ class TrustSimParams(CommonParams):
     turn_days_min: float = 1.0
     turn_days_max: float = 3.0
     polling: str = "both"
+    join_tries: int = 4  # hubs a polling worker asks about before joining one
 
     def validate(self) -> None:
         # not CommonParams.validate: no gossip network here, so its topology,
@@ -115,6 +116,7 @@ class TrustSimParams(CommonParams):
             ("short_pay", self.short_pay, 0.0, 0.97),
             ("turn_days_min", self.turn_days_min, 0.0, self.days),
             ("turn_days_max", self.turn_days_max, self.turn_days_min, self.days),
+            ("join_tries", self.join_tries, 1, 1000),
         ]
         for name, value, lo, hi in checks:
             if not lo <= value <= hi:
@@ -241,29 +243,48 @@ class TrustWorld:
         left = self.left[w].get(h)
         if left is not None and now - left < self.period + 2 * HOUR:
             return False  # its last payday under the old agreement is still to come
-        return not self.cores[w].status(self.hub_addr[h]).bad
+        ledger = self.cores[w].evidence.ledgers.get((self.hub_addr[h], _addr(w)))
+        if ledger is not None and ledger.next_check() is not None:
+            return False  # still owed a payday under the old agreement
+        return not self._unsafe(w, h, now)
+
+    def _unsafe(self, w: int, h: int, now: float) -> bool:
+        """Bad by what the worker knows: its status, and with polling also a trusted
+        peer's warning (stiffed since the hub last paid this worker)."""
+        core = self.cores[w]
+        a = self.hub_addr[h]
+        return core.status(a).bad or (self.polling and core.warning(a, now) > 0)
 
     def _pick(self, w: int, now: float, keep: int | None = None) -> int | None:
-        """Which hub to work for: polling workers prefer CHECKED/SAFE and ask about the
-        one they pick before joining; without polling, any hub not known bad."""
+        """Which hub to work for. Without polling: any hub not known bad by the worker's
+        own evidence. With polling: the worker asks about a hub before joining it and
+        joins only one that no trusted peer reports stiffing it since the hub last paid
+        this worker (`ReputationCore.warning`); it prefers CHECKED/SAFE hubs
+        and, while none is known, asks about up to `join_tries` unverified ones,
+        joining the first that turns CHECKED, else the first that drew no warning."""
         core = self.cores[w]
         rng = self.rng[w]
         ok = [h for h in range(self.p.hubs) if h == keep or self._acceptable(w, h, now)]
         if not self.polling:
             return ok[rng.randrange(len(ok))] if ok else None
-        for _ in range(3):
+        fallback: int | None = None
+        for _ in range(self.p.join_tries):
             good = [h for h in ok if core.status(self.hub_addr[h]).good]
             pool = good or [h for h in ok if core.status(self.hub_addr[h]) is HubStatus.UNVERIFIED]
             if not pool:
-                return None
+                break
             h = pool[rng.randrange(len(pool))]
-            if h != keep and core.last_polled.get(self.hub_addr[h], -1e18) < now - HOUR:
-                _, qid = core.make_question(self.hub_addr[h], now)
+            a = self.hub_addr[h]
+            if h != keep and core.last_polled.get(a, -1e18) < now - HOUR:
+                _, qid = core.make_question(a, now)
                 self._deliver(w, h, qid, now)
-            if not core.status(self.hub_addr[h]).bad:
-                return h
+            if not core.status(a).bad and core.warning(a, now) <= 0:
+                if core.status(a).good:
+                    return h
+                if fallback is None:
+                    fallback = h
             ok.remove(h)
-        return None
+        return fallback
 
     def _choose(self, w: int, now: float) -> None:
         h = self._pick(w, now)
@@ -298,7 +319,7 @@ class TrustWorld:
         if self.current.get(w) is not deal:
             return
         now = self.sim.now
-        bad = self.cores[w].status(self.hub_addr[deal.hub]).bad
+        bad = self._unsafe(w, deal.hub, now)
         h = self._pick(w, now, keep=None if bad else deal.hub)
         if h == deal.hub:
             self._schedule_term(deal, now)
@@ -422,7 +443,7 @@ class TrustWorld:
             deal = self.current[w]
             if deal is None:
                 self._choose(w, now)
-            elif self.cores[w].status(self.hub_addr[deal.hub]).bad:
+            elif self._unsafe(w, deal.hub, now):
                 self._leave(w, now)
                 self._choose(w, now)
         self._snapshot(now)

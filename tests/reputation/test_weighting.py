@@ -148,3 +148,34 @@ def test_reevaluate_all_decides_hubs_once_trust_arrives() -> None:
     core.set_global_trust(dict.fromkeys(HONEST, 1.0))
     core.reevaluate_all(20.0)
     assert core.status(HUB) is HubStatus.CHECKED
+
+
+def test_a_warning_is_trusted_bad_news_newer_than_our_last_payday() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    honest, liar, fresh = HONEST[0], LIARS[0], addr(30)
+    core.set_global_trust({honest: 0.4, liar: 0.0})
+    now = 3 * DAY
+    assert core.warning(HUB, now) == 0.0  # nothing heard
+    # a liar's slander and a fresh identity's weigh nothing, however fresh their claim
+    core.accept_answer(answer(liar, HUB, Verdict.BAD, now), now)
+    core.accept_answer(answer(fresh, HUB, Verdict.BAD, now), now)
+    assert core.warning(HUB, now) == 0.0
+    # one trusted peer stiffed at 2.5 days: below suspect_weight, yet a warning
+    core.accept_answer(answer(honest, HUB, Verdict.BAD, now, last_seen=2.5 * DAY), now)
+    assert core.status(HUB) is HubStatus.UNVERIFIED
+    assert abs(core.warning(HUB, now) - 0.4) < 1e-12
+    # a positive answer does not cancel it (anyone can claim "it paid me just now")
+    core.accept_answer(answer(addr(12), HUB, Verdict.GOOD, now), now)
+    assert abs(core.warning(HUB, now) - 0.4) < 1e-12
+    # the hub paying us after the peer's bad payday lifts it: its news is older than ours
+    work_for(core, HUB, start=2 * DAY)
+    pay(core, HUB, 24 * RATE, 3 * DAY)
+    core.on_timer(3 * DAY + HOUR)
+    assert core.warning(HUB, 3 * DAY + HOUR) == 0.0
+    # and the answer ages out with answer_ttl
+    other = sim_node(addr(2))
+    other.hub_announced(HUB, True, 0.0)
+    other.set_global_trust({honest: 0.4})
+    other.accept_answer(answer(honest, HUB, Verdict.BAD, now, last_seen=2.5 * DAY), now)
+    assert other.warning(HUB, now + 8 * DAY) == 0.0
