@@ -28,6 +28,7 @@ The model, and why:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -416,6 +417,9 @@ def _cdf(sorted_waits: list[float], ended: int) -> list[list[float]]:
     idx = list(range(step - 1, n, step))
     if idx[-1] != n - 1:
         idx.append(n - 1)
+    # the end of the shortest wait's run (often 0 s: the BIDs matched on arrival)
+    # always, so the curve starts at the share matched that fast
+    idx = sorted({*idx, bisect.bisect_right(sorted_waits, sorted_waits[0]) - 1})
     # one point per wait value: many BIDs match on arrival, at exactly 0 s
     idx = [i for i in idx if i == n - 1 or sorted_waits[i + 1] != sorted_waits[i]]
     return [[sorted_waits[i], (i + 1) / ended] for i in idx]

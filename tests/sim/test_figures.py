@@ -50,7 +50,12 @@ def test_market_run_writes_time_to_match_and_price_spread(tmp_path: Path) -> Non
     deals = res["deals"]
     assert deals > 20
     # the time-to-match curve stops at the match rate: unmatched BIDs never reach it
-    assert res["time_to_match_cdf"][-1][1] == pytest.approx(res["match_rate"])
+    ttm = res["time_to_match_cdf"]
+    assert ttm[-1][1] == pytest.approx(res["match_rate"])
+    # it starts at the BIDs matched on arrival (0 s), a share of every ended BID
+    assert ttm[0][0] == 0.0
+    assert ttm[0][1] == pytest.approx(res["matched_on_arrival"] * res["match_rate"])
+    assert [p[0] for p in ttm] == sorted({p[0] for p in ttm})
     cdf = res["price_spread_cdf"]
     assert cdf[-1][1] == pytest.approx(1.0)
     spreads = [p[0] for p in cdf]
