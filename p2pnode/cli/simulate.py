@@ -3,6 +3,7 @@
     sonm-p2p simulate list
     sonm-p2p simulate SCENARIO --nodes N --seed S --out DIR [--set key=value ...]
     sonm-p2p simulate sweep FILE [--out DIR] [--workers N | --scheduler ADDRESS]
+    sonm-p2p simulate figures [--out DIR] [--size small|full] [--seed S] [--set market.KEY=VALUE]
 
 The simulator runs the node's own gossip router on a simulated network
 (docs/simulation.md); this module only parses arguments and shows progress.
@@ -22,9 +23,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="run a network simulation scenario, or a parameter sweep",
-        description="Run SCENARIO (see `simulate list`), or `simulate sweep FILE`.",
+        description="Run SCENARIO (see `simulate list`), `simulate sweep FILE`, or "
+        "`simulate figures` (the market and trust figures of the docs).",
     )
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name, `list` or `sweep`")
+    parser.add_argument(
+        "scenario", metavar="SCENARIO", help="scenario name, `list`, `sweep` or `figures`"
+    )
     parser.add_argument("file", nargs="?", metavar="FILE", help="sweep file (TOML or JSON)")
     parser.add_argument("--nodes", type=int, help="number of (honest) nodes")
     parser.add_argument("--seed", type=int, help="random seed (same seed, same results.json)")
@@ -38,6 +42,12 @@ def register(subparsers: Any) -> None:
         help="any other scenario parameter (repeatable)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write results.json only")
+    parser.add_argument(
+        "--size",
+        choices=("small", "full"),
+        default="small",
+        help="figures: small runs (default, a few minutes) or the trust scenario's full size",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--scheduler", metavar="ADDRESS", help="sweep: use this Dask scheduler (tcp://host:port)"
@@ -65,6 +75,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     if args.scenario == "list":
         return _list()
+    if args.scenario == "figures":
+        return _figures(args)
     if args.scenario == "sweep":
         if not args.file:
             raise UserError("simulate sweep needs a FILE (TOML or JSON grid)")
@@ -80,6 +92,35 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         runner.prepare(args.scenario, _overrides(args))
     return _sweep(args) if args.scenario == "sweep" else _run(args)
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from simulations import figures
+
+    if args.file:
+        raise UserError(f"unexpected argument {args.file!r} after figures")
+    if args.nodes is not None:
+        raise UserError("figures take no --nodes; use --set trust.nodes=N or --size")
+    overrides = figures.parse_overrides(args.sets)
+    out = Path(args.out or "sim-out/figures")
+    console = Console(stderr=True)
+
+    def on_run(label: str) -> None:
+        if not args.quiet:
+            console.print(f"running {label}")
+
+    paths = figures.make(
+        out,
+        size=args.size,
+        seed=args.seed if args.seed is not None else 0,
+        overrides=overrides,
+        on_run=on_run,
+    )
+    for p in paths:
+        print(p)
+    return 0
 
 
 def _list() -> int:

@@ -28,6 +28,7 @@ The model, and why:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -36,12 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import matplotlib.pyplot as plt
-
 from gossip.errors import UserError
 from gossip.orders import NetworkType, Order, Side
 from p2pnode.market.matching import AskIndex, explain, matches
-from simulations import plots  # noqa: F401  (selects the Agg backend before pyplot loads)
+from simulations import plots
 from simulations.engine import Simulator
 from simulations.results import percentile
 from simulations.scenarios.base import CommonParams
@@ -152,6 +151,7 @@ class Market:
         self.immediate = 0
         self.spread: list[float] = []
         self.deal_prices: list[float] = []
+        self.deal_times: list[float] = []  # beside `spread`, for the spread over time
         self.expired_bids = 0
         self.unmatched_by: dict[str, int] = {}
         self.book_sizes: list[int] = []
@@ -301,6 +301,7 @@ class Market:
         self.immediate += wait == 0.0
         ask_price, bid_price = slot.ask.price_per_hour, ob.bid.price_per_hour
         self.spread.append((bid_price - ask_price) / bid_price)
+        self.deal_times.append(sim.now)
         self.deal_prices.append(ask_price / SNM)
         self.open = [o for o in self.open if not o.done]
         sim.call_later(self.mp.propagation_s, self.withdraw, sim, ask_id)
@@ -368,6 +369,8 @@ class Market:
                 "p50": percentile(prices, 50),
                 "p90": percentile(prices, 90),
             },
+            "price_spread_cdf": _spread_cdf(spread),
+            "spread_over_time": self._spread_over_time(),
             "conflicts": self.conflicts,
             "cancels": self.cancels,
             "unmatched_by": dict(sorted(self.unmatched_by.items())),
@@ -381,23 +384,28 @@ class Market:
             "virtual_time_s": sim.now,
         }
 
+    def _spread_over_time(self) -> list[list[float]]:
+        """[hour, median spread of that hour's deals, deals] per hour with deals."""
+        by_hour: dict[int, list[float]] = {}
+        for t, sp in zip(self.deal_times, self.spread, strict=True):
+            by_hour.setdefault(int(t // 3600.0), []).append(sp)
+        return [
+            [float(h), percentile(sorted(v), 50), float(len(v))] for h, v in sorted(by_hour.items())
+        ]
+
     def plots(self, results: Mapping[str, Any], out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        out = out_dir / "time_to_match.png"
-        pts = results["time_to_match_cdf"]
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-        if pts:
-            ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label="BIDs matched")
-        ax.set_xlabel("time from BID to deal (s)")
-        ax.set_ylabel("share of BIDs that ended")
-        ax.set_ylim(0.0, 1.02)
-        ax.grid(True, alpha=0.3)
-        ax.set_title(f"market: match rate {results['match_rate']:.2f}")
-        ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(out)
-        plt.close(fig)
-        return [out]
+        label = f"match rate {results['match_rate']:.2f}"
+        return [
+            plots.time_to_match(
+                {label: results["time_to_match_cdf"]}, out_dir / "time_to_match.png"
+            ),
+            plots.price_spread(
+                {"deals": results["price_spread_cdf"]},
+                {"deals": results["spread_over_time"]},
+                out_dir / "price_spread.png",
+            ),
+        ]
 
 
 def _cdf(sorted_waits: list[float], ended: int) -> list[list[float]]:
@@ -409,6 +417,21 @@ def _cdf(sorted_waits: list[float], ended: int) -> list[list[float]]:
     idx = list(range(step - 1, n, step))
     if idx[-1] != n - 1:
         idx.append(n - 1)
+    # the end of the shortest wait's run (often 0 s: the BIDs matched on arrival)
+    # always, so the curve starts at the share matched that fast
+    idx = sorted({*idx, bisect.bisect_right(sorted_waits, sorted_waits[0]) - 1})
     # one point per wait value: many BIDs match on arrival, at exactly 0 s
     idx = [i for i in idx if i == n - 1 or sorted_waits[i + 1] != sorted_waits[i]]
     return [[sorted_waits[i], (i + 1) / ended] for i in idx]
+
+
+def _spread_cdf(sorted_spread: list[float]) -> list[list[float]]:
+    """At most CDF_POINTS (spread, share of deals with at most that spread) pairs."""
+    n = len(sorted_spread)
+    if not n:
+        return []
+    step = max(1, n // CDF_POINTS)
+    idx = list(range(step - 1, n, step))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return [[sorted_spread[i], (i + 1) / n] for i in idx]

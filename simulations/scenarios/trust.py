@@ -521,15 +521,17 @@ class TrustWorld:
                 undecided += st not in bad_st and st not in good_st
         pairs = len(self.arrived) * len(self.hub_addr)
         good_pairs = len(self.arrived) * len(good_hubs)
-        self.rounds.append(
-            {
-                "t_days": now / DAY,
-                "right": right / pairs if pairs else 0.0,
-                "false_positive": fp / good_pairs if good_pairs else 0.0,
-                "undecided": undecided / pairs if pairs else 0.0,
-                "unpaid_hours": self.unpaid_hours(now),
-            }
-        )
+        row = {
+            "t_days": now / DAY,
+            "right": right / pairs if pairs else 0.0,
+            "false_positive": fp / good_pairs if good_pairs else 0.0,
+            "undecided": undecided / pairs if pairs else 0.0,
+            "unpaid_hours": self.unpaid_hours(now),
+        }
+        if self.polling:
+            # the plain majority over the same answers, round by round (for the plots)
+            row["majority_right"] = self._majority(now)["right"]
+        self.rounds.append(row)
 
     def unpaid_hours(self, now: float) -> float:
         return sum(d.unpaid_hours(now) for d in self.deals if self.bad[d.hub])
@@ -558,6 +560,7 @@ class TrustWorld:
         if not self.polling:
             return out
         out["majority"] = self._majority(now)
+        out["majority_over_time"] = [[r["t_days"], r["majority_right"]] for r in self.rounds]
         out["liars_caught"] = sum(c.counters["liars_caught"] for c in self.cores.values())
         out["answers_accepted"] = sum(c.counters["answers_accepted"] for c in self.cores.values())
         out["questions_sent"] = sum(c.counters["questions_sent"] for c in self.cores.values())
@@ -655,34 +658,33 @@ class Trust:
         return out
 
     def plots(self, results: Mapping[str, Any], out_dir: Path) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from simulations import plots
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-        for v, r in results["polling"].items():
-            pts = r["over_time"]
-            label = "trust polling" if v == "on" else "no polling"
-            ax1.plot([x[0] for x in pts], [x[1] for x in pts], label=f"{label}: right")
-            ax1.plot([x[0] for x in pts], [x[2] for x in pts], "--", label=f"{label}: false +")
-            ax2.plot([x[0] for x in pts], [x[3] for x in pts], label=label)
-        ax1.set_xlabel("days")
-        ax1.set_ylabel("fraction of (honest worker, hub) pairs")
-        ax1.set_ylim(0, 1.02)
-        ax1.legend(fontsize=7)
-        ax1.grid(True, alpha=0.3)
-        ax2.set_xlabel("days")
-        ax2.set_ylabel("unpaid hours at bad hubs (honest workers)")
-        ax2.legend(fontsize=7)
-        ax2.grid(True, alpha=0.3)
-        fig.suptitle(f"trust: {results['liars']} liars, {results['sybils']} sybils")
-        fig.tight_layout()
-        path = out_dir / "trust_convergence.png"
-        fig.savefig(path)
-        plt.close(fig)
-        return [path]
+        runs = {f"liars {results['liars']}, sybils {results['sybils']}": series(results)}
+        return [
+            plots.trust_convergence(runs, out_dir / "trust_convergence.png", "trust: convergence"),
+            plots.unpaid_hours(runs, out_dir / "unpaid_hours.png", "trust: unpaid hours"),
+        ]
 
 
-__all__ = ["Trust", "TrustSimParams", "TrustWorld"]
+def series(results: Mapping[str, Any]) -> dict[str, list[list[float]]]:
+    """The per-round series the plots draw, from a trust results dict.
+
+    right: [days, fraction of (honest worker, hub) pairs right] under trust
+    polling, a plain majority over the same answers, and no polling;
+    unpaid: [days, unpaid hours at bad hubs] with and without polling.
+    """
+    out: dict[str, list[list[float]]] = {}
+    on, off = results["polling"].get("on"), results["polling"].get("off")
+    if on is not None:
+        out["polling"] = [[r[0], r[1]] for r in on["over_time"]]
+        out["majority"] = [list(r) for r in on.get("majority_over_time", [])]
+        out["unpaid_polling"] = [[r[0], r[3]] for r in on["over_time"]]
+    if off is not None:
+        out["no_polling"] = [[r[0], r[1]] for r in off["over_time"]]
+        out["unpaid_no_polling"] = [[r[0], r[3]] for r in off["over_time"]]
+    return out
+
+
+__all__ = ["Trust", "TrustSimParams", "TrustWorld", "series"]

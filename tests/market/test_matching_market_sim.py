@@ -63,8 +63,10 @@ def test_more_supply_matches_more() -> None:
 def test_plot_is_written(tmp_path: Path) -> None:
     outcome = runner.run("market", {**SMALL, "market_s": 900.0})
     paths = runner.write_outputs(outcome, tmp_path)
-    assert sorted(p.name for p in paths) == ["results.json", "time_to_match.png"]
-    assert (tmp_path / "time_to_match.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    names = sorted(p.name for p in paths)
+    assert names == ["price_spread.png", "results.json", "time_to_match.png"]
+    for name in ("price_spread.png", "time_to_match.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
