@@ -329,7 +329,10 @@ class Executor:
         )
         options["name"] = f"sonm-{self.instance}-{record.task_id}"
         if self._cgroupfs:
-            options["cgroup_parent"] = self._task_cgroup(record.task_id).path
+            cgroup = self._task_cgroup(record.task_id)
+            if not await trio.to_thread.run_sync(cgroup.prepare):
+                log.debug("task %s: cgroup %s left to the engine", record.task_id, cgroup.path)
+            options["cgroup_parent"] = cgroup.path
         if record.image_digest:
             options["image"] = record.image_digest  # exactly the image that was checked
         try:
