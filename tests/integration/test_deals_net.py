@@ -409,8 +409,9 @@ async def _exchange(host: Any, target: Any, payload: bytes) -> bytes:
 
 
 def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
-    """A stranger's host speaks /sonm/deal/1 badly; each attempt gets a signed "no"
-    with the reason, and the hub goes on serving (the next test makes a deal)."""
+    """A stranger's host speaks /sonm/deal/1 badly, or replays its own signed request;
+    each attempt gets a signed "no" with the reason, and the hub goes on serving (the
+    next test makes a deal)."""
     from eth_account import Account
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
@@ -438,6 +439,8 @@ def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
         (_frame(body), "signature: missing"),
         (w.frame(forged), "not made by the message's signer"),
         (w.frame(w.sign(good, domain, mine)), "unknown ASK"),
+        # the same signed request again: its nonce is spent, whatever the first answer
+        (w.frame(w.sign(good, domain, mine)), "request replayed: nonce 1"),
         (
             w.frame(w.sign(dataclasses.replace(good, valid_until=now - 5), domain, mine)),
             "request expired",
@@ -460,6 +463,7 @@ def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
         assert reply.ok == 0 and reply.hub == hub and reason in reply.reason, reply.reason
     text = net.call("supplier", "GET", "/metrics").text
     assert "sonm_market_bad_messages 4.0" in text
+    assert "sonm_market_replayed 1.0" in text
 
 
 def test_hub_killed_after_the_proposal_restarts_and_nothing_is_stuck(net: Net) -> None:
