@@ -68,14 +68,16 @@ class Net:
     seed_addr: str
     hub_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # extra hub sections
 
-    def start(self, name: str, role: str, *, hub: bool = False) -> NodeProcess:
+    def start(self, name: str, role: str, *, hub: bool = False, port: int = 0) -> NodeProcess:
+        """Start a daemon; `port` 0 lets it choose (a restart that peers must find at
+        the address they kept passes the port it had)."""
         data_dir = self.base / name
         data_dir.mkdir(parents=True, exist_ok=True)
         cfg = {
             "node": {"role": role, "data_dir": str(data_dir), "log_level": "INFO"},
             "network": {
                 "listen_host": "127.0.0.1",
-                "listen_port": 0,
+                "listen_port": port,
                 "bootstrap": [self.seed_addr] if self.seed_addr else [],
                 "redial_interval": 0.5,
                 "redial_max_interval": 4.0,
