@@ -8,19 +8,26 @@ delivery reaches any service), so a kill -9 loses no spent nonce.
 
 from __future__ import annotations
 
+import re
+
 from gossip.replay import ReplayGuard, ReplayRecord
 from p2pnode.storage import Storage
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS replay_spent (
-        key BLOB NOT NULL,
-        number INTEGER NOT NULL,
-        is_floor INTEGER NOT NULL,
-        expires REAL NOT NULL,
-        PRIMARY KEY (key, number, is_floor)
-    )""",
-    "CREATE INDEX IF NOT EXISTS replay_spent_expires ON replay_spent (expires)",
-)
+
+def _schema(table: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE IF NOT EXISTS {table} (
+            key BLOB NOT NULL,
+            number INTEGER NOT NULL,
+            is_floor INTEGER NOT NULL,
+            expires REAL NOT NULL,
+            PRIMARY KEY (key, number, is_floor)
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires)",
+    )
+
+
+_TABLE = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 
 # Expired rows are deleted while running at most this often (seconds), not only at start.
 EXPIRE_INTERVAL = 60.0
@@ -31,9 +38,15 @@ _SHIFT = 2**63
 
 
 class ReplayStore:
-    def __init__(self, storage: Storage) -> None:
+    """One guard's records in one table: the gossip guard's in `replay_spent` (the
+    default), the deal service's spent request nonces in a table of their own."""
+
+    def __init__(self, storage: Storage, *, table: str = "replay_spent") -> None:
+        if not _TABLE.match(table):
+            raise ValueError(f"table = {table!r}: lower-case letters, digits and '_' only")
         self._storage = storage
-        storage.migrate("replay", _SCHEMA)
+        self._table = table
+        storage.migrate("replay" if table == "replay_spent" else table, _schema(table))
         self.written = 0
         self.expired = 0
         self._last_expire = float("-inf")
@@ -42,7 +55,7 @@ class ReplayStore:
         """Delete the rows whose records have expired (indexed by `expires`)."""
         with self._storage.lock:
             cur = self._storage.connection.execute(
-                "DELETE FROM replay_spent WHERE expires <= ?", (now,)
+                f"DELETE FROM {self._table} WHERE expires <= ?", (now,)
             )
         self._last_expire = now
         self.expired += cur.rowcount
@@ -52,8 +65,10 @@ class ReplayStore:
         """Restore unexpired records into `guard`; drops expired rows on the way."""
         with self._storage.lock:
             db = self._storage.connection
-            db.execute("DELETE FROM replay_spent WHERE expires <= ?", (now,))
-            rows = db.execute("SELECT key, number, expires, is_floor FROM replay_spent").fetchall()
+            db.execute(f"DELETE FROM {self._table} WHERE expires <= ?", (now,))
+            rows = db.execute(
+                f"SELECT key, number, expires, is_floor FROM {self._table}"
+            ).fetchall()
         records = [
             ReplayRecord(bytes(k), int(n) + _SHIFT, float(e), bool(f)) for k, n, e, f in rows
         ]
@@ -74,7 +89,7 @@ class ReplayStore:
             db.execute("BEGIN")
             try:
                 db.executemany(
-                    "INSERT OR REPLACE INTO replay_spent (key, number, is_floor, expires) "
+                    f"INSERT OR REPLACE INTO {self._table} (key, number, is_floor, expires) "
                     "VALUES (?, ?, ?, ?)",
                     [(r.key, r.number - _SHIFT, int(r.is_floor), r.expires) for r in records],
                 )

@@ -82,6 +82,14 @@ class TaskStartError(RemoteError):
     """The engine created the container but the task did not start (bad command...)."""
 
 
+class _CreateFailed(Exception):
+    """The engine refused to create the container (its message)."""
+
+
+class _StartFailed(Exception):
+    """The engine created the container and refused to start it (its message)."""
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     engine: str = ""  # see engine_address()
@@ -351,13 +359,32 @@ class Executor:
 
     async def _launch(self, record: TaskRecord) -> TaskRecord:
         engine, nursery = self._require()
-        # a blob named twice is copied: off the event loop
-        work, results = await trio.to_thread.run_sync(self._prepare_dirs, record)
-        supported = (
-            await trio.to_thread.run_sync(engine.storage_size_supported)
-            if (record.limits.storage_bytes)
-            else False
-        )
+        try:
+            # one worker thread for the whole start path: each hand-off between trio
+            # and a worker waits for a scheduling round, which on a busy host costs
+            # more than the engine calls themselves (docs/executor.md, "Measured")
+            cid = await trio.to_thread.run_sync(self._create_and_start, engine, record)
+        except EngineUnavailable:
+            raise  # our fault, not the task's: it stays recorded and starts on the next run
+        except _CreateFailed as exc:
+            self._finish_without_run(record.task_id, "start-failed", str(exc))
+            raise TaskStartError(f"task {record.task_id} could not be created: {exc}") from None
+        except _StartFailed as exc:
+            self._finish_without_run(record.task_id, "start-failed", str(exc))
+            await self._drop_cgroup(record.task_id)
+            raise TaskStartError(f"task {record.task_id} failed to start: {exc}") from None
+        self.store.update(record.task_id, state="running", started_at=self.clock())
+        running = self.store.get(record.task_id)
+        assert running is not None
+        self._begin(running, cid, nursery)
+        return running
+
+    def _create_and_start(self, engine: Engine, record: TaskRecord) -> str:
+        """Blocking: work dirs, options, the task's cgroup, create, start; the container
+        id. _CreateFailed / _StartFailed when the engine refuses (a start refused is
+        removed again); EngineUnavailable when it does not answer at create."""
+        work, results = self._prepare_dirs(record)
+        supported = engine.storage_size_supported() if record.limits.storage_bytes else False
         options = container_options(
             record.spec,
             record.limits,
@@ -372,33 +399,29 @@ class Executor:
         )
         options["name"] = f"sonm-{self.instance}-{record.task_id}"
         if self._cgroupfs:
-            options["cgroup_parent"] = self._task_cgroup(record.task_id).path
+            cgroup = self._task_cgroup(record.task_id)
+            if not cgroup.prepare():
+                log.debug("task %s: cgroup %s left to the engine", record.task_id, cgroup.path)
+            options["cgroup_parent"] = cgroup.path
         if record.image_digest:
             options["image"] = record.image_digest  # exactly the image that was checked
         try:
             try:
-                cid = await trio.to_thread.run_sync(engine.create, options)
+                cid = engine.create(options)
             except ImageMissing:  # allowed by name and not here yet: pull it, once
-                await trio.to_thread.run_sync(engine.image, options["image"])
-                cid = await trio.to_thread.run_sync(engine.create, options)
+                engine.image(options["image"])
+                cid = engine.create(options)
         except EngineUnavailable:
-            raise  # our fault, not the task's: it stays recorded and starts on the next run
+            raise
         except EngineError as exc:
-            self._finish_without_run(record.task_id, "start-failed", str(exc))
-            raise TaskStartError(f"task {record.task_id} could not be created: {exc}") from None
+            raise _CreateFailed(str(exc)) from None
         self.store.update(record.task_id, container_id=cid)
         try:
-            await trio.to_thread.run_sync(engine.start, cid)
+            engine.start(cid)
         except EngineError as exc:
-            await trio.to_thread.run_sync(engine.remove, cid)
-            self._finish_without_run(record.task_id, "start-failed", str(exc))
-            await self._drop_cgroup(record.task_id)
-            raise TaskStartError(f"task {record.task_id} failed to start: {exc}") from None
-        self.store.update(record.task_id, state="running", started_at=self.clock())
-        running = self.store.get(record.task_id)
-        assert running is not None
-        self._begin(running, cid, nursery)
-        return running
+            engine.remove(cid)
+            raise _StartFailed(str(exc)) from None
+        return cid
 
     def _begin(self, record: TaskRecord, cid: str, nursery: trio.Nursery) -> None:
         # a fresh sink also on re-attach: the engine replays the whole log, so the

@@ -49,6 +49,7 @@ from p2pnode.context import NodeContext, need
 from p2pnode.errors import LocalError, RemoteError, UserError
 from p2pnode.market import dealwire
 from p2pnode.market.book import BookEntry, OrderFilter
+from p2pnode.market.dealnonces import RequestNonces, next_nonce
 from p2pnode.market.dealstore import DealRow, MarketStore
 from p2pnode.market.matching import (
     AskIndex,
@@ -140,6 +141,9 @@ class MarketService:
         self.reservations = Reservations(
             ReservationParams(ttl=params.reservation_ttl, max_reservations=1024)
         )
+        # spent /sonm/deal/1 request nonces (hub side), persisted: a request is good once
+        self.request_nonces = RequestNonces(storage, clock())
+        self._last_nonce = 0  # consumer side: the last request nonce sent
         self._planner: SlotPlanner | None = None
         self._planner_lock = threading.Lock()
         self._record: Any = None
@@ -167,6 +171,7 @@ class MarketService:
             "requests": 0,
             "refused": 0,
             "bad_messages": 0,
+            "replayed": 0,
             "accepted": 0,
             "proposed": 0,
             "cancelled": 0,
@@ -496,6 +501,10 @@ class MarketService:
         window = dealwire.check_request_window(req, now)
         if window is not None:
             return None, window
+        replayed = self.request_nonces.admit(req, now)
+        if replayed is not None:
+            self.counters["replayed"] += 1
+            return None, replayed
         if not self.is_supplier:
             return None, "this node sells nothing"
         slot_id = self.store.slot_of_ask(req.ask_id)
@@ -713,11 +722,12 @@ class MarketService:
         try:
             reader = dealwire.FrameReader()
             now = self.clock()
+            self._last_nonce = next_nonce(self._last_nonce, now)
             req = dealwire.DealRequest(
                 consumer=self.address,
                 ask_id=ask.order_id,
                 bid_id=bid.order_id,
-                nonce=int(now * 1000),
+                nonce=self._last_nonce,
                 valid_until=int(now) + 60,
             )
             await stream.write(dealwire.frame(dealwire.sign(req, domain, self.key)))
@@ -852,11 +862,17 @@ class MarketService:
     async def _chain_loop(self) -> None:
         while True:
             try:
-                await self._poll_events()
-                await self._timers()
+                await self.chain_upkeep()
             except Exception as exc:  # a chain hiccup must not stop the node
                 log.warning("market: chain upkeep failed: %s", exc)
             await trio.sleep(self.params.tick)
+
+    async def chain_upkeep(self) -> None:
+        """One round of the chain loop (every `tick`): read the registry's new events,
+        then act on the clock: cancel our proposals not accepted within
+        `accept_timeout` (escrow back), close the hub's deals that ended."""
+        await self._poll_events()
+        await self._timers()
 
     async def _poll_events(self) -> None:
         from contracts.client import read_logs

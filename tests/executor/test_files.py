@@ -132,3 +132,36 @@ def test_unpack_refuses_links_and_escapes(tmp_path: Path) -> None:
     (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 100)
     with pytest.raises(ResultsArchiveError):
         unpack_results(tmp_path / "junk.tar", tmp_path / "out4")
+
+
+def _v1_tree(root: Path) -> None:
+    """A hybrid host's /sys/fs/cgroup as far as TaskCgroup.prepare reads it."""
+    for name in ("memory", "cpu,cpuacct", "pids", "cpuset", "unified"):
+        (root / name).mkdir(parents=True)
+        (root / name / "cgroup.procs").write_text("")
+    (root / "cpuset" / "cpuset.cpus").write_text("0-1\n")
+    (root / "cpuset" / "cpuset.mems").write_text("0\n")
+
+
+def test_task_cgroup_is_prepared_in_every_v1_hierarchy(tmp_path: Path) -> None:
+    from p2pnode.executor.usage import TaskCgroup
+
+    _v1_tree(tmp_path)
+    cgroup = TaskCgroup("/sonm/x-task", root=tmp_path)
+    assert cgroup.prepare()
+    for name in ("memory", "cpu,cpuacct", "pids", "cpuset"):
+        assert (tmp_path / name / "sonm" / "x-task").is_dir(), name
+    assert not (tmp_path / "unified" / "sonm").exists()  # the engine's business
+    for level in ("sonm", "sonm/x-task"):
+        assert (tmp_path / "cpuset" / level / "cpuset.cpus").read_text() == "0-1\n"
+        assert (tmp_path / "cpuset" / level / "cpuset.mems").read_text() == "0\n"
+    assert cgroup.prepare()  # again: nothing changes, no error
+    assert (tmp_path / "cpuset" / "sonm" / "x-task" / "cpuset.cpus").read_text() == "0-1\n"
+
+
+def test_task_cgroup_is_left_to_the_engine_on_a_v2_host(tmp_path: Path) -> None:
+    from p2pnode.executor.usage import TaskCgroup
+
+    (tmp_path / "cgroup.procs").write_text("")
+    assert not TaskCgroup("/sonm/x-task", root=tmp_path).prepare()
+    assert not (tmp_path / "sonm").exists()

@@ -68,14 +68,16 @@ class Net:
     seed_addr: str
     hub_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # extra hub sections
 
-    def start(self, name: str, role: str, *, hub: bool = False) -> NodeProcess:
+    def start(self, name: str, role: str, *, hub: bool = False, port: int = 0) -> NodeProcess:
+        """Start a daemon; `port` 0 lets it choose (a restart that peers must find at
+        the address they kept passes the port it had)."""
         data_dir = self.base / name
         data_dir.mkdir(parents=True, exist_ok=True)
         cfg = {
             "node": {"role": role, "data_dir": str(data_dir), "log_level": "INFO"},
             "network": {
                 "listen_host": "127.0.0.1",
-                "listen_port": 0,
+                "listen_port": port,
                 "bootstrap": [self.seed_addr] if self.seed_addr else [],
                 "redial_interval": 0.5,
                 "redial_max_interval": 4.0,
@@ -409,8 +411,9 @@ async def _exchange(host: Any, target: Any, payload: bytes) -> bytes:
 
 
 def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
-    """A stranger's host speaks /sonm/deal/1 badly; each attempt gets a signed "no"
-    with the reason, and the hub goes on serving (the next test makes a deal)."""
+    """A stranger's host speaks /sonm/deal/1 badly, or replays its own signed request;
+    each attempt gets a signed "no" with the reason, and the hub goes on serving (the
+    next test makes a deal)."""
     from eth_account import Account
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
@@ -438,6 +441,8 @@ def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
         (_frame(body), "signature: missing"),
         (w.frame(forged), "not made by the message's signer"),
         (w.frame(w.sign(good, domain, mine)), "unknown ASK"),
+        # the same signed request again: its nonce is spent, whatever the first answer
+        (w.frame(w.sign(good, domain, mine)), "request replayed: nonce 1"),
         (
             w.frame(w.sign(dataclasses.replace(good, valid_until=now - 5), domain, mine)),
             "request expired",
@@ -460,6 +465,7 @@ def test_malformed_deal_messages_are_refused_with_a_reason(net: Net) -> None:
         assert reply.ok == 0 and reply.hub == hub and reason in reply.reason, reply.reason
     text = net.call("supplier", "GET", "/metrics").text
     assert "sonm_market_bad_messages 4.0" in text
+    assert "sonm_market_replayed 1.0" in text
 
 
 def test_hub_killed_after_the_proposal_restarts_and_nothing_is_stuck(net: Net) -> None:

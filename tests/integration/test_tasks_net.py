@@ -268,5 +268,94 @@ def test_blob_input_logs_since_and_a_follower_across_a_consumer_restart(
     got = _results(net, deal_id, tmp_path / "out")
     assert got.status_code == 200, got.text
     assert got.json()["receipt"]["exit_code"] == 0
+
+
+def _fresh_deal(net: Net, duration: int) -> dict[str, Any]:
+    """The slot's ASK back on offer (the test before closed its deal), then a deal on it."""
+    _wait(lambda: net.asks_seen("con_a"), 30, "the slot's fresh ASK")
+    return _accepted_deal(net, duration)
+
+
+def test_an_oom_killed_task_is_reported_with_its_exit_code_and_reason(
+    net: Net, tmp_path: Path
+) -> None:
+    from eth_account import Account
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.executor import Receipt, verify_receipt
+
+    deal_id = _fresh_deal(net, 600)["deal_id"]
+    # one buffer larger than the slot's memory (memory and swap limits are equal)
+    hog = f"echo filling; exec dd if=/dev/zero of=/dev/null bs={SLOT_RAM + 2**26} count=1"
+    started = net.call("con_a", "POST", f"/tasks/{deal_id}", {"image": IMAGE,
+                       "command": ["sh", "-c", hog]})  # fmt: skip
+    assert started.status_code == 201, started.text
+    got = _results(net, deal_id, tmp_path / "out")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    receipt = Receipt.from_dict(body["receipt"])
+    assert receipt.reason == "oom-killed" and receipt.exit_code == 137, body["receipt"]
+    verify_receipt(
+        receipt,
+        domain=SigningDomain(chain_id=31337),
+        supplier=bytes.fromhex(Account.from_key(net.keys["supplier"]).address[2:]),
+        deal_id=deal_id,
+        results_sha256=hashlib.sha256(Path(body["archive"]).read_bytes()).digest(),
+    )
+    assert _logs(net, deal_id)["stdout"] == b"filling\n"
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text
+
+
+def test_hub_killed_mid_task_restarts_reattaches_and_the_consumer_gets_the_results(
+    net: Net, tmp_path: Path
+) -> None:
+    """kill -9 of the hub while its task runs: the container runs on; the restarted
+    hub finds it by label and re-attaches its logs and deadline; the task, still
+    running, ends after the restart, and the consumer fetches the whole output and
+    results of that one run."""
+    import signal
+
+    from p2pnode.cli.demo import wait_ready
+    from p2pnode.executor import Receipt
+
+    deal_id = _fresh_deal(net, 600)["deal_id"]
+    # the task runs until the test drops a file into its work dir (a bind mount of
+    # the hub's task directory): it is certainly running across the kill and restart
+    script = (
+        "echo begun; while [ ! -e go ]; do sleep 0.2; done; "
+        "echo ended; echo kept > /results/out.txt"
+    )
+    started = net.call("con_a", "POST", f"/tasks/{deal_id}", {"image": IMAGE,
+                       "command": ["sh", "-c", script]})  # fmt: skip
+    assert started.status_code == 201, started.text
+    _wait(lambda: b"begun" in _logs(net, deal_id)["stdout"], 20, "the task's first line")
+    supplier = net.nodes["supplier"]
+    info = supplier.ready()
+    assert info is not None
+    port = int(info["addrs"][0].split("/tcp/", 1)[1].split("/", 1)[0])
+    killed_at = time.time()
+    supplier.proc.send_signal(signal.SIGKILL)
+    supplier.proc.wait(10)
+    # the consumer keeps the hub's address from the ASK: the hub comes back on it
+    restarted = net.start("supplier", "supplier", hub=True, port=port)
+    wait_ready(restarted, time.monotonic() + 90)
+    # the restarted hub serves the running task's log, re-read from the engine
+    _wait(lambda: _logs(net, deal_id)["stdout"] == b"begun\n", 30, "the re-attached log")
+    work = net.nodes["supplier"].data_dir / "executor" / "tasks" / f"deal-{deal_id}" / "work"
+    (work / "go").write_text("")
+    got = _results(net, deal_id, tmp_path / "out")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    receipt = Receipt.from_dict(body["receipt"])
+    assert receipt.reason == "exited" and receipt.exit_code == 0, body["receipt"]
+    assert receipt.started_at_ms / 1000 < killed_at  # the run from before the kill
+    assert receipt.ended_at_ms / 1000 > killed_at
+    assert (tmp_path / "out" / "out.txt").read_text() == "kept\n"
+    logs = _logs(net, deal_id)
+    assert logs["stdout"] == b"begun\nended\n"  # the whole output of the one run
+    assert receipt.stdout_sha256 == hashlib.sha256(logs["stdout"]).digest()
+    hub_row = net.deal("supplier", deal_id)
+    assert hub_row is not None and hub_row["status"] == "accepted"  # the deal runs on
     closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
     assert closed.status_code == 200, closed.text
