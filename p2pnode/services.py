@@ -31,6 +31,7 @@ from p2pnode.metrics import dataclass_numbers
 from p2pnode.peer_topic import peer_topic_service
 from p2pnode.pubsub import PubSub
 from p2pnode.replay_store import ReplayStore
+from p2pnode.worker.service import workers_service
 
 log = logging.getLogger(__name__)
 
@@ -152,4 +153,6 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("market", market_service, requires=("pubsub",)),
     # deals' tasks: handed over /sonm/task/1, run by the hub's executor
     ServiceSpec("tasks", task_service, requires=("pubsub",)),
+    # workers: a worker's agent, or a hub's remote workers over /sonm/worker/1
+    ServiceSpec("workers", workers_service, requires=("pubsub",)),
 ]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.security import HTTPBearer
 
 from p2pnode import __version__
-from p2pnode.api import deals, errors, metrics, orders, peers, slots, status, tasks
+from p2pnode.api import deals, errors, metrics, orders, peers, slots, status, tasks, workers
 from p2pnode.api.auth import BearerAuthMiddleware
 from p2pnode.api.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, RequestLimitsMiddleware
 from p2pnode.api.openapi import install_exact_openapi
@@ -30,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     deals.router,
     slots.router,
     tasks.router,
+    workers.router,
 )
 
 # Declares the scheme in the OpenAPI document; the middleware enforces it.

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "p2pnode.cli.hardware",
     "p2pnode.cli.market",
     "p2pnode.cli.task",
+    "p2pnode.cli.workers",
 )
 
 

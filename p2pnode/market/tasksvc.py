@@ -22,10 +22,10 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from libp2p.custom_types import TProtocol
@@ -53,7 +53,9 @@ from p2pnode.executor import (
 from p2pnode.executor.logsink import STREAMS
 from p2pnode.executor.results import unpack_results
 from p2pnode.market import taskwire as w
+from p2pnode.market.dealstore import DealRow
 from p2pnode.market.dealsvc import MarketService, hub_of_ask
+from p2pnode.market.slots import Slot
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,22 @@ class TaskParams:
             raise ValueError(f"max_inbound_streams = {self.max_inbound_streams}: must be >= 1")
         if not 1 <= self.max_results_bytes <= 2**40:
             raise ValueError(f"max_results_bytes = {self.max_results_bytes}: allowed 1..2**40")
+
+
+class RemoteRunner(Protocol):
+    """Runs the tasks of slots held by remote workers (p2pnode/worker/hub.py): the hub
+    forwards the start, relays the logs and serves results it fetched, checked and
+    countersigned. Refusals are UserError or RemoteError, with the reason."""
+
+    def holds(self, row: DealRow) -> bool: ...
+
+    async def start(self, row: DealRow, slot: Slot, msg: w.TaskStart) -> str: ...
+
+    def logs(self, row: DealRow, msg: w.LogsRequest) -> AsyncIterator[bytes]: ...
+
+    async def results(self, row: DealRow) -> tuple[Receipt, Path]: ...
+
+    async def stop(self, deal_id: int) -> bool: ...
 
 
 class TaskError(RemoteError):
@@ -121,8 +139,11 @@ class TaskService:
         self._engine_ready = False
         self._engine_problem = "the container engine is starting"
         self._inbound = 0
+        # set by the workers service on a hub that takes remote workers
+        self.remote: RemoteRunner | None = None
         self.counters: dict[str, int] = {
             "started": 0,
+            "forwarded": 0,
             "refused": 0,
             "bad_messages": 0,
             "logs_served": 0,
@@ -168,6 +189,11 @@ class TaskService:
                 task_status.started()
 
     async def _on_deal_closed(self, deal_id: int) -> None:
+        row = self.market.store.deal(deal_id)
+        if self.remote is not None and row is not None and self.remote.holds(row):
+            if await self.remote.stop(deal_id):
+                log.info("tasks: deal %d closed: its worker stops the task", deal_id)
+            return
         if self.executor is not None and self._engine_ready:
             stopped = await self.executor.stop_deal(deal_id, "closed")
             if stopped:
@@ -227,6 +253,8 @@ class TaskService:
             return f"deal {msg.deal_id} is not one of this hub's"
         if row.consumer.lower() != address_hex(msg.consumer).lower():
             return f"deal {msg.deal_id} is not the sender's"
+        if self.remote is not None and self.remote.holds(row):
+            return None  # a remote worker runs it: this node's engine is not needed
         if self.executor is None:
             return "this node runs no tasks"
         if not self._engine_ready:
@@ -234,7 +262,6 @@ class TaskService:
         return None
 
     async def _start(self, msg: w.TaskStart) -> tuple[bool, str]:
-        assert self.executor is not None
         try:  # the chain says whether the deal runs, not our last reading of it
             row = await self.market.refresh_deal(msg.deal_id)
         except Exception as exc:
@@ -244,9 +271,18 @@ class TaskService:
             return False, f"deal {msg.deal_id} is {status}, not accepted"
         if row.end_time <= self.clock():
             return False, f"deal {msg.deal_id} has ended"
-        slot = self.market.planner().get(row.slot_id) if row.slot_id else None
+        slot = self.market.find_slot(row.slot_id) if row.slot_id else None
         if slot is None:
             return False, f"deal {msg.deal_id}'s slot is gone from this hub"
+        if self.remote is not None and self.remote.holds(row):
+            try:
+                reason = await self.remote.start(row, slot, msg)
+            except (UserError, RemoteError) as exc:
+                return False, str(exc)
+            self.counters["forwarded"] += 1
+            log.info("tasks: deal %d: task started on worker %s", msg.deal_id, slot.worker)
+            return True, reason
+        assert self.executor is not None
         try:
             spec = w.unpack_spec(msg.spec)
             limits = SlotLimits(
@@ -274,6 +310,20 @@ class TaskService:
         return True, "started"
 
     async def _serve_logs(self, stream: Any, msg: w.LogsRequest) -> None:
+        row = self.market.store.deal(msg.deal_id)
+        if self.remote is not None and row is not None and self.remote.holds(row):
+            sent = False
+            try:
+                async for data in self.remote.logs(row, msg):
+                    await stream.write(data)
+                    sent = True
+            except (UserError, RemoteError) as exc:
+                if sent:
+                    raise
+                await self._answer(stream, msg.deal_id, False, str(exc))
+            else:
+                self.counters["logs_served"] += 1
+            return
         assert self.executor is not None
         task_id = w.task_id_of(msg.deal_id)
         record = self.executor.task(task_id)
@@ -281,46 +331,31 @@ class TaskService:
             await self._answer(stream, msg.deal_id, False, f"deal {msg.deal_id} has no task")
             return
         self.counters["logs_served"] += 1
-        skip = {
-            s: _tail_offset(self.executor.log_path(task_id, s), msg.tail) if msg.tail else 0
-            for s in STREAMS
-        }
-        async for chunk in self.executor.follow_logs(task_id, follow=bool(msg.follow)):
-            data = chunk.data
-            if skip[chunk.stream]:
-                cut = min(skip[chunk.stream], len(data))
-                skip[chunk.stream] -= cut
-                data = data[cut:]
-            code = w.LogStream.STDOUT if chunk.stream == "stdout" else w.LogStream.STDERR
-            for i in range(0, len(data), w.MAX_LOG_DATA):
-                await stream.write(w.frame(w.LogRecord(int(code), data[i : i + w.MAX_LOG_DATA])))
-        state = (self.executor.task(task_id) or record).state
-        await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), state.encode()[:64])))
+        await stream_logs(stream, self.executor, task_id, follow=bool(msg.follow), tail=msg.tail)
 
     async def _serve_results(self, stream: Any, msg: w.ResultsRequest) -> None:
-        assert self.executor is not None
-        try:
-            outcome = self.executor.outcome(w.task_id_of(msg.deal_id))
-        except UserError as exc:
-            await self._answer(stream, msg.deal_id, False, str(exc))
-            return
-        if outcome.receipt is None or outcome.results_path is None:
-            why = outcome.error or "no results were kept"
-            await self._answer(stream, msg.deal_id, False, f"task ended {outcome.reason}: {why}")
-            return
-        path = outcome.results_path
-        size = path.stat().st_size
-        receipt = json.dumps(outcome.receipt.to_dict(), sort_keys=True).encode()
-        await stream.write(w.frame(w.ResultsHeader(receipt, size)))
+        row = self.market.store.deal(msg.deal_id)
+        if self.remote is not None and row is not None and self.remote.holds(row):
+            try:
+                signed, path = await self.remote.results(row)
+            except (UserError, RemoteError) as exc:
+                await self._answer(stream, msg.deal_id, False, str(exc))
+                return
+        else:
+            assert self.executor is not None
+            try:
+                outcome = self.executor.outcome(w.task_id_of(msg.deal_id))
+            except UserError as exc:
+                await self._answer(stream, msg.deal_id, False, str(exc))
+                return
+            if outcome.receipt is None or outcome.results_path is None:
+                why = outcome.error or "no results were kept"
+                reason = f"task ended {outcome.reason}: {why}"
+                await self._answer(stream, msg.deal_id, False, reason)
+                return
+            signed, path = outcome.receipt, outcome.results_path
+        await serve_archive(stream, signed, path)
         self.counters["results_served"] += 1
-        with open(path, "rb") as fh:
-            sent = 0
-            while sent < size:
-                chunk = await trio.to_thread.run_sync(fh.read, min(READ_CHUNK, size - sent))
-                if not chunk:
-                    break
-                await stream.write(chunk)
-                sent += len(chunk)
 
     # -- consumer -------------------------------------------------------------------------
 
@@ -458,6 +493,42 @@ class TaskService:
         (work / "receipt.json").write_text(json.dumps(receipt.to_dict(), indent=2))
         files = await trio.to_thread.run_sync(unpack_results, archive, dest)
         return FetchedResults(receipt, archive, files)
+
+
+async def stream_logs(
+    stream: Any, executor: Executor, task_id: str, *, follow: bool, tail: int
+) -> None:
+    """A task's output as LogRecord frames (the last `tail` lines of each stream, or
+    all), then with `follow` new output until it ends, then the END record."""
+    record = executor.task(task_id)
+    assert record is not None
+    skip = {s: _tail_offset(executor.log_path(task_id, s), tail) if tail else 0 for s in STREAMS}
+    async for chunk in executor.follow_logs(task_id, follow=follow):
+        data = chunk.data
+        if skip[chunk.stream]:
+            cut = min(skip[chunk.stream], len(data))
+            skip[chunk.stream] -= cut
+            data = data[cut:]
+        code = w.LogStream.STDOUT if chunk.stream == "stdout" else w.LogStream.STDERR
+        for i in range(0, len(data), w.MAX_LOG_DATA):
+            await stream.write(w.frame(w.LogRecord(int(code), data[i : i + w.MAX_LOG_DATA])))
+    state = (executor.task(task_id) or record).state
+    await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), state.encode()[:64])))
+
+
+async def serve_archive(stream: Any, receipt: Receipt, path: Path) -> None:
+    """A ResultsHeader with the signed receipt, then the archive's bytes."""
+    size = path.stat().st_size
+    data = json.dumps(receipt.to_dict(), sort_keys=True).encode()
+    await stream.write(w.frame(w.ResultsHeader(data, size)))
+    with open(path, "rb") as fh:
+        sent = 0
+        while sent < size:
+            chunk = await trio.to_thread.run_sync(fh.read, min(READ_CHUNK, size - sent))
+            if not chunk:
+                break
+            await stream.write(chunk)
+            sent += len(chunk)
 
 
 def answer_reason(text: str) -> str:
