@@ -68,7 +68,9 @@ class Net:
     seed_addr: str
     hub_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # extra hub sections
 
-    def start(self, name: str, role: str, *, hub: bool = False) -> NodeProcess:
+    def start(
+        self, name: str, role: str, *, hub: bool = False, extra: dict[str, Any] | None = None
+    ) -> NodeProcess:
         data_dir = self.base / name
         data_dir.mkdir(parents=True, exist_ok=True)
         cfg = {
@@ -88,6 +90,7 @@ class Net:
         if hub:
             cfg["market"]["hub_wallet"] = self.wallet
             cfg.update(self.hub_config)
+        cfg.update(extra or {})
         path = self.base / f"{name}.toml"
         path.write_bytes(tomli_w.dumps(cfg).encode())
         env = {k: v for k, v in os.environ.items() if not k.startswith("SONM_")}

@@ -1,0 +1,170 @@
+"""A hub with a remote worker, between real daemons over loopback: anvil for the
+chain, podman for the containers. The hub announces itself; the worker hears it,
+checks it on chain, asks its offer and joins it with a signed agreement; the hub
+makes a slot of the worker's machine; a consumer's deal on that slot has its task
+run by the worker's executor, its logs relayed and its results verified at the
+consumer (the hub countersigns the worker's receipt); and the hub pays the worker
+for its hours through HubWallet.transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.anvil import dev_private_keys
+from tests.executor.conftest import IMAGE, _engine_problem
+from tests.integration.test_deals_net import CHEAP, Net, _light_keystore, _wait, open_net
+from tests.integration.test_tasks_net import _accepted_deal, _logs, _results
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PAY_PER_HOUR = 3_600 * 10**12  # wei: 10**12 per second joined
+PAYOUT_PERIOD = 4.0
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
+    problem = _engine_problem()
+    if problem is not None:
+        if os.environ.get("SONM_REQUIRE_ENGINE") == "1":
+            pytest.fail(f"{problem}; SONM_REQUIRE_ENGINE=1")
+        pytest.skip(f"{problem}; set SONM_REQUIRE_ENGINE=1 to fail instead")
+    from eth_account import Account
+
+    hub = {
+        "workers": {
+            "pay_per_hour": str(PAY_PER_HOUR),
+            "payout_period": PAYOUT_PERIOD,
+            "announce_interval": 2.0,
+        },
+    }
+    base = tmp_path_factory.mktemp("workers")
+    with open_net(base, ("con_a",), hub) as n:
+        key = dev_private_keys(6)[5]
+        _light_keystore(base / "worker" / "keystore.json", key)
+        n.keys["worker"] = key
+        worker_cfg = {
+            "executor": {"allowed_images": [IMAGE]},
+            "worker": {"check_interval": 1.0},
+        }
+        n.start("worker", "worker", extra=worker_cfg)
+        from p2pnode.cli.demo import wait_ready
+
+        wait_ready(n.nodes["worker"], time.monotonic() + 180)
+        yield n, Account.from_key(key).address.lower()
+
+
+def _members(net: Net) -> list[dict[str, Any]]:
+    r = net.call("supplier", "GET", "/workers")
+    assert r.status_code == 200, r.text
+    return list(r.json()["workers"])
+
+
+def test_worker_joins_runs_the_task_and_is_paid(net: tuple[Net, str], tmp_path: Path) -> None:
+    from eth_account import Account
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.executor import Receipt, verify_receipt
+
+    n, worker = net
+    joined = _wait(
+        lambda: [m for m in _members(n) if m["worker"] == worker and m["active"]],
+        90,
+        "the worker to join the hub",
+    )[0]
+    assert joined["pay_per_hour"] == str(PAY_PER_HOUR)
+    seen = n.call("worker", "GET", "/workers").json()
+    assert seen["role"] == "worker"
+    assert seen["joined"]["hub_wallet"] == n.wallet.lower()
+
+    # a slot that asks more than the worker signed it has is refused, naming what is short
+    price = str(CHEAP * 3600)
+    huge = {"slot_id": "big", "cpu_cores": 1, "ram_bytes": 2**60, "duration": 3600}
+    refused = n.call(
+        "supplier", "POST", "/slots", {**huge, "price_per_hour": price, "worker": worker}
+    )
+    assert refused.status_code == 409 and "RAM" in refused.text, refused.text
+    body = {
+        "slot_id": "w1",
+        "cpu_cores": 1,
+        "ram_bytes": 2**28,
+        "duration": 3600,
+        "price_per_hour": price,
+        "worker": worker,
+    }
+    added = n.call("supplier", "POST", "/slots", body)
+    assert added.status_code == 201, added.text
+    assert added.json()["worker"] == worker
+
+    deal = _accepted_deal(n, 600)
+    deal_id = deal["deal_id"]
+    script = "echo on the worker; echo done > /results/out.txt"
+    started = n.call(
+        "con_a", "POST", f"/tasks/{deal_id}", {"image": IMAGE, "command": ["sh", "-c", script]}
+    )
+    assert started.status_code == 201, started.text
+    assert f"started on worker {worker}" in started.text
+
+    logs = _logs(n, deal_id, follow="true")
+    assert logs["stdout"] == b"on the worker\n"
+    got = _results(n, deal_id, tmp_path / "out")
+    assert got.status_code == 200, got.text
+    out = got.json()
+    assert (tmp_path / "out" / "out.txt").read_text() == "done\n"
+    # the consumer's check: the hub (the deal's supplier) signed the receipt
+    hub_addr = bytes.fromhex(Account.from_key(n.keys["supplier"]).address[2:])
+    archive = Path(out["archive"]).read_bytes()
+    domain = SigningDomain(chain_id=31337)
+    receipt = Receipt.from_dict(out["receipt"])
+    verify_receipt(
+        receipt,
+        domain=domain,
+        supplier=hub_addr,
+        deal_id=deal_id,
+        results_sha256=hashlib.sha256(archive).digest(),
+        stdout_sha256=hashlib.sha256(logs["stdout"]).digest(),
+    )
+    # the container ran on the worker: the worker signed the run, the hub kept its receipt
+    assert (n.nodes["worker"].data_dir / "executor" / "tasks" / f"deal-{deal_id}").is_dir()
+    assert not (n.nodes["supplier"].data_dir / "executor" / "tasks" / f"deal-{deal_id}").exists()
+    kept = n.nodes["supplier"].data_dir / "workers" / "results" / f"deal-{deal_id}"
+    theirs = Receipt.from_dict(json.loads((kept / "worker-receipt.json").read_text()))
+    verify_receipt(
+        theirs,
+        domain=domain,
+        supplier=bytes.fromhex(worker[2:]),
+        deal_id=deal_id,
+        results_sha256=hashlib.sha256(archive).digest(),
+    )
+    closed = n.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text
+
+    # payouts: every payout the hub recorded is a MinerPaid event on its wallet for
+    # the worker, of that amount, and no more was recorded than the hours earned
+    from web3 import Web3
+
+    wallet = n.system.wallet(n.wallet)
+    member = _wait(
+        lambda: [m for m in _members(n) if m["worker"] == worker and int(m["paid"]) > 0],
+        30,
+        "a payout to the worker",
+    )[0]
+    assert int(member["paid"]) <= PAY_PER_HOUR * (member["hours"] + 1e-6)
+    recorded = sorted(
+        int(p["amount"])
+        for p in n.call("supplier", "GET", "/workers").json()["payouts"]
+        if p["worker"] == worker
+    )
+    miner = Web3.to_checksum_address(worker)
+    on_chain = sorted(p.amount for p in wallet.payouts() if p.miner == miner)
+    assert recorded and all(on_chain.count(a) >= recorded.count(a) for a in recorded)
+    fee = 1_000  # open_net's lock_bps: the contract keeps this share until payday
+    assert wallet.owed(miner) >= sum(a - a * fee // 10_000 for a in recorded) > 0
