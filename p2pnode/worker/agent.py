@@ -443,9 +443,13 @@ class WorkerAgent:
     async def _serve(self, stream: Any) -> None:
         try:
             msg = await link.read_message(
-                stream, wire.reader(), self.domain, wire.WORKER_ORDERS, self.params.stream_timeout
+                stream,
+                wire.reader(wire.WORKER_ORDERS),
+                self.domain,
+                wire.WORKER_ORDERS,
+                self.params.stream_timeout,
             )
-        except wire.WorkerWireError as exc:
+        except RemoteError as exc:  # oversized, malformed, unsigned, mis-signed
             self.counters["bad_messages"] += 1
             await self._answer(stream, bytes(20), 0, False, str(exc))
             return

@@ -225,12 +225,12 @@ class HubWorkers:
             await link.close(stream)
 
     async def _serve(self, stream: Any) -> None:
-        reader = wire.reader()
+        reader = wire.reader(wire.HUB_REQUESTS)
         try:
             msg = await link.read_message(
                 stream, reader, self.domain, wire.HUB_REQUESTS, self.params.stream_timeout
             )
-        except wire.WorkerWireError as exc:
+        except RemoteError as exc:  # oversized, malformed, unsigned, mis-signed
             self.counters["bad_messages"] += 1
             await self._answer(stream, bytes(20), bytes(32), False, 0, str(exc))
             return

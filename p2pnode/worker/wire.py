@@ -566,10 +566,13 @@ def frame(msg: WorkerMessage) -> bytes:
     return _uvarint(len(data)) + data
 
 
-def reader() -> taskwire.FrameReader:
-    """Frames up to the largest kind (a task order); each kind's own cap is checked
-    again by `decode`. Log records and results headers that follow an answer are
-    `/sonm/task/1` frames and fit the same reader."""
+def reader(expect: tuple[type[Any], ...] | None = None) -> taskwire.FrameReader:
+    """Frames up to the largest of the `expect`ed kinds (default: any, a task order
+    being the largest), refused before they are buffered; each kind's own cap is
+    checked again by `decode`. Log records and results headers that follow an
+    answer are `/sonm/task/1` frames and fit the default reader."""
+    if expect is not None:
+        return taskwire.FrameReader(max(c.LIMIT for c in expect))
     return taskwire.FrameReader(max(MAX_FRAME_BYTES, taskwire.MAX_FRAME_BYTES))
 
 

@@ -389,12 +389,12 @@ def test_preterm_close_splits_exactly(net: Net) -> None:
     )
 
 
-async def _exchange(host: Any, target: Any, payload: bytes) -> bytes:
+async def _exchange(host: Any, target: Any, payload: bytes, protocol: Any = None) -> bytes:
     from libp2p.custom_types import TProtocol
 
     from p2pnode.market import dealwire
 
-    stream = await host.new_stream(target, [TProtocol(dealwire.PROTOCOL_ID)])
+    stream = await host.new_stream(target, [protocol or TProtocol(dealwire.PROTOCOL_ID)])
     await stream.write(payload)
     out = b""
     with trio.move_on_after(10):

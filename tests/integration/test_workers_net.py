@@ -44,6 +44,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
             "pay_per_hour": str(PAY_PER_HOUR),
             "payout_period": PAYOUT_PERIOD,
             "announce_interval": 2.0,
+            "max_workers": 2,
         },
     }
     base = tmp_path_factory.mktemp("workers")
@@ -168,3 +169,93 @@ def test_worker_joins_runs_the_task_and_is_paid(net: tuple[Net, str], tmp_path: 
     assert recorded and all(on_chain.count(a) >= recorded.count(a) for a in recorded)
     fee = 1_000  # open_net's lock_bps: the contract keeps this share until payday
     assert wallet.owed(miner) >= sum(a - a * fee // 10_000 for a in recorded) > 0
+
+
+def test_bad_worker_frames_get_a_signed_reason_and_the_cap_holds(
+    net: tuple[Net, str], tmp_path: Path
+) -> None:
+    """A stranger speaks /sonm/worker/1 to the hub: every bad frame gets a signed
+    refusal naming what was wrong; a good join is taken up to `workers.max_workers`
+    (2 here, the real worker holds one), the next is refused, and a leave frees it."""
+    import dataclasses
+
+    import msgpack
+    import trio
+    from eth_account import Account
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.hardware.detect import detect_hardware
+    from p2pnode.market.dealwire import _uvarint
+    from p2pnode.worker import wire as w
+    from tests.integration.test_deals_net import _exchange
+
+    n, _ = net
+    domain = SigningDomain(chain_id=31337)
+    keys = [bytes.fromhex(k.removeprefix("0x")) for k in dev_private_keys(8)[6:8]]
+    first, second = (bytes.fromhex(Account.from_key(k).address[2:]) for k in keys)
+    hub = bytes.fromhex(Account.from_key(n.keys["supplier"]).address[2:])
+    wallet = bytes.fromhex(n.wallet[2:])
+    record = json.dumps(detect_hardware(tmp_path).to_dict(), sort_keys=True).encode()
+    now = int(time.time())
+
+    def join(who: bytes, key: bytes, **over: Any) -> w.JoinRequest:
+        base = w.JoinRequest(
+            who,
+            hub,
+            wallet,
+            "/ip4/127.0.0.1/tcp/9",
+            record,
+            PAY_PER_HOUR,
+            int(PAYOUT_PERIOD),
+            1,
+            now + 60,
+        )
+        return w.sign(dataclasses.replace(base, **over), domain, key)  # type: ignore[no-any-return]
+
+    unsigned = msgpack.packb([*msgpack.unpackb(w.encode(join(first, keys[0])))[:-1], b""])
+    forged = w.sign(join(first, keys[0]), domain, keys[1])
+    cases: list[tuple[bytes, str]] = [
+        (b"\xff\xff\x03", "frame: "),
+        (b"\x03abc", "not valid msgpack"),
+        (_uvarint(len(unsigned)) + unsigned, "signature: missing"),
+        (w.frame(forged), "not made by the message's signer"),
+        (w.frame(join(first, keys[0], valid_until=now - 5)), "request expired"),
+        (w.frame(join(first, keys[0], wallet=bytes(20))), "addressed to another hub"),
+        (w.frame(join(first, keys[0], pay_per_hour=1)), f"this hub pays {PAY_PER_HOUR}"),
+        (w.frame(join(first, keys[0], hardware=b'{"cpu": 1}')), "hardware: "),
+        (w.frame(join(first, keys[0], addr="/dns4/x/udp/1")), "addr: allowed"),
+        (w.frame(join(first, keys[0])), "joined"),  # the second worker: at the cap
+        (w.frame(join(second, keys[1])), "this hub has 2 workers, its most"),
+        (w.frame(w.sign(w.LeaveNotice(first, hub, wallet, 2, now + 60), domain, keys[0])), "left"),
+        (w.frame(join(second, keys[1])), "joined"),
+    ]
+    answers: list[Any] = []
+    info = n.nodes["supplier"].ready()
+    assert info is not None
+    target = info_from_p2p_addr(Multiaddr(info["addrs"][0]))
+
+    async def main() -> None:
+        from libp2p.custom_types import TProtocol
+
+        from p2pnode.host import muxer_options, security_options
+
+        kp = create_new_key_pair()
+        host = new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+        async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await host.connect(target)
+            for payload, _ in cases:
+                raw = await _exchange(host, target.peer_id, payload, TProtocol(w.PROTOCOL_ID))
+                [frame] = w.reader().feed(raw)
+                answers.append(w.decode(frame, domain, expect=(w.HubAnswer,)))
+
+    trio.run(main)
+    for answer, (_, reason) in zip(answers, cases, strict=True):
+        assert answer.hub == hub and reason in answer.reason, answer.reason
+        assert answer.ok == (reason in ("joined", "left"))
+    members = {m["worker"]: m for m in _members(n)}
+    assert not members["0x" + first.hex()]["active"]
+    assert members["0x" + second.hex()]["active"]
