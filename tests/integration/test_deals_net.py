@@ -182,10 +182,13 @@ def open_net(
     base: Path,
     consumers: tuple[str, ...] = ("con_a", "con_b"),
     hub_config: dict[str, Any] | None = None,
+    others: dict[str, tuple[str, int, dict[str, Any]]] | None = None,
 ) -> Iterator[Net]:
     """anvil with the contracts deployed and a hub wallet registered, then a seed, a
     supplier (the hub, with `hub_config`'s extra sections) and the consumers, each
-    with a funded account; every daemon is killed on the way out."""
+    with a funded account, and `others` (name -> role, anvil dev key index >= 5,
+    extra config sections) started alongside them; every daemon is killed on the
+    way out."""
     if find_anvil() is None:
         if os.environ.get("SONM_REQUIRE_ANVIL") == "1":
             pytest.fail("SONM_REQUIRE_ANVIL=1 but anvil is not installed")
@@ -197,8 +200,9 @@ def open_net(
 
     with AnvilProcess() as anvil:
         chain = rpc_chain(anvil.url)
-        k = dev_private_keys(5)
-        dao, hub, con_a, con_b, direct = (Account.from_key(x) for x in k)
+        extra = dict(others or {})
+        k = dev_private_keys(max([5, *(i + 1 for _, i, _ in extra.values())]))
+        dao, hub, con_a, con_b, direct = (Account.from_key(x) for x in k[:5])
         params = SystemParams(
             initial_supply=10_000_000 * SNM,
             deposit=1_000 * SNM,
@@ -216,6 +220,7 @@ def open_net(
         for who in (con_a, con_b, direct):
             system.token.transfer(who.address, 10_000 * SNM, sender=dao.address)
         names = {"supplier": k[1], "con_a": k[2], "con_b": k[3]}
+        names.update({name: k[i] for name, (_, i, _) in extra.items()})
         for name, key in names.items():
             _light_keystore(base / name / "keystore.json", key)
         stop_blocks = threading.Event()
@@ -229,7 +234,9 @@ def open_net(
             n.start("supplier", "supplier", hub=True)
             for name in consumers:
                 n.start(name, "consumer")
-            for name in ("supplier", *consumers):
+            for name, (role, _, cfg) in extra.items():
+                n.start(name, role, extra=cfg)
+            for name in ("supplier", *consumers, *extra):
                 wait_ready(n.nodes[name], time.monotonic() + 90)
             yield n
         finally:
