@@ -490,6 +490,14 @@ class WorkerAgent:
         assert self.executor is not None
         if msg.ends_at <= self.clock():
             return False, f"deal {msg.deal_id} has ended"
+        task_id = taskwire.task_id_of(msg.deal_id)
+        if (
+            self.executor.task(task_id) is not None
+            and self.store.hub_of_deal(msg.deal_id) == msg.hub
+        ):
+            # the hub sends an order again when the stream died before our answer;
+            # it refuses a consumer's second start itself
+            return True, "started"
         try:
             spec = taskwire.unpack_spec(msg.spec)
             limits = SlotLimits(

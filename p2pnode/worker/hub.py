@@ -85,6 +85,17 @@ class HubWorkerParams:
             )
 
 
+class WorkerRefused(RemoteError):
+    """The worker answered no, with its reason (not retried)."""
+
+
+class WorkerUnreachable(RemoteError):
+    """The stream to the worker failed before its answer (tried again, a few times)."""
+
+
+ATTEMPTS = 3  # a task order, a results fetch: the first stream may die under load
+
+
 class HubWorkers:
     def __init__(
         self,
@@ -379,9 +390,15 @@ class HubWorkers:
     ) -> tuple[wire.WorkerAnswer, Any, Any]:
         """Send an order, read the worker's answer; (answer, stream, reader) with the
         stream still open for what follows the answer."""
-        stream = await link.open_stream(
-            self.host, member.peer_id, member.addr, self.params.stream_timeout
-        )
+        try:
+            stream = await link.open_stream(
+                self.host, member.peer_id, member.addr, self.params.stream_timeout
+            )
+        except (RemoteError, trio.TooSlowError, OSError) as exc:
+            raise WorkerUnreachable(f"worker {member.worker} unreachable: {exc}") from None
+        except Exception as exc:  # libp2p's own errors: no stream, no connection
+            why = f"{type(exc).__name__}: {exc}"
+            raise WorkerUnreachable(f"worker {member.worker} unreachable: {why}") from None
         reader = wire.reader()
         try:
             await stream.write(wire.frame(self._sign(msg)))
@@ -390,7 +407,16 @@ class HubWorkers:
             )
         except trio.TooSlowError:
             await link.close(stream)
-            raise RemoteError(f"worker {member.worker} did not answer in {timeout} s") from None
+            raise WorkerUnreachable(
+                f"worker {member.worker} did not answer in {timeout} s"
+            ) from None
+        except wire.WorkerWireError:
+            await link.close(stream)
+            raise
+        except Exception as exc:  # the stream died (EOF, reset) before the answer
+            await link.close(stream)
+            why = f"{type(exc).__name__}: {exc}"
+            raise WorkerUnreachable(f"worker {member.worker}: stream failed: {why}") from None
         except BaseException:
             await link.close(stream)
             raise
@@ -399,8 +425,21 @@ class HubWorkers:
             raise RemoteError("the answer is not from the deal's worker to this hub")
         if not answer.ok:
             await link.close(stream)
-            raise RemoteError(f"worker: {answer.reason}")
+            raise WorkerRefused(f"worker: {answer.reason}")
         return answer, stream, reader
+
+    async def _retry(self, what: str, attempt: Callable[[], Any]) -> Any:
+        """`attempt()` again while the worker is unreachable, up to ATTEMPTS times;
+        the worker takes a repeated order for the same deal as the same order."""
+        for i in range(ATTEMPTS):
+            try:
+                return await attempt()
+            except WorkerUnreachable as exc:
+                if i + 1 == ATTEMPTS:
+                    raise
+                log.info("workers: %s: %s; trying again", what, exc)
+                await trio.sleep(1.0 + i)
+        raise AssertionError("unreachable")
 
     async def start(self, row: DealRow, slot: Slot, msg: taskwire.TaskStart) -> str:
         member = self.registry.active(slot.worker)
@@ -421,10 +460,18 @@ class HubWorkers:
             ends_at=int(row.end_time),
             valid_until=int(self.clock()) + 60,
         )
+        if self.registry.started(row.deal_id):
+            raise UserError(f"a task for deal {row.deal_id} exists already")
         self.registry.assign(row.deal_id, member.worker, row.consumer, self.clock())
-        # the worker checks the image and creates the container before it answers
-        answer, stream, _ = await self._order(member, order, self.params.stream_timeout + 60)
-        await link.close(stream)
+
+        async def attempt() -> wire.WorkerAnswer:
+            # the worker checks the image and creates the container before it answers
+            answer, stream, _ = await self._order(member, order, self.params.stream_timeout + 60)
+            await link.close(stream)
+            return answer
+
+        answer = await self._retry(f"deal {row.deal_id}: task order", attempt)
+        self.registry.mark_started(row.deal_id)
         self.counters["tasks_forwarded"] += 1
         return f"started on worker {member.worker}: {answer.reason}"
 
@@ -438,11 +485,20 @@ class HubWorkers:
             msg.tail,
             int(self.clock()) + 60,
         )
-        _, stream, reader = await self._order(member, order, self.params.stream_timeout)
+        _, stream, reader = await self._retry(
+            f"deal {row.deal_id}: logs",
+            lambda: self._order(member, order, self.params.stream_timeout),
+        )
         timeout = None if msg.follow else self.params.stream_timeout
         try:
             while True:
-                for data in await _read_some(stream, reader, timeout):
+                try:
+                    frames = await _read_some(stream, reader, timeout)
+                except (RemoteError, trio.TooSlowError):
+                    raise
+                except Exception as exc:  # the stream died mid-way
+                    raise WorkerUnreachable(f"worker logs: {type(exc).__name__}: {exc}") from None
+                for data in frames:
                     record = taskwire.decode(data, self.domain, expect=(taskwire.LogRecord,))
                     yield taskwire.frame(record)
                     if record.stream == taskwire.LogStream.END:
@@ -461,7 +517,9 @@ class HubWorkers:
             archive, signed = where / "results.tar", where / "receipt.json"
             if archive.exists() and signed.exists():
                 return Receipt.from_dict(json.loads(signed.read_text())), archive
-            return await self._fetch_results(row, where)
+            return await self._retry(
+                f"deal {row.deal_id}: results", lambda: self._fetch_results(row, where)
+            )
 
     async def _fetch_results(self, row: DealRow, where: Path) -> tuple[Receipt, Path]:
         member = self._member_of_deal(row)
@@ -494,10 +552,18 @@ class HubWorkers:
                         got += len(rest)
                     if got == size:
                         break
-                    with trio.fail_after(self.params.stream_timeout):
-                        rest = await stream.read(READ_CHUNK)
+                    try:
+                        with trio.fail_after(self.params.stream_timeout):
+                            rest = await stream.read(READ_CHUNK)
+                    except (trio.TooSlowError, Exception) as exc:
+                        why = f"{type(exc).__name__}: {exc}"
+                        raise WorkerUnreachable(
+                            f"worker results: stream failed after {got} of {size} bytes: {why}"
+                        ) from None
                     if not rest:
-                        raise RemoteError(f"worker results: ended after {got} of {size} bytes")
+                        raise WorkerUnreachable(
+                            f"worker results: ended after {got} of {size} bytes"
+                        )
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -529,8 +595,12 @@ class HubWorkers:
             order = wire.StopOrder(
                 self.address, bytes.fromhex(member.worker[2:]), deal_id, int(self.clock()) + 60
             )
-            _, stream, _ = await self._order(member, order, self.params.stream_timeout)
-            await link.close(stream)
+
+            async def attempt() -> None:
+                _, stream, _ = await self._order(member, order, self.params.stream_timeout)
+                await link.close(stream)
+
+            await self._retry(f"deal {deal_id}: stop", attempt)
         except (UserError, RemoteError, OSError) as exc:
             log.info("workers: deal %d: stop not passed to its worker: %s", deal_id, exc)
             return False

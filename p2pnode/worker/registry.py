@@ -51,7 +51,8 @@ _SCHEMA = (
         deal_id INTEGER PRIMARY KEY,
         worker TEXT NOT NULL,
         consumer TEXT NOT NULL,
-        started_at REAL NOT NULL
+        started_at REAL NOT NULL,
+        started INTEGER NOT NULL DEFAULT 0   -- 1 once the worker said "started"
     )
     """,
 )
@@ -250,10 +251,19 @@ class WorkerRegistry:
     # -- which deal runs on which worker -------------------------------------------
 
     def assign(self, deal_id: int, worker: str, consumer: str, at: float) -> None:
+        """Written before the order is sent: logs, results and the stop find the
+        worker after a restart. Not yet `started`: a refused start may be tried again."""
         self._exec(
-            "INSERT OR REPLACE INTO worker_tasks VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO worker_tasks VALUES (?, ?, ?, ?, 0)",
             (deal_id, worker, consumer, at),
         )
+
+    def mark_started(self, deal_id: int) -> None:
+        self._exec("UPDATE worker_tasks SET started = 1 WHERE deal_id = ?", (deal_id,))
+
+    def started(self, deal_id: int) -> bool:
+        rows = self._exec("SELECT started FROM worker_tasks WHERE deal_id = ?", (deal_id,))
+        return bool(rows and rows[0][0])
 
     def worker_of_deal(self, deal_id: int) -> str | None:
         rows = self._exec("SELECT worker FROM worker_tasks WHERE deal_id = ?", (deal_id,))

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from contracts.anvil import dev_private_keys
+from tests.conftest import run_cli
 from tests.executor.conftest import IMAGE, _engine_problem
 from tests.integration.test_deals_net import CHEAP, Net, _wait, open_net
 from tests.integration.test_tasks_net import _accepted_deal, _logs, _results
@@ -163,6 +164,13 @@ def test_worker_joins_runs_the_task_and_is_paid(net: tuple[Net, str], tmp_path: 
     assert recorded and all(on_chain.count(a) >= recorded.count(a) for a in recorded)
     fee = 1_000  # open_net's lock_bps: the contract keeps this share until payday
     assert wallet.owed(miner) >= sum(a - a * fee // 10_000 for a in recorded) > 0
+    # the operator's view: `sonm-p2p workers` on the hub, and the gauge
+    shown = run_cli(
+        "workers", "--data-dir", str(n.nodes["supplier"].data_dir), env={"COLUMNS": "250"}
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert worker in shown.stdout and "joined" in shown.stdout
+    assert "sonm_workers_joined_workers 1.0" in n.call("supplier", "GET", "/metrics").text
 
 
 def test_bad_worker_frames_get_a_signed_reason_and_the_cap_holds(
