@@ -235,10 +235,35 @@ def test_bad_worker_frames_get_a_signed_reason_and_the_cap_holds(
         (w.frame(w.sign(w.LeaveNotice(first, hub, wallet, 2, now + 60), domain, keys[0])), "left"),
         (w.frame(join(second, keys[1])), "joined"),
     ]
+    # and to the worker: orders from a hub it did not join, or not for it
+    from p2pnode.executor.spec import TaskSpec
+    from p2pnode.market import taskwire
+
+    me_worker = bytes.fromhex(Account.from_key(n.keys["worker"]).address[2:])
+    spec = taskwire.pack_spec(TaskSpec(image=IMAGE, command=("true",)))
+
+    def order(worker: bytes) -> w.TaskOrder:
+        msg = w.TaskOrder(first, worker, 99, first, spec, 1, 2**20, 0, 0, (), now + 600, now + 60)
+        return w.sign(msg, domain, keys[0])  # type: ignore[no-any-return]
+
+    to_worker: list[tuple[bytes, str]] = [
+        (b"\x03abc", "not valid msgpack"),
+        (w.frame(join(first, keys[0])), "TASK or LOGS or RESULTS or STOP expected"),
+        (w.frame(order(me_worker)), "has not joined the sender's hub"),
+        (w.frame(order(second)), "addressed to another worker"),
+        (
+            w.frame(w.sign(w.ResultsOrder(first, me_worker, 1, now + 60), domain, keys[0])),
+            "was not handed here by the sender",
+        ),
+    ]
     answers: list[Any] = []
+    worker_answers: list[Any] = []
     info = n.nodes["supplier"].ready()
     assert info is not None
     target = info_from_p2p_addr(Multiaddr(info["addrs"][0]))
+    winfo = n.nodes["worker"].ready()
+    assert winfo is not None
+    worker_target = info_from_p2p_addr(Multiaddr(winfo["addrs"][0]))
 
     async def main() -> None:
         from libp2p.custom_types import TProtocol
@@ -253,8 +278,17 @@ def test_bad_worker_frames_get_a_signed_reason_and_the_cap_holds(
                 raw = await _exchange(host, target.peer_id, payload, TProtocol(w.PROTOCOL_ID))
                 [frame] = w.reader().feed(raw)
                 answers.append(w.decode(frame, domain, expect=(w.HubAnswer,)))
+            await host.connect(worker_target)
+            for payload, _ in to_worker:
+                raw = await _exchange(
+                    host, worker_target.peer_id, payload, TProtocol(w.PROTOCOL_ID)
+                )
+                [frame] = w.reader().feed(raw)
+                worker_answers.append(w.decode(frame, domain, expect=(w.WorkerAnswer,)))
 
     trio.run(main)
+    for answer, (_, reason) in zip(worker_answers, to_worker, strict=True):
+        assert answer.worker == me_worker and not answer.ok and reason in answer.reason, answer
     for answer, (_, reason) in zip(answers, cases, strict=True):
         assert answer.hub == hub and reason in answer.reason, answer.reason
         assert answer.ok == (reason in ("joined", "left"))
