@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import trio
@@ -15,6 +16,8 @@ from p2pnode.errors import RemoteError
 from p2pnode.market.tasksvc import _close, _read_one
 from p2pnode.worker import wire
 
+log = logging.getLogger(__name__)
+
 
 async def open_stream(host: Any, peer_id: str, addr: str, timeout: float) -> Any:
     """A new `/sonm/worker/1` stream to the peer (dialled at `addr` if not connected)."""
@@ -23,9 +26,19 @@ async def open_stream(host: Any, peer_id: str, addr: str, timeout: float) -> Any
         maddr = Multiaddr(addr)
     except Exception as exc:  # a stored address is checked when it arrives; still
         raise RemoteError(f"cannot dial {peer_id} at {addr!r}: {exc}") from None
-    with trio.fail_after(timeout):
-        await host.connect(PeerInfo(peer, [maddr]))
-        return await host.new_stream(peer, [TProtocol(wire.PROTOCOL_ID)])
+    try:
+        with trio.fail_after(timeout):
+            await host.connect(PeerInfo(peer, [maddr]))
+            return await host.new_stream(peer, [TProtocol(wire.PROTOCOL_ID)])
+    except Exception:
+        # a connection on which no stream opens (seen when both sides dialled each
+        # other at once) is dropped, so that the next attempt dials afresh
+        with trio.move_on_after(2):
+            try:
+                await host.disconnect(peer)
+            except Exception as exc:
+                log.debug("worker link: dropping the connection to %s: %s", peer_id, exc)
+        raise
 
 
 async def read_message(

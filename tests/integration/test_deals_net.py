@@ -237,7 +237,7 @@ def open_net(
             for name, (role, _, cfg) in extra.items():
                 n.start(name, role, extra=cfg)
             for name in ("supplier", *consumers, *extra):
-                wait_ready(n.nodes[name], time.monotonic() + 90)
+                wait_ready(n.nodes[name], time.monotonic() + 180)  # slow on a loaded machine
             yield n
         finally:
             stop_blocks.set()
