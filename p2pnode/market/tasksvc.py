@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESULTS_BYTES = 2**34  # a header announcing more is refused before a byte is read
 READ_CHUNK = 64 * 1024
+OPEN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -371,10 +372,25 @@ class TaskService:
         return self._key, self.address, hub
 
     async def _open(self, hub: tuple[ID, Multiaddr, bytes]) -> Any:
+        """A stream to the hub. Opening one sends nothing, so a failed open is tried
+        again (up to OPEN_ATTEMPTS) on a fresh connection: a connection on which
+        no stream opens is dropped first (seen on loaded machines)."""
         peer, addr, _ = hub
-        with trio.fail_after(self.params.stream_timeout):
-            await self.host.connect(PeerInfo(peer, [addr]))
-            return await self.host.new_stream(peer, [TProtocol(w.PROTOCOL_ID)])
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                with trio.fail_after(self.params.stream_timeout):
+                    await self.host.connect(PeerInfo(peer, [addr]))
+                    return await self.host.new_stream(peer, [TProtocol(w.PROTOCOL_ID)])
+            except Exception as exc:  # trio.TooSlowError, libp2p's stream and dial errors
+                if attempt + 1 == OPEN_ATTEMPTS:
+                    raise
+                log.info(
+                    "tasks: no stream to the hub (%s: %s); trying again", type(exc).__name__, exc
+                )
+                with trio.move_on_after(2), contextlib.suppress(Exception):
+                    await self.host.disconnect(peer)
+                await trio.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def _check_answer(self, msg: Any, deal_id: int, author: bytes) -> None:
         if msg.hub != author or msg.deal_id not in (0, deal_id):
