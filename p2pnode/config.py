@@ -20,7 +20,7 @@ from typing import Any
 
 from p2pnode.errors import UserError
 
-ROLES = ("seed", "supplier", "consumer")
+ROLES = ("seed", "supplier", "worker", "consumer")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENV_PREFIX = "SONM_"
 DEFAULT_DATA_DIR = "~/.sonm-p2p"
@@ -250,6 +250,64 @@ class ReputationSection:
                 raise UserError(f"reputation.pretrusted[{i}] = {addr!r}: allowed a 0x address")
 
 
+MAX_HUB_LIST = 256
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_WEI = re.compile(r"[0-9]{1,78}")
+
+
+def _check_wei(key: str, value: str) -> None:
+    if not _WEI.fullmatch(value):
+        raise UserError(f"{key} = {value!r}: allowed a decimal amount of token wei (0..10**78)")
+
+
+def _check_address_list(key: str, values: tuple[str, ...]) -> None:
+    if len(values) > MAX_HUB_LIST:
+        raise UserError(f"{key} has {len(values)} entries: allowed 0..{MAX_HUB_LIST}")
+    for i, value in enumerate(values):
+        if not _ADDRESS.fullmatch(value):
+            raise UserError(f"{key}[{i}] = {value!r}: allowed a hub wallet's 0x address")
+
+
+@dataclass(frozen=True)
+class WorkerSection:
+    """A worker (`--role worker`): which hub it joins and on what terms (docs/operations.md)."""
+
+    hubs_pin: tuple[str, ...] = ()  # hub wallets: only these are joined (empty: any)
+    hubs_forbid: tuple[str, ...] = ()  # hub wallets never joined
+    min_pay_per_hour: str = "0"  # token wei per hour: a hub offering less is not joined
+    check_interval: float = 10.0  # seconds between looks at the hubs heard and the joined one
+
+    def validate(self) -> None:
+        _check_address_list("worker.hubs_pin", self.hubs_pin)
+        _check_address_list("worker.hubs_forbid", self.hubs_forbid)
+        both = {a.lower() for a in self.hubs_pin} & {a.lower() for a in self.hubs_forbid}
+        if both:
+            raise UserError(
+                f"worker.hubs_pin and worker.hubs_forbid both name {sorted(both)[0]}: "
+                "allowed in one of them"
+            )
+        _check_wei("worker.min_pay_per_hour", self.min_pay_per_hour)
+        _check_range("worker.check_interval", self.check_interval, 0.5, 3600.0)
+
+
+@dataclass(frozen=True)
+class WorkersSection:
+    """A hub's remote workers: what it pays them, when, and how many it takes."""
+
+    pay_per_hour: str = "0"  # token wei per hour joined; "0": this hub takes no workers
+    payout_period: float = 3600.0  # seconds between payouts through the hub wallet
+    max_workers: int = 64  # workers joined at once
+    max_pending_joins: int = 8  # join requests being answered at once
+    announce_interval: float = 60.0  # seconds between the hub's signed announcements
+
+    def validate(self) -> None:
+        _check_wei("workers.pay_per_hour", self.pay_per_hour)
+        _check_range("workers.payout_period", self.payout_period, 1.0, 365 * 24 * 3600.0)
+        _check_range("workers.max_workers", self.max_workers, 1, 10_000)
+        _check_range("workers.max_pending_joins", self.max_pending_joins, 1, 1024)
+        _check_range("workers.announce_interval", self.announce_interval, 1.0, 86400.0)
+
+
 SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
     "network": NetworkSection,
@@ -260,6 +318,8 @@ SECTIONS: dict[str, type[Any]] = {
     "executor": ExecutorSection,
     "market": MarketSection,
     "reputation": ReputationSection,
+    "worker": WorkerSection,
+    "workers": WorkersSection,
 }
 
 
@@ -274,6 +334,8 @@ class NodeConfig:
     executor: ExecutorSection = field(default_factory=ExecutorSection)
     market: MarketSection = field(default_factory=MarketSection)
     reputation: ReputationSection = field(default_factory=ReputationSection)
+    worker: WorkerSection = field(default_factory=WorkerSection)
+    workers: WorkersSection = field(default_factory=WorkersSection)
 
     def validate(self) -> None:
         for name in SECTIONS:

@@ -32,6 +32,7 @@ from p2pnode.peer_topic import peer_topic_service
 from p2pnode.pubsub import PubSub
 from p2pnode.replay_store import ReplayStore
 from p2pnode.reputation.service import reputation_service
+from p2pnode.worker.service import workers_service
 
 log = logging.getLogger(__name__)
 
@@ -171,4 +172,6 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("market", market_service, requires=("pubsub",)),
     # deals' tasks: handed over /sonm/task/1, run by the hub's executor
     ServiceSpec("tasks", task_service, requires=("pubsub",)),
+    # workers: a worker's agent, or a hub's remote workers over /sonm/worker/1
+    ServiceSpec("workers", workers_service, requires=("pubsub",)),
 ]

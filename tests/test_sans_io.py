@@ -18,7 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"trio", "socket", "time", "random", "asyncio", "threading", "select"}
-CORE_DIRS = ["gossip", "reputation", "p2pnode/market/matching", "p2pnode/discovery_policy"]
+CORE_DIRS = [
+    "gossip",
+    "reputation",
+    "p2pnode/market/matching",
+    "p2pnode/discovery_policy",
+    "p2pnode/worker/policy",
+]
 # below the daemon: may not import p2pnode (the discovery policy is the daemon's own)
 NO_DAEMON_DIRS = ["gossip", "reputation", "p2pnode/market/matching", "simulations", "contracts"]
 DAEMON = "p2pnode"

@@ -16,7 +16,18 @@ from fastapi import APIRouter, FastAPI
 from fastapi.security import HTTPBearer
 
 from p2pnode import __version__
-from p2pnode.api import deals, errors, hubs, metrics, orders, peers, slots, status, tasks
+from p2pnode.api import (
+    deals,
+    errors,
+    hubs,
+    metrics,
+    orders,
+    peers,
+    slots,
+    status,
+    tasks,
+    workers,
+)
 from p2pnode.api import ui as web_ui
 from p2pnode.api.auth import BearerAuthMiddleware
 from p2pnode.api.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, RequestLimitsMiddleware
@@ -32,6 +43,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     slots.router,
     tasks.router,
     hubs.router,
+    workers.router,
 )
 
 # Declares the scheme in the OpenAPI document; the middleware enforces it.

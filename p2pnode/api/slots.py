@@ -40,6 +40,11 @@ class SlotIn(BaseModel):
     duration: int = Field(ge=0, description="longest deal, seconds")
     available_from: int = Field(0, ge=0)
     available_until: int = Field(0, ge=0)
+    worker: str = Field(
+        "",
+        pattern=r"^(0x[0-9a-fA-F]{40})?$",
+        description="a joined worker's account; empty: this node's own machine",
+    )
 
 
 def _out(service: Any, slot: Slot) -> dict[str, Any]:
@@ -54,8 +59,9 @@ async def list_slots(state: NodeDep) -> dict[str, Any]:
     except LocalError as exc:
         raise HTTPException(503, str(exc)) from None
     free = planner.free()
+    remote = [s for s in service.store.slots() if s.worker]
     return {
-        "slots": [_out(service, s) for s in planner.slots],
+        "slots": [_out(service, s) for s in (*planner.slots, *remote)],
         "free": {
             "cpu_cores": free.cpu_cores,
             "ram_bytes": free.ram_bytes,
@@ -91,6 +97,7 @@ async def add_slot(body: SlotIn, state: NodeDep) -> dict[str, Any]:
             duration=body.duration,
             available_from=body.available_from,
             available_until=body.available_until,
+            worker=body.worker.lower(),
         )
         service.add_slot(slot)
     except SlotDoesNotFit as exc:

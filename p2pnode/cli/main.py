@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "p2pnode.cli.market",
     "p2pnode.cli.task",
     "p2pnode.cli.ui",
+    "p2pnode.cli.workers",
 )
 
 

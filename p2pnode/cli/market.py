@@ -36,6 +36,12 @@ def register(subparsers: Any) -> None:
     add.add_argument("--network", choices=("none", "out", "in/out"), default="none")
     add.add_argument("--price", required=True, metavar="SNM", help="per hour, e.g. 0.36")
     add.add_argument("--duration", required=True, help="longest deal, e.g. 2h")
+    add.add_argument(
+        "--worker",
+        default="",
+        metavar="ID",
+        help="a joined worker's 0x address (`sonm-p2p workers`); default: this machine",
+    )
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_slot_add)
     lst = sub.add_parser("list", help="the slots, their ASKs and deals, and what is free")
@@ -73,6 +79,7 @@ def cmd_slot_add(args: argparse.Namespace) -> int:
         "network": args.network,
         "price_per_hour": str(parse_price("--price", args.price)),
         "duration": parse_duration("--duration", args.duration),
+        "worker": args.worker.lower(),
     }
     result = api_call(config, "POST", "/slots", body=body)
     if args.json:

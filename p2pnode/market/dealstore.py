@@ -117,6 +117,7 @@ def slot_from_json(data: dict[str, Any]) -> Slot:
         duration=int(data["duration"]),
         available_from=int(data.get("available_from", 0)),
         available_until=int(data.get("available_until", 0)),
+        worker=str(data.get("worker", "")),
     )
 
 

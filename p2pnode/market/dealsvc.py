@@ -61,7 +61,14 @@ from p2pnode.market.matching import (
 )
 from p2pnode.market.pick import find_best_ask, why_not
 from p2pnode.market.reservations import ReservationParams, Reservations
-from p2pnode.market.slots import Capacity, Slot, SlotError, SlotPlanner, slot_benchmarks
+from p2pnode.market.slots import (
+    LOCAL_WORKER,
+    Capacity,
+    Slot,
+    SlotError,
+    SlotPlanner,
+    slot_benchmarks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +154,11 @@ class MarketService:
         self._planner: SlotPlanner | None = None
         self._planner_lock = threading.Lock()
         self._record: Any = None
+        # joined remote workers (p2pnode/worker/): their hardware by worker id, set by
+        # the workers service; their slots are planned against it
+        self.remote_hardware: Callable[[str], Any] | None = None
+        self._remote_planners: dict[str, SlotPlanner] = {}
+        self._records: dict[str, Any] = {}
         key = private_key
         self.key: bytes | None = key
         self.address: bytes | None = getattr(desk, "address", None)
@@ -194,14 +206,61 @@ class MarketService:
     # -- slots ------------------------------------------------------------------
 
     def planner(self) -> SlotPlanner:
-        """The worker's slots; the hardware is read once, on first use (any thread)."""
+        """This node's own slots; the hardware is read once, on first use (any thread)."""
         with self._planner_lock:
             if self._planner is None:
                 if self._hardware is None:
                     raise LocalError("this node cannot read its hardware")
                 self._record = self._hardware()
-                self._planner = SlotPlanner(Capacity.of(self._record), self.store.slots())
+                local = [s for s in self.store.slots() if s.worker == LOCAL_WORKER]
+                self._planner = SlotPlanner(Capacity.of(self._record), local)
             return self._planner
+
+    def planner_for(self, worker: str) -> SlotPlanner:
+        """The slots of one worker: this node's ("") or a joined remote worker's, whose
+        capacity is the hardware record it signed when it joined."""
+        if worker == LOCAL_WORKER:
+            return self.planner()
+        with self._planner_lock:
+            planner = self._remote_planners.get(worker)
+            if planner is None:
+                record = self.remote_hardware(worker) if self.remote_hardware else None
+                if record is None:
+                    raise SlotError(f"no worker {worker} has joined this hub")
+                slots = [s for s in self.store.slots() if s.worker == worker]
+                planner = SlotPlanner(Capacity.of(record), slots)
+                self._remote_planners[worker] = planner
+                self._records[worker] = record
+            return planner
+
+    def forget_worker(self, worker: str) -> None:
+        """A remote worker left: its slots are no longer offered (kept, for its deals)."""
+        with self._planner_lock:
+            self._remote_planners.pop(worker, None)
+            self._records.pop(worker, None)
+        self._supplier_wake.set()
+
+    def offered_slots(self) -> list[Slot]:
+        """Every slot on a worker that is here now: this node's and joined workers'."""
+        out: list[Slot] = list(self.planner().slots) if self._hardware is not None else []
+        workers = {s.worker for s in self.store.slots() if s.worker != LOCAL_WORKER}
+        for worker in sorted(workers):
+            try:
+                out.extend(self.planner_for(worker).slots)
+            except SlotError:
+                continue  # the worker left: its slots wait for it
+        return out
+
+    def find_slot(self, slot_id: str) -> Slot | None:
+        """A slot by id on any worker, offered or not (a deal outlives its worker's stay)."""
+        if self._planner is not None:
+            slot = self._planner.get(slot_id)
+            if slot is not None:
+                return slot
+        for slot in self.store.slots():
+            if slot.slot_id == slot_id:
+                return slot
+        return None
 
     def add_slot(self, slot: Slot) -> Slot:
         if slot.price_per_hour <= 0 or slot.price_per_hour % 3600:
@@ -209,7 +268,9 @@ class MarketService:
                 f"slot price_per_hour = {slot.price_per_hour}: allowed a positive multiple of "
                 "3600 wei (the registry charges per second)"
             )
-        planner = self.planner()
+        if self.find_slot(slot.slot_id) is not None:
+            raise SlotError(f"slot {slot.slot_id} exists already")
+        planner = self.planner_for(slot.worker)
         planner.add(slot)  # raises SlotDoesNotFit naming every shortfall
         try:
             self.store.save_slot(slot, self.clock())
@@ -220,12 +281,13 @@ class MarketService:
         return slot
 
     async def remove_slot(self, slot_id: str) -> Slot:
-        planner = self.planner()
-        if planner.get(slot_id) is None:
+        slot = self.find_slot(slot_id)
+        if slot is None:
             raise SlotError(f"no slot {slot_id!r}")
         if self.reservations.occupied_by(slot_id) is not None:
             raise SlotError(f"slot {slot_id} has a deal running; remove it after the deal ends")
-        slot = planner.remove(slot_id)
+        with contextlib.suppress(SlotError):  # a gone worker's slot is in no planner
+            self.planner_for(slot.worker).remove(slot_id)
         self.store.delete_slot(slot_id)
         await self._withdraw_asks(slot_id)
         return slot
@@ -350,6 +412,11 @@ class MarketService:
         async with self._chain_lock:
             return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
+    async def chain_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`_chain` for other services (the hub's payouts): the node's transactions
+        go one at a time, so two services never race for the account's nonce."""
+        return await self._chain(fn, *args, **kwargs)
+
     # -- supplier: ASKs for free slots -----------------------------------------------
 
     async def _supplier_loop(self) -> None:
@@ -365,10 +432,14 @@ class MarketService:
     async def _keep_asks(self) -> None:
         if self._hardware is None:
             return
-        planner = await trio.to_thread.run_sync(self.planner)
+        offered = await trio.to_thread.run_sync(self.offered_slots)
         now = self.clock()
         live = self.store.live_asks(now)
-        for slot in planner.slots:
+        on_offer = {s.slot_id for s in offered}
+        for slot_id in live:
+            if slot_id not in on_offer and self.reservations.occupied_by(slot_id) is None:
+                await self._withdraw_asks(slot_id)  # its worker left, or it was removed
+        for slot in offered:
             if self.reservations.occupied_by(slot.slot_id) is not None:
                 if slot.slot_id in live:
                     await self._withdraw_asks(slot.slot_id)
@@ -392,8 +463,12 @@ class MarketService:
         return props
 
     async def _place_ask(self, slot: Slot) -> bytes:
-        scores = self._worker_scores(self._record) if self._worker_scores else {}
-        bench = slot_benchmarks(slot, self._record, scores)
+        if slot.worker == LOCAL_WORKER:
+            record = self._record
+            scores = self._worker_scores(record) if self._worker_scores else {}
+        else:  # a remote worker's resources as it signed them; no scores measured here
+            record, scores = self._records[slot.worker], {}
+        bench = slot_benchmarks(slot, record, scores)
         extra = {k: v for k, v in bench.items() if k not in _RESOURCE_NAMES}
         props = self._ask_properties()
         validity = self.params.ask_validity
@@ -513,10 +588,13 @@ class MarketService:
             return None, "unknown ASK"
         if ask.cancelled or ask.order.valid_until < now:
             return None, "ASK withdrawn or expired"
-        if self._planner is None:
-            return None, "this hub cannot read its hardware"
-        if self._planner.get(slot_id) is None:
+        slot = self.find_slot(slot_id)
+        if slot is None:
             return None, "slot removed"
+        if slot.worker == LOCAL_WORKER and self._planner is None:
+            return None, "this hub cannot read its hardware"
+        if slot.worker != LOCAL_WORKER and slot.worker not in self._remote_planners:
+            return None, "the slot's worker has left this hub"
         bid = self.desk.book.get(req.bid_id)
         if bid is not None:  # gossip may not have brought it yet: then the chain decides
             if bid.order.author != req.consumer:

@@ -25,6 +25,8 @@ from p2pnode.hardware.record import HardwareRecord
 
 UINT256_MAX = 2**256 - 1
 SLOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+WORKER_ID = re.compile(r"0x[0-9a-f]{40}\Z")
+LOCAL_WORKER = ""  # the hub's own machine
 
 
 class SlotError(UserError):
@@ -74,11 +76,19 @@ class Slot:
     duration: int  # longest deal the slot takes, seconds (the ASK's duration); 0 = spot
     available_from: int = 0  # unix seconds the slot is on offer from; 0: now
     available_until: int = 0  # unix seconds it is on offer until; 0: no end
+    worker: str = LOCAL_WORKER  # whose machine: "" this node's, else a joined worker's account
 
     def validate(self) -> None:
         if not isinstance(self.slot_id, str) or not SLOT_ID.match(self.slot_id):
             raise SlotError(
                 f"slot id {self.slot_id!r}: allowed 1..64 letters, digits, '.', '_', '-'"
+            )
+        if not isinstance(self.worker, str) or (
+            self.worker != LOCAL_WORKER and not WORKER_ID.match(self.worker)
+        ):
+            raise SlotError(
+                f"slot worker {self.worker!r}: allowed empty (this node) or a worker's "
+                "0x address in lower case"
             )
         _int_in("cpu_cores", self.cpu_cores, 1, 2**16)
         _int_in("ram_bytes", self.ram_bytes, 1, 2**64 - 1)
@@ -121,6 +131,7 @@ class Slot:
         duration: int = 0,
         available_from: int = 0,
         available_until: int = 0,
+        worker: str = LOCAL_WORKER,
     ) -> Slot:
         uuids = list(gpu_uuids)
         if len(set(uuids)) != len(uuids):
@@ -136,6 +147,7 @@ class Slot:
             duration=duration,
             available_from=available_from,
             available_until=available_until,
+            worker=worker.lower(),
         )
         slot.validate()
         return slot

@@ -30,10 +30,10 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from libp2p.custom_types import TProtocol
@@ -63,7 +63,9 @@ from p2pnode.executor.results import unpack_results
 from p2pnode.executor.spec import MAX_BLOB_BYTES, MAX_BLOBS, BlobInput
 from p2pnode.market import taskwire as w
 from p2pnode.market.blobs import BlobCaps, BlobNotOffered, BlobOffers, Offer, blob_problem
+from p2pnode.market.dealstore import DealRow
 from p2pnode.market.dealsvc import MarketService, hub_of_ask
+from p2pnode.market.slots import Slot
 from p2pnode.market.transfer import ByteCounter, receive_file, send_file
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ log = logging.getLogger(__name__)
 _CODE: dict[str, int] = {"stdout": int(w.LogStream.STDOUT), "stderr": int(w.LogStream.STDERR)}
 MAX_RESULTS_BYTES = 2**34  # a header announcing more is refused before a byte is read
 READ_CHUNK = 64 * 1024
+OPEN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,22 @@ class TaskParams:
             raise ValueError(f"max_inbound_streams = {self.max_inbound_streams}: must be >= 1")
         if not 1 <= self.max_results_bytes <= 2**40:
             raise ValueError(f"max_results_bytes = {self.max_results_bytes}: allowed 1..2**40")
+
+
+class RemoteRunner(Protocol):
+    """Runs the tasks of slots held by remote workers (p2pnode/worker/hub.py): the hub
+    forwards the start, relays the logs and serves results it fetched, checked and
+    countersigned. Refusals are UserError or RemoteError, with the reason."""
+
+    def holds(self, row: DealRow) -> bool: ...
+
+    async def start(self, row: DealRow, slot: Slot, msg: w.TaskStart) -> str: ...
+
+    def logs(self, row: DealRow, msg: w.LogsRequest) -> AsyncIterator[bytes]: ...
+
+    async def results(self, row: DealRow) -> tuple[Receipt, Path]: ...
+
+    async def stop(self, deal_id: int) -> bool: ...
 
 
 class TaskError(RemoteError):
@@ -150,8 +169,11 @@ class TaskService:
         self._inbound = 0
         self.offers = BlobOffers()
         self._starting: set[int] = set()  # deals whose start (and blob fetch) is under way
+        # set by the workers service on a hub that takes remote workers
+        self.remote: RemoteRunner | None = None
         self.counters: dict[str, int] = {
             "started": 0,
+            "forwarded": 0,
             "refused": 0,
             "bad_messages": 0,
             "logs_served": 0,
@@ -200,6 +222,11 @@ class TaskService:
                 task_status.started()
 
     async def _on_deal_closed(self, deal_id: int) -> None:
+        row = self.market.store.deal(deal_id)
+        if self.remote is not None and row is not None and self.remote.holds(row):
+            if await self.remote.stop(deal_id):
+                log.info("tasks: deal %d closed: its worker stops the task", deal_id)
+            return
         if self.executor is not None and self._engine_ready:
             stopped = await self.executor.stop_deal(deal_id, "closed")
             if stopped:
@@ -266,6 +293,8 @@ class TaskService:
             return f"deal {msg.deal_id} is not one of this hub's"
         if row.consumer.lower() != address_hex(msg.consumer).lower():
             return f"deal {msg.deal_id} is not the sender's"
+        if self.remote is not None and self.remote.holds(row):
+            return None  # a remote worker runs it: this node's engine is not needed
         if self.executor is None:
             return "this node runs no tasks"
         if not self._engine_ready:
@@ -282,7 +311,6 @@ class TaskService:
             self._starting.discard(msg.deal_id)
 
     async def _start_checked(self, msg: w.TaskStart, peer: ID | None) -> tuple[bool, str]:
-        assert self.executor is not None
         try:  # the chain says whether the deal runs, not our last reading of it
             row = await self.market.refresh_deal(msg.deal_id)
         except Exception as exc:
@@ -292,9 +320,20 @@ class TaskService:
             return False, f"deal {msg.deal_id} is {status}, not accepted"
         if row.end_time <= self.clock():
             return False, f"deal {msg.deal_id} has ended"
-        slot = self.market.planner().get(row.slot_id) if row.slot_id else None
+        slot = self.market.find_slot(row.slot_id) if row.slot_id else None
         if slot is None:
             return False, f"deal {msg.deal_id}'s slot is gone from this hub"
+        if self.remote is not None and self.remote.holds(row):
+            try:
+                if w.unpack_spec(msg.spec).blobs:
+                    return False, "blob inputs are not taken for slots on remote workers yet"
+                reason = await self.remote.start(row, slot, msg)
+            except (UserError, RemoteError) as exc:
+                return False, str(exc)
+            self.counters["forwarded"] += 1
+            log.info("tasks: deal %d: task started on worker %s", msg.deal_id, slot.worker)
+            return True, reason
+        assert self.executor is not None
         try:
             spec = w.unpack_spec(msg.spec)
             limits = SlotLimits(
@@ -421,6 +460,20 @@ class TaskService:
         self.counters["blobs_served"] += 1
 
     async def _serve_logs(self, stream: Any, msg: w.LogsRequest) -> None:
+        row = self.market.store.deal(msg.deal_id)
+        if self.remote is not None and row is not None and self.remote.holds(row):
+            sent = False
+            try:
+                async for data in self.remote.logs(row, msg):
+                    await stream.write(data)
+                    sent = True
+            except (UserError, RemoteError) as exc:
+                if sent:
+                    raise
+                await self._answer(stream, msg.deal_id, False, str(exc))
+            else:
+                self.counters["logs_served"] += 1
+            return
         assert self.executor is not None
         task_id = w.task_id_of(msg.deal_id)
         record = self.executor.task(task_id)
@@ -428,45 +481,40 @@ class TaskService:
             await self._answer(stream, msg.deal_id, False, f"deal {msg.deal_id} has no task")
             return
         self.counters["logs_served"] += 1
-        given = {"stdout": msg.from_stdout, "stderr": msg.from_stderr}
-        start: dict[Stream, int] = {}
-        for s in STREAMS:
-            if given[s]:
-                start[s] = given[s]
-                continue
-            since = self.executor.log_offset_since(task_id, s, msg.since_ms) if msg.since_ms else 0
-            path = self.executor.log_path(task_id, s)
-            tail = _tail_offset(path, msg.tail) if msg.tail else 0
-            start[s] = max(since, tail)
-        for s in STREAMS:  # where each stream starts, so that a follower can resume there
-            await stream.write(w.frame(w.LogRecord(_CODE[s], start[s], b"")))
-        async for chunk in self.executor.follow_logs(task_id, follow=bool(msg.follow), start=start):
-            data = chunk.data
-            for i in range(0, len(data), w.MAX_LOG_DATA):
-                piece = data[i : i + w.MAX_LOG_DATA]
-                await stream.write(
-                    w.frame(w.LogRecord(_CODE[chunk.stream], chunk.offset + i, piece))
-                )
-        state = (self.executor.task(task_id) or record).state
-        await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), 0, state.encode()[:64])))
+        start = {"stdout": msg.from_stdout, "stderr": msg.from_stderr}
+        await stream_logs(
+            stream,
+            self.executor,
+            task_id,
+            follow=bool(msg.follow),
+            tail=msg.tail,
+            since_ms=msg.since_ms,
+            start=start,
+        )
 
     async def _serve_results(self, stream: Any, msg: w.ResultsRequest) -> None:
-        assert self.executor is not None
-        try:
-            outcome = self.executor.outcome(w.task_id_of(msg.deal_id))
-        except UserError as exc:
-            await self._answer(stream, msg.deal_id, False, str(exc))
-            return
-        if outcome.receipt is None or outcome.results_path is None:
-            why = outcome.error or "no results were kept"
-            await self._answer(stream, msg.deal_id, False, f"task ended {outcome.reason}: {why}")
-            return
-        path = outcome.results_path
-        size = path.stat().st_size
-        receipt = json.dumps(outcome.receipt.to_dict(), sort_keys=True).encode()
-        await stream.write(w.frame(w.ResultsHeader(receipt, size)))
+        row = self.market.store.deal(msg.deal_id)
+        if self.remote is not None and row is not None and self.remote.holds(row):
+            try:
+                signed, path = await self.remote.results(row)
+            except (UserError, RemoteError) as exc:
+                await self._answer(stream, msg.deal_id, False, str(exc))
+                return
+        else:
+            assert self.executor is not None
+            try:
+                outcome = self.executor.outcome(w.task_id_of(msg.deal_id))
+            except UserError as exc:
+                await self._answer(stream, msg.deal_id, False, str(exc))
+                return
+            if outcome.receipt is None or outcome.results_path is None:
+                why = outcome.error or "no results were kept"
+                reason = f"task ended {outcome.reason}: {why}"
+                await self._answer(stream, msg.deal_id, False, reason)
+                return
+            signed, path = outcome.receipt, outcome.results_path
+        await serve_archive(stream, signed, path)
         self.counters["results_served"] += 1
-        await send_file(stream, path, size)
 
     # -- consumer -------------------------------------------------------------------------
 
@@ -482,10 +530,25 @@ class TaskService:
         return self._key, self.address, hub
 
     async def _open(self, hub: tuple[ID, Multiaddr, bytes]) -> Any:
+        """A stream to the hub. Opening one sends nothing, so a failed open is tried
+        again (up to OPEN_ATTEMPTS) on a fresh connection: a connection on which
+        no stream opens is dropped first (seen on loaded machines)."""
         peer, addr, _ = hub
-        with trio.fail_after(self.params.stream_timeout):
-            await self.host.connect(PeerInfo(peer, [addr]))
-            return await self.host.new_stream(peer, [TProtocol(w.PROTOCOL_ID)])
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                with trio.fail_after(self.params.stream_timeout):
+                    await self.host.connect(PeerInfo(peer, [addr]))
+                    return await self.host.new_stream(peer, [TProtocol(w.PROTOCOL_ID)])
+            except Exception as exc:  # trio.TooSlowError, libp2p's stream and dial errors
+                if attempt + 1 == OPEN_ATTEMPTS:
+                    raise
+                log.info(
+                    "tasks: no stream to the hub (%s: %s); trying again", type(exc).__name__, exc
+                )
+                with trio.move_on_after(2), contextlib.suppress(Exception):
+                    await self.host.disconnect(peer)
+                await trio.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def _check_answer(self, msg: Any, deal_id: int, author: bytes) -> None:
         if msg.hub != author or msg.deal_id not in (0, deal_id):
@@ -650,6 +713,51 @@ def _remote_peer(stream: Any) -> ID | None:
     conn = getattr(stream, "muxed_conn", None)
     peer = getattr(conn, "peer_id", None)
     return peer if isinstance(peer, ID) else None
+
+
+async def stream_logs(
+    stream: Any,
+    executor: Executor,
+    task_id: str,
+    *,
+    follow: bool,
+    tail: int,
+    since_ms: int = 0,
+    start: dict[str, int] | None = None,
+) -> None:
+    """A task's output as LogRecord frames: first where each stream starts (so that a
+    follower can resume there), then each stream from the byte offset given in `start`,
+    else from the later of `since_ms` and the last `tail` lines (else all), with
+    `follow` new output until it ends, then the END record."""
+    record = executor.task(task_id)
+    assert record is not None
+    given = start or {}
+    begin: dict[Stream, int] = {}
+    for s in STREAMS:
+        if given.get(s):
+            begin[s] = given[s]
+            continue
+        since = executor.log_offset_since(task_id, s, since_ms) if since_ms else 0
+        path = executor.log_path(task_id, s)
+        cut = _tail_offset(path, tail) if tail else 0
+        begin[s] = max(since, cut)
+    for s in STREAMS:
+        await stream.write(w.frame(w.LogRecord(_CODE[s], begin[s], b"")))
+    async for chunk in executor.follow_logs(task_id, follow=follow, start=begin):
+        data = chunk.data
+        for i in range(0, len(data), w.MAX_LOG_DATA):
+            piece = data[i : i + w.MAX_LOG_DATA]
+            await stream.write(w.frame(w.LogRecord(_CODE[chunk.stream], chunk.offset + i, piece)))
+    state = (executor.task(task_id) or record).state
+    await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), 0, state.encode()[:64])))
+
+
+async def serve_archive(stream: Any, receipt: Receipt, path: Path) -> None:
+    """A ResultsHeader with the signed receipt, then the archive's bytes."""
+    size = path.stat().st_size
+    data = json.dumps(receipt.to_dict(), sort_keys=True).encode()
+    await stream.write(w.frame(w.ResultsHeader(data, size)))
+    await send_file(stream, path, size)
 
 
 def answer_reason(text: str) -> str:

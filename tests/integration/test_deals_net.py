@@ -68,9 +68,17 @@ class Net:
     seed_addr: str
     hub_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # extra hub sections
 
-    def start(self, name: str, role: str, *, hub: bool = False, port: int = 0) -> NodeProcess:
+    def start(
+        self,
+        name: str,
+        role: str,
+        *,
+        hub: bool = False,
+        port: int = 0,
+        extra: dict[str, Any] | None = None,
+    ) -> NodeProcess:
         """Start a daemon; `port` 0 lets it choose (a restart that peers must find at
-        the address they kept passes the port it had)."""
+        the address they kept passes the port it had); `extra` config sections on top."""
         data_dir = self.base / name
         data_dir.mkdir(parents=True, exist_ok=True)
         cfg = {
@@ -90,6 +98,7 @@ class Net:
         if hub:
             cfg["market"]["hub_wallet"] = self.wallet
             cfg.update(self.hub_config)
+        cfg.update(extra or {})
         path = self.base / f"{name}.toml"
         path.write_bytes(tomli_w.dumps(cfg).encode())
         env = {k: v for k, v in os.environ.items() if not k.startswith("SONM_")}
@@ -181,10 +190,13 @@ def open_net(
     base: Path,
     consumers: tuple[str, ...] = ("con_a", "con_b"),
     hub_config: dict[str, Any] | None = None,
+    others: dict[str, tuple[str, int, dict[str, Any]]] | None = None,
 ) -> Iterator[Net]:
     """anvil with the contracts deployed and a hub wallet registered, then a seed, a
     supplier (the hub, with `hub_config`'s extra sections) and the consumers, each
-    with a funded account; every daemon is killed on the way out."""
+    with a funded account, and `others` (name -> role, anvil dev key index >= 5,
+    extra config sections) started alongside them; every daemon is killed on the
+    way out."""
     if find_anvil() is None:
         if os.environ.get("SONM_REQUIRE_ANVIL") == "1":
             pytest.fail("SONM_REQUIRE_ANVIL=1 but anvil is not installed")
@@ -196,8 +208,9 @@ def open_net(
 
     with AnvilProcess() as anvil:
         chain = rpc_chain(anvil.url)
-        k = dev_private_keys(5)
-        dao, hub, con_a, con_b, direct = (Account.from_key(x) for x in k)
+        extra = dict(others or {})
+        k = dev_private_keys(max([5, *(i + 1 for _, i, _ in extra.values())]))
+        dao, hub, con_a, con_b, direct = (Account.from_key(x) for x in k[:5])
         params = SystemParams(
             initial_supply=10_000_000 * SNM,
             deposit=1_000 * SNM,
@@ -215,6 +228,7 @@ def open_net(
         for who in (con_a, con_b, direct):
             system.token.transfer(who.address, 10_000 * SNM, sender=dao.address)
         names = {"supplier": k[1], "con_a": k[2], "con_b": k[3]}
+        names.update({name: k[i] for name, (_, i, _) in extra.items()})
         for name, key in names.items():
             _light_keystore(base / name / "keystore.json", key)
         stop_blocks = threading.Event()
@@ -228,8 +242,10 @@ def open_net(
             n.start("supplier", "supplier", hub=True)
             for name in consumers:
                 n.start(name, "consumer")
-            for name in ("supplier", *consumers):
-                wait_ready(n.nodes[name], time.monotonic() + 90)
+            for name, (role, _, cfg) in extra.items():
+                n.start(name, role, extra=cfg)
+            for name in ("supplier", *consumers, *extra):
+                wait_ready(n.nodes[name], time.monotonic() + 180)  # slow on a loaded machine
             yield n
         finally:
             stop_blocks.set()
@@ -388,12 +404,12 @@ def test_preterm_close_splits_exactly(net: Net) -> None:
     )
 
 
-async def _exchange(host: Any, target: Any, payload: bytes) -> bytes:
+async def _exchange(host: Any, target: Any, payload: bytes, protocol: Any = None) -> bytes:
     from libp2p.custom_types import TProtocol
 
     from p2pnode.market import dealwire
 
-    stream = await host.new_stream(target, [TProtocol(dealwire.PROTOCOL_ID)])
+    stream = await host.new_stream(target, [protocol or TProtocol(dealwire.PROTOCOL_ID)])
     await stream.write(payload)
     out = b""
     with trio.move_on_after(10):

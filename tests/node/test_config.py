@@ -63,7 +63,7 @@ def test_round_trip_through_toml(tmp_path: Path) -> None:
 
 
 BAD = [
-    ("node.role", "miner", "node.role", "seed, supplier, consumer"),
+    ("node.role", "miner", "node.role", "seed, supplier, worker, consumer"),
     ("node.data_dir", " ", "node.data_dir", "directory"),
     ("node.log_level", "LOUD", "node.log_level", "DEBUG, INFO"),
     ("network.listen_host", "example.com", "network.listen_host", "IPv4"),
@@ -96,6 +96,15 @@ BAD = [
     ("api.port", 65536, "api.port", "0..65535"),
     ("chain.rpc", "ftp://x", "chain.rpc", "http"),
     ("keys.keystore", 7, "keys.keystore", "string"),
+    ("worker.hubs_pin", ("0x12",), "worker.hubs_pin[0]", "0x address"),
+    ("worker.hubs_forbid", ("0x" + "ab" * 20,) * 257, "worker.hubs_forbid", "0..256"),
+    ("worker.min_pay_per_hour", "-1", "worker.min_pay_per_hour", "decimal amount"),
+    ("worker.check_interval", 0.1, "worker.check_interval", "0.5..3600"),
+    ("workers.pay_per_hour", "1e18", "workers.pay_per_hour", "decimal amount"),
+    ("workers.payout_period", 0.5, "workers.payout_period", "1.0.."),
+    ("workers.max_workers", 0, "workers.max_workers", "1..10000"),
+    ("workers.max_pending_joins", 2000, "workers.max_pending_joins", "1..1024"),
+    ("workers.announce_interval", 0.0, "workers.announce_interval", "1.0..86400"),
 ]
 
 
@@ -150,3 +159,9 @@ def test_file_errors_are_user_errors(tmp_path: Path) -> None:
 def test_env_errors_name_the_key() -> None:
     with pytest.raises(UserError, match=r"api\.port = 'eighty'"):
         load_config(None, environ={"SONM_API_PORT": "eighty"})
+
+
+def test_a_hub_both_pinned_and_forbidden_is_refused() -> None:
+    wallet = "0x" + "cd" * 20
+    with pytest.raises(UserError, match=r"worker\.hubs_pin and worker\.hubs_forbid both name"):
+        build_config([{"worker.hubs_pin": (wallet,), "worker.hubs_forbid": ("0x" + "CD" * 20,)}])

@@ -86,6 +86,8 @@ def test_default_services_in_start_order() -> None:
     names = [s.name for s in SERVICES]
     # the validator needs the chain's hub check; the orders desk needs pubsub
     assert names.index("chain") < names.index("pubsub") < names.index("orders")
+    # a hub's remote workers are wired into the tasks service, which runs before
+    assert names.index("market") < names.index("tasks") < names.index("workers")
     provided: set[str] = set()
     for spec in SERVICES:  # everything a default service requires is provided before it
         assert set(spec.requires) <= provided, spec.name
