@@ -22,7 +22,12 @@ spends CPU:
     waits until `hold_s` after it ended unless `flush_at` messages are queued;
     after idle the first message is written at once);
 - `shared`: all nodes of the world share one CPU, as the loopback benchmarks
-  run ten daemons' routers in one process (one thread, one trio loop).
+  run ten daemons' routers in one process (one thread, one trio loop);
+- `wake_s`: when a frame or a hold timer finds the CPU idle, the daemon's
+  process is asleep in the kernel, and the work starts only when the OS
+  scheduler runs it again: one of these measured wake-up delays, drawn at
+  random (empty: at once). On a machine with idle cores they are tens of
+  microseconds; on a loaded one they are what the latency is made of.
 
 The costs are not guessed: benchmarks/sim_fidelity.py measures them on real
 daemons over loopback (CPU seconds against the writes and frames the daemons'
@@ -31,6 +36,7 @@ own counters report) and checks the simulated latency against the real one.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from gossip.errors import UserError
@@ -51,6 +57,7 @@ class CpuParams:
     hold_s: float = 0.05
     flush_at: int = 64
     shared: bool = False
+    wake_s: tuple[float, ...] = ()
 
     def validate(self) -> None:
         for name in ("read_s", "message_s", "write_s", "write_message_s", "heartbeat_s"):
@@ -69,16 +76,28 @@ class CpuParams:
             raise UserError(f"cpu hold_s must be in [0, 10] s, got {self.hold_s}")
         if self.flush_at < 1:
             raise UserError(f"cpu flush_at must be >= 1, got {self.flush_at}")
+        if any(not 0.0 <= w <= 1.0 for w in self.wake_s):
+            raise UserError("cpu wake_s must hold delays in [0, 1] s")
 
 
 class Cpu:
     """One processor: the virtual time at which it is next free."""
 
-    __slots__ = ("busy_s", "free_at")
+    __slots__ = ("_rng", "_wake", "busy_s", "free_at", "wakes")
 
-    def __init__(self) -> None:
+    def __init__(self, wake_s: tuple[float, ...] = (), rng: random.Random | None = None) -> None:
         self.free_at = 0.0
         self.busy_s = 0.0
+        self.wakes = 0
+        self._wake = wake_s
+        self._rng = rng
+
+    def wake(self, now: float) -> None:
+        """Work arrives at `now`: if the CPU is idle, it starts after a wake-up delay."""
+        if self._wake and self.free_at <= now:
+            assert self._rng is not None
+            self.free_at = now + self._rng.choice(self._wake)
+            self.wakes += 1
 
     def run(self, now: float, cost: float) -> float:
         """Queue `cost` seconds of work arriving at `now`; returns when it is done."""

@@ -206,7 +206,9 @@ class CpuSimNode(SimNode):
         for r in frame:
             msgs += len(r.publish)
         sim = self.world.sim
-        done = self.cpu.run(sim.now, p.read_s + p.message_s * msgs)
+        cpu = self.cpu
+        cpu.wake(sim.now)
+        done = cpu.run(sim.now, p.read_s + p.message_s * msgs)
         sim.schedule(done, self._read_done, src, frame)
 
     def _read_done(self, src: int, frame: list[RPC]) -> None:
@@ -279,7 +281,9 @@ class CpuSimNode(SimNode):
             return  # written meanwhile (flush_at reached)
         wr.timer = 0
         if not wr.busy and wr.queue and self.online:
-            self._write(dst, wr, self.world.sim.now)
+            now = self.world.sim.now
+            self.cpu.wake(now)
+            self._write(dst, wr, now)
 
     def _write(self, dst: int, wr: _Writer, now: float) -> None:
         p = self.cpu_params

@@ -128,7 +128,8 @@ class World:
         behaviours = behaviours or {}
         self.nodes: list[SimNode] = []
         self.index_of: dict[bytes, int] = {}
-        self.shared_cpu = Cpu() if params.cpu is not None and params.cpu.shared else None
+        self._cpu_rng = sim.child_rng(f"{label}/cpu")
+        self.shared_cpu = self._new_cpu() if params.cpu is not None and params.cpu.shared else None
         for i in range(n):
             pid = peer_id_of(i)
             router = GossipRouter(
@@ -147,7 +148,11 @@ class World:
         cpu = self.params.cpu
         if cpu is None:
             return SimNode(self, i, pid, router, behaviour)
-        return CpuSimNode(self, i, pid, router, behaviour, cpu, self.shared_cpu or Cpu())
+        return CpuSimNode(self, i, pid, router, behaviour, cpu, self.shared_cpu or self._new_cpu())
+
+    def _new_cpu(self) -> Cpu:
+        assert self.params.cpu is not None
+        return Cpu(self.params.cpu.wake_s, self._cpu_rng)
 
     # -- lifecycle ---------------------------------------------------------------
 

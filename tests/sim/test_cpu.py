@@ -138,8 +138,12 @@ def test_a_run_with_the_cpu_model_is_deterministic() -> None:
         )
         world.start_all([TOPIC])
         sim.run(until=3.0)
+
+        def pub(k: int, data: bytes) -> None:
+            world.publish(k, TOPIC, data)
+
         for k in range(20):
-            sim.schedule(3.0 + k * 0.01, world.publish, k, TOPIC, payload(sim.rng, 300))
+            sim.schedule(3.0 + k * 0.01, pub, k, payload(sim.rng, 300))
         sim.run(until=5.0)
         return sorted((m, sorted(d.items())) for m, d in world.recorder.first.items())
 
@@ -156,8 +160,20 @@ def test_a_run_with_the_cpu_model_is_deterministic() -> None:
         ("max_write_messages", 0, "max_write_messages must be >= 1"),
         ("hold_s", 11.0, "hold_s must be in [0, 10]"),
         ("flush_at", 0, "flush_at must be >= 1"),
+        ("wake_s", (0.1, -0.1), "wake_s must hold delays in [0, 1] s"),
     ],
 )
 def test_cpu_params_name_the_bad_parameter(field: str, value: object, words: str) -> None:
     with pytest.raises(UserError, match=words.replace("[", r"\[").replace("]", r"\]")):
         CpuParams(**{field: value}).validate()  # type: ignore[arg-type]
+
+
+def test_a_frame_that_finds_the_cpu_idle_waits_a_wake_up_delay() -> None:
+    woken = CpuParams(**{**COSTS.__dict__, "wake_s": (0.004,)})
+    sim, world = two_nodes(woken)
+    (mid,) = publish_at(sim, world, 0, [PUBLISH_AT + 0.1])
+    c = COSTS
+    written = (PUBLISH_AT + 0.1 + c.message_s) + (c.write_s + c.write_message_s * 1)
+    expected = (written + LINK + 0.004) + (c.read_s + c.message_s * 1)
+    assert world.recorder.first[mid][1] == pytest.approx(expected, rel=0, abs=1e-12)
+    assert world.nodes[1].cpu.wakes >= 1  # type: ignore[attr-defined]
