@@ -98,7 +98,11 @@ class Simulator:
         default threshold of 700 made the collector walk the whole heap over
         and over: 40 % of the wall time at 10^4 nodes. Garbage is still
         collected (RPCs die by reference counting; cycles among new objects
-        by the collector, less often), so memory stays bounded.
+        by the collector, less often), so memory stays bounded. One thing
+        waits for the run's end: a cycle among objects that were frozen (a
+        router replaced by a churn restart, if its state holds a cycle) is
+        collected only after `run` returns, so a long churn run holds at most
+        the routers it replaced.
         """
         saved = gc.get_threshold()
         if self.params.gc_gen0_threshold:
