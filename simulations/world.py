@@ -27,9 +27,10 @@ from gossip.params import GossipSubParams
 from gossip.router import PROTOCOL_V12, GossipRouter, Validator
 from gossip.score_params import PeerScoreParams, PeerScoreThresholds
 from gossip.validation import ValidationResult
+from simulations.cpu import Cpu, CpuParams
 from simulations.engine import Simulator
 from simulations.network import Network, NetworkParams
-from simulations.node import HONEST, Behaviour, SimNode
+from simulations.node import HONEST, Behaviour, CpuSimNode, SimNode
 
 INVALID_PREFIX = b"\x00invalid"
 """Payloads starting with this are REJECTed by the simulated validator."""
@@ -55,6 +56,9 @@ class WorldParams:
     score_params: PeerScoreParams | None = None
     thresholds: PeerScoreThresholds | None = None
     start_spread_s: float = 1.0
+    cpu: CpuParams | None = None
+    """Processing time and write coalescing (simulations/cpu.py); None: a node
+    handles everything in zero virtual time and sends at once."""
 
     def validate(self) -> None:
         if not 2 <= self.nodes <= 2_000_000:
@@ -67,6 +71,8 @@ class WorldParams:
             self.score_params.validate()
         if self.thresholds is not None:
             self.thresholds.validate()
+        if self.cpu is not None:
+            self.cpu.validate()
 
 
 class Recorder:
@@ -122,6 +128,8 @@ class World:
         behaviours = behaviours or {}
         self.nodes: list[SimNode] = []
         self.index_of: dict[bytes, int] = {}
+        self._cpu_rng = sim.child_rng(f"{label}/cpu")
+        self.shared_cpu = self._new_cpu() if params.cpu is not None and params.cpu.shared else None
         for i in range(n):
             pid = peer_id_of(i)
             router = GossipRouter(
@@ -132,8 +140,19 @@ class World:
                 thresholds=params.thresholds,
                 validator=validator,
             )
-            self.nodes.append(SimNode(self, i, pid, router, behaviours.get(i, HONEST)))
+            self.nodes.append(self._node(i, pid, router, behaviours.get(i, HONEST)))
             self.index_of[pid] = i
+        self.net.receivers = self.nodes  # restart_node replaces entries in place
+
+    def _node(self, i: int, pid: bytes, router: GossipRouter, behaviour: Behaviour) -> SimNode:
+        cpu = self.params.cpu
+        if cpu is None:
+            return SimNode(self, i, pid, router, behaviour)
+        return CpuSimNode(self, i, pid, router, behaviour, cpu, self.shared_cpu or self._new_cpu())
+
+    def _new_cpu(self) -> Cpu:
+        assert self.params.cpu is not None
+        return Cpu(self.params.cpu.wake_s, self._cpu_rng)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -205,7 +224,7 @@ class World:
             thresholds=self.params.thresholds,
             validator=old.router.validator,
         )
-        self.nodes[i] = SimNode(self, i, old.peer_id, router, old.behaviour)
+        self.nodes[i] = self._node(i, old.peer_id, router, old.behaviour)
         for j in peers:
             if j != i:
                 self.net.connect(i, j)
@@ -221,6 +240,7 @@ class World:
         node = self.nodes[i]
         now = self.sim.now
         msg_id = node.router.publish(topic, data, now)
+        node.on_publish()
         if track:
             self.recorder.track(msg_id, i, now)
         node.flush()

@@ -1,0 +1,367 @@
+"""Simulator fidelity: the same 10-node graph and load as real daemons and simulated.
+
+Real side: 10 daemons' gossip drivers (`p2pnode.pubsub.PubSub`, Noise + Yamux
+over loopback TCP, in one process, one trio loop: as benchmarks/gossip_throughput.py
+runs them) on a random connected graph (degree 4, D=6), ~256-byte signed orders
+published open-loop at a fixed rate, publishers round robin. Simulated side:
+the same graph, gossip parameters, publish schedule and payload size in
+`simulations.World` with the CPU model (simulations/cpu.py): one shared CPU, as
+the ten real routers share one thread, and the driver's write coalescing (the
+fixed hold or the adaptive one, whichever this checkout's driver has).
+
+Calibration (from the real daemons' own counters, never from latencies):
+- a heartbeat's CPU: the process CPU of an idle phase / heartbeats run;
+- a write's and a read's CPU: the process CPU of the calibration rate's phase,
+  less the idle rate, over the writes the drivers counted (each write is one
+  read at the other end; split evenly between the two), and per message in a
+  write when two calibration rates let the fixed and per-message parts be
+  separated;
+- the OS's wake-up delay: how long this process takes to run when a socket it
+  sleeps on turns readable, sampled in the same process (a thread writes a
+  byte, the trio loop records its arrival); the simulated CPU draws one each
+  time work finds it idle (`--no-wake` leaves it out, to show what it adds);
+- the share of a core the process gets when it wants a whole one (a busy loop's
+  CPU over wall seconds, same process): the CPU costs above are CPU seconds,
+  and take 1/share as long in wall time (`--no-share`: taken as they are);
+- the loopback link: `--link-ms` (one-way, default 0.05 ms).
+
+Printed per rate: real p50/p99, simulated p50/p99, and simulated / real for
+each (the target is within 25 %, i.e. a ratio in [0.75, 1.25]). Latency is
+publish to first delivery at each of the 9 other nodes.
+
+The real side is wall-clock: run it when the machine has CPU to spare (the
+load average is printed; a loaded machine delays the daemons' wake-ups, which
+the model does not include).
+
+    .venv/bin/python -m benchmarks.sim_fidelity [--rates 10,20] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import trio
+
+from benchmarks.gossip_throughput import N, _settle, connect_all, hosts_on_graph, make_orders
+from benchmarks.gossip_throughput import random_graph as throughput_graph
+from gossip.events import Delivered
+from gossip.params import GossipSubParams
+from gossip.topics import ORDERS_TOPIC
+from p2pnode.pubsub import PubSub
+from simulations.cpu import CpuParams
+from simulations.engine import EngineParams, Simulator
+from simulations.latency import LatencyParams
+from simulations.network import NetworkParams
+from simulations.results import percentile
+from simulations.topology import TopologyParams
+from simulations.world import World, WorldParams, payload
+
+TOPIC = ORDERS_TOPIC
+PARAMS = GossipSubParams(D=6, D_lo=5, D_hi=12, heartbeat_interval=1.0)
+WARMUP_S = 3.0
+
+
+@dataclass
+class Phase:
+    rate: float
+    published: int = 0
+    latencies: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    writes: int = 0
+    msgs_written: int = 0
+    heartbeats: int = 0
+
+    def pct(self, q: float) -> float:
+        return percentile(sorted(self.latencies), q)
+
+
+@dataclass
+class Driver:
+    """What the checkout's driver does with writes (read off PubSub itself)."""
+
+    coalescing: str
+    hold_s: float
+    flush_at: int
+    max_write_messages: int
+    max_write_bytes: int
+
+
+def driver_of(ps: PubSub) -> Driver:
+    hold = getattr(ps, "coalesce_delay", None)
+    p = ps.router.params
+    return Driver(
+        coalescing="hold" if hold else "adaptive",
+        hold_s=float(hold or 0.0),
+        flush_at=int(getattr(ps, "flush_at", 64)),
+        max_write_messages=int(getattr(p, "max_write_messages", 512)),
+        max_write_bytes=int(getattr(p, "max_write_bytes", 256 << 10)),
+    )
+
+
+def counters(nodes: list[PubSub]) -> tuple[int, int, int]:
+    writes = sum(ps.metrics.writes for ps in nodes)
+    msgs = sum(ps.router.metrics.msgs_received for ps in nodes)
+    hbs = sum(ps.router.metrics.heartbeats for ps in nodes)
+    return writes, msgs, hbs
+
+
+async def real_run(
+    edges: set[tuple[int, int]], payloads: list[bytes], rates: list[float], seconds: float
+) -> tuple[Phase, list[Phase], Driver, list[float], float]:
+    sent_at: dict[bytes, tuple[int, float]] = {}
+    latencies: list[float] = []
+    async with hosts_on_graph(edges) as hosts, trio.open_nursery() as nursery:
+        nodes: list[PubSub] = []
+        for k, h in enumerate(hosts):
+
+            def on_delivery(d: Delivered, k: int = k) -> None:
+                pub = sent_at.get(d.msg_id)
+                if pub is not None and pub[0] != k:
+                    latencies.append(trio.current_time() - pub[1])
+
+            ps = PubSub(h, params=PARAMS, on_delivery=on_delivery, seed=k)
+            await nursery.start(ps.run)
+            ps.subscribe(TOPIC)
+            nodes.append(ps)
+        await connect_all(hosts, edges)
+        await _settle(lambda i: len(nodes[i].router.topic_peers(TOPIC)), edges)
+
+        idle = Phase(rate=0.0)
+        w0, _, h0 = counters(nodes)
+        c0, t0 = time.process_time(), time.perf_counter()
+        await trio.sleep(seconds)
+        w1, _, h1 = counters(nodes)
+        idle.cpu_s, idle.wall_s = time.process_time() - c0, time.perf_counter() - t0
+        idle.writes, idle.heartbeats = w1 - w0, h1 - h0
+        wakes = await wake_delays(seconds)
+        share = cpu_share()
+
+        phases = []
+        it = iter(payloads)
+        for rate in rates:
+            ph = Phase(rate=rate)
+            latencies.clear()
+            w0, m0, h0 = counters(nodes)
+            c0, t0 = time.process_time(), time.perf_counter()
+            start = trio.current_time()
+            count = int(seconds * rate)
+            for i in range(count):
+                await trio.sleep_until(start + i / rate)
+                data = next(it)
+                sent_at[hashlib.sha256(data).digest()] = (i % N, trio.current_time())
+                await nodes[i % N].publish(TOPIC, data)
+            await trio.sleep(1.0)  # let the last ones land
+            w1, m1, h1 = counters(nodes)
+            ph.cpu_s, ph.wall_s = time.process_time() - c0, time.perf_counter() - t0
+            ph.writes, ph.msgs_written, ph.heartbeats = w1 - w0, m1 - m0, h1 - h0
+            ph.published = count
+            ph.latencies = list(latencies)
+            phases.append(ph)
+        driver = driver_of(nodes[0])
+        nursery.cancel_scope.cancel()
+    return idle, phases, driver, wakes, share
+
+
+def cpu_share(wall_s: float = 0.5) -> float:
+    """The share of one core this process gets when it wants all of it: CPU
+    seconds over wall seconds of a busy loop (1.0 on an idle machine)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    while time.perf_counter() - t0 < wall_s:
+        sum(range(1000))
+    return min(1.0, (time.process_time() - c0) / (time.perf_counter() - t0))
+
+
+async def wake_delays(seconds: float) -> list[float]:
+    """How long the OS takes to run this process when a socket it waits on turns
+    readable: a thread writes a byte at a known time, the trio loop (otherwise
+    idle but for the daemons' heartbeats) records when it got it."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    stamps: list[float] = []
+    out: list[float] = []
+    stop = threading.Event()
+
+    def poke() -> None:
+        rng = random.Random(7)
+        while not stop.wait(rng.uniform(0.005, 0.02)):
+            stamps.append(time.perf_counter())
+            b.send(b"x")
+
+    th = threading.Thread(target=poke, daemon=True)
+    th.start()
+    sock = trio.socket.from_stdlib_socket(a)
+    with trio.move_on_after(seconds):
+        while True:
+            got = await sock.recv(64)
+            now = time.perf_counter()
+            for _ in got:
+                if len(out) < len(stamps):
+                    out.append(now - stamps[len(out)])
+    stop.set()
+    th.join()
+    a.close()
+    b.close()
+    return out
+
+
+def calibrate(
+    idle: Phase, phases: list[Phase], driver: Driver, wakes: list[float], share: float
+) -> tuple[CpuParams, str]:
+    """CPU costs from the real run's CPU seconds and counters (see the module doc)."""
+    hb = idle.cpu_s / max(idle.heartbeats, 1)
+    idle_rate = idle.cpu_s / idle.wall_s
+
+    def busy(p: Phase) -> float:
+        return max(p.cpu_s - idle_rate * p.wall_s, 0.0)
+
+    a = phases[0]
+    per_write = busy(a) / max(a.writes, 1)
+    per_msg = 0.0
+    how = f"{per_write * 1e3:.3f} ms per write+read from the {a.rate:g} msg/s phase"
+    if len(phases) > 1:
+        b = phases[-1]
+        # busy = x * writes + y * messages, two phases, two unknowns
+        det = a.writes * b.msgs_written - b.writes * a.msgs_written
+        if det:
+            x = (busy(a) * b.msgs_written - busy(b) * a.msgs_written) / det
+            y = (a.writes * busy(b) - b.writes * busy(a)) / det
+            if x > 0 and y >= 0:
+                per_write, per_msg = x, y
+                how = (
+                    f"{x * 1e3:.3f} ms per write+read and {y * 1e3:.3f} ms per message "
+                    f"from the {a.rate:g} and {b.rate:g} msg/s phases"
+                )
+    # CPU seconds become wall seconds at the share of a core the process gets
+    per_write, per_msg, hb = per_write / share, per_msg / share, hb / share
+    how += f"; share of a core {share:.0%} (costs divided by it)"
+    cpu = CpuParams(
+        read_s=per_write / 2,
+        write_s=per_write / 2,
+        message_s=per_msg / 2,
+        write_message_s=per_msg / 2,
+        heartbeat_s=hb,
+        coalescing=driver.coalescing,
+        hold_s=driver.hold_s,
+        flush_at=driver.flush_at,
+        max_write_messages=driver.max_write_messages,
+        max_write_bytes=driver.max_write_bytes,
+        shared=True,
+        wake_s=tuple(wakes),
+    )
+    w = sorted(wakes)
+    wake = (
+        f"; wake-up delay p50/p99 {percentile(w, 50) * 1e3:.2f}/{percentile(w, 99) * 1e3:.2f} ms "
+        f"({len(w)} samples)"
+        if w
+        else ""
+    )
+    return cpu, how + f"; heartbeat {hb * share * 1e3:.3f} ms" + wake
+
+
+def sim_run(
+    edges: set[tuple[int, int]],
+    size: int,
+    rate: float,
+    seconds: float,
+    cpu: CpuParams,
+    link_s: float,
+    seed: int,
+) -> Phase:
+    sim = Simulator(EngineParams(seed=seed))
+    net = NetworkParams(
+        topology=TopologyParams(kind="line"),
+        latency=LatencyParams(model="fixed", fixed_s=link_s),
+        uplink_bps=None,
+    )
+    world = World(sim, WorldParams(nodes=N, network=net, gossip=PARAMS, cpu=cpu))
+    for s in world.net.adj:  # the real run's graph instead of the line
+        s.clear()
+    for a, b in sorted(edges):
+        world.net.connect(a, b)
+    world.start_all([TOPIC])
+    sim.run(until=WARMUP_S)
+    assert world.shared_cpu is not None
+    busy0 = world.shared_cpu.busy_s
+    count = int(seconds * rate)
+    ids: list[tuple[bytes, int]] = []
+
+    def pub(i: int) -> None:
+        ids.append((world.publish(i % N, TOPIC, payload(sim.rng, size)), i % N))
+
+    for i in range(count):
+        sim.schedule(WARMUP_S + i / rate, pub, i)
+    sim.run(until=WARMUP_S + seconds + 1.0)
+    ph = Phase(rate=rate, published=count)
+    ph.cpu_s, ph.wall_s = world.shared_cpu.busy_s - busy0, seconds + 1.0
+    for mid, src in ids:
+        t0 = world.recorder.published[mid][1]
+        ph.latencies += [t - t0 for k, t in world.recorder.first[mid].items() if k != src]
+    return ph
+
+
+def main() -> None:
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="10,20", help="msg/s, comma separated")
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--link-ms", type=float, default=0.05, help="loopback one-way latency")
+    ap.add_argument(
+        "--no-wake", action="store_true", help="simulate without the measured wake-up delays"
+    )
+    ap.add_argument(
+        "--no-share", action="store_true", help="take the CPU costs as wall time (idle machine)"
+    )
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    edges = throughput_graph(N, 4, random.Random(args.seed))
+    payloads = make_orders(int(sum(rates) * args.seconds) + 10)
+    load0 = os.getloadavg()[0]
+    idle, phases, driver, wakes, share = trio.run(real_run, edges, payloads, rates, args.seconds)
+    load1 = os.getloadavg()[0]
+    share_used = 1.0 if args.no_share else share
+    cpu, how = calibrate(idle, phases, driver, wakes, share_used)
+    if args.no_wake:
+        cpu = dataclasses.replace(cpu, wake_s=())
+    print(
+        f"10 nodes, degree 4, D=6, {len(payloads[0])}-byte orders; driver: {driver.coalescing}"
+        + (
+            f" (hold {driver.hold_s * 1e3:.0f} ms, flush at {driver.flush_at})"
+            if driver.hold_s
+            else ""
+        )
+        + f"; load average {load0:.1f} -> {load1:.1f} on {os.cpu_count()} cores"
+    )
+    print(f"calibrated from the real daemons: {how}")
+    print(
+        f"{'rate':>6}{'real p50':>10}{'sim p50':>9}{'sim/real':>9}"
+        f"{'real p99':>10}{'sim p99':>9}{'sim/real':>9}{'real busy':>10}{'sim busy':>9}"
+    )
+    for ph in phases:
+        s = sim_run(edges, len(payloads[0]), ph.rate, args.seconds, cpu, args.link_ms / 1e3, 1)
+        r50, r99, s50, s99 = ph.pct(50), ph.pct(99), s.pct(50), s.pct(99)
+        print(
+            f"{ph.rate:>6g}{r50 * 1e3:>9.2f} {s50 * 1e3:>8.2f} {s50 / r50:>8.2f}"
+            f"{r99 * 1e3:>9.2f} {s99 * 1e3:>8.2f} {s99 / r99:>8.2f}"
+            f"{ph.cpu_s / ph.wall_s / share_used:>9.0%} {s.cpu_s / s.wall_s:>8.0%}"
+        )
+    print(
+        "sim/real divides the simulated percentile by the real one, same graph, rate and "
+        "schedule (target: 0.75-1.25); busy: the CPU's share of the wall time it could "
+        "have had (real: CPU seconds / wall / share of a core)"
+    )
+
+
+if __name__ == "__main__":
+    main()
