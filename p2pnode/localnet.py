@@ -333,7 +333,7 @@ def open_net(
     consumers: tuple[str, ...] = ("con_a", "con_b"),
     hub_config: dict[str, Any] | None = None,
     others: dict[str, tuple[str, int, dict[str, Any]]] | None = None,
-    ready_timeout: float = 90.0,
+    ready_timeout: float = 180.0,  # daemons start slowly on a loaded machine
 ) -> Iterator[LocalNet]:
     """anvil with the contracts deployed and a hub wallet registered, then a seed, a
     supplier (the hub, with `hub_config`'s extra sections) and the consumers, each

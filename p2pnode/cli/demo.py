@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo", help="run a whole market on this machine: chain, hub, consumer, a paid task"
     )
-    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to allow (20..600)")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to allow (20..600)")
     demo.add_argument(
         "--keep",
         action="store_true",
@@ -370,15 +370,19 @@ def step_workers_paid(story: Story) -> None:
         done = [m for m in members if m["worker"] in story.workers.values() and int(m["paid"]) > 0]
         return done if len(done) == len(story.workers) else []
 
-    members = story.wait(paid, "the hub to pay both workers")
-    token = n.system.token
+    story.wait(paid, "the hub to pay both workers")
     from web3 import Web3
 
-    for m in members:
-        balance = token.balance_of(Web3.to_checksum_address(m["worker"]))
+    wallet = n.system.wallet(n.wallet)
+    events = wallet.events(names=["MinerPaid"])
+    for address in story.workers.values():
+        miner = Web3.to_checksum_address(address)
+        mine = [e for e in events if Web3.to_checksum_address(e.args["miner"]) == miner]
+        paid_wei = sum(int(e.args["amount"]) for e in mine)
         story.line(
-            f"hub paid worker {m['worker']} {_snm(int(m['paid']))} through its wallet; "
-            f"on chain the worker holds {_snm(balance)}"
+            f"hub paid worker {miner} {_snm(paid_wei)} through its wallet "
+            f"(tx {mine[-1].tx_hash if mine else '?'}); claimable by the worker: "
+            f"{_snm(wallet.owed(miner))}"
         )
 
 
