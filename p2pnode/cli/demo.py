@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -468,8 +469,16 @@ def _keep(story: Story) -> None:
         f"  the chain:           {story.anvil_url} (contracts in {n.addresses})",
         soft_wrap=True,
     )
+    # Ctrl-C or SIGTERM ends it through the same tear-down (a shell that started us in
+    # the background may have left SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     while True:
         time.sleep(3600)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _teardown(story: Story, *, keep_files: bool) -> None:
