@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck pytest install tools clean
+.PHONY: demo demo-tools test test-fast lint typecheck pytest install tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,8 +17,13 @@ install: $(STAMP)
 tools: install
 	bash scripts/setup-tools
 
-demo: install
-	$(BIN)/sonm-p2p demo
+# The demo needs the local chain (anvil) and, for its task, a container engine; not
+# the test suite's other tools.
+demo-tools: install
+	bash scripts/setup-tools demo
+
+demo: demo-tools
+	$(BIN)/sonm-p2p demo $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,13 +15,13 @@ from gossip.eip712 import SigningDomain
 from p2pnode.executor import (
     DealTask,
     Engine,
-    EngineError,
     Executor,
     ExecutorSettings,
     SlotLimits,
     TaskSpec,
     engine_address,
 )
+from p2pnode.localnet import engine_problem
 from p2pnode.storage import Storage
 
 IMAGE = "localhost/busybox:latest"
@@ -30,18 +30,7 @@ DOMAIN = SigningDomain(chain_id=31337)
 
 
 def _engine_problem() -> str | None:
-    address = engine_address()
-    try:
-        engine = Engine.connect(address)
-    except EngineError as exc:
-        return str(exc)
-    try:
-        engine.image(IMAGE, pull=False)
-    except EngineError:
-        return f"the engine at {address or '(default)'} has no {IMAGE}; run scripts/setup-engine"
-    finally:
-        engine.close()
-    return None
+    return engine_problem(IMAGE)
 
 
 @pytest.fixture(scope="session")

@@ -13,34 +13,25 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgpack
 import pytest
-import tomli_w
 import trio
 
-from contracts.anvil import AnvilProcess, dev_private_keys, find_anvil
-from contracts.params import SNM
-from p2pnode import keys
-from p2pnode.api.auth import read_token
-from p2pnode.cli.demo import NodeProcess, wait_ready
-from tests.conftest import ROOT, run_cli
+from contracts.anvil import find_anvil
+from p2pnode import localnet
+from p2pnode.localnet import ACCEPT_TIMEOUT, LocalNet, wait_ready
+from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PASSWORD = "deals-test"
 PRICE_PER_SECOND = 10**12  # wei; 0.0036 SNM per hour
 CHEAP, DEAR = PRICE_PER_SECOND, 2 * PRICE_PER_SECOND
-ACCEPT_TIMEOUT = 8.0
+Net = LocalNet
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -55,134 +46,9 @@ def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     return value
 
 
-@dataclass
-class Net:
-    base: Path
-    anvil_url: str
-    addresses: Path
-    system: Any
-    dao: Any
-    wallet: str
-    keys: dict[str, str]
-    nodes: dict[str, NodeProcess]
-    seed_addr: str
-    hub_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # extra hub sections
-
-    def start(
-        self,
-        name: str,
-        role: str,
-        *,
-        hub: bool = False,
-        port: int = 0,
-        extra: dict[str, Any] | None = None,
-    ) -> NodeProcess:
-        """Start a daemon; `port` 0 lets it choose (a restart that peers must find at
-        the address they kept passes the port it had); `extra` config sections on top."""
-        data_dir = self.base / name
-        data_dir.mkdir(parents=True, exist_ok=True)
-        cfg = {
-            "node": {"role": role, "data_dir": str(data_dir), "log_level": "INFO"},
-            "network": {
-                "listen_host": "127.0.0.1",
-                "listen_port": port,
-                "bootstrap": [self.seed_addr] if self.seed_addr else [],
-                "redial_interval": 0.5,
-                "redial_max_interval": 4.0,
-                "px_interval": 2.0,
-            },
-            "api": {"host": "127.0.0.1", "port": 0},
-            "chain": {"rpc": self.anvil_url, "addresses": str(self.addresses), "chain_id": 31337},
-            "market": {"accept_timeout": ACCEPT_TIMEOUT, "reservation_ttl": 20.0},
-        }
-        if hub:
-            cfg["market"]["hub_wallet"] = self.wallet
-            cfg.update(self.hub_config)
-        cfg.update(extra or {})
-        path = self.base / f"{name}.toml"
-        path.write_bytes(tomli_w.dumps(cfg).encode())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SONM_")}
-        env[keys.PASSWORD_ENV] = PASSWORD
-        log_path = self.base / f"{name}.log"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "p2pnode.cli.main", "run", "--config", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-            )
-        node = NodeProcess(name, data_dir, proc, log_path)
-        self.nodes[name] = node
-        return node
-
-    def call(self, name: str, method: str, path: str, body: Any = None) -> httpx.Response:
-        node = self.nodes[name]
-        info, token = node.ready(), read_token(node.data_dir)
-        assert info and token
-        return httpx.request(
-            method,
-            info["api_url"] + path,
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-
-    def deals(self, name: str) -> list[dict[str, Any]]:
-        r = self.call(name, "GET", "/deals")
-        return list(r.json()["deals"]) if r.status_code == 200 else []
-
-    def deal(self, name: str, deal_id: int) -> dict[str, Any] | None:
-        r = self.call(name, "GET", f"/deals/{deal_id}")
-        return r.json() if r.status_code == 200 else None
-
-    def bid(self, name: str, *, duration: int, price_per_hour: int) -> str:
-        body = {
-            "side": "bid",
-            "price_per_hour": str(price_per_hour),
-            "duration": duration,
-            "cpu_cores": 1,
-            "ram_bytes": 2**28,
-            "valid_for": 600,
-        }
-        r = self.call(name, "POST", "/orders", body)
-        assert r.status_code == 201, r.text
-        return str(r.json()["order"]["order_id"])
-
-    def asks_seen(self, name: str) -> list[dict[str, Any]]:
-        r = self.call(name, "GET", "/orders?side=ask")
-        return list(r.json()["orders"]) if r.status_code == 200 else []
-
-
 def _frame(payload: bytes) -> bytes:
     assert len(payload) < 128
     return bytes([len(payload)]) + payload
-
-
-def _light_keystore(path: Path, key: str) -> None:
-    """A keystore the daemons open in milliseconds: the production scrypt cost (2^18)
-    takes seconds per node on a loaded machine and tests nothing here."""
-    from eth_account import Account
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            Account.encrypt(
-                bytes.fromhex(key.removeprefix("0x")), PASSWORD, kdf="scrypt", iterations=2**10
-            )
-        )
-    )
-    path.chmod(0o600)
-
-
-def _make_blocks(chain: Any, stop: threading.Event) -> None:
-    """A live chain makes a block every few seconds; anvil only makes one per
-    transaction, and a deal's end is judged by block time."""
-    while not stop.wait(1.0):
-        try:
-            chain.mine()
-        except Exception:
-            return
 
 
 @contextlib.contextmanager
@@ -192,67 +58,15 @@ def open_net(
     hub_config: dict[str, Any] | None = None,
     others: dict[str, tuple[str, int, dict[str, Any]]] | None = None,
 ) -> Iterator[Net]:
-    """anvil with the contracts deployed and a hub wallet registered, then a seed, a
-    supplier (the hub, with `hub_config`'s extra sections) and the consumers, each
-    with a funded account, and `others` (name -> role, anvil dev key index >= 5,
-    extra config sections) started alongside them; every daemon is killed on the
-    way out."""
+    """p2pnode.localnet's network (anvil, contracts, a registered hub wallet, a seed,
+    the hub, `consumers` and `others`), or skip when anvil is missing (fail under
+    SONM_REQUIRE_ANVIL=1)."""
     if find_anvil() is None:
         if os.environ.get("SONM_REQUIRE_ANVIL") == "1":
             pytest.fail("SONM_REQUIRE_ANVIL=1 but anvil is not installed")
         pytest.skip("anvil not installed (run scripts/setup-tools)")
-    from eth_account import Account
-
-    from contracts.chain import rpc_chain
-    from contracts.deploy import System, SystemParams, deploy_system
-
-    with AnvilProcess() as anvil:
-        chain = rpc_chain(anvil.url)
-        extra = dict(others or {})
-        k = dev_private_keys(max([5, *(i + 1 for _, i, _ in extra.values())]))
-        dao, hub, con_a, con_b, direct = (Account.from_key(x) for x in k[:5])
-        params = SystemParams(
-            initial_supply=10_000_000 * SNM,
-            deposit=1_000 * SNM,
-            lock_bps=1_000,
-            payout_period=3_600,
-            waiting_period=600,
-        )
-        addresses = deploy_system(chain, deployer=dao.address, params=params)
-        path = base / "addresses.json"
-        addresses.save(path)
-        system = System.connect(chain, addresses)
-        wallet, _ = system.factory.create_wallet(sender=hub.address)
-        system.token.transfer(wallet, 2_000 * SNM, sender=dao.address)
-        system.wallet(wallet).register("hub-a", ["/ip4/127.0.0.1/tcp/4001"], sender=hub.address)
-        for who in (con_a, con_b, direct):
-            system.token.transfer(who.address, 10_000 * SNM, sender=dao.address)
-        names = {"supplier": k[1], "con_a": k[2], "con_b": k[3]}
-        names.update({name: k[i] for name, (_, i, _) in extra.items()})
-        for name, key in names.items():
-            _light_keystore(base / name / "keystore.json", key)
-        stop_blocks = threading.Event()
-        ticker = threading.Thread(target=_make_blocks, args=(chain, stop_blocks), daemon=True)
-        ticker.start()
-        n = Net(base, anvil.url, path, system, dao, wallet, {**names, "direct": k[4]}, {}, "")
-        n.hub_config = dict(hub_config or {})
-        try:  # every daemon started is killed, also when the start itself fails
-            seed = n.start("seed", "seed")
-            n.seed_addr = wait_ready(seed, time.monotonic() + 60)["addrs"][0]
-            n.start("supplier", "supplier", hub=True)
-            for name in consumers:
-                n.start(name, "consumer")
-            for name, (role, _, cfg) in extra.items():
-                n.start(name, role, extra=cfg)
-            for name in ("supplier", *consumers, *extra):
-                wait_ready(n.nodes[name], time.monotonic() + 180)  # slow on a loaded machine
-            yield n
-        finally:
-            stop_blocks.set()
-            for node in n.nodes.values():
-                if node.proc.poll() is None:
-                    node.proc.send_signal(signal.SIGKILL)
-                node.proc.wait(10)
+    with localnet.open_net(base, consumers, hub_config, others) as n:
+        yield n
 
 
 @pytest.fixture(scope="module")

@@ -189,7 +189,7 @@ def test_blob_input_logs_since_and_a_follower_across_a_consumer_restart(
     import subprocess
     import sys
 
-    from p2pnode.cli.demo import wait_ready
+    from p2pnode.localnet import wait_ready
     from tests.conftest import ROOT
 
     _wait(lambda: net.asks_seen("con_a"), 30, "the slot's fresh ASK")

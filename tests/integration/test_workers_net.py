@@ -21,9 +21,10 @@ import pytest
 
 from contracts.anvil import dev_private_keys
 from p2pnode.cli.demo import wait_ready
+from p2pnode.localnet import light_keystore
 from tests.conftest import run_cli
 from tests.executor.conftest import IMAGE, _engine_problem
-from tests.integration.test_deals_net import CHEAP, Net, _light_keystore, _wait, open_net
+from tests.integration.test_deals_net import CHEAP, Net, _wait, open_net
 from tests.integration.test_tasks_net import _accepted_deal, _logs, _results
 
 # five daemons and anvil start in the first test's setup: allow for a loaded machine
@@ -59,7 +60,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
         # started once the others are up: a worker and a hub dialling each other at
         # the same instant can be left with a connection no stream opens on
         key = dev_private_keys(6)[5]
-        _light_keystore(base / "worker" / "keystore.json", key)
+        light_keystore(base / "worker" / "keystore.json", key)
         n.keys["worker"] = key
         n.start("worker", "worker", extra=worker_cfg)
         wait_ready(n.nodes["worker"], time.monotonic() + 180)
