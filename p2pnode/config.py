@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pnode.errors import UserError
+from reputation.evidence import MAX_PAYOUT_PERIOD_S, MIN_PAYOUT_PERIOD_S
 
 ROLES = ("seed", "supplier", "worker", "consumer")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -234,6 +235,9 @@ class ReputationSection:
     trust_interval: float = 30.0  # seconds between global trust recomputations
     chain_interval: float = 15.0  # seconds between reads of hub wallet payment events
     deal_grace: float = 600.0  # after a deal closes, how long a consumer has to verify results
+    # after a payday of a hub we work for, how long before a payment still missing counts
+    # against it (reputation/params.py StatusParams.payment_grace_s)
+    payment_grace: float = 3600.0
     pretrusted: tuple[str, ...] = ()  # 0x addresses trusted from the start (e.g. the seeds')
 
     def validate(self) -> None:
@@ -241,6 +245,7 @@ class ReputationSection:
         _check_range("reputation.trust_interval", self.trust_interval, 1.0, 86400.0)
         _check_range("reputation.chain_interval", self.chain_interval, 0.5, 86400.0)
         _check_range("reputation.deal_grace", self.deal_grace, 0.0, 7 * 86400.0)
+        _check_range("reputation.payment_grace", self.payment_grace, 0.0, 30 * 86400.0)
         if len(self.pretrusted) > 1024:
             raise UserError(
                 f"reputation.pretrusted has {len(self.pretrusted)} addresses: allowed 0..1024"
@@ -302,7 +307,14 @@ class WorkersSection:
 
     def validate(self) -> None:
         _check_wei("workers.pay_per_hour", self.pay_per_hour)
-        _check_range("workers.payout_period", self.payout_period, 1.0, 365 * 24 * 3600.0)
+        # the agreement's bounds (reputation/evidence.py): what a hub offers, its
+        # workers' evidence can judge
+        _check_range(
+            "workers.payout_period",
+            self.payout_period,
+            float(MIN_PAYOUT_PERIOD_S),
+            float(MAX_PAYOUT_PERIOD_S),
+        )
         _check_range("workers.max_workers", self.max_workers, 1, 10_000)
         _check_range("workers.max_pending_joins", self.max_pending_joins, 1, 1024)
         _check_range("workers.announce_interval", self.announce_interval, 1.0, 86400.0)

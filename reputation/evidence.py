@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from reputation.errors import RemoteTrustError
 
 HOUR = 3600.0
+# The payout periods an agreement may state: the same bounds as the hub's
+# `workers.payout_period` (p2pnode/config.py imports them), so every period a hub
+# may offer is one its workers' evidence can judge.
+MIN_PAYOUT_PERIOD_S = 1
+MAX_PAYOUT_PERIOD_S = 365 * 24 * 3600
 MAX_PENDING_PAYMENTS = 256  # unjudged payments kept per agreement; more are merged
 
 
@@ -52,9 +57,10 @@ class Agreement:
     def validate(self) -> None:
         if self.pay_per_hour <= 0:
             raise ValueError(f"pay_per_hour: must be > 0, got {self.pay_per_hour}")
-        if not 60 <= self.payout_period_s <= 365 * 24 * 3600:
+        if not MIN_PAYOUT_PERIOD_S <= self.payout_period_s <= MAX_PAYOUT_PERIOD_S:
             raise ValueError(
-                f"payout_period_s: must be in [60, 31536000], got {self.payout_period_s}"
+                f"payout_period_s: must be in [{MIN_PAYOUT_PERIOD_S}, {MAX_PAYOUT_PERIOD_S}],"
+                f" got {self.payout_period_s}"
             )
         if self.end is not None and self.end < self.start:
             raise ValueError("end: must not be before start")

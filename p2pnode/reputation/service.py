@@ -57,7 +57,7 @@ from reputation.eigentrust import GlobalTrust
 from reputation.errors import PeerRateLimited, RemoteTrustError
 from reputation.evidence import Agreement, DealOutcome, Payment
 from reputation.messages import KeySigner, TrustMessage
-from reputation.params import ReputationParams
+from reputation.params import ReputationParams, StatusParams
 from reputation.score import app_specific_score
 from reputation.state import HubRecord, HubStatus
 
@@ -96,7 +96,7 @@ class ReputationService:
     ) -> None:
         self.ctx = ctx
         self.settings: ReputationSection = ctx.config.reputation
-        self.params = params or ReputationParams()
+        self.params = params or params_of(self.settings)
         self.clock = clock
         self.pubsub = need("reputation", ctx.pubsub, "pubsub")
         self.chain = ctx.chain
@@ -576,6 +576,13 @@ class ReputationService:
         out["local_trust_peers"] = float(len(self.core.local))
         out["store_writes"] = float(self.store.writes)
         return out
+
+
+def params_of(settings: ReputationSection) -> ReputationParams:
+    """The core's parameters: its defaults, with what the node's config may set."""
+    params = ReputationParams(status=StatusParams(payment_grace_s=settings.payment_grace))
+    params.validate()
+    return params
 
 
 def _peer_ids_of(bootstrap: tuple[str, ...]) -> set[bytes]:

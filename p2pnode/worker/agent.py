@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 OFFER_TTL = 300.0  # seconds an offer heard is used before it is asked again
 MAX_OFFERS_PER_ROUND = 8
+LEAVE_RETRIES = 10  # more tries (one per check_interval) of a leave notice a hub did not take
+MAX_UNSENT_LEAVES = 16  # hubs left whose notice is still being sent
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class WorkerAgent:
         self.clock = clock
         self.record: Any = None
         self.hubs: OrderedDict[bytes, HeardHub] = OrderedDict()
+        self._unsent_leaves: dict[bytes, tuple[Membership, int]] = {}
         self._inbound = 0
         self._engine_ready = False
         self.last_action = "starting"
@@ -245,6 +248,8 @@ class WorkerAgent:
 
     async def step(self) -> policy.Action:
         """One look at the hubs: refresh offers, then stay, join or leave."""
+        if self._unsent_leaves:
+            await self._resend_leaves()
         current = self.store.current()
         if current is None:
             await self._refresh_offers()
@@ -349,7 +354,8 @@ class WorkerAgent:
         )
         self._tell_reputation_joined(member)
 
-    async def _leave(self, current: Membership, why: str) -> None:
+    async def _send_leave(self, current: Membership) -> bool:
+        """The signed leave notice to the hub; False when it did not answer."""
         now = self.clock()
         notice = wire.sign(
             wire.LeaveNotice(
@@ -368,8 +374,29 @@ class WorkerAgent:
                 (wire.HubAnswer,),
                 self.params.stream_timeout,
             )
-        except Exception as exc:  # a hub that does not answer is left all the same
-            log.info("worker: hub did not take the leave notice: %s", exc)
+        except Exception as exc:
+            log.info(
+                "worker: hub 0x%s did not take the leave notice: %s", current.wallet.hex(), exc
+            )
+            return False
+        return True
+
+    async def _resend_leaves(self) -> None:
+        """Leave notices a hub did not take are sent again, a few times: until it hears
+        one, the hub counts this worker as joined (a slot it cannot fill, pay it owes)."""
+        for wallet, (member, tries) in list(self._unsent_leaves.items()):
+            if await self._send_leave(member) or tries + 1 >= LEAVE_RETRIES:
+                del self._unsent_leaves[wallet]
+            else:
+                self._unsent_leaves[wallet] = (member, tries + 1)
+
+    async def _leave(self, current: Membership, why: str) -> None:
+        now = self.clock()
+        # a hub that does not answer is left all the same; the notice is sent again
+        if not await self._send_leave(current):
+            self._unsent_leaves[current.wallet] = (current, 0)
+            while len(self._unsent_leaves) > MAX_UNSENT_LEAVES:
+                self._unsent_leaves.pop(next(iter(self._unsent_leaves)))
         self.store.left(now)
         self.counters["leaves"] += 1
         log.info("worker: left hub 0x%s: %s", current.wallet.hex(), why)

@@ -183,7 +183,7 @@ class HubWorkers:
 
     def _first_payout(self, member: Member) -> float:
         last = self.registry.last_payout_at(member.id)
-        return (last if last is not None else member.joined_at) + self.params.payout_period
+        return member.payday_after(last if last is not None else member.joined_at)
 
     # -- announcements -----------------------------------------------------------------
 
@@ -339,7 +339,7 @@ class HubWorkers:
             request=wire.encode(msg),
             answer=wire.encode(answer),
         )
-        self._next_payout[member.id] = now + self.params.payout_period
+        self._next_payout[member.id] = member.payday_after(now)
         self.counters["joins"] += 1
         log.info("workers: worker %s joined (peer %s)", member.worker, peer)
         self.market.forget_worker(member.worker)  # its planner is rebuilt on its record
@@ -618,7 +618,8 @@ class HubWorkers:
     # -- payouts ---------------------------------------------------------------------
 
     async def _payout_loop(self) -> None:
-        tick = min(self.params.payout_period, 5.0)
+        # a quarter period (at most 5 s): a payout goes out soon after its payday
+        tick = min(self.params.payout_period / 4, 5.0)
         while True:
             await trio.sleep(tick)
             try:
@@ -641,7 +642,9 @@ class HubWorkers:
             if now < due_at:
                 continue
             amount = member.owed(now)
-            self._next_payout[member.id] = now + self.params.payout_period
+            # the next payday on the agreement's grid: a payout that went out late
+            # does not push every later one back
+            self._next_payout[member.id] = member.payday_after(now)
             if amount <= 0:
                 continue
             wallet = system.wallet(self.wallet)

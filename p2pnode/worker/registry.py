@@ -11,6 +11,7 @@ whether or not a deal is running on it, which is what the pay per hour buys.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,14 @@ class Member:
     @property
     def active(self) -> bool:
         return self.left_at is None
+
+    def payday_after(self, t: float) -> float:
+        """The first payday after `t`: joined_at + k x payout_period, k >= 1. Paydays
+        stay on the grid the worker's agreement states (the worker judges each one a
+        grace after it), however late a payout went out."""
+        period = max(1, self.payout_period)
+        k = max(1, math.floor((t - self.joined_at) / period) + 1)
+        return self.joined_at + k * period
 
     def seconds_worked(self, now: float) -> float:
         end = now if self.left_at is None else min(now, self.left_at)

@@ -288,3 +288,18 @@ def test_a_bad_pretrusted_address_is_a_config_error(tmp_path: Path) -> None:
     bad_interval = re.escape("reputation.poll_interval = 0.0: allowed 1.0..86400.0")
     with pytest.raises(UserError, match=bad_interval):
         build_config([{"node.data_dir": str(tmp_path), "reputation.poll_interval": 0.0}])
+
+
+def test_the_payment_grace_is_a_node_setting(tmp_path: Path) -> None:
+    """`reputation.payment_grace` reaches the core's evidence (a hub paying every few
+    seconds is judged seconds after its payday, not an hour); out of range it is a
+    config error naming the key."""
+    from p2pnode.reputation.service import params_of
+
+    cfg = build_config([{"node.data_dir": str(tmp_path), "reputation.payment_grace": 10.0}])
+    assert params_of(cfg.reputation).status.payment_grace_s == 10.0
+    default = build_config([{"node.data_dir": str(tmp_path)}])
+    assert params_of(default.reputation).status.payment_grace_s == 3600.0
+    bad = re.escape("reputation.payment_grace = -1.0: allowed 0.0..2592000.0")
+    with pytest.raises(UserError, match=bad):
+        build_config([{"node.data_dir": str(tmp_path), "reputation.payment_grace": -1.0}])

@@ -191,3 +191,40 @@ def test_history_is_bounded_when_statuses_flip() -> None:
         for p in (addr(2), addr(3)):
             core.accept_answer(answer(p, HUB, v, float(i)), float(i))
     assert len(core.record(HUB).history) == 64
+
+
+def test_every_period_a_hub_may_offer_is_one_an_agreement_can_state() -> None:
+    """The hub's `workers.payout_period` and the agreement share one range: a hub
+    paying every few seconds has workers whose evidence judges it."""
+    import dataclasses
+
+    from p2pnode.config import WorkersSection
+    from p2pnode.errors import UserError
+    from reputation.evidence import MAX_PAYOUT_PERIOD_S, MIN_PAYOUT_PERIOD_S, Agreement
+
+    base = Agreement(addr(1), HUB, RATE, MIN_PAYOUT_PERIOD_S, 0.0)
+    for period in (MIN_PAYOUT_PERIOD_S, 4, MAX_PAYOUT_PERIOD_S):
+        WorkersSection(payout_period=float(period)).validate()
+        dataclasses.replace(base, payout_period_s=period).validate()
+    for period in (MIN_PAYOUT_PERIOD_S - 1, MAX_PAYOUT_PERIOD_S + 1):
+        with pytest.raises(UserError, match=r"workers\.payout_period"):
+            WorkersSection(payout_period=float(period)).validate()
+        with pytest.raises(ValueError, match=r"payout_period_s: must be in \[1, 31536000\]"):
+            dataclasses.replace(base, payout_period_s=period).validate()
+
+
+def test_a_hub_paying_every_few_seconds_is_judged_with_a_short_grace() -> None:
+    """Paydays every 4 s, judged 10 s after each: the first paid (safe), the second
+    not (suspected)."""
+    from reputation.evidence import Agreement
+    from reputation.params import ReputationParams, StatusParams
+
+    core = sim_node(addr(1), ReputationParams(status=StatusParams(payment_grace_s=10.0)))
+    core.hub_announced(HUB, True, 0.0)
+    core.add_agreement(Agreement(addr(1), HUB, 3600, 4, 100.0))
+    assert core.next_deadline() == 114.0
+    pay(core, HUB, 4, 107.0)  # late, within the grace
+    core.on_timer(114.0)
+    assert last(core)[1:] == (S.UNVERIFIED, S.SAFE, Reason.PAYMENT_MATCHED)
+    core.on_timer(118.0)
+    assert last(core) == (118.0, S.SAFE, S.SUSPECTED, Reason.PAYMENT_MISSED)

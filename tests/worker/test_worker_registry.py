@@ -124,3 +124,19 @@ def test_a_workers_membership_survives_a_reopen(tmp_path: Path) -> None:
     store.left(20.0)
     assert store.current() is None and store.ever_joined(owner)
     assert store.history()[0].left_at == 20.0
+
+
+def test_paydays_stay_on_the_agreements_grid() -> None:
+    """joined_at + k x payout_period, whatever time a payout went out: the worker
+    judges each of these paydays, so a late payout must not shift the later ones."""
+    import dataclasses
+
+    from p2pnode.worker.registry import Member
+
+    m = Member(1, "0x" + "11" * 20, "peer", "/ip4/127.0.0.1/tcp/1", None, 3600, 4, 100.0, None, 0)  # type: ignore[arg-type]
+    assert m.payday_after(100.0) == 104.0  # at the join: the first payday
+    assert m.payday_after(103.9) == 104.0
+    assert m.payday_after(104.0) == 108.0  # paid on time: the next one
+    assert m.payday_after(110.5) == 112.0  # paid 6.5 s late: still the grid, not 114.5
+    assert m.payday_after(50.0) == 104.0  # never before the first payday
+    assert dataclasses.replace(m, payout_period=0).payday_after(100.0) == 101.0
