@@ -21,7 +21,8 @@ router = APIRouter(tags=["workers"])
 
 @router.get(
     "/workers",
-    responses={503: error("this node is neither a hub taking workers nor a worker")},
+    # a node of another role has no workers to show: not a failure of this one
+    responses={404: error("this node is neither a hub taking workers nor a worker")},
 )
 async def workers(state: NodeDep) -> dict[str, Any]:
     service = state.services.get("workers")
@@ -29,4 +30,4 @@ async def workers(state: NodeDep) -> dict[str, Any]:
         return {"role": "hub", **service.workers()}
     if isinstance(service, WorkerAgent):
         return {"role": "worker", **service.status()}
-    raise HTTPException(503, "the workers service is not running on this node")
+    raise HTTPException(404, "this node is neither a hub taking workers nor a worker")
