@@ -189,7 +189,12 @@ def test_openapi_states_exact_integer_bounds_and_every_status(client: TestClient
 
 
 def test_workers_on_a_node_without_workers_is_404(client: TestClient) -> None:
-    assert "404" in client.get("/openapi.json").json()["paths"]["/workers"]["get"]["responses"]
+    assert (
+        "404"
+        in client.get("/openapi.json", headers=_auth(client)).json()["paths"]["/workers"]["get"][
+            "responses"
+        ]
+    )
     resp = client.get("/workers", headers=_auth(client))
     assert resp.status_code == 404
     assert resp.json()["detail"] == "this node is neither a hub taking workers nor a worker"
