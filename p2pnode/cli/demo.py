@@ -186,6 +186,8 @@ def step_engine(story: Story) -> None:
 
 
 def step_nodes(story: Story) -> None:
+    from eth_account import Account
+
     n = story.n
     info = wait_ready(n.nodes["seed"], story.deadline)
     n.seed_addr = info["addrs"][0]
@@ -195,7 +197,23 @@ def step_nodes(story: Story) -> None:
     if has_workers():
         executor = {"allowed_images": [DEMO_IMAGE]} if story.engine_problem is None else {}
         for name in WORKER_KEYS:
-            n.start(name, "worker", extra={"executor": executor, "worker": {"check_interval": 1.0}})
+            extra = {
+                "executor": executor,
+                "worker": {"check_interval": 1.0},
+                # the demo's clock: payouts every 4 s, so polls, chain reads and the
+                # grace for a late payment are seconds, and the two workers trust
+                # each other from the start (they are the same operator's machines)
+                "reputation": {
+                    "poll_interval": 2.0,
+                    "trust_interval": 2.0,
+                    "chain_interval": 1.0,
+                    "payment_grace": 20.0,
+                    "pretrusted": [
+                        Account.from_key(n.keys[w]).address.lower() for w in WORKER_KEYS
+                    ],
+                },
+            }
+            n.start(name, "worker", extra=extra)
             names.append(name)
     ids = {name: wait_ready(n.nodes[name], story.deadline)["peer_id"] for name in names}
     hub, con = ids["supplier"], ids["con_a"]

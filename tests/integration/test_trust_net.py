@@ -25,14 +25,8 @@ import pytest
 
 from contracts.anvil import dev_private_keys
 from contracts.params import SNM
-from p2pnode.cli.demo import wait_ready
-from tests.integration.test_deals_net import (
-    ACCEPT_TIMEOUT,
-    Net,
-    _light_keystore,
-    _wait,
-    open_net,
-)
+from p2pnode.localnet import light_keystore, wait_ready
+from tests.integration.test_deals_net import ACCEPT_TIMEOUT, Net, _wait, open_net
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -71,7 +65,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str, st
         wallet_b, _ = n.system.factory.create_wallet(sender=owner_b)
         n.system.token.transfer(wallet_b, DEPOSIT + BAD_BUDGET, sender=n.dao.address)
         n.system.wallet(wallet_b).register("hub-b", ["/ip4/127.0.0.1/tcp/4002"], sender=owner_b)
-        _light_keystore(base / "hub_b" / "keystore.json", keys[5])
+        light_keystore(base / "hub_b" / "keystore.json", keys[5])
         n.keys["hub_b"] = keys[5]
         market = {"accept_timeout": ACCEPT_TIMEOUT, "reservation_ttl": 20.0}
         n.start(
@@ -96,7 +90,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str, st
         }
         for i, key in enumerate(keys[6:]):
             name = f"w{i}"
-            _light_keystore(base / name / "keystore.json", key)
+            light_keystore(base / name / "keystore.json", key)
             n.keys[name] = key
             n.start(name, "worker", extra=cfg)
         for i in range(WORKERS):
