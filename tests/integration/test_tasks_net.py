@@ -268,6 +268,8 @@ def test_blob_input_logs_since_and_a_follower_across_a_consumer_restart(
     got = _results(net, deal_id, tmp_path / "out")
     assert got.status_code == 200, got.text
     assert got.json()["receipt"]["exit_code"] == 0
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")  # the slot for the next test
+    assert closed.status_code == 200, closed.text
 
 
 def _fresh_deal(net: Net, duration: int) -> dict[str, Any]:
