@@ -63,7 +63,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str, st
         keys = dev_private_keys(6 + WORKERS)
         owner_b = Account.from_key(keys[5]).address
         wallet_b, _ = n.system.factory.create_wallet(sender=owner_b)
-        n.system.token.transfer(wallet_b, DEPOSIT + BAD_BUDGET, sender=n.dao.address)
+        n.system.token.transfer(wallet_b, DEPOSIT + BAD_BUDGET, sender=n.dao)
         n.system.wallet(wallet_b).register("hub-b", ["/ip4/127.0.0.1/tcp/4002"], sender=owner_b)
         light_keystore(base / "hub_b" / "keystore.json", keys[5])
         n.keys["hub_b"] = keys[5]
