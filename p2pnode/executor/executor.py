@@ -785,3 +785,28 @@ class Executor:
 
     def log_path(self, task_id: str, stream: Stream) -> Path:
         return self.task_dir(task_id) / "logs" / f"{stream}.log"
+
+
+async def run_until_engine_fails(
+    executor: Executor,
+    ready: Callable[[bool], None],
+    *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> EngineError | None:
+    """Run the executor and report started either way: a node whose container engine
+    is down keeps running without it. `ready(True)` once the executor runs and
+    `ready(False)` when it stops; the engine's error when it could not run."""
+    reported = False
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(executor.run)
+            ready(True)
+            task_status.started()
+            reported = True
+    except EngineError as exc:
+        return exc
+    finally:
+        ready(False)
+        if not reported:
+            task_status.started()
+    return None

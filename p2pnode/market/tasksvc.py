@@ -58,6 +58,7 @@ from p2pnode.executor import (
     TaskStartError,
     verify_receipt,
 )
+from p2pnode.executor.executor import run_until_engine_fails
 from p2pnode.executor.logsink import STREAMS, Stream
 from p2pnode.executor.results import unpack_results
 from p2pnode.executor.spec import MAX_BLOB_BYTES, MAX_BLOBS, BlobInput
@@ -201,25 +202,15 @@ class TaskService:
     async def _run_executor(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The engine may be down: the node keeps running and says so to consumers."""
         assert self.executor is not None
-        executor = self.executor
-
-        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            await executor.run(task_status=task_status)
-
-        reported = False
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(run)
-                self._engine_ready = True
-                task_status.started()
-                reported = True
-        except EngineError as exc:
+        exc = await run_until_engine_fails(
+            self.executor, self._set_engine_ready, task_status=task_status
+        )
+        if exc is not None:
             self._engine_problem = f"no container engine on this hub: {exc}"
             log.warning("tasks: %s", self._engine_problem)
-        finally:
-            self._engine_ready = False
-            if not reported:
-                task_status.started()
+
+    def _set_engine_ready(self, ready: bool) -> None:
+        self._engine_ready = ready
 
     async def _on_deal_closed(self, deal_id: int) -> None:
         row = self.market.store.deal(deal_id)

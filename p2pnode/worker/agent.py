@@ -45,6 +45,7 @@ from p2pnode.executor import (
     TaskSpecError,
     TaskStartError,
 )
+from p2pnode.executor.executor import run_until_engine_fails
 from p2pnode.market import taskwire
 from p2pnode.market.tasksvc import serve_archive, stream_logs
 from p2pnode.worker import link, policy, wire
@@ -200,24 +201,14 @@ class WorkerAgent:
 
     async def _run_executor(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         assert self.executor is not None
-        executor = self.executor
-
-        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            await executor.run(task_status=task_status)
-
-        reported = False
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(run)
-                self._engine_ready = True
-                task_status.started()
-                reported = True
-        except EngineError as exc:
+        exc = await run_until_engine_fails(
+            self.executor, self._set_engine_ready, task_status=task_status
+        )
+        if exc is not None:
             log.warning("worker: no container engine: %s", exc)
-        finally:
-            self._engine_ready = False
-            if not reported:
-                task_status.started()
+
+    def _set_engine_ready(self, ready: bool) -> None:
+        self._engine_ready = ready
 
     async def _loop(self) -> None:
         while True:
