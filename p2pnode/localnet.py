@@ -167,6 +167,7 @@ def deploy(
     from contracts.anvil import dev_private_keys
     from contracts.chain import rpc_chain
     from contracts.deploy import System, SystemParams, deploy_system
+    from contracts.hubsetup import create_wallet, register_hub
     from contracts.params import SNM
 
     chain = rpc_chain(anvil_url)
@@ -185,9 +186,11 @@ def deploy(
     path = base / "addresses.json"
     addresses.save(path)
     system = System.connect(chain, addresses)
-    wallet, created = system.factory.create_wallet(sender=hub)
+    wallet, created = create_wallet(system, hub)
     funded = system.token.transfer(wallet, 2_000 * SNM, sender=dao)
-    registered = system.wallet(wallet).register(hub_name, ["/ip4/127.0.0.1/tcp/4001"], sender=hub)
+    registered = register_hub(
+        system, wallet, hub, name=hub_name, multiaddrs=["/ip4/127.0.0.1/tcp/4001"]
+    )
     for name in ("con_a", "con_b", "direct"):
         system.token.transfer(
             Account.from_key(k[KEY_INDEX[name]]).address, 10_000 * SNM, sender=dao
@@ -197,7 +200,7 @@ def deploy(
     for name, key in names.items():
         if name != "direct":  # a key for tests that sign by hand, no daemon
             light_keystore(base / name / "keystore.json", key)
-    txs = {"wallet": created.tx_hash, "fund": funded.tx_hash, "register": registered.tx_hash}
+    txs = {"wallet": created, "fund": funded.tx_hash, "register": registered.txs["register"]}
     return Deployment(chain, system, path, dao, wallet, names, txs)
 
 

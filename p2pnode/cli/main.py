@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "p2pnode.cli.demo",
     "p2pnode.cli.orders",
     "p2pnode.cli.chain",
+    "p2pnode.cli.hub",
     "p2pnode.cli.simulate",
     "p2pnode.cli.hardware",
     "p2pnode.cli.market",

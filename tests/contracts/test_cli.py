@@ -16,7 +16,7 @@ from contracts.chain import rpc_chain
 from contracts.deploy import System, SystemAddresses
 from p2pnode.cli.main import main
 
-from .conftest import SNM
+from .conftest import SNM, World
 
 
 def test_deploy_to_the_embedded_chain_explains_itself(
@@ -144,3 +144,68 @@ def test_devnet_then_hubs(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.anvil
+@pytest.mark.integration
+def test_hub_create_wallet_then_register_on_anvil(
+    anvil_world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operations guide's hub set-up, as commands: the keystore's account makes a
+    wallet through the factory, funds it from its own tokens and registers it."""
+    from contracts.anvil import dev_private_keys
+    from contracts.records import HubStatus
+    from p2pnode.keys import import_private_key
+
+    w = anvil_world
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("SONM_KEY_PASSWORD", "pw")
+    addresses = tmp_path / "addresses.json"
+    w.system.addresses.save(addresses)
+    keystore = tmp_path / "keystore.json"
+    owner = import_private_key(keystore, dev_private_keys(2)[1], "pw")
+    assert owner == w.hub
+    assert w.chain.url is not None
+    rpc = w.chain.url
+    base = ["--rpc", rpc, "--addresses", str(addresses), "--data-dir", str(tmp_path)]
+    base += ["--keystore", str(keystore)]
+
+    assert main(["hub", "create-wallet", *base]) == 0
+    out = capsys.readouterr().out
+    wallet = out.split('hub_wallet = "')[1].split('"')[0]
+    assert w.system.factory.is_wallet(wallet) and w.system.wallet(wallet).owner() == owner
+
+    # the owner holds no tokens yet: a sentence, no transaction
+    reg = ["hub", "register", *base, "--wallet", wallet, "--name", "cli-hub"]
+    addr = ["--addr", "/ip4/192.0.2.7/tcp/4001"]
+    assert main([*reg, *addr]) == 2
+    err = capsys.readouterr().err
+    assert "needs" in err and "for the deposit" in err and owner in err
+    assert w.system.wallet(wallet).status() == HubStatus.CREATED
+    assert main([*reg]) == 2  # no --addr and no network.announce
+    assert "--addr" in capsys.readouterr().err
+
+    deposit = w.system.factory.deposit()
+    w.system.token.transfer(owner, deposit + 5 * SNM, sender=w.dao)
+    assert main([*reg, *addr]) == 0
+    out = capsys.readouterr().out
+    assert "fund: tx 0x" in out and "register: tx 0x" in out and "REGISTERED" in out
+    state = w.system.wallet(wallet).state()
+    assert state.status == HubStatus.REGISTERED and state.frozen_funds == deposit
+    assert w.system.token.balance_of(owner) == 5 * SNM  # only what was short was sent
+    listed = {h.wallet: h for h in w.system.whitelist.hubs()}
+    assert listed[wallet].name == "cli-hub" and listed[wallet].owner == owner
+
+    # registered already, or someone else's wallet: refused before anything is sent
+    assert main([*reg, *addr]) == 2
+    assert "REGISTERED: nothing to register" in capsys.readouterr().err
+    other, _ = w.system.factory.create_wallet(sender=w.other)
+    bad = ["hub", "register", *base, "--wallet", other, "--name", "x", *addr]
+    assert main(bad) == 2
+    assert f"belongs to {w.other}" in capsys.readouterr().err
+    monkeypatch.setenv("SONM_KEY_PASSWORD", "wrong")
+    assert main(["hub", "create-wallet", *base]) == 2
+    assert "wrong password" in capsys.readouterr().err
