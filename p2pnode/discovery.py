@@ -91,6 +91,11 @@ class Discovery:
         # who sees whom, for the web view: the peers each neighbour named in its last
         # px answer; one entry per connected neighbour, each at most px_max_records
         self.named_by: dict[str, tuple[str, ...]] = {}
+        # the role each peer told us in a px exchange with it (over its own Noise
+        # channel), newest last; at most MAX_KNOWN_PEERS entries
+        self.roles: dict[str, str] = {}
+        # the roles each connected neighbour gave for the peers it named (hearsay)
+        self.named_roles: dict[str, dict[str, str]] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -135,6 +140,7 @@ class Discovery:
             self.policy.disconnected(pid, still_connected=still)
             if not still:
                 self.named_by.pop(pid, None)
+                self.named_roles.pop(pid, None)
         self.metrics.connections.set(len(self.host.get_connected_peers()))
         self._wake.set()
 
@@ -219,15 +225,28 @@ class Discovery:
                 stream = await self.host.new_stream(
                     ID.from_base58(pid), [TProtocol(px.PROTOCOL_ID)]
                 )
-                await stream.write(px.encode_request(self._own_record, self.net.px_max_records))
+                request = px.encode_request(self._own_record, self.net.px_max_records, self.role)
+                await stream.write(request)
                 self.metrics.px_requests.labels(direction="sent").inc()
                 body = await _read_frame(stream)
-            records = px.parse_response(body)[: self.net.px_max_records]
-            verified = [r for r in map(self._verify, records) if r is not None]
+            answer = px.read_response(body)
+            self._note_role(pid, answer.role)
+            told: dict[str, str] = {}
+            verified = []
+            for raw, role in list(zip(answer.records, answer.roles, strict=True))[
+                : self.net.px_max_records
+            ]:
+                rec = self._verify(raw)
+                if rec is None:
+                    continue
+                verified.append(rec)
+                if role is not None:
+                    told[rec.peer_id.to_base58()] = role
             fresh = [self._store(rec, source="px") for rec in verified]
             if self.host.get_network().get_connections(ID.from_base58(pid)):
                 named = {r.peer_id.to_base58() for r in verified} - {pid}
                 self.named_by[pid] = tuple(sorted(named))
+                self.named_roles[pid] = {k: v for k, v in told.items() if k in named}
             if any(fresh):
                 self._wake.set()  # new candidates: dial them now, not at the next round
         except trio.TooSlowError:
@@ -248,7 +267,8 @@ class Discovery:
         try:
             with trio.fail_after(PX_TIMEOUT):
                 body = await _read_frame(stream)
-                record, want = px.parse_request(body)
+                request = px.read_request(body)
+                record, want = request.record, request.want
                 try:
                     verified = px.verify_record(record)
                 except RemoteError:
@@ -257,7 +277,12 @@ class Discovery:
                 if verified.peer_id != remote:
                     raise RemoteError("px request carries another peer's record")
                 self._store(verified, source="inbound")
-                await stream.write(px.encode_response(self._records_to_share(remote, want)))
+                self._note_role(remote.to_base58(), request.role)
+                shared = self._records_to_share(remote, want)
+                mine = self.me.to_base58()
+                roles = [self.role if pid == mine else self.roles.get(pid) for pid, _ in shared]
+                answer = px.encode_response([r for _, r in shared], self.role, roles)
+                await stream.write(answer)
                 self.metrics.px_requests.labels(direction="answered").inc()
         except RemoteError as exc:
             self.metrics.errors.labels(kind="px_remote").inc()
@@ -269,16 +294,31 @@ class Discovery:
             with trio.move_on_after(1):
                 await _close(stream)
 
-    def _records_to_share(self, asker: ID, want: int) -> list[bytes]:
+    def _records_to_share(self, asker: ID, want: int) -> list[tuple[str, bytes]]:
+        """(peer id, signed record) pairs to answer with, ours first."""
         limit = min(want, self.net.px_max_records)
-        out = [self._own_record]
+        out = [(self.me.to_base58(), self._own_record)]
         skip = {asker.to_base58(), self.me.to_base58()}
         connected = self.connected_ids()
         rows = [r for r in self.storage.list_peers() if r.record and r.peer_id not in skip]
         # peers we are connected to right now are the likeliest to answer a dial
         rows.sort(key=lambda r: (r.peer_id not in connected, -r.last_seen))
-        out.extend(r.record for r in rows if r.record is not None)
+        out.extend((r.peer_id, r.record) for r in rows if r.record is not None)
         return out[:limit]
+
+    @property
+    def role(self) -> str:
+        """What we tell peers in px: the role this node runs as."""
+        return self.config.node.role
+
+    def _note_role(self, pid: str, role: str | None) -> None:
+        """What a peer said it runs as, in its own px exchange with us."""
+        if role is None:
+            return
+        self.roles.pop(pid, None)
+        self.roles[pid] = role
+        while len(self.roles) > MAX_KNOWN_PEERS:
+            self.roles.pop(next(iter(self.roles)))
 
     # -- the gossip router's peer exchange (PRUNE) uses the same signed records --
 

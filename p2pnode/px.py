@@ -122,37 +122,93 @@ def decode_body(body: bytes) -> dict[str, Any]:
     return obj
 
 
-def encode_request(own_record: bytes, want: int) -> bytes:
-    return frame({"v": VERSION, "record": own_record, "want": want})
+ROLES: tuple[str, ...] = ("seed", "supplier", "worker", "consumer")
+MAX_ROLE_BYTES = 16  # a role name on the wire; an unknown one is kept as no role
 
 
-def parse_request(body: bytes) -> tuple[bytes, int]:
+@dataclass(frozen=True)
+class Request:
+    record: bytes
+    want: int
+    role: str | None  # what the asker says it runs as (None: not said, or unknown)
+
+
+@dataclass(frozen=True)
+class Response:
+    records: list[bytes]
+    role: str | None  # what the answerer says it runs as
+    # per record, the role its peer told the answerer in their own exchange (hearsay
+    # to us: the record is signed, the role beside it is not)
+    roles: list[str | None]
+
+
+def _role(value: Any, what: str) -> str | None:
+    """A role as sent: nil or a short string; a name this version does not know is
+    no role (a newer node may run as something we cannot show), not an error."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.encode()) > MAX_ROLE_BYTES:
+        raise RemoteError(f"px {what} is not a role name of at most {MAX_ROLE_BYTES} bytes")
+    return value if value in ROLES else None
+
+
+def encode_request(own_record: bytes, want: int, role: str | None = None) -> bytes:
+    payload: dict[str, Any] = {"v": VERSION, "record": own_record, "want": want}
+    if role is not None:
+        payload["role"] = role
+    return frame(payload)
+
+
+def read_request(body: bytes) -> Request:
     obj = decode_body(body)
     record, want = obj.get("record"), obj.get("want")
     if not isinstance(record, bytes):
         raise RemoteError("px request without a record")
     if not isinstance(want, int) or isinstance(want, bool) or not 0 <= want <= MAX_WANT:
         raise RemoteError(f"px request want={want!r}: allowed 0..{MAX_WANT}")
-    return record, want
+    return Request(record, want, _role(obj.get("role"), "request role"))
 
 
-def encode_response(records: list[bytes]) -> bytes:
+def parse_request(body: bytes) -> tuple[bytes, int]:
+    req = read_request(body)
+    return req.record, req.want
+
+
+def encode_response(
+    records: list[bytes], role: str | None = None, roles: list[str | None] | None = None
+) -> bytes:
+    """Records up to the frame cap; `role` is ours, `roles[i]` that of records[i]'s
+    peer as we know it (sent only when given, cut to the records sent)."""
     out: list[bytes] = []
-    size = 16
+    size = 16 + (MAX_ROLE_BYTES + 2) * (len(roles) + 1 if roles is not None else 1)
     for r in records:
         size += len(r) + 5
         if size > MAX_FRAME_BYTES:
             break
         out.append(r)
-    return frame({"v": VERSION, "records": out})
+    payload: dict[str, Any] = {"v": VERSION, "records": out}
+    if role is not None:
+        payload["role"] = role
+    if roles is not None:
+        payload["roles"] = list(roles[: len(out)])
+    return frame(payload)
 
 
-def parse_response(body: bytes) -> list[bytes]:
+def read_response(body: bytes) -> Response:
     obj = decode_body(body)
     records = obj.get("records")
     if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
         raise RemoteError("px response without a list of records")
-    return records
+    raw_roles = obj.get("roles", [])
+    if not isinstance(raw_roles, list) or len(raw_roles) > len(records):
+        raise RemoteError("px response roles: a list no longer than the records")
+    roles = [_role(r, "record role") for r in raw_roles]
+    roles += [None] * (len(records) - len(roles))
+    return Response(records, _role(obj.get("role"), "response role"), roles)
+
+
+def parse_response(body: bytes) -> list[bytes]:
+    return read_response(body).records
 
 
 def _is_tcp(addr: Multiaddr) -> bool:

@@ -10,6 +10,7 @@ At most `ViewParams.max_streams` streams run at once; one more is a 503.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from libp2p.peer.id import ID
 
 from p2pnode.api.state import NodeDep
-from p2pnode.liveview import StreamSlots, ViewParams, diff, read_view
+from p2pnode.liveview import OrderRate, StreamSlots, ViewParams, diff, read_view
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,13 +50,14 @@ async def events(request: Request, state: NodeDep) -> StreamingResponse:
         raise HTTPException(503, f"{slots.cap} event streams are open already")
 
     async def stream() -> AsyncIterator[bytes]:
+        rate = OrderRate()
         try:
-            view = read_view(state, params, _peer_name)
+            view = read_view(state, params, _peer_name, rate, time.time())
             yield _sse("snapshot", view)
             quiet = 0.0
             while True:
                 await anyio.sleep(params.interval)
-                new = read_view(state, params, _peer_name)
+                new = read_view(state, params, _peer_name, rate, time.time())
                 changes = diff(view, new)
                 view = new
                 for change in changes:

@@ -1,7 +1,8 @@
 """Tasks on the local API, the consumer's side of a deal's task:
 POST /tasks/{deal_id} (hand the spec to the hub), GET /tasks/{deal_id}/logs
 (NDJSON, one record a line), POST /tasks/{deal_id}/results (download, verify,
-unpack into a directory on this machine).
+unpack into a directory on this machine). On a hub, GET /tasks/{deal_id}/logs
+follows a task it runs, from its own engine or relayed from the worker.
 
 HTTP only; the tasks service (p2pnode/market/tasksvc.py) does the work. A refusal
 by the hub is a 409 with its reason; a hub that cannot be reached, or whose answer
@@ -40,7 +41,7 @@ router = APIRouter(tags=["tasks"])
 DealId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the deal's id on the registry")]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: error("no deal with this id that this node made as consumer"),
+    404: error("no deal with this id that this node made as consumer or serves as hub"),
     409: error("the deal is not accepted, this node has no account, or the hub refused"),
     502: error("the hub cannot be reached, or what it sent does not check out"),
     503: error("the tasks service is not running on this node"),
@@ -218,7 +219,8 @@ async def task_logs(
     ),
     from_stderr: int = Query(0, ge=0, le=2**63 - 1, description="as from_stdout, for stderr"),
 ) -> StreamingResponse:
-    """The task's output from the hub, stdout and stderr apart, each record with the
+    """The task's output from the hub (on the hub: from its engine or its worker),
+    stdout and stderr apart, each record with the
     byte offset of its data in its stream (the first two: where each stream starts,
     no data); the last record is `end` with the task's state. With `follow`, until
     the task ends."""

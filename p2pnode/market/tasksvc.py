@@ -122,6 +122,10 @@ class RemoteRunner(Protocol):
 
     async def stop(self, deal_id: int) -> bool: ...
 
+    def placed(self, deal_id: int) -> tuple[str, bool] | None:
+        """The worker a deal's task went to and whether it started; None: no worker."""
+        ...
+
 
 class TaskError(RemoteError):
     """What the hub sent does not check out (or it went away mid-answer)."""
@@ -507,6 +511,62 @@ class TaskService:
         await serve_archive(stream, signed, path)
         self.counters["results_served"] += 1
 
+    # -- hub: what it runs, for its operator ---------------------------------------------
+
+    def served_tasks(self, limit: int) -> list[dict[str, Any]]:
+        """The tasks of this hub's deals, newest deal first: where each runs (a remote
+        worker's address, or `local`) and in what state, as far as this node knows."""
+        out: list[dict[str, Any]] = []
+        for row in self.market.store.deals(None, limit):
+            if row.role != "supplier":
+                continue
+            placed = self.remote.placed(row.deal_id) if self.remote is not None else None
+            if placed is not None:
+                worker, started = placed
+                state = "started" if started else "assigned"
+                out.append(_task_item(row, worker, state, None, None))
+                continue
+            record = self.executor.task(w.task_id_of(row.deal_id)) if self.executor else None
+            if record is not None:
+                out.append(_task_item(row, "local", record.state, record.spec.image, record))
+        return out
+
+    async def served_logs(
+        self,
+        deal_id: int,
+        *,
+        follow: bool = False,
+        tail: int = 0,
+        since_ms: int = 0,
+        start: dict[str, int] | None = None,
+    ) -> AsyncGenerator[tuple[str, int, bytes], None]:
+        """A task this hub runs, its output as `logs` gives a consumer's: from the
+        local engine, or relayed from the worker that runs it."""
+        row = self.market.store.deal(deal_id)
+        if row is None or row.role != "supplier":
+            raise UnknownDeal(f"deal {deal_id} is not one of this hub's")
+        start = start or {}
+        from_out, from_err = start.get("stdout", 0), start.get("stderr", 0)
+        if self.remote is not None and self.remote.holds(row):
+            me = self.address if isinstance(self.address, bytes) else bytes(20)
+            until = int(self.clock()) + 60
+            msg = w.LogsRequest(me, deal_id, int(follow), tail, since_ms, from_out, from_err, until)
+            reader = w.reader()
+            async for data in self.remote.logs(row, msg):
+                for item in reader.feed(data):
+                    rec = w.decode(item, self.domain, expect=(w.LogRecord,))
+                    yield ("stdout", "stderr", "end")[rec.stream], rec.offset, rec.data
+            return
+        task_id = w.task_id_of(deal_id)
+        if self.executor is None or self.executor.task(task_id) is None:
+            raise UserError(f"deal {deal_id} has no task on this hub")
+        begin = {"stdout": from_out, "stderr": from_err}
+        records = log_records(
+            self.executor, task_id, follow=follow, tail=tail, since_ms=since_ms, start=begin
+        )
+        async for rec in records:
+            yield ("stdout", "stderr", "end")[rec.stream], rec.offset, rec.data
+
     # -- consumer -------------------------------------------------------------------------
 
     def _request_parts(self, deal_id: int) -> tuple[bytes, bytes, tuple[ID, Multiaddr, bytes]]:
@@ -591,6 +651,14 @@ class TaskService:
         """(stream, offset, bytes) as the hub sends them, first an empty record at
         each stream's start offset; ("end", 0, state) last. `start` resumes each
         stream at a byte offset (since and tail then do not apply)."""
+        row = self.market.store.deal(deal_id)
+        if row is not None and row.role == "supplier":  # this node is the deal's hub
+            served = self.served_logs(
+                deal_id, follow=follow, tail=tail, since_ms=since_ms, start=start
+            )
+            async for item in served:
+                yield item
+            return
         key, me, hub = self._request_parts(deal_id)
         start = start or {}
         msg = w.LogsRequest(
@@ -706,6 +774,22 @@ def _remote_peer(stream: Any) -> ID | None:
     return peer if isinstance(peer, ID) else None
 
 
+def _task_item(
+    row: DealRow, worker: str, state: str, image: str | None, record: Any
+) -> dict[str, Any]:
+    return {
+        "deal_id": row.deal_id,
+        "deal_status": row.status,
+        "consumer": row.consumer,
+        "worker": worker,
+        "state": state,
+        "image": image,
+        "started_at": getattr(record, "started_at", None),
+        "ended_at": getattr(record, "ended_at", None),
+        "exit_code": getattr(record, "exit_code", None),
+    }
+
+
 async def stream_logs(
     stream: Any,
     executor: Executor,
@@ -716,7 +800,24 @@ async def stream_logs(
     since_ms: int = 0,
     start: dict[str, int] | None = None,
 ) -> None:
-    """A task's output as LogRecord frames: first where each stream starts (so that a
+    """log_records as frames on a stream."""
+    records = log_records(
+        executor, task_id, follow=follow, tail=tail, since_ms=since_ms, start=start
+    )
+    async for rec in records:
+        await stream.write(w.frame(rec))
+
+
+async def log_records(
+    executor: Executor,
+    task_id: str,
+    *,
+    follow: bool,
+    tail: int,
+    since_ms: int = 0,
+    start: dict[str, int] | None = None,
+) -> AsyncGenerator[w.LogRecord, None]:
+    """A task's output as LogRecords: first where each stream starts (so that a
     follower can resume there), then each stream from the byte offset given in `start`,
     else from the later of `since_ms` and the last `tail` lines (else all), with
     `follow` new output until it ends, then the END record."""
@@ -733,14 +834,14 @@ async def stream_logs(
         cut = _tail_offset(path, tail) if tail else 0
         begin[s] = max(since, cut)
     for s in STREAMS:
-        await stream.write(w.frame(w.LogRecord(_CODE[s], begin[s], b"")))
+        yield w.LogRecord(_CODE[s], begin[s], b"")
     async for chunk in executor.follow_logs(task_id, follow=follow, start=begin):
         data = chunk.data
         for i in range(0, len(data), w.MAX_LOG_DATA):
             piece = data[i : i + w.MAX_LOG_DATA]
-            await stream.write(w.frame(w.LogRecord(_CODE[chunk.stream], chunk.offset + i, piece)))
+            yield w.LogRecord(_CODE[chunk.stream], chunk.offset + i, piece)
     state = (executor.task(task_id) or record).state
-    await stream.write(w.frame(w.LogRecord(int(w.LogStream.END), 0, state.encode()[:64])))
+    yield w.LogRecord(int(w.LogStream.END), 0, state.encode()[:64])
 
 
 async def serve_archive(stream: Any, receipt: Receipt, path: Path) -> None:

@@ -373,6 +373,10 @@ class HubWorkers:
         slot = self.market.find_slot(row.slot_id) if row.slot_id else None
         return slot is not None and slot.worker != LOCAL_WORKER
 
+    def placed(self, deal_id: int) -> tuple[str, bool] | None:
+        worker = self.registry.worker_of_deal(deal_id)
+        return None if worker is None else (worker, self.registry.started(deal_id))
+
     def _member_of_deal(self, row: DealRow) -> Member:
         wid = self.registry.worker_of_deal(row.deal_id)
         if wid is None:

@@ -99,7 +99,9 @@ def test_bad_px_input_is_counted_and_forged_records_are_not_stored(tmp_path: Pat
                 own = px.make_record(
                     evil.get_private_key(), evil.get_id(), evil.get_transport_addrs()
                 )
-                r5 = await _px_exchange(evil, target_id, px.encode_request(own, 8))
+                r5 = await _px_exchange(evil, target_id, px.encode_request(own, 8, "worker"))
+            result["roles"] = dict(node.discovery.roles)  # type: ignore[union-attr]
+            result["role"] = node.config.node.role
             result.update(replies=[r1, r2, r3, r4, r5], victim=victim_id, evil=evil.get_id())
             result["node"] = target_id.to_base58()
             result["stored"] = {r.peer_id for r in node.discovery.storage.list_peers()}  # type: ignore[union-attr]
@@ -114,9 +116,13 @@ def test_bad_px_input_is_counted_and_forged_records_are_not_stored(tmp_path: Pat
     assert result["evil"].to_base58() in result["stored"]  # its own, valid record
     assert result["errors"] >= 3
     assert result["rejected"] >= 1
-    records = px.parse_response(r5[2:] if r5[0] & 0x80 else r5[1:])
-    ids = [px.verify_record(r).peer_id.to_base58() for r in records]
+    answer = px.read_response(r5[2:] if r5[0] & 0x80 else r5[1:])
+    ids = [px.verify_record(r).peer_id.to_base58() for r in answer.records]
     assert ids[0] == result["node"]  # the answerer's own record comes first
+    # each side says what it runs as: the asker in its request, the answerer in its
+    # answer, beside its own record too
+    assert result["roles"] == {result["evil"].to_base58(): "worker"}
+    assert answer.role == answer.roles[0] == result["role"]
     assert result["evil"].to_base58() not in ids  # not sent back to the asker
 
 

@@ -75,6 +75,37 @@ def test_request_and_response_round_trip() -> None:
     assert px.parse_response(resp[1:]) == [b"a", b"b"]
 
 
+def test_roles_ride_along_and_older_frames_have_none() -> None:
+    req = px.read_request(px.encode_request(b"rec", 10, "worker")[1:])
+    assert (req.record, req.want, req.role) == (b"rec", 10, "worker")
+    assert px.read_request(px.encode_request(b"rec", 10)[1:]).role is None
+    resp = px.read_response(px.encode_response([b"a", b"b", b"c"], "seed", ["seed", None])[1:])
+    assert resp.records == [b"a", b"b", b"c"]
+    assert resp.role == "seed" and resp.roles == ["seed", None, None]
+    old = px.read_response(px.encode_response([b"a"])[1:])
+    assert old.role is None and old.roles == [None]
+    # a role this version does not know is no role: a newer node is not a bad one
+    later = msgpack.packb({"v": 1, "records": [b"a"], "role": "oracle", "roles": ["oracle"]})
+    assert px.read_response(later).role is None and px.read_response(later).roles == [None]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        msgpack.packb({"v": 1, "records": [b"a"], "role": 3}),
+        msgpack.packb({"v": 1, "records": [b"a"], "role": "x" * (px.MAX_ROLE_BYTES + 1)}),
+        msgpack.packb({"v": 1, "records": [b"a"], "roles": ["seed", "seed"]}),
+        msgpack.packb({"v": 1, "records": [b"a"], "roles": "seed"}),
+        msgpack.packb({"v": 1, "records": [b"a"], "roles": [b"seed"]}),
+    ],
+)
+def test_bad_roles_in_a_response(body: bytes) -> None:
+    with pytest.raises(RemoteError, match="role"):
+        px.read_response(body)
+    with pytest.raises(RemoteError, match="role"):
+        px.read_request(msgpack.packb({"v": 1, "record": b"r", "want": 1, "role": ["x"]}))
+
+
 def test_response_is_capped_at_the_frame_limit() -> None:
     big = [b"x" * px.MAX_RECORD_BYTES] * 200
     frame = px.encode_response(big)
@@ -117,20 +148,25 @@ def test_any_bytes_give_remote_error_or_a_value(body: bytes) -> None:
     )
 )
 def test_any_msgpack_value_gives_remote_error_or_a_value(value: object) -> None:
-    body = msgpack.packb({"v": 1, "records": value, "record": value, "want": value})
+    body = msgpack.packb(
+        {"v": 1, "records": value, "record": value, "want": value, "role": value, "roles": value}
+    )
     _check_parsers(body, with_record=False)
 
 
 def _check_parsers(body: bytes, *, with_record: bool) -> None:
     """Each parser either raises RemoteError or returns a value of its declared shape."""
     try:
-        record, want = px.parse_request(body)
-        assert isinstance(record, bytes) and 0 <= want <= px.MAX_WANT
+        req = px.read_request(body)
+        assert isinstance(req.record, bytes) and 0 <= req.want <= px.MAX_WANT
+        assert req.role is None or req.role in px.ROLES
     except RemoteError:
         pass
     try:
-        records = px.parse_response(body)
-        assert all(isinstance(r, bytes) for r in records)
+        resp = px.read_response(body)
+        assert all(isinstance(r, bytes) for r in resp.records)
+        assert len(resp.roles) == len(resp.records)
+        assert all(r is None or r in px.ROLES for r in [resp.role, *resp.roles])
     except RemoteError:
         pass
     if with_record:

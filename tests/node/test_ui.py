@@ -5,6 +5,7 @@ diff the feed sends."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -172,3 +173,145 @@ def test_the_ui_command_says_when_no_node_ran_in_the_data_dir(tmp_path: Path) ->
     got = run_cli("ui", "--data-dir", str(tmp_path))
     assert got.returncode == 2 and got.stdout == ""
     assert f"no API token in {tmp_path}" in got.stderr
+
+
+# -- what the sections say: roles, the second ring, figures --------------------------
+
+
+def _bare_host() -> Any:
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    from p2pnode.host import muxer_options, security_options
+
+    kp = create_new_key_pair()
+    return new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+
+
+def _pid() -> str:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return ID.from_pubkey(create_new_key_pair().public_key).to_base58()
+
+
+def test_peers_carry_their_role_and_how_it_is_known(tmp_path: Path) -> None:
+    """A peer's own word in px beats a seed listing; neighbours' hearsay fills in
+    only where they agree; peers only named by a neighbour make the second ring."""
+    from types import SimpleNamespace
+
+    from libp2p.peer.id import ID
+
+    from p2pnode.config import build_config
+    from p2pnode.discovery import Discovery
+    from p2pnode.keys import load_or_create_identity
+
+    seed, hub, told, far, split, me = (_pid() for _ in range(6))
+    boot = [f"/ip4/127.0.0.1/tcp/1/p2p/{seed}"]
+    config = build_config([{"node.data_dir": str(tmp_path), "network.bootstrap": boot}])
+    storage = Storage.open_in(tmp_path)
+    for pid in (seed, hub, told):
+        storage.upsert_peer(pid, ["/ip4/127.0.0.1/tcp/2"], source="px", record=b"r", seq=1)
+    disc = Discovery(
+        _bare_host(), config, storage, NodeMetrics(), load_or_create_identity(tmp_path)
+    )
+    disc.roles = {told: "worker", seed: "seed"}
+    disc.named_by = {seed: (hub, far, split), told: (far, split)}
+    disc.named_roles = {
+        seed: {hub: "consumer", far: "consumer", split: "worker"},
+        told: {far: "consumer", split: "consumer"},
+    }
+    # the hub's signed announcement names it a supplier (beats a neighbour's word)
+    rep = SimpleNamespace(meta={b"w": SimpleNamespace(peer_id=ID.from_base58(hub).to_bytes())})
+    state = NodeState(
+        config=config,
+        storage=storage,
+        metrics=NodeMetrics(),
+        peer_id=me,
+        discovery=disc,
+        services={"reputation": rep},
+    )
+    peers = read_view(state, ViewParams(), lambda raw: ID(raw).to_base58())["peers"]
+    assert (peers[told]["role"], peers[told]["role_from"]) == ("worker", "itself")
+    assert (peers[seed]["role"], peers[seed]["role_from"]) == ("seed", "itself")
+    assert (peers[hub]["role"], peers[hub]["role_from"]) == ("supplier", "announcement")
+    # only named: second ring, the role as both neighbours told it
+    assert peers[far]["source"] == "named" and not peers[far]["connected"]
+    assert (peers[far]["role"], peers[far]["role_from"]) == ("consumer", "neighbour")
+    assert peers[far]["named_by"] == sorted([seed, told])
+    assert peers[split]["role"] is None  # the neighbours disagree: not known
+    assert peers[seed]["sees"] == [hub, far, split]
+    assert me not in peers
+    disc.roles = {}
+    again = read_view(state, ViewParams(), lambda raw: ID(raw).to_base58())["peers"]
+    assert (again[seed]["role"], again[seed]["role_from"]) == ("seed", "config")
+    # the section stays capped with the second ring in it
+    capped = read_view(state, ViewParams(max_peers=4), lambda raw: ID(raw).to_base58())
+    assert len(capped["peers"]) == 4
+
+
+def test_orders_per_second_over_a_window() -> None:
+    from p2pnode.liveview import OrderRate
+
+    rate = OrderRate(window=10.0)
+    assert rate.add(100.0, 0) is None  # one reading is no rate
+    assert rate.add(100.5, 3) is None  # nor two within a second
+    assert rate.add(102.0, 20) == 10.0
+    for t in range(3, 30):  # 5 orders/s for a while: the early burst leaves the window
+        assert rate.add(100.0 + t, 20 + 5 * (t - 2)) is not None
+    assert rate.add(130.0, 20 + 5 * 28) == pytest.approx(5.0)
+    assert len(rate._samples) <= 12
+
+
+def test_the_book_spread_and_bid_to_deal_times(tmp_path: Path) -> None:
+    from gossip import codec, eip712
+    from gossip.eip712 import SigningDomain
+    from gossip.orders import Order, Side
+    from p2pnode.liveview import _deal_times, _spread
+    from p2pnode.market.book import OrderBook
+    from p2pnode.market.dealstore import DealRow, MarketStore
+
+    key, domain, t0 = bytes.fromhex("22" * 32), SigningDomain(chain_id=31337), 1_700_000_000
+    storage = Storage.open_in(tmp_path)
+    book = OrderBook(storage)
+    assert _spread(book, t0) == {"best_ask": None, "best_bid": None, "spread": None, "orders": 0}
+
+    def add(side: Side, price: int, nonce: int, placed: int = t0) -> bytes:
+        order = Order.create(
+            author=eip712.address_of_key(key),
+            side=side,
+            price_per_hour=price,
+            duration=1800,
+            nonce=nonce,
+            valid_from=placed,
+            valid_until=placed + 3600,
+        ).signed(domain, key)
+        oid = order.order_id(domain)
+        book.add(order, oid, codec.encode(order), t0, own=True, published=True)
+        return oid
+
+    add(Side.ASK, 9 * 10**17, 1)
+    add(Side.ASK, 7 * 10**17, 2)
+    add(Side.BID, 5 * 10**17, 3)
+    bid = add(Side.BID, 6 * 10**17, 4, placed=t0 + 10)
+    got = _spread(book, t0 + 20)
+    assert got["best_ask"] == str(7 * 10**17) and got["best_bid"] == str(6 * 10**17)
+    assert got["spread"] == str(10**17) and got["orders"] == 4
+
+    store = MarketStore(storage)
+
+    def deal(deal_id: int, status: str, bid_id: bytes | None, proposed: int, start: int) -> None:
+        store.upsert_deal(
+            DealRow(deal_id, "consumer", "0x" + "11" * 20, "0x" + "22" * 20, b"a" * 32,
+                    bid_id, None, 1, 600, 600, status, proposed, start, 0, 0, 0, 0.0)
+        )  # fmt: skip
+
+    deal(1, "accepted", bid, t0 + 13, t0 + 17)
+    deal(2, "pending", bid, t0 + 14, 0)
+    deal(3, "closed", b"z" * 32, t0 + 1, t0 + 2)  # its BID is not in the book
+    times = _deal_times(store, book)
+    assert times["by_status"] == {"accepted": 1, "closed": 1, "pending": 1}
+    assert times["bid_to_deal"] == [
+        {"deal_id": 1, "to_proposal_s": 3, "to_accept_s": 7},
+        {"deal_id": 2, "to_proposal_s": 4, "to_accept_s": None},
+    ]

@@ -5,7 +5,8 @@
 // Every value from the network goes into the page as text, never as HTML.
 "use strict";
 
-const view = { node: {}, peers: {}, mesh: {}, orders: {}, deals: {} };
+const view = { node: {}, peers: {}, mesh: {}, orders: {}, deals: {}, tasks: {}, figures: {} };
+const history = { rate: [], spread: [] }; // figures over time, kept by the page (last 120)
 const fresh = new Set(); // "section:id" of items that changed in the last event
 let logsAbort = null;
 
@@ -29,6 +30,20 @@ function svgEl(tag, attrs, text) {
 }
 
 const short = (id) => (id.length > 14 ? id.slice(0, 6) + "…" + id.slice(-4) : id);
+
+// a supplier sells through its hub wallet: to a person it is the hub
+const ROLE_LABEL = { seed: "seed", supplier: "hub", worker: "worker", consumer: "consumer" };
+const ROLE_HOW = {
+  itself: "it said so in peer exchange",
+  announcement: "its signed hub announcement",
+  agreement: "our signed worker agreement",
+  config: "a seed in our config",
+  neighbour: "a neighbour said so (not checked)",
+};
+function roleText(p) {
+  if (!p.role) return "?";
+  return (ROLE_LABEL[p.role] || p.role) + (p.role_from === "neighbour" ? "?" : "");
+}
 
 function snm(wei) { // a wei string as SNM, exact to 6 places
   try {
@@ -83,6 +98,7 @@ function renderPeers() {
     const topics = meshOf(id);
     return row("peers", id, [
       el("td", { class: "id", title: id }, short(id)),
+      el("td", { class: `role role-${p.role || "unknown"}`, title: p.role ? ROLE_HOW[p.role_from] || "" : "not known yet" }, roleText(p)),
       el("td", { class: p.connected ? "ok" : "muted" }, p.connected ? "connected" : "known"),
       p.source,
       el("td", { class: "muted", title: (p.sees || []).join("\n") },
@@ -94,15 +110,19 @@ function renderPeers() {
 }
 
 function renderGraph(ids) {
+  // this node in the middle, its connections on the first ring, every other peer it
+  // knows (learnt, or named by a neighbour) on the second
   const svg = document.getElementById("graph");
   const me = view.node.self;
-  const shown = ids.slice(0, 24);
+  const inner = ids.filter((id) => view.peers[id].connected).slice(0, 24);
+  const outer = ids.filter((id) => !view.peers[id].connected).slice(0, 40);
   const nodes = [];
-  const r = 115;
-  shown.forEach((id, i) => {
-    const a = (2 * Math.PI * i) / Math.max(shown.length, 1) - Math.PI / 2;
-    nodes.push({ id, x: Math.cos(a) * r * 1.45, y: Math.sin(a) * r });
+  const place = (list, r, ring, turn) => list.forEach((id, i) => {
+    const a = (2 * Math.PI * i) / Math.max(list.length, 1) - Math.PI / 2 + turn;
+    nodes.push({ id, ring, x: Math.cos(a) * r * 1.45, y: Math.sin(a) * r });
   });
+  place(inner, 85, 1, 0);
+  place(outer, 140, 2, outer.length ? Math.PI / outer.length : 0);
   const parts = [];
   const at = new Map(nodes.map((n) => [n.id, n]));
   const drawn = new Set();
@@ -112,30 +132,37 @@ function renderGraph(ids) {
       const pair = [n.id, other].sort().join(" ");
       if (!m || drawn.has(pair)) continue;
       drawn.add(pair);
-      // bent away from this node, so it does not run over our own links
-      const mx = (n.x + m.x) / 2, my = (n.y + m.y) / 2;
-      let px = -(m.y - n.y), py = m.x - n.x;
-      if (px * mx + py * my < 0) { px = -px; py = -py; }
-      const d = `M ${n.x} ${n.y} Q ${mx + px * 0.45} ${my + py * 0.45} ${m.x} ${m.y}`;
-      parts.push(svgEl("path", { d, class: "graph-edge sees", "data-pair": pair }));
+      let d;
+      if (n.ring === 1 && m.ring === 1) { // bent away from this node, off our own links
+        const mx = (n.x + m.x) / 2, my = (n.y + m.y) / 2;
+        let px = -(m.y - n.y), py = m.x - n.x;
+        if (px * mx + py * my < 0) { px = -px; py = -py; }
+        d = `M ${n.x} ${n.y} Q ${mx + px * 0.45} ${my + py * 0.45} ${m.x} ${m.y}`;
+      } else {
+        d = `M ${n.x} ${n.y} L ${m.x} ${m.y}`;
+      }
+      const ring = n.ring === 2 || m.ring === 2 ? " ring2" : "";
+      parts.push(svgEl("path", { d, class: `graph-edge sees${ring}`, "data-pair": pair }));
     }
   }
-  for (const n of nodes) {
-    const p = view.peers[n.id];
-    const inMesh = meshOf(n.id).length > 0;
-    const cls = `graph-edge${inMesh ? " mesh" : ""}${p.connected ? "" : " known"}`;
+  for (const n of nodes.filter((x) => x.ring === 1)) {
+    const cls = `graph-edge${meshOf(n.id).length > 0 ? " mesh" : ""}`;
     parts.push(svgEl("line", { x1: 0, y1: 0, x2: n.x, y2: n.y, class: cls }));
   }
   for (const n of nodes) {
-    const g = svgEl("g", { "data-peer": n.id });
-    g.append(svgEl("circle", { cx: n.x, cy: n.y, r: 9, class: `graph-node${view.peers[n.id].connected ? " up" : ""}` }));
-    g.append(svgEl("text", { x: n.x, y: n.y + 21, class: "graph-label" }, short(n.id)));
-    g.append(svgEl("title", {}, n.id));
+    const p = view.peers[n.id];
+    const g = svgEl("g", { "data-peer": n.id, "data-ring": n.ring, "data-role": p.role || "" });
+    const r = n.ring === 1 ? 9 : 6;
+    g.append(svgEl("circle", { cx: n.x, cy: n.y, r, class: `graph-node role-${p.role || "unknown"}${p.connected ? " up" : ""}` }));
+    const label = n.ring === 1 ? `${roleText(p)} ${short(n.id)}` : roleText(p);
+    g.append(svgEl("text", { x: n.x, y: n.y + r + 11, class: "graph-label" }, label));
+    g.append(svgEl("title", {}, `${n.id}\n${roleText(p)}${p.role ? ": " + (ROLE_HOW[p.role_from] || "") : ""}` +
+      ((p.named_by || []).length ? `\nnamed by ${p.named_by.map(short).join(", ")}` : "")));
     parts.push(g);
   }
   const mine = svgEl("g", { "data-peer": me ? me.peer_id : "" });
-  mine.append(svgEl("circle", { cx: 0, cy: 0, r: 14, class: "graph-node me" }));
-  mine.append(svgEl("text", { x: 0, y: 30, class: "graph-label" }, me ? `${me.role} (this node)` : "this node"));
+  mine.append(svgEl("circle", { cx: 0, cy: 0, r: 14, class: `graph-node me role-${me ? me.role : "unknown"}` }));
+  mine.append(svgEl("text", { x: 0, y: 30, class: "graph-label" }, me ? `${ROLE_LABEL[me.role] || me.role} (this node)` : "this node"));
   parts.push(mine);
   svg.replaceChildren(...parts);
 }
@@ -190,12 +217,111 @@ function renderDeals() {
       snm(d.paid),
       el("td", { class: "id", title: d.hub }, short(d.hub)),
       el("td", { class: "id", title: d.consumer }, short(d.consumer)),
-      el("td", {}, d.role === "consumer" && d.status !== "pending" ? button : ""),
+      el("td", {}, (d.role === "consumer" && d.status !== "pending") || view.tasks[id] ? button : ""),
     ]);
   }));
 }
 
-const RENDER = { node: renderNode, peers: renderPeers, mesh: () => { renderMesh(); renderPeers(); }, orders: renderOrders, deals: renderDeals };
+const TASK_CLASS = { running: "ok", started: "ok", finished: "muted", failed: "bad", assigned: "warn" };
+
+function renderTasks() {
+  const ids = Object.keys(view.tasks).sort((a, b) => Number(b) - Number(a));
+  // a hub's tasks; a node that runs none has nothing to list
+  document.getElementById("hub-tasks").hidden = ids.length === 0 && !(view.node.self && view.node.self.role === "supplier");
+  document.getElementById("tasks-count").textContent = `${ids.length}`;
+  fill(document.querySelector("#tasks tbody"), ids.map((id) => {
+    const t = view.tasks[id];
+    return row("tasks", id, [
+      el("td", { class: "id" }, `#${id}`),
+      el("td", { class: `task-state ${TASK_CLASS[t.state] || ""}` }, t.state + (t.exit_code !== null && t.exit_code !== undefined ? ` (exit ${t.exit_code})` : "")),
+      el("td", { class: "id", title: t.worker }, t.worker === "local" ? "this node" : short(t.worker)),
+      el("td", { class: "mono" }, t.image || ""),
+      el("td", { class: DEAL_CLASS[t.deal_status] || "" }, t.deal_status),
+      el("td", { class: "id", title: t.consumer }, short(t.consumer)),
+      el("td", {}, el("button", { onclick: () => followLogs(id) }, "logs")),
+    ]);
+  }));
+  renderDeals();
+}
+
+// --- figures: numbers from the node, drawn here as inline SVG -------------------------
+function remember(list, value) {
+  if (value === null || value === undefined) return;
+  list.push(value);
+  if (list.length > 120) list.shift();
+}
+
+function spark(values, w, h, cls) {
+  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, class: `spark ${cls}`, width: w, height: h });
+  if (values.length < 2) return svg;
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const span = hi - lo || 1;
+  const pts = values.map((v, i) => `${(i * w) / (values.length - 1)},${h - 2 - ((v - lo) / span) * (h - 4)}`);
+  svg.append(svgEl("polyline", { points: pts.join(" "), class: "spark-line" }));
+  return svg;
+}
+
+function bars(entries, unit, cls) { // [[label, value]], drawn as horizontal bars
+  const w = 260, rowH = 16;
+  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${Math.max(rowH, entries.length * rowH)}`, class: `bars ${cls}`, width: w, height: Math.max(rowH, entries.length * rowH) });
+  const top = Math.max(1, ...entries.map(([, v]) => v));
+  entries.forEach(([label, v], i) => {
+    const g = svgEl("g", { "data-bar": label });
+    g.append(svgEl("text", { x: 0, y: i * rowH + 11, class: "bar-label" }, label));
+    g.append(svgEl("rect", { x: 80, y: i * rowH + 3, width: Math.max(1, (v / top) * 130), height: 10, class: `bar ${cls} ${cls}-${label}` }));
+    g.append(svgEl("text", { x: 84 + (v / top) * 130, y: i * rowH + 11, class: "bar-value" }, `${v}${unit}`));
+    svg.append(g);
+  });
+  return svg;
+}
+
+function figure(id, title, ...body) {
+  return el("div", { class: "figure", "data-figure": id }, el("h3", {}, title), ...body);
+}
+
+function renderFigures() {
+  const f = view.figures;
+  const box = document.getElementById("figures");
+  const out = [];
+  if (f.orders_rate) {
+    const r = f.orders_rate;
+    out.push(figure("orders_rate", "orders received / s",
+      el("div", { class: "big" }, r.per_s === null ? "…" : String(r.per_s)),
+      el("div", { class: "muted" }, `${r.received} in all; over the last ${r.window_s} s`),
+      spark(history.rate, 200, 36, "rate")));
+  }
+  if (f.book) {
+    const b = f.book;
+    const gap = b.spread === null ? "no match possible yet" : BigInt(b.spread) > 0n ? `spread ${snm(b.spread)} SNM/h` : "crossed: a match is due";
+    out.push(figure("book", "order book",
+      el("div", { class: "big" }, gap),
+      el("div", { class: "muted" }, `best ASK ${b.best_ask === null ? "-" : snm(b.best_ask)} · best BID ${b.best_bid === null ? "-" : snm(b.best_bid)} SNM/h · ${b.orders} orders`),
+      spark(history.spread, 200, 36, "spread")));
+  }
+  if (f.hubs) {
+    const entries = Object.entries(f.hubs.by_status);
+    out.push(figure("hubs", "hubs by status", entries.length ? bars(entries, "", "hub") : el("div", { class: "muted" }, "no hubs known yet")));
+  }
+  if (f.deals) {
+    const d = f.deals;
+    const times = d.bid_to_deal.filter((t) => t.to_accept_s !== null);
+    out.push(figure("deals", "BID to deal (s), our deals",
+      el("div", { class: "muted" }, Object.entries(d.by_status).map(([k, v]) => `${v} ${k}`).join(" · ") || "no deals yet"),
+      times.length ? bars(times.map((t) => [`#${t.deal_id}`, t.to_accept_s]), " s", "deal") : ""));
+  }
+  box.replaceChildren(...(out.length ? out : [el("p", { class: "muted" }, "no figures on this node")]));
+}
+
+function noteFigures() {
+  const f = view.figures;
+  if (f.orders_rate) remember(history.rate, f.orders_rate.per_s);
+  if (f.book && f.book.spread !== null) remember(history.spread, Number(BigInt(f.book.spread) / 10n ** 12n) / 1e6);
+}
+
+const RENDER = {
+  node: renderNode, peers: renderPeers, mesh: () => { renderMesh(); renderPeers(); }, orders: renderOrders, deals: renderDeals,
+  tasks: renderTasks, figures: () => { noteFigures(); renderFigures(); },
+};
 
 // --- hubs: whatever GET /hubs answers, drawn as a table of its fields -------------
 let hubsTimer = null;
