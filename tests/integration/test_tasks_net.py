@@ -65,8 +65,10 @@ def _accepted_deal(net: Net, duration: int) -> dict[str, Any]:
     )[0]
 
 
-def _logs(net: Net, deal_id: int, **params: Any) -> dict[str, bytes]:
-    node = net.nodes["con_a"]
+def _logs(net: Net, deal_id: int, node_name: str = "con_a", **params: Any) -> dict[str, bytes]:
+    """A task's output through a node's API: the consumer's (asked of the hub), or on
+    the hub (`supplier`), what it serves from its engine or relays from its worker."""
+    node = net.nodes[node_name]
     info, token = node.ready(), read_token(node.data_dir)
     assert info and token
     out: dict[str, bytes] = {"stdout": b"", "stderr": b"", "end": b""}
@@ -83,6 +85,24 @@ def _logs(net: Net, deal_id: int, **params: Any) -> dict[str, bytes]:
             assert record["stream"] != "error", record
             out[record["stream"]] += base64.b64decode(record["data"])
     return out
+
+
+def hub_tasks(net: Net) -> dict[str, Any]:
+    """The hub's web-view `tasks` section: the first event of its live feed."""
+    node = net.nodes["supplier"]
+    info, token = node.ready(), read_token(node.data_dir)
+    assert info and token
+    with httpx.stream(
+        "GET",
+        f"{info['api_url']}/ui/events",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                return json.loads(line[6:])["tasks"]  # type: ignore[no-any-return]
+    raise AssertionError("the feed sent no snapshot")
 
 
 def _results(net: Net, deal_id: int, dest: Path) -> httpx.Response:
@@ -127,6 +147,11 @@ def test_task_runs_under_the_slot_and_its_results_verify(net: Net, tmp_path: Pat
         *("--tail", "1"),
     )
     assert tail.returncode == 0 and tail.stdout == "line 3\n" and tail.stderr == "warn\n"
+    # the hub's operator sees the same output, and the task among those the hub runs
+    assert _logs(net, deal_id, "supplier", follow="true") == logs
+    task = hub_tasks(net)[str(deal_id)]
+    assert task["worker"] == "local" and task["image"] == IMAGE
+    assert task["state"] in ("running", "finished") and task["deal_status"] == "accepted"
 
     got = _results(net, deal_id, tmp_path / "out")
     assert got.status_code == 200, got.text

@@ -1,8 +1,9 @@
 """The web view end to end: real daemons on a real chain (the deals network of
 test_deals_net.py, with one consumer), the page in headless Chromium driven by
 Playwright. The page is refused without a login, shows the network's nodes once
-logged in through `sonm-p2p ui`, and a deal made while it is open appears on it
-without a reload.
+logged in through `sonm-p2p ui` with each peer's role, and a deal made while it is
+open appears on it without a reload, with its figures. The hub's page lists the
+tasks it runs and follows one's output (where a container engine is reachable).
 
 Needs Debian's chromium and the `playwright` package (scripts/setup-tools installs
 both); without them the test skips, or fails under SONM_REQUIRE_BROWSER=1 (CI).
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
+from tests.executor.conftest import IMAGE, _engine_problem
 from tests.integration.test_deals_net import CHEAP, Net, open_net
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -51,8 +53,24 @@ def _browser_or_skip() -> tuple[Any, str]:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     _browser_or_skip()  # before the network: no chain started for a skip
-    with open_net(tmp_path_factory.mktemp("ui"), consumers=("con_a",)) as n:
+    hub = {"executor": {"allowed_images": [IMAGE]}}  # a task runs where an engine is
+    with open_net(tmp_path_factory.mktemp("ui"), consumers=("con_a",), hub_config=hub) as n:
         yield n
+
+
+def _login_url(net: Net, name: str) -> str:
+    login = run_cli("ui", "--data-dir", str(net.nodes[name].data_dir))
+    assert login.returncode == 0, login.stderr
+    return login.stdout.splitlines()[0]
+
+
+def _role_shown(page: Any, pid: str, text: str) -> None:
+    page.wait_for_function(
+        "([id, text]) => { const td = document.querySelector(`#peers tr[data-id='${id}'] td.role`);"
+        " return td && td.textContent === text; }",
+        arg=[pid, text],
+        timeout=30_000,
+    )
 
 
 def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -> None:
@@ -106,6 +124,12 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                     timeout=30_000,
                 )
                 assert page.query_selector(f"#graph g[data-peer='{pid}']") is not None
+            # each peer's role, as it said in peer exchange: the hub is the supplier
+            _role_shown(page, names["seed"], "seed")
+            _role_shown(page, names["supplier"], "hub")
+            assert page.query_selector(
+                f"#graph g[data-peer='{names['supplier']}'][data-role='supplier']"
+            )
             # who sees whom: the seed and the hub each name the other in peer exchange
             pair = " ".join(sorted(names.values()))
             page.wait_for_selector(
@@ -138,6 +162,23 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
             row_text = page.inner_text(f"#deals tr[data-id='{deal['deal_id']}']")
             assert "consumer" in row_text and "accepted" in row_text
             print(f"deal on the page {shown_after:.1f} s after its BID was placed")
+            # the figures: the deal's BID-to-deal time as a bar, the hub counted by its
+            # status, orders/s measured, the book's best prices
+            bar = page.wait_for_selector(
+                f"#figures [data-figure='deals'] [data-bar='#{deal['deal_id']}']",
+                state="attached",
+                timeout=30_000,
+            )
+            assert bar is not None and bar.text_content().endswith(" s")  # type: ignore[union-attr]
+            page.wait_for_selector(
+                "#figures [data-figure='hubs'] [data-bar]", state="attached", timeout=30_000
+            )
+            page.wait_for_function(
+                "() => /^[0-9.]+$/.test(document.querySelector("
+                "\"#figures [data-figure='orders_rate'] .big\").textContent)",
+                timeout=30_000,
+            )
+            assert "best ASK" in page.inner_text("#figures [data-figure='book']")
             # the book goes on changing under the open page: a dearer slot's ASK, and a
             # BID too cheap for it, both open, side by side
             dear = {**slot, "slot_id": "s2", "price_per_hour": str(2 * CHEAP * 3600)}
@@ -160,6 +201,38 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                 timeout=30_000,
             )
             assert f"deal #{deal['deal_id']}" in page.inner_text("#logs-title")
+            assert page.is_hidden("#hub-tasks")  # a consumer runs no tasks
+
+            # the hub's own page: its peers by role, and the tasks it runs, with logs
+            hub_page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            hub_page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+            hub_page.goto(_login_url(net, "supplier"))
+            hub_page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+            _role_shown(hub_page, api["peer_id"], "consumer")
+            _role_shown(hub_page, names["seed"], "seed")
+            assert hub_page.is_visible("#hub-tasks")
+            engine = _engine_problem()
+            if engine is None:
+                deal_id = deal["deal_id"]
+                script = "echo from the task; echo to stderr >&2; sleep 2; echo last"
+                body = {"image": IMAGE, "command": ["sh", "-c", script]}
+                r = net.call("con_a", "POST", f"/tasks/{deal_id}", body)
+                assert r.status_code == 201, r.text
+                hub_page.wait_for_selector(
+                    f"#tasks tr[data-id='{deal_id}'] .task-state", timeout=30_000
+                )
+                assert "this node" in hub_page.inner_text(f"#tasks tr[data-id='{deal_id}']")
+                hub_page.click(f"#tasks tr[data-id='{deal_id}'] button")
+                hub_page.wait_for_function(
+                    "() => document.querySelector('#logs').textContent.includes('last')",
+                    timeout=30_000,
+                )
+                shown = hub_page.inner_text("#logs")
+                assert "from the task" in shown and "to stderr" in shown
+            elif os.environ.get("SONM_REQUIRE_ENGINE") == "1":
+                pytest.fail(f"{engine}; SONM_REQUIRE_ENGINE=1")
+            else:
+                print(f"no task run on the hub's page: {engine}")
             assert problems == []
             # the code was spent by the first visit
             again = browser.new_page()

@@ -25,7 +25,7 @@ from p2pnode.localnet import light_keystore
 from tests.conftest import run_cli
 from tests.executor.conftest import IMAGE, _engine_problem
 from tests.integration.test_deals_net import CHEAP, Net, _wait, open_net
-from tests.integration.test_tasks_net import _accepted_deal, _logs, _results
+from tests.integration.test_tasks_net import _accepted_deal, _logs, _results, hub_tasks
 
 # five daemons and anvil start in the first test's setup: allow for a loaded machine
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -120,6 +120,9 @@ def test_worker_joins_runs_the_task_and_is_paid(net: tuple[Net, str], tmp_path: 
 
     logs = _logs(n, deal_id, follow="true")
     assert logs["stdout"] == b"on the worker\n"
+    # on the hub: the task is listed on its worker, its output relayed from there
+    assert hub_tasks(n)[str(deal_id)]["worker"] == worker
+    assert _logs(n, deal_id, "supplier", follow="true")["stdout"] == b"on the worker\n"
     got = _results(n, deal_id, tmp_path / "out")
     assert got.status_code == 200, got.text
     out = got.json()
