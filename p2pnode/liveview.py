@@ -310,7 +310,7 @@ def _spread(book: Any, now: float) -> Item:
         "best_ask": None if ask is None else str(ask),
         "best_bid": None if bid is None else str(bid),
         "spread": None if ask is None or bid is None else str(ask - bid),
-        "orders": book.count(),
+        "orders": book.count(),  # kept: withdrawn ones too, until they expire
     }
 
 

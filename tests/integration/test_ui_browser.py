@@ -170,8 +170,17 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                 timeout=30_000,
             )
             assert bar is not None and bar.text_content().endswith(" s")  # type: ignore[union-attr]
-            page.wait_for_selector(
-                "#figures [data-figure='hubs'] [data-bar]", state="attached", timeout=30_000
+            # hubs by status, as GET /hubs counts them (none: this hub announces itself
+            # only when it takes workers)
+            counts = net.call("con_a", "GET", "/hubs").json()["counts"]
+            expect = [f"{k}{v}" for k, v in sorted(counts.items())] or ["no hubs known yet"]
+            page.wait_for_function(
+                "want => { const f = document.querySelector(\"#figures [data-figure='hubs']\");"
+                " const bars = [...f.querySelectorAll('[data-bar]')].map(g => g.textContent);"
+                " return JSON.stringify(bars.length ? bars : [f.lastChild.textContent])"
+                " === JSON.stringify(want); }",
+                arg=expect,
+                timeout=30_000,
             )
             page.wait_for_function(
                 "() => /^[0-9.]+$/.test(document.querySelector("

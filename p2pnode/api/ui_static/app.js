@@ -268,7 +268,7 @@ function bars(entries, unit, cls) { // [[label, value]], drawn as horizontal bar
   entries.forEach(([label, v], i) => {
     const g = svgEl("g", { "data-bar": label });
     g.append(svgEl("text", { x: 0, y: i * rowH + 11, class: "bar-label" }, label));
-    g.append(svgEl("rect", { x: 80, y: i * rowH + 3, width: Math.max(1, (v / top) * 130), height: 10, class: `bar ${cls} ${cls}-${label}` }));
+    g.append(svgEl("rect", { x: 80, y: i * rowH + 3, width: Math.max(2, (v / top) * 130), height: 10, class: `bar ${cls} ${cls}-${label}` }));
     g.append(svgEl("text", { x: 84 + (v / top) * 130, y: i * rowH + 11, class: "bar-value" }, `${v}${unit}`));
     svg.append(g);
   });
@@ -295,7 +295,7 @@ function renderFigures() {
     const gap = b.spread === null ? "no match possible yet" : BigInt(b.spread) > 0n ? `spread ${snm(b.spread)} SNM/h` : "crossed: a match is due";
     out.push(figure("book", "order book",
       el("div", { class: "big" }, gap),
-      el("div", { class: "muted" }, `best ASK ${b.best_ask === null ? "-" : snm(b.best_ask)} · best BID ${b.best_bid === null ? "-" : snm(b.best_bid)} SNM/h · ${b.orders} orders`),
+      el("div", { class: "muted" }, `best ASK ${b.best_ask === null ? "-" : snm(b.best_ask)} · best BID ${b.best_bid === null ? "-" : snm(b.best_bid)} SNM/h · ${b.orders} kept, withdrawn ones included`),
       spark(history.spread, 200, 36, "spread")));
   }
   if (f.hubs) {
