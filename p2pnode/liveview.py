@@ -285,11 +285,8 @@ def _figures(state: Any, rate: OrderRate | None, now: float) -> Section:
     if book is not None:
         out["book"] = _spread(book, desk.clock())
     reputation = state.services.get("reputation")
-    if reputation is not None and hasattr(reputation, "hubs"):
-        counts: dict[str, int] = {}
-        for hub in reputation.hubs():
-            counts[hub["status"]] = counts.get(hub["status"], 0) + 1
-        out["hubs"] = {"by_status": dict(sorted(counts.items()))}
+    if reputation is not None and hasattr(reputation, "status_counts"):
+        out["hubs"] = {"by_status": dict(sorted(reputation.status_counts().items()))}
     market = state.services.get("market")
     store = getattr(market, "store", None)
     if store is not None:

@@ -514,6 +514,15 @@ class ReputationService:
 
     # -- what the API and metrics read -----------------------------------------------------
 
+    def status_counts(self) -> dict[str, int]:
+        """How many hubs stand at each status: what hubs() says, without the trust
+        and tallies it works out per hub (the web view reads this twice a second)."""
+        counts: dict[str, int] = {}
+        for rec in self.core.records.values():
+            name = rec.status.name.lower()
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def hubs(self) -> list[dict[str, Any]]:
         """Each hub known: status, why, history, payments seen, trust and rating."""
         totals = self.store.payment_totals()

@@ -197,6 +197,7 @@ def test_statuses_ratings_trust_frames_and_a_restart_keep_everything(tmp_path: P
         assert safe["agreements"] == 1 and safe["evidence"] == "good" and safe["rating"] == 10_000
         assert [x["to"] for x in safe["history"]] == ["unverified", "safe"]
         assert body["counts"] == {"safe": 2, "suspected": 1}
+        assert svc.status_counts() == body["counts"]  # the web view's figure, read lighter
         assert "sonm_reputation_hubs_safe 2.0" in metrics
         assert "sonm_reputation_frames_rejected 2.0" in metrics
         assert "sonm_reputation_poll_questions_sent 1.0" in metrics
