@@ -335,3 +335,29 @@ def test_whom_a_neighbour_names_in_px_is_kept_while_it_is_connected(tmp_path: Pa
     assert seen["seed"] not in seen["after"]
     # only neighbours still connected have an entry (the node may have found `other`)
     assert set(seen["after"]) <= seen["connected"]
+
+
+def test_the_roles_peers_tell_are_capped_oldest_first(tmp_path: Path, monkeypatch: Any) -> None:
+    """Each peer sets only its own entry, but sybils are many: the table keeps the
+    newest MAX_KNOWN_PEERS, and a peer that speaks again counts as new."""
+    from p2pnode import discovery as disc_mod
+    from p2pnode.discovery import Discovery
+    from p2pnode.keys import load_or_create_identity
+    from p2pnode.metrics import NodeMetrics
+    from p2pnode.storage import Storage
+
+    monkeypatch.setattr(disc_mod, "MAX_KNOWN_PEERS", 3)
+    config = build_config([{"node.data_dir": str(tmp_path), "node.role": "seed"}])
+    d = Discovery(
+        _bare_host(),
+        config,
+        Storage.open_in(tmp_path),
+        NodeMetrics(),
+        load_or_create_identity(tmp_path),
+    )
+    assert d.role == "seed"
+    for i in range(4):
+        d._note_role(f"p{i}", "worker")
+    d._note_role("p1", "consumer")  # p1 again: now the newest
+    d._note_role("p9", None)  # said nothing: nothing kept
+    assert list(d.roles) == ["p2", "p3", "p1"] and d.roles["p1"] == "consumer"
