@@ -170,8 +170,8 @@ def test_the_page_shows_the_network_and_a_deal_made_while_it_is_open(net: Net) -
                 timeout=30_000,
             )
             assert bar is not None and bar.text_content().endswith(" s")  # type: ignore[union-attr]
-            # hubs by status, as GET /hubs counts them (none: this hub announces itself
-            # only when it takes workers)
+            # hubs by status, as GET /hubs counts them (on a network this young there
+            # may be none yet: the figure then says so)
             counts = net.call("con_a", "GET", "/hubs").json()["counts"]
             expect = [f"{k}{v}" for k, v in sorted(counts.items())] or ["no hubs known yet"]
             page.wait_for_function(
