@@ -1,8 +1,13 @@
 """Entry point of the `sonm-p2p` command.
 
 Each area registers its own subcommands from a module of its own, so that the CLI
-grows without one file everyone edits. A module listed in COMMAND_MODULES exposes
+grows without one file everyone edits. A module named in COMMANDS exposes
 `register(subparsers)`, which adds parsers whose `func(args) -> int` runs them.
+
+Only the module of the command being run is imported: some areas pull in the
+networking or chain libraries, which cost seconds to import, and `sonm-p2p status`
+should not pay for the demo's. `--help` with no command imports them all to list
+every command.
 """
 
 from __future__ import annotations
@@ -14,40 +19,49 @@ from collections.abc import Sequence
 
 from p2pnode.errors import UserError
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "p2pnode.cli.keys",
-    "p2pnode.cli.node",
-    "p2pnode.cli.demo",
-    "p2pnode.cli.orders",
-    "p2pnode.cli.chain",
-    "p2pnode.cli.hub",
-    "p2pnode.cli.simulate",
-    "p2pnode.cli.hardware",
-    "p2pnode.cli.market",
-    "p2pnode.cli.task",
-    "p2pnode.cli.ui",
-    "p2pnode.cli.workers",
-)
+# command -> the module that registers it (tests/node/test_cli_main.py checks that
+# each module registers exactly the commands listed for it)
+COMMANDS: dict[str, str] = {
+    "keys": "p2pnode.cli.keys",
+    "run": "p2pnode.cli.node",
+    "status": "p2pnode.cli.node",
+    "peers": "p2pnode.cli.node",
+    "demo": "p2pnode.cli.demo",
+    "order": "p2pnode.cli.orders",
+    "orders": "p2pnode.cli.orders",
+    "chain": "p2pnode.cli.chain",
+    "devnet": "p2pnode.cli.chain",
+    "hubs": "p2pnode.cli.chain",
+    "hub": "p2pnode.cli.hub",
+    "simulate": "p2pnode.cli.simulate",
+    "hardware": "p2pnode.cli.hardware",
+    "slot": "p2pnode.cli.market",
+    "deals": "p2pnode.cli.market",
+    "deal": "p2pnode.cli.market",
+    "task": "p2pnode.cli.task",
+    "ui": "p2pnode.cli.ui",
+    "workers": "p2pnode.cli.workers",
+}
+
+# in the order `--help` lists them
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` alone, or for every command when it is None or unknown."""
     parser = argparse.ArgumentParser(
         prog="sonm-p2p", description="Peer-to-peer overlay for a computing-power market."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that area has not landed its commands yet
-                continue
-            raise
-        module.register(sub)
+    modules = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
