@@ -32,8 +32,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# two processes: tests/conftest.py says which files share one
+PYTEST_WORKERS ?= 2
+
 pytest: tools
-	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -15,6 +15,33 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The suite runs on two processes (`make test`: pytest -n 2 --dist loadgroup). Each
+# file stays on one process, so its module fixtures start once. The files that run
+# whole daemon networks with containers go to one process, one after another: two of
+# them side by side on two cores would leave each a fraction of what its timings
+# were written for, while the other process runs the single-process tests.
+NETWORK_FILES = frozenset(
+    {
+        "test_demo.py",
+        "test_trust_net.py",
+        "test_workers_net.py",
+        "test_tasks_net.py",
+        "test_deals_net.py",
+        "test_ui_browser.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "integration" and path.name in NETWORK_FILES:
+            group = "networks"
+        else:
+            group = str(path.relative_to(ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def free_port() -> int:
     """A loopback TCP port free right now (for settings that cannot take 0)."""
     import socket

@@ -137,7 +137,7 @@ def test_devnet_then_hubs(
         assert "accept" in table
 
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=45) == 0
         with pytest.raises(httpx.HTTPError):  # anvil went down with it
             httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
     finally:
