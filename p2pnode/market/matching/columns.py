@@ -62,7 +62,9 @@ class Columns:
         self.price_lo: U64 = np.zeros(n, np.uint64)
         self.seq: U64 = np.zeros(n, np.uint64)  # arrival order in this index
         self.duration = np.zeros(n, np.uint32)
-        self.bench: U64 = np.zeros((n, N_BENCH), np.uint64)
+        # one row per benchmark (column-major): a segment's bitmaps and the exact checks
+        # read one benchmark over many ASKs, which a row per ASK would make a strided read
+        self.bench: U64 = np.zeros((N_BENCH, n), np.uint64)
         self.net = np.zeros(n, np.uint8)
         self.author = np.zeros(n, np.uint32)  # interned address (index.py)
         self.cp = np.zeros(n, np.uint32)  # interned counterparty, 0 = anyone
@@ -95,7 +97,8 @@ class Columns:
         out.n = len(rows)
         for name in Columns.__slots__:
             if name != "n":
-                setattr(out, name, np.take(getattr(self, name), rows, axis=0))
+                axis = 1 if name == "bench" else 0
+                setattr(out, name, np.take(getattr(self, name), rows, axis=axis))
         return out
 
     @staticmethod
@@ -104,7 +107,8 @@ class Columns:
         out.n = sum(p.n for p in parts)
         for name in Columns.__slots__:
             if name != "n":
-                setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+                axis = 1 if name == "bench" else 0
+                setattr(out, name, np.concatenate([getattr(p, name) for p in parts], axis=axis))
         return out
 
     def price_order(self) -> Rows:
@@ -199,8 +203,9 @@ class Segment:
         self.maxv: list[int] = []
         step = max(1, n // THRESHOLD_SAMPLE)
         padded = np.zeros(nw << 6, np.uint64)  # rows past n read as 0: below any threshold
+        above = np.empty((levels, nw << 6), np.bool_)
         for d in range(N_DIMS):
-            col = cols.duration if d == DURATION_DIM else cols.bench[:, d]
+            col = cols.duration if d == DURATION_DIM else cols.bench[d]
             self.maxv.append(int(col.max()) if n else 0)
             thr = _thresholds(col[::step], levels)
             self.thresholds.append(thr)
@@ -208,9 +213,10 @@ class Segment:
                 self.counts.append([])
                 continue
             padded[:n] = col
-            above = padded[None, :] >= np.asarray(thr, np.uint64)[:, None]
-            self.counts.append(above.sum(axis=1).tolist())
-            packed = np.packbits(above, axis=1, bitorder="little")
+            for i, t in enumerate(thr):  # one contiguous pass per threshold: SIMD compares
+                np.greater_equal(padded, np.uint64(t), out=above[i])
+            self.counts.append([int(np.count_nonzero(above[i])) for i in range(len(thr))])
+            packed = np.packbits(above[: len(thr)], axis=1, bitorder="little")
             self.bitmaps[d, : len(thr)] = packed.view("<u8")
         self.net_counts = [int(((cols.net & bit) == bit).sum()) for bit in NET_BITS]
         self.net_bitmaps: Words = np.stack(

@@ -17,10 +17,10 @@ Pure: no clock (expiry takes `now`), no I/O, the rating lookup is passed in.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -41,13 +41,16 @@ from p2pnode.market.matching.columns import (
 )
 from p2pnode.market.matching.errors import CallerError, ConfigError, RemoteOrderError
 from p2pnode.market.matching.rule import OrderView, RatingLookup, no_ratings
+from p2pnode.market.matching.seen import IdFilter
 
 PRICE_LIMIT = 1 << 128  # an ASK's price per hour must be below this (3.4e20 SNM)
 _U64 = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
-FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from this many words
-MAX_BITMAPS = 3  # per segment, the sparsest bitmaps a BID selects are ANDed
-FIRST_CANDIDATE_WORDS = 4  # ... its non-zero words read in chunks growing 4-fold from this many
+FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from at least this many
+FIRST_CANDIDATES = 64  # ... or from as many as should hold this many candidate rows
+MAX_BITMAPS = 6  # per segment, at most this many of the bitmaps a BID selects are ANDed:
+DENSE_BITMAP = 0.5  # the sparsest, and the others that each keep out at least this share of rows
+FIRST_CANDIDATE_WORDS = 4  # a range's non-zero words are read in chunks growing 4-fold from this
 
 
 @dataclass(frozen=True)
@@ -115,25 +118,50 @@ class Query:
         return got
 
 
+# An ASK's fixed-width fields as `add` packs them (little-endian, no padding); packing
+# is also the range check: struct refuses a value its field cannot hold.
+_ROW = struct.Struct(f"<4Q{N_BENCH}QIHBB32s")
+_ROW_DTYPE = np.dtype(
+    [
+        ("price_hi", "<u8"),
+        ("price_lo", "<u8"),
+        ("seq", "<u8"),
+        ("valid_until", "<u8"),
+        ("bench", "<u8", (N_BENCH,)),
+        ("duration", "<u4"),
+        ("min_rating", "<u2"),
+        ("net", "u1"),
+        ("flags", "u1"),
+        ("ids", "V32"),
+    ]
+)
+assert _ROW_DTYPE.itemsize == _ROW.size
+
+
 class _Buffer:
     """Newly added ASKs, unsorted, in arrival order.
 
-    An add appends a tuple; the tuples are written into the numpy columns in one
-    go when something reads them (a match, a flush), because one slice assignment
-    per column costs less than a dozen scalar stores per ASK.
+    An add appends one packed row (`_ROW`) and its two interned addresses; the rows
+    are written into the numpy columns in one go when something reads them (a match,
+    a flush): one `frombuffer` of the joined rows and one slice assignment per column
+    cost far less than converting a dozen Python ints per ASK.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._cols = Columns(capacity)
         self._alive = np.zeros(capacity, np.bool_)
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[bytes] = []
+        self._authors: list[int] = []
+        self._cps: list[int] = []
         self._written = 0
         self.rows: dict[bytes, int] = {}
         self.n = 0
 
-    def append(self, order_id: bytes, row: tuple[Any, ...]) -> None:
+    def append(self, order_id: bytes, row: bytes, author: int, cp: int) -> None:
         self._pending.append(row)
+        self._authors.append(author)
+        self._cps.append(cp)
         self.rows[order_id] = self.n
         self.n += 1
 
@@ -153,23 +181,17 @@ class _Buffer:
         a = self._written
         b = a + len(self._pending)
         c = self._cols
-        hi, lo, seq, dur, bench, net, author, cp, rating, until, flags, ids = zip(
-            *self._pending, strict=True
-        )
-        c.price_hi[a:b] = hi
-        c.price_lo[a:b] = lo
-        c.seq[a:b] = seq
-        c.duration[a:b] = dur
-        c.bench[a:b] = bench
-        c.net[a:b] = net
-        c.author[a:b] = author
-        c.cp[a:b] = cp
-        c.min_rating[a:b] = rating
-        c.valid_until[a:b] = until
-        c.flags[a:b] = flags
-        c.ids[a:b] = np.array(ids, "V32")
+        rows = np.frombuffer(b"".join(self._pending), _ROW_DTYPE)
+        for name in ("price_hi", "price_lo", "seq", "valid_until", "duration", "min_rating"):
+            getattr(c, name)[a:b] = rows[name]
+        c.net[a:b] = rows["net"]
+        c.flags[a:b] = rows["flags"]
+        c.ids[a:b] = rows["ids"]
+        c.bench[:, a:b] = rows["bench"].T
+        c.author[a:b] = self._authors
+        c.cp[a:b] = self._cps
         self._alive[a:b] = True
-        self._pending = []
+        self._pending, self._authors, self._cps = [], [], []
         self._written = b
 
     def live_rows(self) -> Rows:
@@ -179,7 +201,7 @@ class _Buffer:
         return self.cols.take(self.live_rows())
 
     def clear(self) -> None:
-        self._pending = []
+        self._pending, self._authors, self._cps = [], [], []
         self._alive[: self._written] = False
         self._written = 0
         self.rows.clear()
@@ -205,6 +227,7 @@ class AskIndex:
         # ids cancelled here or before they arrived, so a late or repeated copy stays out
         self._cancelled: OrderedDict[bytes, None] = OrderedDict()
         self._now = 0  # the last `now` given to expire: older windows are refused
+        self._seen = IdFilter()  # every id in the segments and the buffer, and some gone
 
     # -- what gossip feeds ---------------------------------------------------------
 
@@ -221,48 +244,43 @@ class AskIndex:
                 else f"order_id must be 32 bytes, got {len(order_id)}"
             )
         price = order.price_per_hour
-        bench = order.benchmarks
-        duration = order.duration
-        if (
-            not 0 <= price < PRICE_LIMIT
-            or len(bench) != N_BENCH
-            or not 0 <= duration <= _U32_MAX
-            or min(bench) < 0
-            or max(bench) > _U64
-            or not 0 <= order.min_rating <= 0xFFFF
-            or not 0 <= int(order.network) <= 0xFF
-        ):
-            raise RemoteOrderError(_unfit(order_id, order))
-        if order_id in self._cancelled or order.valid_until < self._now:
-            return False
-        if order_id in self._buf.rows or self._in_segments(order_id):
-            return False
-        self._seq += 1
-        seq = self._seq
-        flags = 0
-        if order.blacklist:
-            flags = FLAG_BLACKLIST
-            self._blacklists[seq] = frozenset(order.blacklist)
-        cp = order.counterparty
-        self._buf.append(
-            order_id,
-            (
+        valid_until = order.valid_until
+        seq = self._seq + 1
+        blacklist = order.blacklist
+        try:
+            row = _ROW.pack(
                 price >> 64,
                 price & _U64,
                 seq,
-                duration,
-                bench,
-                int(order.network),
-                self._intern(order.author),
-                self._intern(cp) if cp != ZERO_ADDRESS else 0,
+                min(valid_until, _U64),
+                *order.benchmarks,
+                order.duration,
                 order.min_rating,
-                min(order.valid_until, _U64),
-                flags,
+                order.network,
+                FLAG_BLACKLIST if blacklist else 0,
                 order_id,
-            ),
+            )
+        except (struct.error, TypeError):
+            raise RemoteOrderError(_unfit(order_id, order)) from None
+        if order_id in self._cancelled or valid_until < self._now:
+            return False
+        buf = self._buf
+        if order_id in buf.rows or (self._seen.may_hold(order_id) and self._in_segments(order_id)):
+            return False
+        self._seq = seq
+        if blacklist:
+            self._blacklists[seq] = frozenset(blacklist)
+        cp = order.counterparty
+        buf.append(
+            order_id,
+            row,
+            self._intern(order.author),
+            self._intern(cp) if cp != ZERO_ADDRESS else 0,
         )
         self._live += 1
-        if self._buf.n == self._buf.capacity:
+        if self._seen.add(order_id):
+            self._seen.rebuild([s.cols.ids for s in self._segments] + [buf.cols.ids[: buf.n]])
+        if buf.n == buf.capacity:
             self._flush()
         return True
 
@@ -413,7 +431,7 @@ class AskIndex:
         if q.duration:
             m &= cols.duration[:n] >= q.duration
         for d, v in zip(q.dims.tolist(), q.req.tolist(), strict=True):
-            m &= cols.bench[:n, d] >= np.uint64(v)
+            m &= cols.bench[d, :n] >= np.uint64(v)
         if q.net:
             m &= (cols.net[:n] & q.net) == q.net
         rows = np.flatnonzero(m)
@@ -446,7 +464,7 @@ class AskIndex:
             if q.duration:
                 m &= cols.duration[rows] >= q.duration
             if len(q.dims):
-                m &= (cols.bench[rows][:, q.dims] >= q.req).all(axis=1)
+                m &= (cols.bench[q.dims[:, None], rows] >= q.req[:, None]).all(axis=0)
             if q.net:
                 m &= (cols.net[rows] & q.net) == q.net
         if q.cp:
@@ -497,7 +515,7 @@ class AskIndex:
     def nbytes(self) -> int:
         """Bytes the index holds: arrays, plus an estimate for its Python tables."""
         arrays = sum(s.nbytes() for s in self._segments) + self._buf._cols.nbytes()
-        arrays += self._buf.alive.nbytes + 8 * len(self._refs)
+        arrays += self._buf.alive.nbytes + 8 * len(self._refs) + self._seen.nbytes()
         tables = 150 * (len(self._addr_idx) + len(self._buf.rows) + len(self._cancelled))
         tables += sum(120 + 60 * len(b) for b in self._blacklists.values())
         return arrays + tables
@@ -529,6 +547,8 @@ class AskIndex:
         row = self._buf.rows.get(order_id)
         if row is not None:
             return None, row
+        if not self._seen.may_hold(order_id):
+            return None
         for seg in self._segments:
             row = seg.find(order_id)
             if row >= 0:
@@ -634,7 +654,10 @@ class AskIndex:
 def _unfit(order_id: bytes, order: OrderView) -> str:
     """Which field of an ASK the columns cannot hold (gossip's validation allows more)."""
     price, bench = order.price_per_hour, order.benchmarks
-    if not 0 <= price < PRICE_LIMIT:
+    fields = (price, order.duration, order.min_rating, order.network, order.valid_until)
+    if not all(isinstance(v, int) for v in (*fields, *bench)):
+        why = "price_per_hour, duration, benchmarks, min_rating, network, valid_until: integers"
+    elif not 0 <= price < PRICE_LIMIT:
         why = f"price_per_hour must be in [0, 2**128), got {price}"
     elif len(bench) != N_BENCH:
         why = f"{N_BENCH} benchmarks expected, got {len(bench)}"
@@ -644,6 +667,8 @@ def _unfit(order_id: bytes, order: OrderView) -> str:
         why = f"benchmarks must be in [0, 2**64), got {bench}"
     elif not 0 <= order.min_rating <= 0xFFFF:
         why = f"min_rating must be in [0, 65535], got {order.min_rating}"
+    elif order.valid_until < 0:
+        why = f"valid_until must be >= 0, got {order.valid_until}"
     else:
         why = f"network must be in [0, 255], got {order.network}"
     return f"ASK {order_id.hex()}: {why}"
@@ -660,23 +685,38 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     end = seg.price_end(hi, lo)
     if end == 0:
         return -1
+    n = seg.n
     candidates: list[tuple[int, int, Words]] = []  # (rows set, order, bitmap)
     for dim, needed in q.dim_reqs:
         if needed > seg.maxv[dim]:
             return -1
         level = seg.level(dim, needed)
-        if level >= 0:
+        if level >= 0 and seg.counts[dim][level] < n:  # one that every row reaches: no help
             candidates.append((seg.counts[dim][level], dim, seg.bitmaps[dim, level]))
     for i, bit in enumerate(NET_BITS):
-        if q.net & bit:
+        if q.net & bit and seg.net_counts[i] < n:
             candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i]))
-    # the few sparsest bitmaps leave few candidates; ANDing the dense ones would cost
-    # more than checking what they would have removed (the exact checks still run)
+    # ANDing a sparse bitmap over a range costs less than checking exactly the rows it
+    # removes; a dense one removes too few to pay (the exact checks run on every
+    # candidate, so which bitmaps are ANDed decides speed, never the answer). Where the
+    # bitmaps are exact (thresholds at every distinct value: cores, GPUs, durations),
+    # a hard BID's AND leaves little more than the rows that match.
     candidates.sort(key=lambda c: c[:2])
-    maps = [c[2] for c in candidates[:MAX_BITMAPS]]
+    maps: list[Words] = []
+    density = seg.live / n  # expected share of a range's rows that survive the AND
+    for count, _, bitmap in candidates[:MAX_BITMAPS]:
+        if maps and count > DENSE_BITMAP * n:
+            break
+        maps.append(bitmap)
+        density *= count / n
     wend = (end + 63) >> 6
     w0 = 0
+    # the first range should hold a few candidates (taking the bitmaps as independent):
+    # an easy BID reads a few hundred words, a hard one ANDs its whole prefix in one go
+    # rather than in a series of ranges, each with its own calls
     span = FIRST_WORDS
+    if density * 64 * span < FIRST_CANDIDATES:
+        span = wend if density <= 0 else max(span, int(FIRST_CANDIDATES / (64 * density)))
     while w0 < wend:
         w1 = min(wend, w0 + span)
         words = seg.alive[w0:w1].copy()
