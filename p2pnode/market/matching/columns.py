@@ -28,6 +28,9 @@ DURATION_DIM = N_BENCH  # the duration is indexed like one more benchmark
 N_DIMS = N_BENCH + 1
 NET_BITS = (1, 2)  # network flag bits a BID may need (NetworkType: 1 out, 3 in/out)
 FLAG_BLACKLIST = 1  # the ASK has a blacklist (kept beside the index, by seq)
+FLAG_COUNTERPARTY = 2  # the ASK names a counterparty
+FLAG_MIN_RATING = 4  # the ASK asks a minimum rating of the BID's author
+FLAGS_CHECKED = FLAG_COUNTERPARTY | FLAG_MIN_RATING  # what the matcher checks on the flagged rows
 THRESHOLD_SAMPLE = 1024  # values a segment samples to choose its thresholds
 BLOOM_BITS = 16  # per row: a lookup of an absent id reads two bits, false positive ~1.4 %
 

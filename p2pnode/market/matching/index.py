@@ -29,6 +29,9 @@ from gossip.orders import Side
 from p2pnode.market.matching.columns import (
     DURATION_DIM,
     FLAG_BLACKLIST,
+    FLAG_COUNTERPARTY,
+    FLAG_MIN_RATING,
+    FLAGS_CHECKED,
     N_BENCH,
     N_DIMS,
     NET_BITS,
@@ -48,8 +51,8 @@ _U64 = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
 FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from at least this many
 FIRST_CANDIDATES = 64  # ... or from as many as should hold this many candidate rows
-MAX_BITMAPS = 6  # per segment, at most this many of the bitmaps a BID selects are ANDed:
-DENSE_BITMAP = 0.5  # the sparsest, and the others that each keep out at least this share of rows
+MAX_BITMAPS = 8  # per segment, at most this many of the bitmaps a BID selects are ANDed:
+DENSE_BITMAP = 0.5  # the exact ones, the sparsest, and those keeping out this share of rows
 FIRST_CANDIDATE_WORDS = 4  # a range's non-zero words are read in chunks growing 4-fold from this
 
 
@@ -96,6 +99,7 @@ class Query:
     dims: np.ndarray  # benchmark dimensions the BID needs (> 0)
     req: np.ndarray  # ... and the minimum per dimension
     dim_reqs: list[tuple[int, int]]  # (dimension, minimum), the duration included
+    need: dict[int, int]  # the same pairs, by dimension
     net: int
     cp: int  # interned counterparty the ASK author must be; 0 = anyone, -1 = unknown address
     author: bytes
@@ -257,7 +261,9 @@ class AskIndex:
                 order.duration,
                 order.min_rating,
                 order.network,
-                FLAG_BLACKLIST if blacklist else 0,
+                (FLAG_BLACKLIST if blacklist else 0)
+                | (FLAG_COUNTERPARTY if order.counterparty != ZERO_ADDRESS else 0)
+                | (FLAG_MIN_RATING if order.min_rating else 0),
                 order_id,
             )
         except (struct.error, TypeError):
@@ -410,6 +416,7 @@ class AskIndex:
             dims=dims,
             req=req,
             dim_reqs=dim_reqs,
+            need=dict(dim_reqs),
             net=int(bid.network),
             cp=cp,
             author=bid.author,
@@ -437,7 +444,7 @@ class AskIndex:
         rows = np.flatnonzero(m)
         if not len(rows):
             return -1
-        rows = rows[self.vector_checks(cols, rows, q, None, prechecked=True)]
+        rows = self.check_rows(cols, rows, q, None, [], 0)
         if not len(rows):
             return -1
         rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
@@ -445,41 +452,53 @@ class AskIndex:
 
     # -- the exact checks, shared by match and explain ---------------------------------
 
-    def vector_checks(
+    def check_rows(
         self,
         cols: Columns,
         rows: Rows,
         q: Query,
-        seg: Segment | None = None,
-        prechecked: bool = False,
-    ) -> Mask:
-        """Every constraint but price that numpy can check on the rows at once.
+        seg: Segment | None,
+        left: list[tuple[int, int]],
+        net: int,
+    ) -> Rows:
+        """`rows` less those that fail a constraint numpy can check on them at once.
 
-        A segment knows whether any of its rows names a counterparty or a minimum
-        rating, so the common BID against common ASKs skips those two checks.
-        `prechecked`: the duration, benchmarks and network are known to hold.
+        `left`: the (dimension, minimum) pairs, duration included, and `net`: the
+        network bits that the bitmaps did not settle exactly; the rest hold already.
+        Counterparty and the ASK's minimum rating are checked only on the rows
+        flagged as naming one (a few per cent), found with one read of the flags.
         """
-        m = np.ones(len(rows), np.bool_)
-        if not prechecked:
-            if q.duration:
-                m &= cols.duration[rows] >= q.duration
-            if len(q.dims):
-                m &= (cols.bench[q.dims[:, None], rows] >= q.req[:, None]).all(axis=0)
-            if q.net:
-                m &= (cols.net[rows] & q.net) == q.net
-        if q.cp:
-            m &= cols.author[rows] == q.cp
-        if seg is None or seg.any_cp:
-            cp = cols.cp[rows]
-            m &= (cp == 0) | (cp == q.author_idx)
-        if len(q.black):
-            m &= ~np.isin(cols.author[rows], q.black)
-        if seg is None or seg.any_min_rating:
-            mr = cols.min_rating[rows]
-            needs = mr > 0
-            if needs.any():
-                m &= ~needs | (mr <= q.author_rating())
-        return m
+        m: Mask | None = None
+        for dim, needed in left:
+            col = cols.duration if dim == DURATION_DIM else cols.bench[dim]
+            ok = col[rows] >= needed
+            m = ok if m is None else m & ok
+        if net:
+            ok = (cols.net[rows] & net) == net
+            m = ok if m is None else m & ok
+        if q.cp or len(q.black):
+            author = cols.author[rows]
+            ok = author == q.cp if q.cp else ~np.isin(author, q.black)
+            if q.cp and len(q.black):
+                ok &= ~np.isin(author, q.black)
+            m = ok if m is None else m & ok
+        if m is not None:
+            rows = rows[m]
+        if seg is None or seg.any_cp or seg.any_min_rating:
+            flagged = np.flatnonzero(cols.flags[rows] & FLAGS_CHECKED)
+            if len(flagged):
+                special = rows[flagged]
+                cp = cols.cp[special]
+                ok = (cp == 0) | (cp == q.author_idx)
+                mr = cols.min_rating[special]
+                needs = mr > 0
+                if needs.any():
+                    ok &= ~needs | (mr <= q.author_rating())
+                if not ok.all():
+                    keep = np.ones(len(rows), np.bool_)
+                    keep[flagged[~ok]] = False
+                    rows = rows[keep]
+        return rows
 
     def row_checks(self, cols: Columns, row: int, q: Query) -> bool:
         """The rest, per row: the ASK's blacklist and the ASK author's rating."""
@@ -686,29 +705,45 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     if end == 0:
         return -1
     n = seg.n
-    candidates: list[tuple[int, int, Words]] = []  # (rows set, order, bitmap)
+    # (rows set, order, bitmap, whether its threshold is the BID's minimum itself)
+    candidates: list[tuple[int, int, Words, bool]] = []
+    left: list[tuple[int, int]] = []  # (dimension, minimum) to check row by row
     for dim, needed in q.dim_reqs:
         if needed > seg.maxv[dim]:
             return -1
         level = seg.level(dim, needed)
-        if level >= 0 and seg.counts[dim][level] < n:  # one that every row reaches: no help
-            candidates.append((seg.counts[dim][level], dim, seg.bitmaps[dim, level]))
+        if level < 0:
+            left.append((dim, needed))
+            continue
+        exact = seg.thresholds[dim][level] == needed
+        count = seg.counts[dim][level]
+        if count < n:
+            candidates.append((count, dim, seg.bitmaps[dim, level], exact))
+        elif not exact:  # every row reaches the threshold, which is below the minimum
+            left.append((dim, needed))
     for i, bit in enumerate(NET_BITS):
         if q.net & bit and seg.net_counts[i] < n:
-            candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i]))
-    # ANDing a sparse bitmap over a range costs less than checking exactly the rows it
-    # removes; a dense one removes too few to pay (the exact checks run on every
-    # candidate, so which bitmaps are ANDed decides speed, never the answer). Where the
-    # bitmaps are exact (thresholds at every distinct value: cores, GPUs, durations),
-    # a hard BID's AND leaves little more than the rows that match.
+            candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i], True))
+    # An exact bitmap (a threshold at the BID's minimum: the few values of cores, GPUs,
+    # memory sizes, durations, network flags) settles its constraint for every row it
+    # is ANDed over, so its exact check is skipped; an inexact one is a superset, worth
+    # ANDing when sparse (it removes rows more cheaply than checking them), and its
+    # constraint is checked on the survivors. A hard BID's AND leaves little more than
+    # the rows that match. Which bitmaps are ANDed decides speed, never the answer.
     candidates.sort(key=lambda c: c[:2])
     maps: list[Words] = []
+    left_net = 0
     density = seg.live / n  # expected share of a range's rows that survive the AND
-    for count, _, bitmap in candidates[:MAX_BITMAPS]:
-        if maps and count > DENSE_BITMAP * n:
-            break
-        maps.append(bitmap)
-        density *= count / n
+    for count, dim, bitmap, exact in candidates:
+        if len(maps) < MAX_BITMAPS and (exact or not maps or count <= DENSE_BITMAP * n):
+            maps.append(bitmap)
+            density *= count / n
+            if exact:
+                continue
+        if dim >= N_DIMS:
+            left_net |= NET_BITS[dim - N_DIMS]
+        else:
+            left.append((dim, q.need[dim]))
     wend = (end + 63) >> 6
     w0 = 0
     # the first range should hold a few candidates (taking the bitmaps as independent):
@@ -731,7 +766,7 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
         while start < len(nz):
             picked = nz[start : start + chunk]
             part = word_rows(words[picked], picked + w0)
-            part = part[index.vector_checks(seg.cols, part, q, seg)]
+            part = index.check_rows(seg.cols, part, q, seg, left, left_net)
             if len(part):
                 row = index.first_passing(seg.cols, part, q)
                 if row >= 0:
