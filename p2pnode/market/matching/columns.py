@@ -30,7 +30,6 @@ NET_BITS = (1, 2)  # network flag bits a BID may need (NetworkType: 1 out, 3 in/
 FLAG_BLACKLIST = 1  # the ASK has a blacklist (kept beside the index, by seq)
 FLAG_COUNTERPARTY = 2  # the ASK names a counterparty
 FLAG_MIN_RATING = 4  # the ASK asks a minimum rating of the BID's author
-FLAGS_CHECKED = FLAG_COUNTERPARTY | FLAG_MIN_RATING  # what the matcher checks on the flagged rows
 THRESHOLD_SAMPLE = 1024  # values a segment samples to choose its thresholds
 BLOOM_BITS = 16  # per row: a lookup of an absent id reads two bits, false positive ~1.4 %
 
@@ -153,8 +152,6 @@ class Segment:
         "alive",
         "alive_bytes",
         "all_hi_zero",
-        "any_cp",
-        "any_min_rating",
         "bitmaps",
         "bloom",
         "bloom_mask",
@@ -182,8 +179,6 @@ class Segment:
         self.alive_bytes = bytearray(pack(np.ones(n, np.bool_)).tobytes())
         self.alive: Words = np.frombuffer(self.alive_bytes, dtype="<u8")
         self.all_hi_zero = not cols.price_hi.any()
-        self.any_cp = bool(cols.cp.any())
-        self.any_min_rating = bool(cols.min_rating.any())
         words4 = cols.ids.view(">u8").reshape(n, 4)
         keys = words4[:, 0].astype(np.uint64)
         if key_rows is None:

@@ -31,7 +31,6 @@ from p2pnode.market.matching.columns import (
     FLAG_BLACKLIST,
     FLAG_COUNTERPARTY,
     FLAG_MIN_RATING,
-    FLAGS_CHECKED,
     N_BENCH,
     N_DIMS,
     NET_BITS,
@@ -53,6 +52,7 @@ FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from at
 FIRST_CANDIDATES = 64  # ... or from as many as should hold this many candidate rows
 MAX_BITMAPS = 8  # per segment, at most this many of the bitmaps a BID selects are ANDed:
 DENSE_BITMAP = 0.5  # the exact ones, the sparsest, and those keeping out this share of rows
+FULL_PASS_BITMAPS = 3  # ... the sparsest over the whole range, the rest at its non-zero words
 FIRST_CANDIDATE_WORDS = 4  # a range's non-zero words are read in chunks growing 4-fold from this
 
 
@@ -161,8 +161,11 @@ class _Buffer:
         self._written = 0
         self.rows: dict[bytes, int] = {}
         self.n = 0
+        self.any_hi = False  # whether any row's price reaches 2**64
 
-    def append(self, order_id: bytes, row: bytes, author: int, cp: int) -> None:
+    def append(self, order_id: bytes, row: bytes, author: int, cp: int, hi: int) -> None:
+        if hi:
+            self.any_hi = True
         self._pending.append(row)
         self._authors.append(author)
         self._cps.append(cp)
@@ -210,6 +213,7 @@ class _Buffer:
         self._written = 0
         self.rows.clear()
         self.n = 0
+        self.any_hi = False
 
 
 class AskIndex:
@@ -282,6 +286,7 @@ class AskIndex:
             row,
             self._intern(order.author),
             self._intern(cp) if cp != ZERO_ADDRESS else 0,
+            price >> 64,
         )
         self._live += 1
         if self._seen.add(order_id):
@@ -433,21 +438,30 @@ class AskIndex:
         if not n:
             return -1
         cols = buf.cols
-        ph, pl = cols.price_hi[:n], cols.price_lo[:n]
-        m = buf.alive[:n] & ((ph < np.uint64(hi)) | ((ph == np.uint64(hi)) & (pl <= np.uint64(lo))))
+        pl = cols.price_lo[:n]
+        if buf.any_hi:
+            ph = cols.price_hi[:n]
+            m = (ph < np.uint64(hi)) | ((ph == np.uint64(hi)) & (pl <= np.uint64(lo)))
+            m &= buf.alive[:n]
+        elif hi:
+            m = buf.alive[:n].copy()
+        else:
+            m = pl <= np.uint64(lo)
+            m &= buf.alive[:n]
         if q.duration:
             m &= cols.duration[:n] >= q.duration
-        for d, v in zip(q.dims.tolist(), q.req.tolist(), strict=True):
-            m &= cols.bench[d, :n] >= np.uint64(v)
+        if len(q.dims) == 1:
+            m &= cols.bench[q.dims[0], :n] >= q.req[0]
+        elif len(q.dims):
+            m &= (cols.bench[q.dims, :n] >= q.req[:, None]).all(axis=0)
         if q.net:
             m &= (cols.net[:n] & q.net) == q.net
         rows = np.flatnonzero(m)
         if not len(rows):
             return -1
-        rows = self.check_rows(cols, rows, q, None, [], 0)
-        if not len(rows):
-            return -1
-        rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
+        rows = self.check_rows(cols, rows, q, [], 0)
+        if len(rows) > 1:
+            rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
         return self.first_passing(cols, rows, q)
 
     # -- the exact checks, shared by match and explain ---------------------------------
@@ -457,7 +471,6 @@ class AskIndex:
         cols: Columns,
         rows: Rows,
         q: Query,
-        seg: Segment | None,
         left: list[tuple[int, int]],
         net: int,
     ) -> Rows:
@@ -465,8 +478,7 @@ class AskIndex:
 
         `left`: the (dimension, minimum) pairs, duration included, and `net`: the
         network bits that the bitmaps did not settle exactly; the rest hold already.
-        Counterparty and the ASK's minimum rating are checked only on the rows
-        flagged as naming one (a few per cent), found with one read of the flags.
+        The ASK's own terms are left to `first_passing`.
         """
         m: Mask | None = None
         for dim, needed in left:
@@ -484,37 +496,31 @@ class AskIndex:
             m = ok if m is None else m & ok
         if m is not None:
             rows = rows[m]
-        if seg is None or seg.any_cp or seg.any_min_rating:
-            flagged = np.flatnonzero(cols.flags[rows] & FLAGS_CHECKED)
-            if len(flagged):
-                special = rows[flagged]
-                cp = cols.cp[special]
-                ok = (cp == 0) | (cp == q.author_idx)
-                mr = cols.min_rating[special]
-                needs = mr > 0
-                if needs.any():
-                    ok &= ~needs | (mr <= q.author_rating())
-                if not ok.all():
-                    keep = np.ones(len(rows), np.bool_)
-                    keep[flagged[~ok]] = False
-                    rows = rows[keep]
         return rows
 
-    def row_checks(self, cols: Columns, row: int, q: Query) -> bool:
-        """The rest, per row: the ASK's blacklist and the ASK author's rating."""
-        if cols.flags[row] & FLAG_BLACKLIST and q.author in self._blacklists.get(
-            int(cols.seq[row]), ()
-        ):
-            return False
-        if q.min_rating:
-            idx = int(cols.author[row])
-            return q.rating_of(idx, self._address(idx)) >= q.min_rating
-        return True
-
     def first_passing(self, cols: Columns, rows: Rows, q: Query) -> int:
-        for row in rows.tolist():
-            if self.row_checks(cols, row, q):
-                return int(row)
+        """The first of `rows` that passes what `check_rows` left, one row at a time.
+
+        Left: the ASK's own terms (counterparty, blacklist, minimum rating: a few per
+        cent of ASKs set one, and their flags say which) and the ASK author's rating.
+        A row at a time, so a BID that the first rows pass reads nothing of the others.
+        """
+        flags = cols.flags[rows].tolist()
+        authors = cols.author[rows].tolist() if q.min_rating else flags
+        for k, row in enumerate(rows.tolist()):
+            f = flags[k]
+            if f:
+                if f & FLAG_COUNTERPARTY and int(cols.cp[row]) != q.author_idx:
+                    continue
+                if f & FLAG_MIN_RATING and int(cols.min_rating[row]) > q.author_rating():
+                    continue
+                if f & FLAG_BLACKLIST and q.author in self._blacklists.get(int(cols.seq[row]), ()):
+                    continue
+            if q.min_rating:
+                idx = authors[k]
+                if q.rating_of(idx, self._address(idx)) < q.min_rating:
+                    continue
+            return int(row)
         return -1
 
     # -- inside --------------------------------------------------------------------------
@@ -752,21 +758,36 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     span = FIRST_WORDS
     if density * 64 * span < FIRST_CANDIDATES:
         span = wend if density <= 0 else max(span, int(FIRST_CANDIDATES / (64 * density)))
+    full, rest = maps[:FULL_PASS_BITMAPS], maps[FULL_PASS_BITMAPS:]
     while w0 < wend:
         w1 = min(wend, w0 + span)
-        words = seg.alive[w0:w1].copy()
-        for bm in maps:
-            np.bitwise_and(words, bm[w0:w1], out=words)
+        # the sparsest bitmaps are ANDed over the whole range (without the alive bits
+        # when the segment has no tombstones: they are all ones there) ...
+        if seg.dead or not full:
+            words = seg.alive[w0:w1].copy()
+            for bm in full:
+                np.bitwise_and(words, bm[w0:w1], out=words)
+        else:
+            words = full[0][w0:w1].copy()
+            for bm in full[1:]:
+                np.bitwise_and(words, bm[w0:w1], out=words)
         if w1 == wend and end & 63:
             words[-1] &= np.uint64((1 << (end & 63)) - 1)
+        nz = np.flatnonzero(words)
+        vals = words[nz]
+        nz += w0
+        if rest and len(nz):
+            # ... and the others only at the few words that are still non-zero
+            for bm in rest:
+                vals &= bm[nz]
+            keep = np.flatnonzero(vals)
+            nz, vals = nz[keep], vals[keep]
         # candidates in row order, a few words at a time: a BID that many ASKs pass
         # stops in the first words, and only the words it reads are unpacked
-        nz = np.flatnonzero(words)
         start, chunk = 0, FIRST_CANDIDATE_WORDS
         while start < len(nz):
-            picked = nz[start : start + chunk]
-            part = word_rows(words[picked], picked + w0)
-            part = index.check_rows(seg.cols, part, q, seg, left, left_net)
+            part = word_rows(vals[start : start + chunk], nz[start : start + chunk])
+            part = index.check_rows(seg.cols, part, q, left, left_net)
             if len(part):
                 row = index.first_passing(seg.cols, part, q)
                 if row >= 0:
