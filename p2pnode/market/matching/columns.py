@@ -166,10 +166,17 @@ class Segment:
         "thresholds",
     )
 
-    def __init__(self, cols: Columns, levels: int, key_rows: Rows | None = None) -> None:
+    def __init__(
+        self,
+        cols: Columns,
+        levels: int,
+        key_rows: Rows | None = None,
+        key_sorted: U64 | None = None,
+    ) -> None:
         """`cols` must already be in (price, seq) order and hold live rows only.
 
-        `key_rows`, when the caller knows it (a merge), is the rows in id order.
+        `key_rows`, when the caller knows it (a merge), is the rows in id order, and
+        `key_sorted` their ids' first words.
         """
         n = cols.n
         self.cols = cols
@@ -184,7 +191,7 @@ class Segment:
         if key_rows is None:
             key_rows = np.argsort(keys, kind="stable")
         self.key_rows = key_rows.astype(np.uint32)
-        self.key_sorted: U64 = keys[key_rows]
+        self.key_sorted: U64 = keys[key_rows] if key_sorted is None else key_sorted
         # ids are digests: two of their other 8-byte words are two independent hashes
         size = 64
         while size < n * BLOOM_BITS:

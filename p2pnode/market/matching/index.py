@@ -654,26 +654,35 @@ class AskIndex:
         both orders of the result come from merging sorted runs (a stable sort
         finds the runs), not from sorting a million rows afresh.
         """
-        parts, by_key, offset = [], [], 0
+        parts, by_key, sorted_keys, offset = [], [], [], 0
         for s in segs:
+            if not s.dead:  # nothing to leave out: the segment's columns and id order as they are
+                parts.append(s.cols)
+                by_key.append(s.key_rows.astype(np.intp) + offset)
+                sorted_keys.append(s.key_sorted)
+                offset += s.n
+                continue
             live = s.live_rows()
             parts.append(s.cols.take(live))
             where = np.full(s.n, -1, np.intp)  # old row -> position among the live rows
             where[live] = np.arange(len(live))
             k = where[s.key_rows]
             by_key.append(k[k >= 0] + offset)
+            sorted_keys.append(s.key_sorted[k >= 0])
             offset += len(live)
-        cols = Columns.concat(parts)
-        keys = cols.ids.view(">u8").reshape(cols.n, 4)[:, 0]
+        cols = Columns.concat(parts) if len(parts) > 1 else parts[0]
         key_order = np.concatenate(by_key)
-        key_order = key_order[np.argsort(keys[key_order], kind="stable")]
+        keys = np.concatenate(sorted_keys)
+        if len(segs) > 1:  # each run is in key order already: a stable sort merges them
+            by = np.argsort(keys, kind="stable")
+            key_order, keys = key_order[by], keys[by]
         if len(segs) > 1:
             perm = cols.price_order()
             cols = cols.take(perm)
             new_row = np.empty(len(perm), np.intp)
             new_row[perm] = np.arange(len(perm))
             key_order = new_row[key_order]
-        return Segment(cols, self.params.levels, key_order)
+        return Segment(cols, self.params.levels, key_order, keys)
 
 
 def _unfit(order_id: bytes, order: OrderView) -> str:
