@@ -572,8 +572,6 @@ class AskIndex:
         row = self._buf.rows.get(order_id)
         if row is not None:
             return None, row
-        if not self._seen.may_hold(order_id):
-            return None
         for seg in self._segments:
             row = seg.find(order_id)
             if row >= 0:
