@@ -389,7 +389,7 @@ def test_price_bound_holds_inside_a_sorted_segment() -> None:
 
 
 def test_index_memory_per_ask_stays_under_250_bytes() -> None:
-    """The columns, bitmaps, id order and Bloom filters: about 213 bytes per ASK."""
+    """The columns, bitmaps, id order and Bloom filters: about 216 bytes per ASK."""
     idx = AskIndex()
     template = ask(cpu_cores=8)
     for i in range(40_000):

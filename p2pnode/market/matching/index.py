@@ -1,7 +1,9 @@
 """The ASK index: the book one node matches its BIDs against, fed by gossip.
 
 Layout (why, in docs/market.md "Index"): new ASKs are appended to a small columnar
-buffer, so an insert is a few array stores; a full buffer becomes a sorted segment
+buffer as one packed record each, so an insert is one `struct` call and a few list
+appends, and an index-wide Bloom filter (seen.py) clears a new id without asking
+every segment whether it holds it; a full buffer becomes a sorted segment
 (columns.Segment), and segments of similar size are merged, so every ASK is
 rewritten O(log n) times in its life (a log-structured merge). A cancel or an
 expiry clears the ASK's `alive` bit (a tombstone); a segment with too many
@@ -9,8 +11,9 @@ tombstones is rewritten without them at the next maintenance, in one batch.
 
 A match asks every segment for its best row under a price bound that tightens as
 winners are found (rows are in price order, so the bound is a prefix), skipping
-rows with per-dimension bitmaps before checking the survivors exactly; the buffer
-is checked exactly, whole. Ties on price go to the ASK this index saw first.
+rows with per-dimension bitmaps (an exact one settles its constraint) before
+checking the survivors exactly; the buffer is checked exactly, whole. Ties on price
+go to the ASK this index saw first.
 
 Pure: no clock (expiry takes `now`), no I/O, the rating lookup is passed in.
 """
