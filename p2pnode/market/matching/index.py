@@ -57,6 +57,7 @@ MAX_BITMAPS = 8  # per segment, at most this many of the bitmaps a BID selects a
 DENSE_BITMAP = 0.5  # the exact ones, the sparsest, and those keeping out this share of rows
 FULL_PASS_BITMAPS = 3  # ... the sparsest over the whole range, the rest at its non-zero words
 FIRST_CANDIDATE_WORDS = 4  # a range's non-zero words are read in chunks growing 4-fold from this
+NET_MASK = sum(NET_BITS)  # the network flags that have bitmaps
 
 
 @dataclass(frozen=True)
@@ -748,7 +749,7 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     # the rows that match. Which bitmaps are ANDed decides speed, never the answer.
     candidates.sort(key=lambda c: c[:2])
     maps: list[Words] = []
-    left_net = 0
+    left_net = q.net & ~NET_MASK  # flags no bitmap covers (none in NetworkType today)
     density = seg.live / n  # expected share of a range's rows that survive the AND
     for count, dim, bitmap, exact in candidates:
         if len(maps) < MAX_BITMAPS and (exact or not maps or count <= DENSE_BITMAP * n):
