@@ -312,3 +312,67 @@ def test_large_random_books_agree_with_the_scan() -> None:
             matched += m is not None
     assert len(idx) == len(book.asks) and max(idx.segment_sizes()) > 1024
     assert 20 < matched < 110  # both outcomes were exercised
+
+
+def test_exact_and_inexact_bitmaps_agree_with_the_scan() -> None:
+    """Bitmaps at a BID's own minimum settle that constraint; those below it do not.
+
+    Half the benchmarks take a few values (every value a threshold: exact bitmaps),
+    the others many (quantile thresholds: a BID's minimum usually falls between
+    two), and a few ASKs in the way name a counterparty, a blacklist or a minimum
+    rating, so the winner is often not the first row the bitmaps leave.
+    """
+    rnd = random.Random(11)
+    idx, book = AskIndex(IndexParams(buffer_rows=512, levels=4)), PlainBook()
+    few = [2, 4, 8, 16]
+
+    def value(d: int) -> int:
+        return rnd.choice(few) if d % 2 else rnd.randrange(1, 10**6)
+
+    for i in range(2000):
+        a = Order(
+            author=AUTHORS[rnd.randrange(5)],
+            side=Side.ASK,
+            price_per_hour=rnd.randrange(200),
+            duration=rnd.choice([60, 3600, 86400, 7 * 86400]),
+            benchmarks=tuple(value(d) for d in range(NB)),
+            network=rnd.choice(list(NetworkType)),
+            properties=(),
+            counterparty=rnd.choice(BID_AUTHORS) if rnd.random() < 0.05 else ZERO_ADDRESS,
+            blacklist=(rnd.choice(BID_AUTHORS),) if rnd.random() < 0.05 else (),
+            min_rating=rnd.choice([2500, 10_000]) if rnd.random() < 0.05 else 0,
+            geo="",
+            nonce=i,
+            valid_from=0,
+            valid_until=10**6,
+        )
+        assert idx.add(oid(i), a) == book.add(oid(i), a)
+    matched = 0
+    for k in range(40):
+        need = [0] * NB
+        for d in rnd.sample(range(NB), rnd.randrange(3, 8)):
+            # minima at a value (an exact bitmap where values are few) and in between
+            if d % 2:
+                need[d] = rnd.choice([8, 16, 9, 12])
+            else:
+                need[d] = rnd.randrange(4 * 10**5, 10**6)
+        b = Order(
+            author=BID_AUTHORS[k % len(BID_AUTHORS)],
+            side=Side.BID,
+            price_per_hour=rnd.randrange(5, 200),
+            duration=rnd.choice([0, 3600, 86400]),
+            benchmarks=tuple(need),
+            network=rnd.choice(list(NetworkType)),
+            properties=(),
+            counterparty=ZERO_ADDRESS,
+            blacklist=(),
+            min_rating=rnd.choice([0, 0, 5000]),
+            geo="",
+            nonce=k,
+            valid_from=0,
+            valid_until=100,
+        )
+        m = idx.match(b, rating)
+        assert (m and m.order_id) == book.best(b), k
+        matched += m is not None
+    assert 8 < matched < 32, matched  # both outcomes were exercised

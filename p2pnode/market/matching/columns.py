@@ -28,6 +28,8 @@ DURATION_DIM = N_BENCH  # the duration is indexed like one more benchmark
 N_DIMS = N_BENCH + 1
 NET_BITS = (1, 2)  # network flag bits a BID may need (NetworkType: 1 out, 3 in/out)
 FLAG_BLACKLIST = 1  # the ASK has a blacklist (kept beside the index, by seq)
+FLAG_COUNTERPARTY = 2  # the ASK names a counterparty
+FLAG_MIN_RATING = 4  # the ASK asks a minimum rating of the BID's author
 THRESHOLD_SAMPLE = 1024  # values a segment samples to choose its thresholds
 BLOOM_BITS = 16  # per row: a lookup of an absent id reads two bits, false positive ~1.4 %
 
@@ -62,7 +64,9 @@ class Columns:
         self.price_lo: U64 = np.zeros(n, np.uint64)
         self.seq: U64 = np.zeros(n, np.uint64)  # arrival order in this index
         self.duration = np.zeros(n, np.uint32)
-        self.bench: U64 = np.zeros((n, N_BENCH), np.uint64)
+        # one row per benchmark (column-major): a segment's bitmaps and the exact checks
+        # read one benchmark over many ASKs, which a row per ASK would make a strided read
+        self.bench: U64 = np.zeros((N_BENCH, n), np.uint64)
         self.net = np.zeros(n, np.uint8)
         self.author = np.zeros(n, np.uint32)  # interned address (index.py)
         self.cp = np.zeros(n, np.uint32)  # interned counterparty, 0 = anyone
@@ -95,7 +99,8 @@ class Columns:
         out.n = len(rows)
         for name in Columns.__slots__:
             if name != "n":
-                setattr(out, name, np.take(getattr(self, name), rows, axis=0))
+                axis = 1 if name == "bench" else 0
+                setattr(out, name, np.take(getattr(self, name), rows, axis=axis))
         return out
 
     @staticmethod
@@ -104,7 +109,8 @@ class Columns:
         out.n = sum(p.n for p in parts)
         for name in Columns.__slots__:
             if name != "n":
-                setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+                axis = 1 if name == "bench" else 0
+                setattr(out, name, np.concatenate([getattr(p, name) for p in parts], axis=axis))
         return out
 
     def price_order(self) -> Rows:
@@ -146,8 +152,6 @@ class Segment:
         "alive",
         "alive_bytes",
         "all_hi_zero",
-        "any_cp",
-        "any_min_rating",
         "bitmaps",
         "bloom",
         "bloom_mask",
@@ -162,10 +166,17 @@ class Segment:
         "thresholds",
     )
 
-    def __init__(self, cols: Columns, levels: int, key_rows: Rows | None = None) -> None:
+    def __init__(
+        self,
+        cols: Columns,
+        levels: int,
+        key_rows: Rows | None = None,
+        key_sorted: U64 | None = None,
+    ) -> None:
         """`cols` must already be in (price, seq) order and hold live rows only.
 
-        `key_rows`, when the caller knows it (a merge), is the rows in id order.
+        `key_rows`, when the caller knows it (a merge), is the rows in id order, and
+        `key_sorted` their ids' first words.
         """
         n = cols.n
         self.cols = cols
@@ -175,14 +186,12 @@ class Segment:
         self.alive_bytes = bytearray(pack(np.ones(n, np.bool_)).tobytes())
         self.alive: Words = np.frombuffer(self.alive_bytes, dtype="<u8")
         self.all_hi_zero = not cols.price_hi.any()
-        self.any_cp = bool(cols.cp.any())
-        self.any_min_rating = bool(cols.min_rating.any())
         words4 = cols.ids.view(">u8").reshape(n, 4)
         keys = words4[:, 0].astype(np.uint64)
         if key_rows is None:
             key_rows = np.argsort(keys, kind="stable")
         self.key_rows = key_rows.astype(np.uint32)
-        self.key_sorted: U64 = keys[key_rows]
+        self.key_sorted: U64 = keys[key_rows] if key_sorted is None else key_sorted
         # ids are digests: two of their other 8-byte words are two independent hashes
         size = 64
         while size < n * BLOOM_BITS:
@@ -199,8 +208,9 @@ class Segment:
         self.maxv: list[int] = []
         step = max(1, n // THRESHOLD_SAMPLE)
         padded = np.zeros(nw << 6, np.uint64)  # rows past n read as 0: below any threshold
+        above = np.empty((levels, nw << 6), np.bool_)
         for d in range(N_DIMS):
-            col = cols.duration if d == DURATION_DIM else cols.bench[:, d]
+            col = cols.duration if d == DURATION_DIM else cols.bench[d]
             self.maxv.append(int(col.max()) if n else 0)
             thr = _thresholds(col[::step], levels)
             self.thresholds.append(thr)
@@ -208,9 +218,10 @@ class Segment:
                 self.counts.append([])
                 continue
             padded[:n] = col
-            above = padded[None, :] >= np.asarray(thr, np.uint64)[:, None]
-            self.counts.append(above.sum(axis=1).tolist())
-            packed = np.packbits(above, axis=1, bitorder="little")
+            for i, t in enumerate(thr):  # one contiguous pass per threshold: SIMD compares
+                np.greater_equal(padded, np.uint64(t), out=above[i])
+            self.counts.append([int(np.count_nonzero(above[i])) for i in range(len(thr))])
+            packed = np.packbits(above[: len(thr)], axis=1, bitorder="little")
             self.bitmaps[d, : len(thr)] = packed.view("<u8")
         self.net_counts = [int(((cols.net & bit) == bit).sum()) for bit in NET_BITS]
         self.net_bitmaps: Words = np.stack(

@@ -90,7 +90,7 @@ def _fail_masks(index: AskIndex, cols: Columns, rows: Rows, q: Query) -> dict[st
     out["duration"] = cols.duration[rows] < q.duration if q.duration else none
     needs = dict(d for d in q.dim_reqs if d[0] != DURATION_DIM)
     for d, name in enumerate(BENCHMARK_NAMES):
-        out[name] = cols.bench[rows, d] < np.uint64(needs[d]) if d in needs else none
+        out[name] = cols.bench[d, rows] < np.uint64(needs[d]) if d in needs else none
     out["network"] = (cols.net[rows] & q.net) != q.net
     author = cols.author[rows]
     cp = cols.cp[rows]

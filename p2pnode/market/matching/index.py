@@ -1,7 +1,9 @@
 """The ASK index: the book one node matches its BIDs against, fed by gossip.
 
 Layout (why, in docs/market.md "Index"): new ASKs are appended to a small columnar
-buffer, so an insert is a few array stores; a full buffer becomes a sorted segment
+buffer as one packed record each, so an insert is one `struct` call and a few list
+appends, and an index-wide Bloom filter (seen.py) clears a new id without asking
+every segment whether it holds it; a full buffer becomes a sorted segment
 (columns.Segment), and segments of similar size are merged, so every ASK is
 rewritten O(log n) times in its life (a log-structured merge). A cancel or an
 expiry clears the ASK's `alive` bit (a tombstone); a segment with too many
@@ -9,18 +11,19 @@ tombstones is rewritten without them at the next maintenance, in one batch.
 
 A match asks every segment for its best row under a price bound that tightens as
 winners are found (rows are in price order, so the bound is a prefix), skipping
-rows with per-dimension bitmaps before checking the survivors exactly; the buffer
-is checked exactly, whole. Ties on price go to the ASK this index saw first.
+rows with per-dimension bitmaps (an exact one settles its constraint) before
+checking the survivors exactly; the buffer is checked exactly, whole. Ties on price
+go to the ASK this index saw first.
 
 Pure: no clock (expiry takes `now`), no I/O, the rating lookup is passed in.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -29,6 +32,8 @@ from gossip.orders import Side
 from p2pnode.market.matching.columns import (
     DURATION_DIM,
     FLAG_BLACKLIST,
+    FLAG_COUNTERPARTY,
+    FLAG_MIN_RATING,
     N_BENCH,
     N_DIMS,
     NET_BITS,
@@ -41,13 +46,18 @@ from p2pnode.market.matching.columns import (
 )
 from p2pnode.market.matching.errors import CallerError, ConfigError, RemoteOrderError
 from p2pnode.market.matching.rule import OrderView, RatingLookup, no_ratings
+from p2pnode.market.matching.seen import IdFilter
 
 PRICE_LIMIT = 1 << 128  # an ASK's price per hour must be below this (3.4e20 SNM)
 _U64 = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
-FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from this many words
-MAX_BITMAPS = 3  # per segment, the sparsest bitmaps a BID selects are ANDed
-FIRST_CANDIDATE_WORDS = 4  # ... its non-zero words read in chunks growing 4-fold from this many
+FIRST_WORDS = 256  # a segment is searched in word ranges growing 8-fold from at least this many
+FIRST_CANDIDATES = 64  # ... or from as many as should hold this many candidate rows
+MAX_BITMAPS = 8  # per segment, at most this many of the bitmaps a BID selects are ANDed:
+DENSE_BITMAP = 0.5  # the exact ones, the sparsest, and those keeping out this share of rows
+FULL_PASS_BITMAPS = 3  # ... the sparsest over the whole range, the rest at its non-zero words
+FIRST_CANDIDATE_WORDS = 4  # a range's non-zero words are read in chunks growing 4-fold from this
+NET_MASK = sum(NET_BITS)  # the network flags that have bitmaps
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class Query:
     dims: np.ndarray  # benchmark dimensions the BID needs (> 0)
     req: np.ndarray  # ... and the minimum per dimension
     dim_reqs: list[tuple[int, int]]  # (dimension, minimum), the duration included
+    need: dict[int, int]  # the same pairs, by dimension
     net: int
     cp: int  # interned counterparty the ASK author must be; 0 = anyone, -1 = unknown address
     author: bytes
@@ -115,25 +126,53 @@ class Query:
         return got
 
 
+# An ASK's fixed-width fields as `add` packs them (little-endian, no padding); packing
+# is also the range check: struct refuses a value its field cannot hold.
+_ROW = struct.Struct(f"<4Q{N_BENCH}QIHBB32s")
+_ROW_DTYPE = np.dtype(
+    [
+        ("price_hi", "<u8"),
+        ("price_lo", "<u8"),
+        ("seq", "<u8"),
+        ("valid_until", "<u8"),
+        ("bench", "<u8", (N_BENCH,)),
+        ("duration", "<u4"),
+        ("min_rating", "<u2"),
+        ("net", "u1"),
+        ("flags", "u1"),
+        ("ids", "V32"),
+    ]
+)
+assert _ROW_DTYPE.itemsize == _ROW.size
+
+
 class _Buffer:
     """Newly added ASKs, unsorted, in arrival order.
 
-    An add appends a tuple; the tuples are written into the numpy columns in one
-    go when something reads them (a match, a flush), because one slice assignment
-    per column costs less than a dozen scalar stores per ASK.
+    An add appends one packed row (`_ROW`) and its two interned addresses; the rows
+    are written into the numpy columns in one go when something reads them (a match,
+    a flush): one `frombuffer` of the joined rows and one slice assignment per column
+    cost far less than converting a dozen Python ints per ASK.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._cols = Columns(capacity)
         self._alive = np.zeros(capacity, np.bool_)
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[bytes] = []
+        self._authors: list[int] = []
+        self._cps: list[int] = []
         self._written = 0
         self.rows: dict[bytes, int] = {}
         self.n = 0
+        self.any_hi = False  # whether any row's price reaches 2**64
 
-    def append(self, order_id: bytes, row: tuple[Any, ...]) -> None:
+    def append(self, order_id: bytes, row: bytes, author: int, cp: int, hi: int) -> None:
+        if hi:
+            self.any_hi = True
         self._pending.append(row)
+        self._authors.append(author)
+        self._cps.append(cp)
         self.rows[order_id] = self.n
         self.n += 1
 
@@ -153,23 +192,17 @@ class _Buffer:
         a = self._written
         b = a + len(self._pending)
         c = self._cols
-        hi, lo, seq, dur, bench, net, author, cp, rating, until, flags, ids = zip(
-            *self._pending, strict=True
-        )
-        c.price_hi[a:b] = hi
-        c.price_lo[a:b] = lo
-        c.seq[a:b] = seq
-        c.duration[a:b] = dur
-        c.bench[a:b] = bench
-        c.net[a:b] = net
-        c.author[a:b] = author
-        c.cp[a:b] = cp
-        c.min_rating[a:b] = rating
-        c.valid_until[a:b] = until
-        c.flags[a:b] = flags
-        c.ids[a:b] = np.array(ids, "V32")
+        rows = np.frombuffer(b"".join(self._pending), _ROW_DTYPE)
+        for name in ("price_hi", "price_lo", "seq", "valid_until", "duration", "min_rating"):
+            getattr(c, name)[a:b] = rows[name]
+        c.net[a:b] = rows["net"]
+        c.flags[a:b] = rows["flags"]
+        c.ids[a:b] = rows["ids"]
+        c.bench[:, a:b] = rows["bench"].T
+        c.author[a:b] = self._authors
+        c.cp[a:b] = self._cps
         self._alive[a:b] = True
-        self._pending = []
+        self._pending, self._authors, self._cps = [], [], []
         self._written = b
 
     def live_rows(self) -> Rows:
@@ -179,11 +212,12 @@ class _Buffer:
         return self.cols.take(self.live_rows())
 
     def clear(self) -> None:
-        self._pending = []
+        self._pending, self._authors, self._cps = [], [], []
         self._alive[: self._written] = False
         self._written = 0
         self.rows.clear()
         self.n = 0
+        self.any_hi = False
 
 
 class AskIndex:
@@ -205,6 +239,7 @@ class AskIndex:
         # ids cancelled here or before they arrived, so a late or repeated copy stays out
         self._cancelled: OrderedDict[bytes, None] = OrderedDict()
         self._now = 0  # the last `now` given to expire: older windows are refused
+        self._seen = IdFilter()  # every id in the segments and the buffer, and some gone
 
     # -- what gossip feeds ---------------------------------------------------------
 
@@ -221,48 +256,46 @@ class AskIndex:
                 else f"order_id must be 32 bytes, got {len(order_id)}"
             )
         price = order.price_per_hour
-        bench = order.benchmarks
-        duration = order.duration
-        if (
-            not 0 <= price < PRICE_LIMIT
-            or len(bench) != N_BENCH
-            or not 0 <= duration <= _U32_MAX
-            or min(bench) < 0
-            or max(bench) > _U64
-            or not 0 <= order.min_rating <= 0xFFFF
-            or not 0 <= int(order.network) <= 0xFF
-        ):
-            raise RemoteOrderError(_unfit(order_id, order))
-        if order_id in self._cancelled or order.valid_until < self._now:
-            return False
-        if order_id in self._buf.rows or self._in_segments(order_id):
-            return False
-        self._seq += 1
-        seq = self._seq
-        flags = 0
-        if order.blacklist:
-            flags = FLAG_BLACKLIST
-            self._blacklists[seq] = frozenset(order.blacklist)
-        cp = order.counterparty
-        self._buf.append(
-            order_id,
-            (
+        valid_until = order.valid_until
+        seq = self._seq + 1
+        blacklist = order.blacklist
+        try:
+            row = _ROW.pack(
                 price >> 64,
                 price & _U64,
                 seq,
-                duration,
-                bench,
-                int(order.network),
-                self._intern(order.author),
-                self._intern(cp) if cp != ZERO_ADDRESS else 0,
+                min(valid_until, _U64),
+                *order.benchmarks,
+                order.duration,
                 order.min_rating,
-                min(order.valid_until, _U64),
-                flags,
+                order.network,
+                (FLAG_BLACKLIST if blacklist else 0)
+                | (FLAG_COUNTERPARTY if order.counterparty != ZERO_ADDRESS else 0)
+                | (FLAG_MIN_RATING if order.min_rating else 0),
                 order_id,
-            ),
+            )
+        except (struct.error, TypeError):
+            raise RemoteOrderError(_unfit(order_id, order)) from None
+        if order_id in self._cancelled or valid_until < self._now:
+            return False
+        buf = self._buf
+        if order_id in buf.rows or (self._seen.may_hold(order_id) and self._in_segments(order_id)):
+            return False
+        self._seq = seq
+        if blacklist:
+            self._blacklists[seq] = frozenset(blacklist)
+        cp = order.counterparty
+        buf.append(
+            order_id,
+            row,
+            self._intern(order.author),
+            self._intern(cp) if cp != ZERO_ADDRESS else 0,
+            price >> 64,
         )
         self._live += 1
-        if self._buf.n == self._buf.capacity:
+        if self._seen.add(order_id):
+            self._seen.rebuild([s.cols.ids for s in self._segments] + [buf.cols.ids[: buf.n]])
+        if buf.n == buf.capacity:
             self._flush()
         return True
 
@@ -392,6 +425,7 @@ class AskIndex:
             dims=dims,
             req=req,
             dim_reqs=dim_reqs,
+            need=dict(dim_reqs),
             net=int(bid.network),
             cp=cp,
             author=bid.author,
@@ -408,76 +442,89 @@ class AskIndex:
         if not n:
             return -1
         cols = buf.cols
-        ph, pl = cols.price_hi[:n], cols.price_lo[:n]
-        m = buf.alive[:n] & ((ph < np.uint64(hi)) | ((ph == np.uint64(hi)) & (pl <= np.uint64(lo))))
+        pl = cols.price_lo[:n]
+        if buf.any_hi:
+            ph = cols.price_hi[:n]
+            m = (ph < np.uint64(hi)) | ((ph == np.uint64(hi)) & (pl <= np.uint64(lo)))
+            m &= buf.alive[:n]
+        elif hi:
+            m = buf.alive[:n].copy()
+        else:
+            m = pl <= np.uint64(lo)
+            m &= buf.alive[:n]
         if q.duration:
             m &= cols.duration[:n] >= q.duration
-        for d, v in zip(q.dims.tolist(), q.req.tolist(), strict=True):
-            m &= cols.bench[:n, d] >= np.uint64(v)
+        if len(q.dims) == 1:
+            m &= cols.bench[q.dims[0], :n] >= q.req[0]
+        elif len(q.dims):
+            m &= (cols.bench[q.dims, :n] >= q.req[:, None]).all(axis=0)
         if q.net:
             m &= (cols.net[:n] & q.net) == q.net
         rows = np.flatnonzero(m)
         if not len(rows):
             return -1
-        rows = rows[self.vector_checks(cols, rows, q, None, prechecked=True)]
-        if not len(rows):
-            return -1
-        rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
+        rows = self.check_rows(cols, rows, q, [], 0)
+        if len(rows) > 1:
+            rows = rows[np.lexsort((cols.seq[rows], cols.price_lo[rows], cols.price_hi[rows]))]
         return self.first_passing(cols, rows, q)
 
     # -- the exact checks, shared by match and explain ---------------------------------
 
-    def vector_checks(
+    def check_rows(
         self,
         cols: Columns,
         rows: Rows,
         q: Query,
-        seg: Segment | None = None,
-        prechecked: bool = False,
-    ) -> Mask:
-        """Every constraint but price that numpy can check on the rows at once.
+        left: list[tuple[int, int]],
+        net: int,
+    ) -> Rows:
+        """`rows` less those that fail a constraint numpy can check on them at once.
 
-        A segment knows whether any of its rows names a counterparty or a minimum
-        rating, so the common BID against common ASKs skips those two checks.
-        `prechecked`: the duration, benchmarks and network are known to hold.
+        `left`: the (dimension, minimum) pairs, duration included, and `net`: the
+        network bits that the bitmaps did not settle exactly; the rest hold already.
+        The ASK's own terms are left to `first_passing`.
         """
-        m = np.ones(len(rows), np.bool_)
-        if not prechecked:
-            if q.duration:
-                m &= cols.duration[rows] >= q.duration
-            if len(q.dims):
-                m &= (cols.bench[rows][:, q.dims] >= q.req).all(axis=1)
-            if q.net:
-                m &= (cols.net[rows] & q.net) == q.net
-        if q.cp:
-            m &= cols.author[rows] == q.cp
-        if seg is None or seg.any_cp:
-            cp = cols.cp[rows]
-            m &= (cp == 0) | (cp == q.author_idx)
-        if len(q.black):
-            m &= ~np.isin(cols.author[rows], q.black)
-        if seg is None or seg.any_min_rating:
-            mr = cols.min_rating[rows]
-            needs = mr > 0
-            if needs.any():
-                m &= ~needs | (mr <= q.author_rating())
-        return m
-
-    def row_checks(self, cols: Columns, row: int, q: Query) -> bool:
-        """The rest, per row: the ASK's blacklist and the ASK author's rating."""
-        if cols.flags[row] & FLAG_BLACKLIST and q.author in self._blacklists.get(
-            int(cols.seq[row]), ()
-        ):
-            return False
-        if q.min_rating:
-            idx = int(cols.author[row])
-            return q.rating_of(idx, self._address(idx)) >= q.min_rating
-        return True
+        m: Mask | None = None
+        for dim, needed in left:
+            col = cols.duration if dim == DURATION_DIM else cols.bench[dim]
+            ok = col[rows] >= needed
+            m = ok if m is None else m & ok
+        if net:
+            ok = (cols.net[rows] & net) == net
+            m = ok if m is None else m & ok
+        if q.cp or len(q.black):
+            author = cols.author[rows]
+            ok = author == q.cp if q.cp else ~np.isin(author, q.black)
+            if q.cp and len(q.black):
+                ok &= ~np.isin(author, q.black)
+            m = ok if m is None else m & ok
+        if m is not None:
+            rows = rows[m]
+        return rows
 
     def first_passing(self, cols: Columns, rows: Rows, q: Query) -> int:
-        for row in rows.tolist():
-            if self.row_checks(cols, row, q):
-                return int(row)
+        """The first of `rows` that passes what `check_rows` left, one row at a time.
+
+        Left: the ASK's own terms (counterparty, blacklist, minimum rating: a few per
+        cent of ASKs set one, and their flags say which) and the ASK author's rating.
+        A row at a time, so a BID that the first rows pass reads nothing of the others.
+        """
+        flags = cols.flags[rows].tolist()
+        authors = cols.author[rows].tolist() if q.min_rating else flags
+        for k, row in enumerate(rows.tolist()):
+            f = flags[k]
+            if f:
+                if f & FLAG_COUNTERPARTY and int(cols.cp[row]) != q.author_idx:
+                    continue
+                if f & FLAG_MIN_RATING and int(cols.min_rating[row]) > q.author_rating():
+                    continue
+                if f & FLAG_BLACKLIST and q.author in self._blacklists.get(int(cols.seq[row]), ()):
+                    continue
+            if q.min_rating:
+                idx = authors[k]
+                if q.rating_of(idx, self._address(idx)) < q.min_rating:
+                    continue
+            return int(row)
         return -1
 
     # -- inside --------------------------------------------------------------------------
@@ -497,7 +544,7 @@ class AskIndex:
     def nbytes(self) -> int:
         """Bytes the index holds: arrays, plus an estimate for its Python tables."""
         arrays = sum(s.nbytes() for s in self._segments) + self._buf._cols.nbytes()
-        arrays += self._buf.alive.nbytes + 8 * len(self._refs)
+        arrays += self._buf.alive.nbytes + 8 * len(self._refs) + self._seen.nbytes()
         tables = 150 * (len(self._addr_idx) + len(self._buf.rows) + len(self._cancelled))
         tables += sum(120 + 60 * len(b) for b in self._blacklists.values())
         return arrays + tables
@@ -609,32 +656,44 @@ class AskIndex:
         both orders of the result come from merging sorted runs (a stable sort
         finds the runs), not from sorting a million rows afresh.
         """
-        parts, by_key, offset = [], [], 0
+        parts, by_key, sorted_keys, offset = [], [], [], 0
         for s in segs:
+            if not s.dead:  # nothing to leave out: the segment's columns and id order as they are
+                parts.append(s.cols)
+                by_key.append(s.key_rows.astype(np.intp) + offset)
+                sorted_keys.append(s.key_sorted)
+                offset += s.n
+                continue
             live = s.live_rows()
             parts.append(s.cols.take(live))
             where = np.full(s.n, -1, np.intp)  # old row -> position among the live rows
             where[live] = np.arange(len(live))
             k = where[s.key_rows]
             by_key.append(k[k >= 0] + offset)
+            sorted_keys.append(s.key_sorted[k >= 0])
             offset += len(live)
-        cols = Columns.concat(parts)
-        keys = cols.ids.view(">u8").reshape(cols.n, 4)[:, 0]
+        cols = Columns.concat(parts) if len(parts) > 1 else parts[0]
         key_order = np.concatenate(by_key)
-        key_order = key_order[np.argsort(keys[key_order], kind="stable")]
+        keys = np.concatenate(sorted_keys)
+        if len(segs) > 1:  # each run is in key order already: a stable sort merges them
+            by = np.argsort(keys, kind="stable")
+            key_order, keys = key_order[by], keys[by]
         if len(segs) > 1:
             perm = cols.price_order()
             cols = cols.take(perm)
             new_row = np.empty(len(perm), np.intp)
             new_row[perm] = np.arange(len(perm))
             key_order = new_row[key_order]
-        return Segment(cols, self.params.levels, key_order)
+        return Segment(cols, self.params.levels, key_order, keys)
 
 
 def _unfit(order_id: bytes, order: OrderView) -> str:
     """Which field of an ASK the columns cannot hold (gossip's validation allows more)."""
     price, bench = order.price_per_hour, order.benchmarks
-    if not 0 <= price < PRICE_LIMIT:
+    fields = (price, order.duration, order.min_rating, order.network, order.valid_until)
+    if not all(isinstance(v, int) for v in (*fields, *bench)):
+        why = "price_per_hour, duration, benchmarks, min_rating, network, valid_until: integers"
+    elif not 0 <= price < PRICE_LIMIT:
         why = f"price_per_hour must be in [0, 2**128), got {price}"
     elif len(bench) != N_BENCH:
         why = f"{N_BENCH} benchmarks expected, got {len(bench)}"
@@ -644,6 +703,8 @@ def _unfit(order_id: bytes, order: OrderView) -> str:
         why = f"benchmarks must be in [0, 2**64), got {bench}"
     elif not 0 <= order.min_rating <= 0xFFFF:
         why = f"min_rating must be in [0, 65535], got {order.min_rating}"
+    elif order.valid_until < 0:
+        why = f"valid_until must be >= 0, got {order.valid_until}"
     else:
         why = f"network must be in [0, 255], got {order.network}"
     return f"ASK {order_id.hex()}: {why}"
@@ -660,38 +721,84 @@ def _segment_best(seg: Segment, q: Query, hi: int, lo: int, index: AskIndex) -> 
     end = seg.price_end(hi, lo)
     if end == 0:
         return -1
-    candidates: list[tuple[int, int, Words]] = []  # (rows set, order, bitmap)
+    n = seg.n
+    # (rows set, order, bitmap, whether its threshold is the BID's minimum itself)
+    candidates: list[tuple[int, int, Words, bool]] = []
+    left: list[tuple[int, int]] = []  # (dimension, minimum) to check row by row
     for dim, needed in q.dim_reqs:
         if needed > seg.maxv[dim]:
             return -1
         level = seg.level(dim, needed)
-        if level >= 0:
-            candidates.append((seg.counts[dim][level], dim, seg.bitmaps[dim, level]))
+        if level < 0:
+            left.append((dim, needed))
+            continue
+        exact = seg.thresholds[dim][level] == needed
+        count = seg.counts[dim][level]
+        if count < n:
+            candidates.append((count, dim, seg.bitmaps[dim, level], exact))
+        elif not exact:  # every row reaches the threshold, which is below the minimum
+            left.append((dim, needed))
     for i, bit in enumerate(NET_BITS):
-        if q.net & bit:
-            candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i]))
-    # the few sparsest bitmaps leave few candidates; ANDing the dense ones would cost
-    # more than checking what they would have removed (the exact checks still run)
+        if q.net & bit and seg.net_counts[i] < n:
+            candidates.append((seg.net_counts[i], N_DIMS + i, seg.net_bitmaps[i], True))
+    # An exact bitmap (a threshold at the BID's minimum: the few values of cores, GPUs,
+    # memory sizes, durations, network flags) settles its constraint for every row it
+    # is ANDed over, so its exact check is skipped; an inexact one is a superset, worth
+    # ANDing when sparse (it removes rows more cheaply than checking them), and its
+    # constraint is checked on the survivors. A hard BID's AND leaves little more than
+    # the rows that match. Which bitmaps are ANDed decides speed, never the answer.
     candidates.sort(key=lambda c: c[:2])
-    maps = [c[2] for c in candidates[:MAX_BITMAPS]]
+    maps: list[Words] = []
+    left_net = q.net & ~NET_MASK  # flags no bitmap covers (none in NetworkType today)
+    density = seg.live / n  # expected share of a range's rows that survive the AND
+    for count, dim, bitmap, exact in candidates:
+        if len(maps) < MAX_BITMAPS and (exact or not maps or count <= DENSE_BITMAP * n):
+            maps.append(bitmap)
+            density *= count / n
+            if exact:
+                continue
+        if dim >= N_DIMS:
+            left_net |= NET_BITS[dim - N_DIMS]
+        else:
+            left.append((dim, q.need[dim]))
     wend = (end + 63) >> 6
     w0 = 0
+    # the first range should hold a few candidates (taking the bitmaps as independent):
+    # an easy BID reads a few hundred words, a hard one ANDs its whole prefix in one go
+    # rather than in a series of ranges, each with its own calls
     span = FIRST_WORDS
+    if density * 64 * span < FIRST_CANDIDATES:
+        span = wend if density <= 0 else max(span, int(FIRST_CANDIDATES / (64 * density)))
+    full, rest = maps[:FULL_PASS_BITMAPS], maps[FULL_PASS_BITMAPS:]
     while w0 < wend:
         w1 = min(wend, w0 + span)
-        words = seg.alive[w0:w1].copy()
-        for bm in maps:
-            np.bitwise_and(words, bm[w0:w1], out=words)
+        # the sparsest bitmaps are ANDed over the whole range (without the alive bits
+        # when the segment has no tombstones: they are all ones there) ...
+        if seg.dead or not full:
+            words = seg.alive[w0:w1].copy()
+            for bm in full:
+                np.bitwise_and(words, bm[w0:w1], out=words)
+        else:
+            words = full[0][w0:w1].copy()
+            for bm in full[1:]:
+                np.bitwise_and(words, bm[w0:w1], out=words)
         if w1 == wend and end & 63:
             words[-1] &= np.uint64((1 << (end & 63)) - 1)
+        nz = np.flatnonzero(words)
+        vals = words[nz]
+        nz += w0
+        if rest and len(nz):
+            # ... and the others only at the few words that are still non-zero
+            for bm in rest:
+                vals &= bm[nz]
+            keep = np.flatnonzero(vals)
+            nz, vals = nz[keep], vals[keep]
         # candidates in row order, a few words at a time: a BID that many ASKs pass
         # stops in the first words, and only the words it reads are unpacked
-        nz = np.flatnonzero(words)
         start, chunk = 0, FIRST_CANDIDATE_WORDS
         while start < len(nz):
-            picked = nz[start : start + chunk]
-            part = word_rows(words[picked], picked + w0)
-            part = part[index.vector_checks(seg.cols, part, q, seg)]
+            part = word_rows(vals[start : start + chunk], nz[start : start + chunk])
+            part = index.check_rows(seg.cols, part, q, left, left_net)
             if len(part):
                 row = index.first_passing(seg.cols, part, q)
                 if row >= 0:
