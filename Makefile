@@ -36,7 +36,7 @@ typecheck: install
 PYTEST_WORKERS ?= 2
 
 pytest: tools
-	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

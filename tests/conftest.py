@@ -15,31 +15,48 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# The suite runs on two processes (`make test`: pytest -n 2 --dist loadgroup). Each
+# The suite runs on two processes (`make test`: pytest -n 2 --dist loadfile). Each
 # file stays on one process, so its module fixtures start once. The files that run
-# whole daemon networks with containers go to one process, one after another: two of
-# them side by side on two cores would leave each a fraction of what its timings
-# were written for, while the other process runs the single-process tests.
+# whole daemon networks with containers form one unit, run first and one after
+# another on one process: two of them side by side on two cores would leave each a
+# fraction of what its timings were written for, while the other process runs the
+# rest.
 NETWORK_FILES = frozenset(
-    {
+    f"tests/integration/{name}"
+    for name in (
         "test_demo.py",
         "test_trust_net.py",
         "test_workers_net.py",
         "test_tasks_net.py",
         "test_deals_net.py",
         "test_ui_browser.py",
-    }
+    )
 )
 
 
+def _unit_of(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "networks" if path in NETWORK_FILES else path
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.parent.name == "integration" and path.name in NETWORK_FILES:
-            group = "networks"
-        else:
-            group = str(path.relative_to(ROOT))
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The network files first (a stable sort), so their unit starts at once."""
+    items.sort(key=lambda item: _unit_of(item.nodeid) != "networks")
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # without the plugin the suite runs on one process
+    pass
+else:
+
+    class _FilesAndNetworks(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit_of(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        config.option.loadscopereorder = False  # keep the collection's order
+        return _FilesAndNetworks(config, log)
 
 
 def free_port() -> int:
