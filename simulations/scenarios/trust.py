@@ -363,10 +363,27 @@ class TrustWorld:
         if w not in self.holder_set[h] and core.evidence.verdict(self.hub_addr[h]) is not None:
             self.holder_set[h].add(w)
             self.holders[h].append(w)
+        alerts = core.drain_alerts()
         deal = self.current.get(w)
         if deal is not None and core.status(self.hub_addr[deal.hub]).bad:
             self._leave(w, now)
             self._choose(w, now)
+        if self.polling:
+            for alert in alerts:
+                self._carry_alert(w, alert, now)
+
+    def _carry_alert(self, w: int, alert: TrustAnswer, now: float) -> None:
+        """A worker's missed payday, published at once: the hub's other workers keep
+        it if they give `w` weight (`accept_alert`) and leave on the warning.
+        Colluding liars' false alerts are not carried: a liar a worker trusts already
+        reaches it every round through the answers about its own hub."""
+        h = self.hub_index[alert.hub]
+        for v, deal in list(self.current.items()):
+            if v == w or deal is None or deal.hub != h:
+                continue
+            if self.cores[v].accept_alert(alert, now) and self._unsafe(v, h, now):
+                self._leave(v, now)
+                self._choose(v, now)
 
     # -- polling -----------------------------------------------------------------------
 
@@ -397,10 +414,19 @@ class TrustWorld:
         core = self.cores[w]
         p = self.p
         trusted_adv = [a for a in self.adv_trusted if core.weight(_addr(a)) > 0]
-        pool = [c for c in self.holders[h] if c != w]
-        pool.extend(trusted_adv)
-        k = min(p.answers_per_question, len(pool))
-        chosen = self.sample_trusted.sample(pool, k) if k < len(pool) else pool
+        # the core keeps answers_per_question answers of each verdict (`room_for`):
+        # which ones of a verdict arrive first is the sample
+        hub = self.hub_addr[h]
+        good: list[int] = []
+        bad: list[int] = []
+        for c in self.holders[h]:
+            if c != w:
+                (bad if self.cores[c].evidence.verdict(hub) is Verdict.BAD else good).append(c)
+        (good if self.bad[h] else bad).extend(trusted_adv)  # what the liars claim
+        chosen: list[int] = []
+        for pool in (good, bad):
+            k = min(p.answers_per_question, len(pool))
+            chosen.extend(self.sample_trusted.sample(pool, k) if k < len(pool) else pool)
         for c in chosen:
             if c in self.cores:
                 # cached until the answerer's evidence changes: below the wire the
