@@ -21,9 +21,11 @@ with no agreements at all. `pretrusted` honest workers are the pre-trusted
 peers (the seeds' operators).
 
 What a question reaches (the core's answer caps): up to `answers_per_question`
-answers from evidence holders and peers the asker already trusts, arriving in
-random order, plus up to `untrusted_per_question` from peers it gives no
-weight (`PollParams.max_untrusted_answers_per_question`).
+answers of each verdict from evidence holders and peers the asker already
+trusts, arriving in random order, plus up to `untrusted_per_question` from
+peers it gives no weight (`PollParams.max_untrusted_answers_per_question`).
+A worker whose payday a hub misses alerts that hub's other workers at once
+(`ReputationCore.accept_alert`: kept by those who give it weight).
 
 Two variants run side by side on the same events (hub behaviour, arrivals,
 terms, each worker's random choices): `on` (trust polling) and `off` (each
@@ -81,6 +83,7 @@ class TrustSimParams(CommonParams):
     term_days_max: float = 4.0
     payout_period_h: float = 24.0
     round_h: float = 6.0
+    trust_h: float = 2.0  # global trust recomputed (the daemon: every 30 s)
     questions_per_round: int = 4
     answers_per_question: int = 16
     untrusted_per_question: int = 8
@@ -108,6 +111,7 @@ class TrustSimParams(CommonParams):
             ("term_days_max", self.term_days_max, self.term_days_min, 365.0),
             ("payout_period_h", self.payout_period_h, 1.0, 24.0 * 365),
             ("round_h", self.round_h, 0.1, 24.0 * 30),
+            ("trust_h", self.trust_h, 0.1, self.round_h),
             ("questions_per_round", self.questions_per_round, 1, 1000),
             ("answers_per_question", self.answers_per_question, 1, 10_000),
             ("untrusted_per_question", self.untrusted_per_question, 0, 10_000),
@@ -227,6 +231,8 @@ class TrustWorld:
             self.sim.schedule(self.arrival[w], self._arrive, w)
         if self.polling:
             self.sim.schedule(self.p.round_h * HOUR, self._round)
+            if self.p.trust_h < self.p.round_h:
+                self.sim.schedule(self.p.trust_h * HOUR, self._trust_tick)
         else:
             self.sim.schedule(self.p.round_h * HOUR, self._snapshot_round)
 
@@ -474,6 +480,20 @@ class TrustWorld:
                 self._choose(w, now)
         self._snapshot(now)
         self.sim.call_later(self.p.round_h * HOUR, self._round)
+
+    def _trust_tick(self) -> None:
+        """Global trust between poll rounds (the daemon recomputes it every
+        `reputation.trust_interval`): a peer's warning counts as soon as the peer has
+        weight, not only at the next round; a worker leaves on it then."""
+        now = self.sim.now
+        if now % (self.p.round_h * HOUR) != 0:  # a round does its own update
+            self._update_global_trust()
+            for w in self.arrived:
+                deal = self.current[w]
+                if deal is not None and self._unsafe(w, deal.hub, now):
+                    self._leave(w, now)
+                    self._choose(w, now)
+        self.sim.call_later(self.p.trust_h * HOUR, self._trust_tick)
 
     def _snapshot_round(self) -> None:
         now = self.sim.now
