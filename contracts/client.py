@@ -17,7 +17,7 @@ from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.types import BlockIdentifier, TxParams
+from web3.types import BlockIdentifier, Nonce, TxParams
 
 from contracts.abi import event_index, function_spec
 from contracts.chain import Chain
@@ -248,9 +248,109 @@ def send_transaction(
         else:
             tx_hash = fn.transact({"from": address, "gas": gas})
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=chain.receipt_timeout)
+    return _result(w3, receipt, label, gas)
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction signed here and not sent yet: its hash is known before any node
+    sees it, so a caller can write it down first and look for it on chain later."""
+
+    tx_hash: str
+    raw: bytes
+    nonce: int
+    sender: str
+
+
+def sign_transaction(
+    chain: Chain,
+    fn: ContractFunction,
+    *,
+    sender: LocalAccount,
+    gas: int,
+    label: str,
+    nonce: int | None = None,
+) -> SignedTx:
+    """Simulate (a revert comes back with its reason), then sign with an explicit
+    nonce (the account's next one, pending transactions counted, unless given)."""
+    if gas <= 0:
+        raise ValueError(f"gas must be > 0, got {gas}")
+    address = sender_address(sender)
+    w3 = chain.w3
+    with translate_errors(label):
+        fn.call({"from": address, "gas": gas})
+        if nonce is None:
+            nonce = w3.eth.get_transaction_count(address, "pending")
+        params: TxParams = {
+            "from": address,
+            "gas": gas,
+            "nonce": Nonce(nonce),
+            "chainId": w3.eth.chain_id,
+        }
+        tx = fn.build_transaction(params)
+    signed = sender.sign_transaction(tx)  # type: ignore[arg-type]
+    return SignedTx(
+        tx_hash="0x" + bytes(signed.hash).hex(),
+        raw=bytes(signed.raw_transaction),
+        nonce=int(nonce),
+        sender=address,
+    )
+
+
+def broadcast(chain: Chain, raw: bytes, *, label: str) -> None:
+    """Hand a signed transaction to the node. Sending the same bytes again is
+    harmless (one nonce, one hash: it is mined at most once); the node may refuse
+    the repeat ("already known", "nonce too low"), which the caller reads as
+    ChainError and settles by the receipt."""
+    with translate_errors(label):
+        chain.w3.eth.send_raw_transaction(raw)
+
+
+def receipt_of(chain: Chain, tx_hash: str, *, label: str) -> TxResult | None:
+    """The mined transaction's result; None while no block holds it. A transaction
+    that failed on chain raises ContractRevert, as `send_transaction` does."""
+    from web3.exceptions import TransactionNotFound
+
+    try:
+        with translate_errors(label):
+            receipt = chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+    except TransactionNotFound:
+        return None
+    except ChainError as exc:  # web3 may raise it as an RPC error, translated
+        if isinstance(exc.__cause__, TransactionNotFound):
+            return None
+        raise
+    if receipt is None:
+        return None
+    return _result(chain.w3, receipt, label, None)
+
+
+def wait_for_receipt(chain: Chain, tx_hash: str, *, label: str, timeout: float) -> TxResult | None:
+    """`receipt_of`, waiting up to `timeout` seconds for a block to hold it."""
+    from web3.exceptions import TimeExhausted
+
+    try:
+        with translate_errors(label):
+            chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)  # type: ignore[arg-type]
+    except ChainError as exc:
+        if isinstance(exc.__cause__, TimeExhausted):  # translated to ChainUnavailable
+            return None
+        raise
+    return receipt_of(chain, tx_hash, label=label)
+
+
+def nonce_used(chain: Chain, address: str, nonce: int) -> bool:
+    """Whether a mined transaction of `address` already took `nonce` (so another
+    transaction signed with it can never be mined)."""
+    with translate_errors("eth_getTransactionCount"):
+        count = chain.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "latest")
+    return int(count) > nonce
+
+
+def _result(w3: Web3, receipt: Any, label: str, gas: int | None) -> TxResult:
     if receipt["status"] != 1:
         used = int(receipt["gasUsed"])
-        hint = " (out of gas?)" if used >= gas else ""
+        hint = " (out of gas?)" if gas is not None and used >= gas else ""
         raise ContractRevert(f"transaction failed on chain{hint}", function=label)
     return TxResult(
         tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import BlockIdentifier
 
-from contracts.client import BoundContract, Sender, TxResult
+from contracts.client import BoundContract, Sender, SignedTx, TxResult, sign_transaction
 from contracts.records import HubStatus, Payout, WalletState, join_multiaddrs
 
 
@@ -106,6 +107,20 @@ class HubWallet(BoundContract):
         self, miner: str, amount: int, *, sender: Sender, gas: int | None = None
     ) -> TxResult:
         return self._send("transfer", miner, amount, sender=sender, gas=gas)
+
+    def sign_transfer(
+        self, miner: str, amount: int, *, sender: LocalAccount, nonce: int | None = None
+    ) -> SignedTx:
+        """`transfer`, simulated and signed but not sent: the hub writes the
+        transaction down before any node sees it (p2pnode/worker/payouts.py)."""
+        return sign_transaction(
+            self.chain,
+            self._fn("transfer", miner, amount),
+            sender=sender,
+            gas=self.GAS["transfer"],
+            label=f"{self.NAME}.transfer",
+            nonce=nonce,
+        )
 
     def claim(self, *, sender: Sender, gas: int | None = None) -> TxResult:
         return self._send("claim", sender=sender, gas=gas)

@@ -43,7 +43,7 @@ from reputation.evidence import (
     Verdict,
 )
 from reputation.messages import KeySigner, TrustAnswer, TrustMessage, TrustQuestion
-from reputation.params import ReputationParams
+from reputation.params import PollParams, ReputationParams
 from reputation.state import HubRecord, HubStatus, Reason, Transition
 from reputation.trust import LocalTrust
 
@@ -81,6 +81,24 @@ class _Outstanding:
     valid_until: float
     answers: int = 0
     untrusted: int = 0  # of them from answerers we give no weight
+    bad: int = 0  # of them BAD: each verdict has its own quota
+
+    def room_for(self, a: TrustAnswer, untrusted: bool, p: PollParams) -> bool:
+        """Counted in if there is room: `max_answers_per_question` answers of each
+        verdict, so that a crowd of old "it paid me" answers from a hub's past
+        workers cannot keep out the one fresh "it stopped paying me" (nor a crowd
+        of slander out the answers that praise), and of all of them at most
+        `max_untrusted_answers_per_question` from answerers we give no weight."""
+        bad = a.verdict is Verdict.BAD
+        side = self.bad if bad else self.answers - self.bad
+        if side >= p.max_answers_per_question or (
+            untrusted and self.untrusted >= p.max_untrusted_answers_per_question
+        ):
+            return False
+        self.answers += 1
+        self.untrusted += untrusted
+        self.bad += bad
+        return True
 
 
 @dataclass
@@ -104,7 +122,10 @@ _COUNTERS = (
     "dropped_table_full",
     "dropped_expired",
     "liars_caught",
+    "alerts_sent",
+    "alerts_accepted",
 )
+MAX_ALERTS_QUEUED = 64  # alerts made below the wire (no signer) until the driver takes them
 
 
 class ReputationCore:
@@ -142,6 +163,7 @@ class ReputationCore:
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._rate: OrderedDict[bytes, list[float]] = OrderedDict()  # peer -> [start, q, a]
         self._out: list[bytes] = []
+        self._alerts: list[TrustAnswer] = []
         self._events: list[StatusChanged] = []
         self._nonce = 0
 
@@ -263,7 +285,8 @@ class ReputationCore:
         self._evidence_changed(outcome.hub)
 
     def on_timer(self, now: float) -> None:
-        for r in self.evidence.judge(now):
+        results = self.evidence.judge(now)
+        for r in results:
             detail = f"payday {r.payday:.0f}: expected {r.expected}, paid {r.paid}"
             if r.outcome is PaydayOutcome.MATCHED:
                 self._move(r.hub, Reason.PAYMENT_MATCHED, now, detail)
@@ -272,6 +295,14 @@ class ReputationCore:
             else:
                 self._move(r.hub, Reason.PAYMENT_MISSED, now, detail)
             self._evidence_changed(r.hub)
+        failed: dict[bytes, float] = {}
+        for r in results:
+            if r.outcome is not PaydayOutcome.MATCHED:
+                failed[r.hub] = min(r.payday, failed.get(r.hub, r.payday))
+        for hub, payday in failed.items():
+            # the first failed payday of this stretch: later ones repeat the same news
+            if self.evidence.bad_since(hub) == payday:
+                self._alert(hub, now)
         while self._outstanding:
             qid, out = next(iter(self._outstanding.items()))
             if out.valid_until > now:
@@ -381,6 +412,53 @@ class ReputationCore:
             self._out.extend(messages.encode(q) for q, _ in out)
         return out
 
+    # -- alerts: a missed payday told to the hub's other workers at once -------------------
+
+    def _alert(self, hub: bytes, now: float) -> None:
+        """Our BAD answer about `hub`, unasked (question ALERT_QUESTION): its other
+        workers keep working unpaid until their own paydays or until they next ask
+        about it; this tells them now."""
+        a = self.answer_for(hub, messages.ALERT_QUESTION, now)
+        if a is None or a.verdict is not Verdict.BAD:
+            return
+        self.counters["alerts_sent"] += 1
+        if self.signer is not None:
+            self._out.append(messages.encode(a))
+            return
+        if len(self._alerts) >= MAX_ALERTS_QUEUED:
+            del self._alerts[0]
+        self._alerts.append(a)
+
+    def drain_alerts(self) -> list[TrustAnswer]:
+        """Alerts made below the wire (no signer: the simulator carries them)."""
+        out, self._alerts = self._alerts, []
+        return out
+
+    def works_for(self, hub: bytes) -> bool:
+        return any(
+            lg.agreement.hub == hub and lg.agreement.end is None
+            for lg in self.evidence.ledgers.values()
+        )
+
+    def accept_alert(self, a: TrustAnswer, now: float) -> bool:
+        """An alert (an unasked BAD answer) is kept only about a hub we work for and
+        only from an answerer we give weight: then it is an answer like any other,
+        read by `warning` and the tally. Anything else is dropped without blame (an
+        alert is published to everyone; most nodes do not work for that hub).
+        Untrusted peers cannot push anything this way, and a trusted liar reaches
+        only what its answers to our own questions about that hub reach anyway."""
+        if (
+            a.question != messages.ALERT_QUESTION
+            or a.verdict is not Verdict.BAD
+            or a.answerer == self.address
+            or not self.works_for(a.hub)
+            or self.weight(a.answerer) <= 0
+        ):
+            return False
+        self.counters["alerts_accepted"] += 1
+        self.accept_answer(a, now)
+        return True
+
     def answer_for(self, hub: bytes, question_id: bytes, now: float) -> TrustAnswer | None:
         """Our truthful answer about `hub`, or None where we have no evidence."""
         ev = self.evidence.summary(hub)
@@ -434,6 +512,13 @@ class ReputationCore:
         if key in self._seen:
             self.counters["dropped_duplicate"] += 1
             return
+        if msg.question == messages.ALERT_QUESTION:
+            messages.verify(msg, self.domain)
+            self._charge(peer, now, question=False)
+            self._mark_seen(key)
+            if not self.accept_alert(msg, now):
+                self.counters["dropped_unsolicited"] += 1
+            return
         out = self._outstanding.get(msg.question)
         if out is None or out.hub != msg.hub:
             self.counters["dropped_unsolicited"] += 1
@@ -443,13 +528,9 @@ class ReputationCore:
         self._mark_seen(key)
         p = self.params.poll
         untrusted = self.weight(msg.answerer) <= 0
-        if out.answers >= p.max_answers_per_question or (
-            untrusted and out.untrusted >= p.max_untrusted_answers_per_question
-        ):
+        if not out.room_for(msg, untrusted, p):
             self.counters["dropped_table_full"] += 1
             return
-        out.answers += 1
-        out.untrusted += untrusted
         self.accept_answer(msg, now)
 
     # -- the wire, split for a gossip topic -----------------------------------------------
@@ -493,19 +574,19 @@ class ReputationCore:
                 self.counters["answers_sent"] += 1
             return
         self.counters["answers_received"] += 1
+        if msg.question == messages.ALERT_QUESTION:
+            if not self.accept_alert(msg, now):
+                self.counters["dropped_unsolicited"] += 1
+            return
         out = self._outstanding.get(msg.question)
         if out is None or out.hub != msg.hub:
             self.counters["dropped_unsolicited"] += 1
             return
         p = self.params.poll
         untrusted = self.weight(msg.answerer) <= 0
-        if out.answers >= p.max_answers_per_question or (
-            untrusted and out.untrusted >= p.max_untrusted_answers_per_question
-        ):
+        if not out.room_for(msg, untrusted, p):
             self.counters["dropped_table_full"] += 1
             return
-        out.answers += 1
-        out.untrusted += untrusted
         self.accept_answer(msg, now)
 
     def _mark_seen(self, key: bytes) -> None:

@@ -40,6 +40,10 @@ UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
 MAX_WINDOW_S = 24 * 3600  # a question or answer is valid for at most a day
 MAX_PERIOD_S = 366 * 24 * 3600
+# the `question` of an answer nobody asked for: an alert a worker publishes when a
+# hub it works for misses (or short-pays) its payday; only the hub's other workers
+# keep it (ReputationCore.accept_alert)
+ALERT_QUESTION = bytes(32)
 
 
 class TrustKind(enum.IntEnum):

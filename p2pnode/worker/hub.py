@@ -19,7 +19,8 @@ Tasks on a remote worker (the `RemoteRunner` the tasks service calls):
 Payouts: every `workers.payout_period` each worker is paid what it earned since
 the last payout (pay per hour x hours joined) with HubWallet.transfer; the
 contract credits the worker (who claims) less the lock fee. Each payout is
-recorded after its transaction, with the transaction hash.
+written down before its transaction is sent and settled by its receipt
+(payouts.py), so a crash never pays a period twice nor loses it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from multiaddr import Multiaddr
 
 from gossip.eip712 import SigningDomain
 from gossip.hubs import HubAnnouncement
-from gossip.messages import address_hex
 from gossip.topics import HUBS_TOPIC
 from p2pnode.errors import RemoteError, UserError
 from p2pnode.executor import Receipt, verify_receipt
@@ -51,6 +51,7 @@ from p2pnode.market.dealsvc import MarketService
 from p2pnode.market.slots import LOCAL_WORKER, Slot
 from p2pnode.market.tasksvc import _read_some
 from p2pnode.worker import link, wire
+from p2pnode.worker.payouts import HubPayouts
 from p2pnode.worker.registry import Member, WorkerRegistry, worker_id
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,13 @@ class HubWorkers:
         self.clock = clock
         self._inbound = 0
         self._pending_joins = 0
-        self._next_payout: dict[int, float] = {}
+        self.payouts = HubPayouts(
+            registry,
+            wallet=wallet,
+            connect=self._chain_and_account,
+            chain_call=market.chain_call,
+            clock=clock,
+        )
         self._results_locks: dict[int, trio.Lock] = {}
         self.counters: dict[str, int] = {
             "offers": 0,
@@ -140,8 +147,6 @@ class HubWorkers:
             "leaves": 0,
             "bad_messages": 0,
             "tasks_forwarded": 0,
-            "payouts": 0,
-            "payout_failures": 0,
             "announcements": 0,
         }
         market.remote_hardware = self._hardware_of
@@ -150,6 +155,7 @@ class HubWorkers:
 
     def stats(self) -> dict[str, float]:
         out = {k: float(v) for k, v in self.counters.items()}
+        out.update({k: float(v) for k, v in self.payouts.counters.items()})
         out["joined_workers"] = float(self.registry.count_active())
         out["pending_joins"] = float(self._pending_joins)
         return out
@@ -173,17 +179,16 @@ class HubWorkers:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self.host.set_stream_handler(TProtocol(wire.PROTOCOL_ID), self._handle_stream)
-        for member in self.registry.members(active_only=True):
-            self._next_payout[member.id] = self._first_payout(member)
+        self.payouts.load()
+        try:  # a payout sent before a crash is settled before anything is paid again
+            await self.payouts.reconcile()
+        except Exception as exc:  # the chain is down: the payout loop tries again
+            log.warning("workers: reconciling payouts at start-up: %s", exc)
         async with trio.open_nursery() as nursery:
             if self._publish is not None:
                 nursery.start_soon(self._announce_loop)
             nursery.start_soon(self._payout_loop)
             task_status.started()
-
-    def _first_payout(self, member: Member) -> float:
-        last = self.registry.last_payout_at(member.id)
-        return member.payday_after(last if last is not None else member.joined_at)
 
     # -- announcements -----------------------------------------------------------------
 
@@ -339,7 +344,7 @@ class HubWorkers:
             request=wire.encode(msg),
             answer=wire.encode(answer),
         )
-        self._next_payout[member.id] = member.payday_after(now)
+        self.payouts.schedule(member, member.payday_after(now))
         self.counters["joins"] += 1
         log.info("workers: worker %s joined (peer %s)", member.worker, peer)
         self.market.forget_worker(member.worker)  # its planner is rebuilt on its record
@@ -357,7 +362,7 @@ class HubWorkers:
         assert member.left_at is not None
         await self._answer(stream, msg.worker, ref, True, int(member.left_at), "left")
         # what it earned up to now is paid at once, not a period later
-        self._next_payout[member.id] = self.clock()
+        self.payouts.schedule(member, self.clock())
 
     async def _answer(
         self, stream: Any, worker: bytes, ref: bytes, ok: bool, at: int, reason: str
@@ -631,40 +636,15 @@ class HubWorkers:
             except Exception as exc:  # a chain hiccup must not stop the node
                 log.warning("workers: payouts failed: %s", exc)
 
+    def _chain_and_account(self) -> tuple[Any, Any] | None:
+        system, account = self.market.system, self.market.account
+        if system is None or account is None:
+            return None
+        return system.wallet(self.wallet), account
+
     async def pay_due(self) -> int:
         """Pay every worker whose payout time has come what it is owed; how many paid."""
-        system = self.market.system
-        account = self.market.account
-        if system is None or account is None:
-            return 0
-        now = self.clock()
-        paid = 0
-        for member in self.registry.members():
-            if not member.active and member.owed(now) == 0:
-                continue
-            due_at = self._next_payout.setdefault(member.id, self._first_payout(member))
-            if now < due_at:
-                continue
-            amount = member.owed(now)
-            # the next payday on the agreement's grid: a payout that went out late
-            # does not push every later one back
-            self._next_payout[member.id] = member.payday_after(now)
-            if amount <= 0:
-                continue
-            wallet = system.wallet(self.wallet)
-            miner = address_hex(bytes.fromhex(member.worker[2:]))
-            try:
-                tx = await self.market.chain_call(wallet.transfer, miner, amount, sender=account)
-            except Exception as exc:
-                self.counters["payout_failures"] += 1
-                log.warning("workers: paying %s %d wei failed: %s", member.worker, amount, exc)
-                continue
-            self.registry.record_payout(member, amount, now, str(tx.tx_hash))
-            self.counters["payouts"] += 1
-            paid += 1
-            hours = member.seconds_worked(now) / 3600
-            log.info("workers: paid %s %d wei (%.4f h joined)", member.worker, amount, hours)
-        return paid
+        return await self.payouts.pay_due()
 
 
 def resume_at(record: taskwire.LogRecord, resume: dict[int, int]) -> taskwire.LogRecord | None:

@@ -10,6 +10,7 @@ whether or not a deal is running on it, which is what the pay per hour buys.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -48,6 +49,26 @@ _SCHEMA = (
     )
     """,
     """
+    CREATE TABLE IF NOT EXISTS worker_payout_intents (
+        id TEXT PRIMARY KEY,           -- payout_id(): wallet, agreement, payday, attempt
+        agreement INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        payday REAL NOT NULL,          -- the period it pays for (its end on the grid)
+        attempt INTEGER NOT NULL,      -- 0, then 1, ... after a transaction never mined
+        amount TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        nonce INTEGER NOT NULL,        -- the hub account's nonce the transaction carries
+        tx TEXT NOT NULL,              -- its hash, known before it was sent
+        raw BLOB NOT NULL,             -- the signed transaction, sent again as it is
+        state TEXT NOT NULL,           -- pending, paid, void
+        settled_at REAL,
+        why TEXT NOT NULL DEFAULT '',
+        UNIQUE (agreement, payday, attempt)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS worker_payout_intents_pending"
+    " ON worker_payout_intents(state) WHERE state = 'pending'",
+    """
     CREATE TABLE IF NOT EXISTS worker_tasks (
         deal_id INTEGER PRIMARY KEY,
         worker TEXT NOT NULL,
@@ -59,6 +80,53 @@ _SCHEMA = (
 )
 
 HOUR = 3600
+
+
+@dataclass(frozen=True)
+class PayoutIntent:
+    """A payout written down before its transaction was sent (see payouts.py)."""
+
+    id: str
+    agreement: int
+    worker: str
+    payday: float
+    attempt: int
+    amount: int
+    created_at: float
+    nonce: int
+    tx: str
+    raw: bytes
+    state: str  # pending, paid, void
+    why: str = ""
+
+
+_INTENT_COLUMNS = (
+    "id, agreement, worker, payday, attempt, amount, created_at, nonce, tx, raw, state, why"
+)
+
+
+def _intent(row: tuple[Any, ...]) -> PayoutIntent:
+    return PayoutIntent(
+        id=str(row[0]),
+        agreement=int(row[1]),
+        worker=str(row[2]),
+        payday=float(row[3]),
+        attempt=int(row[4]),
+        amount=int(row[5]),
+        created_at=float(row[6]),
+        nonce=int(row[7]),
+        tx=str(row[8]),
+        raw=bytes(row[9]),
+        state=str(row[10]),
+        why=str(row[11]),
+    )
+
+
+def payout_id(wallet: str, agreement: int, payday: float, attempt: int) -> str:
+    """The payout's identity: which wallet pays which agreement for which period,
+    and which try. Deterministic, so the same period can never get two live ids."""
+    key = f"{wallet.lower()}:{agreement}:{payday!r}:{attempt}".encode()
+    return "0x" + hashlib.sha256(key).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -220,12 +288,23 @@ class WorkerRegistry:
         rows = self._exec("SELECT COUNT(*) FROM worker_agreements WHERE left_at IS NULL")
         return int(rows[0][0])
 
-    def record_payout(self, member: Member, amount: int, at: float, tx: str) -> None:
-        """One statement pair under the lock: the payout row and the agreement's total."""
+    def record_payout(
+        self, member: Member, amount: int, at: float, tx: str, *, intent: str | None = None
+    ) -> None:
+        """One transaction under the lock: the payout row, the agreement's total and,
+        for a payout sent from an intent, the intent marked paid (all or none)."""
         with self.storage.lock:
             db = self.storage.connection
             db.execute("BEGIN")
             try:
+                if intent is not None:
+                    changed = db.execute(
+                        "UPDATE worker_payout_intents SET state = 'paid', settled_at = ?"
+                        " WHERE id = ? AND state = 'pending'",
+                        (at, intent),
+                    ).rowcount
+                    if changed != 1:
+                        raise ValueError(f"payout {intent}: not pending, not recorded twice")
                 db.execute(
                     "INSERT INTO worker_payouts (agreement, worker, amount, at, tx)"
                     " VALUES (?, ?, ?, ?, ?)",
@@ -242,6 +321,83 @@ class WorkerRegistry:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    # -- payout intents: written before the transaction is sent ---------------------
+
+    def add_intent(
+        self,
+        wallet: str,
+        member: Member,
+        *,
+        payday: float,
+        amount: int,
+        at: float,
+        nonce: int,
+        tx: str,
+        raw: bytes,
+    ) -> PayoutIntent:
+        """Write the payout down (committed) before its transaction leaves this node.
+        Refused while the agreement has a pending payout, or once this period is paid:
+        a period is paid at most once whatever the caller's schedule says."""
+        with self.storage.lock:
+            db = self.storage.connection
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    "SELECT state, attempt FROM worker_payout_intents"
+                    " WHERE agreement = ? AND (state = 'pending' OR payday = ?)",
+                    (member.id, payday),
+                ).fetchall()
+                if any(r[0] == "pending" for r in rows):
+                    raise ValueError(f"agreement {member.id}: a payout is pending already")
+                if any(r[0] == "paid" for r in rows):
+                    raise ValueError(f"agreement {member.id}: payday {payday!r} is paid already")
+                attempt = 1 + max((int(r[1]) for r in rows), default=-1)
+                ident = payout_id(wallet, member.id, payday, attempt)
+                db.execute(
+                    f"INSERT INTO worker_payout_intents ({_INTENT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', '')",
+                    (ident, member.id, member.worker, payday, attempt, str(amount), at, nonce,
+                     tx, raw),
+                )  # fmt: skip
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        intent = self.intent(ident)
+        assert intent is not None
+        return intent
+
+    def intent(self, ident: str) -> PayoutIntent | None:
+        rows = self._exec(
+            f"SELECT {_INTENT_COLUMNS} FROM worker_payout_intents WHERE id = ?", (ident,)
+        )
+        return _intent(rows[0]) if rows else None
+
+    def pending_intents(self) -> list[PayoutIntent]:
+        rows = self._exec(
+            f"SELECT {_INTENT_COLUMNS} FROM worker_payout_intents WHERE state = 'pending'"
+            " ORDER BY nonce"
+        )
+        return [_intent(r) for r in rows]
+
+    def intents(self, agreement: int) -> list[PayoutIntent]:
+        rows = self._exec(
+            f"SELECT {_INTENT_COLUMNS} FROM worker_payout_intents WHERE agreement = ?"
+            " ORDER BY payday, attempt",
+            (agreement,),
+        )
+        return [_intent(r) for r in rows]
+
+    def void_intent(self, ident: str, at: float, why: str) -> bool:
+        """The transaction can never be mined (its nonce went to another, or it failed
+        on chain): nothing was paid, what it carried stays owed."""
+        rows = self._exec(
+            "UPDATE worker_payout_intents SET state = 'void', settled_at = ?, why = ?"
+            " WHERE id = ? AND state = 'pending' RETURNING id",
+            (at, why[:200], ident),
+        )
+        return bool(rows)
 
     def last_payout_at(self, agreement: int) -> float | None:
         rows = self._exec("SELECT MAX(at) FROM worker_payouts WHERE agreement = ?", (agreement,))

@@ -21,9 +21,11 @@ with no agreements at all. `pretrusted` honest workers are the pre-trusted
 peers (the seeds' operators).
 
 What a question reaches (the core's answer caps): up to `answers_per_question`
-answers from evidence holders and peers the asker already trusts, arriving in
-random order, plus up to `untrusted_per_question` from peers it gives no
-weight (`PollParams.max_untrusted_answers_per_question`).
+answers of each verdict from evidence holders and peers the asker already
+trusts, arriving in random order, plus up to `untrusted_per_question` from
+peers it gives no weight (`PollParams.max_untrusted_answers_per_question`).
+A worker whose payday a hub misses alerts that hub's other workers at once
+(`ReputationCore.accept_alert`: kept by those who give it weight).
 
 Two variants run side by side on the same events (hub behaviour, arrivals,
 terms, each worker's random choices): `on` (trust polling) and `off` (each
@@ -81,6 +83,7 @@ class TrustSimParams(CommonParams):
     term_days_max: float = 4.0
     payout_period_h: float = 24.0
     round_h: float = 6.0
+    trust_h: float = 2.0  # global trust recomputed (the daemon: every 30 s)
     questions_per_round: int = 4
     answers_per_question: int = 16
     untrusted_per_question: int = 8
@@ -108,6 +111,7 @@ class TrustSimParams(CommonParams):
             ("term_days_max", self.term_days_max, self.term_days_min, 365.0),
             ("payout_period_h", self.payout_period_h, 1.0, 24.0 * 365),
             ("round_h", self.round_h, 0.1, 24.0 * 30),
+            ("trust_h", self.trust_h, 0.1, self.round_h),
             ("questions_per_round", self.questions_per_round, 1, 1000),
             ("answers_per_question", self.answers_per_question, 1, 10_000),
             ("untrusted_per_question", self.untrusted_per_question, 0, 10_000),
@@ -227,6 +231,8 @@ class TrustWorld:
             self.sim.schedule(self.arrival[w], self._arrive, w)
         if self.polling:
             self.sim.schedule(self.p.round_h * HOUR, self._round)
+            if self.p.trust_h < self.p.round_h:
+                self.sim.schedule(self.p.trust_h * HOUR, self._trust_tick)
         else:
             self.sim.schedule(self.p.round_h * HOUR, self._snapshot_round)
 
@@ -363,10 +369,27 @@ class TrustWorld:
         if w not in self.holder_set[h] and core.evidence.verdict(self.hub_addr[h]) is not None:
             self.holder_set[h].add(w)
             self.holders[h].append(w)
+        alerts = core.drain_alerts()
         deal = self.current.get(w)
         if deal is not None and core.status(self.hub_addr[deal.hub]).bad:
             self._leave(w, now)
             self._choose(w, now)
+        if self.polling:
+            for alert in alerts:
+                self._carry_alert(w, alert, now)
+
+    def _carry_alert(self, w: int, alert: TrustAnswer, now: float) -> None:
+        """A worker's missed payday, published at once: the hub's other workers keep
+        it if they give `w` weight (`accept_alert`) and leave on the warning.
+        Colluding liars' false alerts are not carried: a liar a worker trusts already
+        reaches it every round through the answers about its own hub."""
+        h = self.hub_index[alert.hub]
+        for v, deal in list(self.current.items()):
+            if v == w or deal is None or deal.hub != h:
+                continue
+            if self.cores[v].accept_alert(alert, now) and self._unsafe(v, h, now):
+                self._leave(v, now)
+                self._choose(v, now)
 
     # -- polling -----------------------------------------------------------------------
 
@@ -397,10 +420,19 @@ class TrustWorld:
         core = self.cores[w]
         p = self.p
         trusted_adv = [a for a in self.adv_trusted if core.weight(_addr(a)) > 0]
-        pool = [c for c in self.holders[h] if c != w]
-        pool.extend(trusted_adv)
-        k = min(p.answers_per_question, len(pool))
-        chosen = self.sample_trusted.sample(pool, k) if k < len(pool) else pool
+        # the core keeps answers_per_question answers of each verdict (`room_for`):
+        # which ones of a verdict arrive first is the sample
+        hub = self.hub_addr[h]
+        good: list[int] = []
+        bad: list[int] = []
+        for c in self.holders[h]:
+            if c != w:
+                (bad if self.cores[c].evidence.verdict(hub) is Verdict.BAD else good).append(c)
+        (good if self.bad[h] else bad).extend(trusted_adv)  # what the liars claim
+        chosen: list[int] = []
+        for pool in (good, bad):
+            k = min(p.answers_per_question, len(pool))
+            chosen.extend(self.sample_trusted.sample(pool, k) if k < len(pool) else pool)
         for c in chosen:
             if c in self.cores:
                 # cached until the answerer's evidence changes: below the wire the
@@ -448,6 +480,20 @@ class TrustWorld:
                 self._choose(w, now)
         self._snapshot(now)
         self.sim.call_later(self.p.round_h * HOUR, self._round)
+
+    def _trust_tick(self) -> None:
+        """Global trust between poll rounds (the daemon recomputes it every
+        `reputation.trust_interval`): a peer's warning counts as soon as the peer has
+        weight, not only at the next round; a worker leaves on it then."""
+        now = self.sim.now
+        if now % (self.p.round_h * HOUR) != 0:  # a round does its own update
+            self._update_global_trust()
+            for w in self.arrived:
+                deal = self.current[w]
+                if deal is not None and self._unsafe(w, deal.hub, now):
+                    self._leave(w, now)
+                    self._choose(w, now)
+        self.sim.call_later(self.p.trust_h * HOUR, self._trust_tick)
 
     def _snapshot_round(self) -> None:
         now = self.sim.now

@@ -19,6 +19,7 @@ from reputation.errors import (
 )
 from reputation.evidence import Verdict
 from reputation.messages import (
+    ALERT_QUESTION,
     MAX_TRUST_MESSAGE_BYTES,
     KeySigner,
     TrustAnswer,
@@ -304,3 +305,87 @@ def test_every_table_a_peer_can_grow_is_capped() -> None:
     assert len(core.answers[HUB]) == 4
     assert core.counters["dropped_table_full"] == 4
     assert core.status(HUB) is HubStatus.CHECKED
+
+
+def test_each_verdict_has_its_own_answer_quota_per_question() -> None:
+    """A crowd of past workers' "it paid me" fills the positive quota; the one fresh
+    "it stopped paying me" still gets in (and the other way round)."""
+    params = ReputationParams(
+        poll=PollParams(max_answers_per_question=3, max_untrusted_answers_per_question=1)
+    )
+    core = node(1, params)
+    core.hub_announced(HUB, True, NOW)
+    ((q, _),) = core.poll(float(NOW))
+    signers = [KeySigner(key(60 + i)) for i in range(9)]
+    core.set_global_trust({s.address: 1.0 for s in signers})
+    for s in signers[:5]:
+        core.receive(s.address, encode(reply(q, s)), float(NOW))
+    assert core.counters["dropped_table_full"] == 2  # 3 positives kept
+    for s in signers[5:]:
+        core.receive(s.address, encode(reply(q, s, verdict=Verdict.BAD)), float(NOW))
+    kept = core.answers[HUB]
+    assert [a.verdict for a in kept.values()].count(Verdict.BAD) == 3
+    assert [a.verdict for a in kept.values()].count(Verdict.GOOD) == 3
+    assert core.counters["dropped_table_full"] == 3
+
+
+def _stiffed_worker(n: int) -> object:
+    """Joined HUB two days ago, paid on the first payday, not on the second."""
+    core = node(n)
+    core.hub_announced(HUB, True, float(NOW - 2 * DAY))
+    work_for(core, HUB, start=NOW - 2 * DAY)
+    pay(core, HUB, 24 * RATE, NOW - DAY)
+    return core
+
+
+def test_a_missed_payday_is_alerted_at_once_to_the_hubs_other_workers() -> None:
+    stiffed = _stiffed_worker(2)
+    stiffed.on_timer(float(NOW - DAY + HOUR))  # type: ignore[attr-defined]
+    assert stiffed.drain() == []  # type: ignore[attr-defined]  # a matched payday: no alert
+    stiffed.on_timer(float(NOW + HOUR))  # type: ignore[attr-defined]
+    (frame,) = stiffed.drain()  # type: ignore[attr-defined]
+    alert = decode(frame)
+    assert isinstance(alert, TrustAnswer) and alert.verdict is Verdict.BAD
+    assert alert.question == ALERT_QUESTION and stiffed.counters["alerts_sent"] == 1  # type: ignore[attr-defined]
+    stiffed.on_timer(float(NOW + DAY + HOUR))  # type: ignore[attr-defined]
+    assert stiffed.drain() == []  # type: ignore[attr-defined]  # the next missed one: old news
+
+    # a colleague that trusts the alerting worker keeps it and is warned now, before
+    # its own payday (still 12 h away)
+    colleague = node(3)
+    colleague.hub_announced(HUB, True, float(NOW - DAY))
+    work_for(colleague, HUB, start=NOW - 12 * HOUR)
+    colleague.set_global_trust({stiffed.address: 0.5})  # type: ignore[attr-defined]
+    colleague.receive(b"relay", frame, float(NOW + HOUR))
+    assert colleague.counters["alerts_accepted"] == 1
+    assert colleague.warning(HUB, float(NOW + HOUR)) == 0.5
+    # the same alert relayed again is a duplicate
+    colleague.receive(b"relay", frame, float(NOW + HOUR))
+    assert colleague.counters["dropped_duplicate"] == 1
+
+    # dropped without blame: a node not working for the hub, one that gives the
+    # alerting worker no weight, and a "GOOD" alert
+    outsider, doubter = node(4), node(5)
+    outsider.hub_announced(HUB, True, float(NOW))
+    outsider.set_global_trust({stiffed.address: 0.5})  # type: ignore[attr-defined]
+    doubter.hub_announced(HUB, True, float(NOW))
+    work_for(doubter, HUB, start=NOW - 12 * HOUR)
+    for core in (outsider, doubter):
+        core.receive(b"relay", frame, float(NOW + HOUR))
+        assert core.answers.get(HUB, {}) == {} and core.counters["dropped_unsolicited"] == 1
+        assert core.warning(HUB, float(NOW + HOUR)) == 0.0
+    praiser = KeySigner(key(7))
+    praise = reply(question(), praiser, verdict=Verdict.GOOD, question=ALERT_QUESTION)
+    colleague.set_global_trust({stiffed.address: 0.5, praiser.address: 0.5})  # type: ignore[attr-defined]
+    colleague.receive(b"relay", encode(praise), float(NOW))
+    assert praiser.address not in colleague.answers[HUB]
+    assert colleague.counters["dropped_unsolicited"] == 1
+    # the relay path (admit, then deliver) keeps it the same way
+    relayed = node(6)
+    relayed.hub_announced(HUB, True, float(NOW))
+    work_for(relayed, HUB, start=NOW - 12 * HOUR)
+    relayed.set_global_trust({stiffed.address: 0.5})  # type: ignore[attr-defined]
+    msg = relayed.admit(frame, float(NOW + HOUR))
+    assert msg is not None
+    relayed.deliver(msg, float(NOW + HOUR))
+    assert relayed.warning(HUB, float(NOW + HOUR)) == 0.5
