@@ -6,7 +6,8 @@ A frame is an unsigned LEB128 length, then one canonical msgpack array
 unsigned kinds). A protocol module declares its messages as frozen dataclasses with
 
     KIND     the IntEnum member that is the array's first item
-    FIELDS   the attribute names in wire order
+    FIELDS   the attribute names in wire order (`attrs(TYPE)` for a signed kind:
+             the order it is signed in)
     TYPE     the EIP-712 struct signed (signed kinds only; its absence means unsigned)
     SIGNER   the attribute that holds the signing account (signed kinds only)
     LIMIT    the kind's payload cap (optional: the protocol's `max_frame` otherwise)
@@ -40,6 +41,11 @@ MAX_PREFIX = 4  # LEB128 bytes of a frame's length: frames stay far below 256 Mi
 def struct(name: str, *fields: tuple[str, str, str]) -> StructType:
     """An EIP-712 struct from (type field name, type, attribute) triples."""
     return StructType(name, tuple(FieldSpec(n, t, a) for n, t, a in fields))
+
+
+def attrs(struct_type: StructType) -> tuple[str, ...]:
+    """The attributes a struct signs, in its order: a signed kind's wire order."""
+    return tuple(f.attr for f in struct_type.fields)
 
 
 def uvarint(n: int) -> bytes:

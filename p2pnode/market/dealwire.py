@@ -33,9 +33,9 @@ from gossip.messages import (
 )
 from p2pnode import signedframes
 from p2pnode.errors import RemoteError
+from p2pnode.signedframes import attrs, struct
 from p2pnode.signedframes import digest as digest
 from p2pnode.signedframes import sign as sign
-from p2pnode.signedframes import struct
 
 PROTOCOL_ID = "/sonm/deal/1"
 VERSION = 1
@@ -76,7 +76,7 @@ class DealRequest:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "ask_id", "bid_id", "nonce", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -110,14 +110,7 @@ class DealReply:
         ("reservedUntil", "uint64", "reserved_until"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "ask_id",
-        "consumer",
-        "ok",
-        "reserved_until",
-        "reason",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -146,7 +139,7 @@ class DealProposed:
         ("askId", "bytes32", "ask_id"),
         ("dealId", "uint64", "deal_id"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "ask_id", "deal_id")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -174,7 +167,7 @@ class DealVerdict:
         ("accepted", "uint8", "accepted"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "accepted", "reason")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)

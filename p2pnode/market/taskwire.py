@@ -53,9 +53,9 @@ from p2pnode.executor.spec import (
     TaskSpec,
     TaskSpecError,
 )
+from p2pnode.signedframes import attrs, struct
 from p2pnode.signedframes import digest as digest
 from p2pnode.signedframes import sign as sign
-from p2pnode.signedframes import struct
 
 PROTOCOL_ID = "/sonm/task/1"
 VERSION = 1
@@ -196,7 +196,7 @@ class TaskStart:
         ("spec", "bytes", "spec"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "spec", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -226,7 +226,7 @@ class TaskAnswer:
         ("ok", "uint8", "ok"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "ok", "reason")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -268,16 +268,7 @@ class LogsRequest:
         ("fromStderr", "uint64", "from_stderr"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "consumer",
-        "deal_id",
-        "follow",
-        "tail",
-        "since_ms",
-        "from_stdout",
-        "from_stderr",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -309,7 +300,7 @@ class ResultsRequest:
         ("dealId", "uint64", "deal_id"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -376,7 +367,7 @@ class BlobRequest:
         ("sha256", "bytes32", "sha256"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "sha256", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)

@@ -52,10 +52,10 @@ from gossip.messages import (
 from p2pnode import signedframes
 from p2pnode.errors import RemoteError
 from p2pnode.market import taskwire
+from p2pnode.signedframes import attrs, struct
 from p2pnode.signedframes import digest as digest
 from p2pnode.signedframes import sign as sign
 from p2pnode.signedframes import signer as signer
-from p2pnode.signedframes import struct
 
 PROTOCOL_ID = "/sonm/worker/1"
 VERSION = 1
@@ -106,7 +106,7 @@ class OfferRequest:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("worker", "nonce", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -143,15 +143,7 @@ class Offer:
         ("open", "uint8", "open"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "wallet",
-        "worker",
-        "pay_per_hour",
-        "payout_period",
-        "open",
-        "reason",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -196,17 +188,7 @@ class JoinRequest:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "worker",
-        "hub",
-        "wallet",
-        "addr",
-        "hardware",
-        "pay_per_hour",
-        "payout_period",
-        "nonce",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -243,7 +225,7 @@ class LeaveNotice:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("worker", "hub", "wallet", "nonce", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -279,7 +261,7 @@ class HubAnswer:
         ("at", "uint64", "at"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "worker", "ref", "ok", "at", "reason")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -328,20 +310,7 @@ class TaskOrder:
         ("endsAt", "uint64", "ends_at"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "worker",
-        "deal_id",
-        "consumer",
-        "spec",
-        "cpu_cores",
-        "ram_bytes",
-        "storage_bytes",
-        "network",
-        "gpu_uuids",
-        "ends_at",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -392,14 +361,7 @@ class LogsOrder:
     TYPE: ClassVar[StructType] = _deal_request(
         "WorkerLogs", WorkerKind.LOGS, ("follow", "uint8", "follow"), ("tail", "uint64", "tail")
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "worker",
-        "deal_id",
-        "follow",
-        "tail",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -425,7 +387,7 @@ class ResultsOrder:
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
     TYPE: ClassVar[StructType] = _deal_request("WorkerResults", WorkerKind.RESULTS)
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "worker", "deal_id", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -449,7 +411,7 @@ class StopOrder:
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
     TYPE: ClassVar[StructType] = _deal_request("WorkerStop", WorkerKind.STOP)
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "worker", "deal_id", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         ResultsOrder.validate(self)  # type: ignore[arg-type]
@@ -477,7 +439,7 @@ class WorkerAnswer:
         ("ok", "uint8", "ok"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("worker", "hub", "deal_id", "ok", "reason")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
