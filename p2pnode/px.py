@@ -27,6 +27,7 @@ from libp2p.peer.peer_record import PeerRecord
 from multiaddr import Multiaddr
 
 from p2pnode.errors import RemoteError
+from p2pnode.signedframes import uvarint as encode_uvarint
 
 PROTOCOL_ID = "/sonm/px/1.0.0"
 VERSION = 1
@@ -81,18 +82,6 @@ def verify_record(envelope: bytes) -> VerifiedRecord:
 
 
 # -- framing -------------------------------------------------------------------
-
-
-def encode_uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def frame(payload: dict[str, Any]) -> bytes:

@@ -24,6 +24,10 @@ CORE_DIRS = [
     "p2pnode/market/matching",
     "p2pnode/discovery_policy",
     "p2pnode/worker/policy",
+    "p2pnode/signedframes",
+    "p2pnode/market/dealwire",
+    "p2pnode/market/taskwire",
+    "p2pnode/worker/wire",
 ]
 # below the daemon: may not import p2pnode (the discovery policy is the daemon's own)
 NO_DAEMON_DIRS = ["gossip", "reputation", "p2pnode/market/matching", "simulations", "contracts"]

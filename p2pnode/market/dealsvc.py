@@ -47,6 +47,8 @@ from gossip.orders import BENCHMARK_NAMES, Order, OrderCancel, Side
 from gossip.topics import ORDERS_TOPIC
 from p2pnode.context import NodeContext, need
 from p2pnode.errors import LocalError, RemoteError, UserError
+from p2pnode.framestreams import InboundStreams, read_frames
+from p2pnode.framestreams import close as _close
 from p2pnode.market import dealwire
 from p2pnode.market.book import BookEntry, OrderFilter
 from p2pnode.market.dealnonces import RequestNonces, next_nonce
@@ -175,7 +177,7 @@ class MarketService:
         self._accepting: dict[int, trio.Event] = {}
         self.index = AskIndex()  # the ASKs this node knows, for matching its BIDs
         self._index_loaded = False
-        self._inbound = 0
+        self._inbound = InboundStreams()
         # called with a supplier deal's id each time it is seen closed (the tasks
         # service stops the deal's task there); a failing hook is logged
         self.close_hooks: list[Callable[[int], Awaitable[None]]] = []
@@ -519,20 +521,15 @@ class MarketService:
     # -- hub: the /sonm/deal/1 server -------------------------------------------------
 
     async def _handle_stream(self, stream: Any) -> None:
-        if self._inbound >= self.params.max_inbound_streams:
-            await _close(stream, reset=True)
-            return
-        self._inbound += 1
-        try:
-            await self._serve(stream)
-        except (RemoteError, trio.TooSlowError) as exc:
-            self.counters["bad_messages"] += 1
-            log.info("market: deal stream refused: %s", exc)
-        except Exception as exc:
-            log.debug("market: deal stream failed: %s", exc)
-        finally:
-            self._inbound -= 1
-            await _close(stream)
+        cap = self.params.max_inbound_streams
+        await self._inbound.serve(
+            stream,
+            self._serve,
+            cap=cap,
+            counters=self.counters,
+            log=log,
+            what="market: deal stream",
+        )
 
     async def _serve(self, stream: Any) -> None:
         reader = dealwire.FrameReader()
@@ -1042,22 +1039,12 @@ def hub_of_ask(store: MarketStore, ask_id: bytes) -> tuple[ID, Multiaddr, bytes]
 
 
 async def _read_one(stream: Any, reader: dealwire.FrameReader, timeout: float) -> bytes:
-    with trio.fail_after(timeout):
-        while True:
-            chunk = await stream.read(dealwire.MAX_FRAME_BYTES + 8)
-            if not chunk:
-                raise dealwire.DealWireError("stream closed before a whole frame")
-            frames = reader.feed(chunk)
-            if frames:
-                if len(frames) > 1:
-                    raise dealwire.DealWireError("more than one frame at once")
-                return frames[0]
-
-
-async def _close(stream: Any, *, reset: bool = False) -> None:
-    with trio.move_on_after(1):
-        with contextlib.suppress(Exception):
-            await (stream.reset() if reset else stream.close())
+    frames = await read_frames(
+        stream, reader, timeout, chunk=dealwire.MAX_FRAME_BYTES + 8, closed=dealwire.DealWireError
+    )
+    if len(frames) > 1:
+        raise dealwire.DealWireError("more than one frame at once")
+    return frames[0]
 
 
 def market_service(ctx: NodeContext) -> MarketService:

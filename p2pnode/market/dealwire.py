@@ -18,25 +18,24 @@ I/O, no clock (the caller passes `now`).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
-import msgpack
-
-from gossip import eip712
-from gossip.eip712 import FieldSpec, SigningDomain, StructType
+from gossip.eip712 import SigningDomain, StructType
 from gossip.messages import (
     UINT64_MAX,
-    FieldError,
     check_address,
     check_bytes,
     check_signature,
     check_str,
     check_uint,
 )
+from p2pnode import signedframes
 from p2pnode.errors import RemoteError
+from p2pnode.signedframes import attrs, struct
+from p2pnode.signedframes import digest as digest
+from p2pnode.signedframes import sign as sign
 
 PROTOCOL_ID = "/sonm/deal/1"
 VERSION = 1
@@ -56,10 +55,6 @@ class DealKind(enum.IntEnum):
     VERDICT = 4
 
 
-def _struct(name: str, *fields: tuple[str, str, str]) -> StructType:
-    return StructType(name, tuple(FieldSpec(n, t, a) for n, t, a in fields))
-
-
 @dataclass(frozen=True)
 class DealRequest:
     """The consumer asks the hub to reserve ASK `ask_id` for its BID `bid_id`."""
@@ -72,7 +67,8 @@ class DealRequest:
     signature: bytes = b""
 
     KIND: ClassVar[DealKind] = DealKind.REQUEST
-    TYPE: ClassVar[StructType] = _struct(
+    SIGNER: ClassVar[str] = "consumer"
+    TYPE: ClassVar[StructType] = struct(
         "DealRequest",
         ("consumer", "address", "consumer"),
         ("askId", "bytes32", "ask_id"),
@@ -80,11 +76,7 @@ class DealRequest:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "ask_id", "bid_id", "nonce", "valid_until")
-
-    @property
-    def signer(self) -> bytes:
-        return self.consumer
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -108,7 +100,8 @@ class DealReply:
     signature: bytes = b""
 
     KIND: ClassVar[DealKind] = DealKind.REPLY
-    TYPE: ClassVar[StructType] = _struct(
+    SIGNER: ClassVar[str] = "hub"
+    TYPE: ClassVar[StructType] = struct(
         "DealReply",
         ("hub", "address", "hub"),
         ("askId", "bytes32", "ask_id"),
@@ -117,18 +110,7 @@ class DealReply:
         ("reservedUntil", "uint64", "reserved_until"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "ask_id",
-        "consumer",
-        "ok",
-        "reserved_until",
-        "reason",
-    )
-
-    @property
-    def signer(self) -> bytes:
-        return self.hub
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -150,17 +132,14 @@ class DealProposed:
     signature: bytes = b""
 
     KIND: ClassVar[DealKind] = DealKind.PROPOSED
-    TYPE: ClassVar[StructType] = _struct(
+    SIGNER: ClassVar[str] = "consumer"
+    TYPE: ClassVar[StructType] = struct(
         "DealProposed",
         ("consumer", "address", "consumer"),
         ("askId", "bytes32", "ask_id"),
         ("dealId", "uint64", "deal_id"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "ask_id", "deal_id")
-
-    @property
-    def signer(self) -> bytes:
-        return self.consumer
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -180,18 +159,15 @@ class DealVerdict:
     signature: bytes = b""
 
     KIND: ClassVar[DealKind] = DealKind.VERDICT
-    TYPE: ClassVar[StructType] = _struct(
+    SIGNER: ClassVar[str] = "hub"
+    TYPE: ClassVar[StructType] = struct(
         "DealVerdict",
         ("hub", "address", "hub"),
         ("dealId", "uint64", "deal_id"),
         ("accepted", "uint8", "accepted"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "accepted", "reason")
-
-    @property
-    def signer(self) -> bytes:
-        return self.hub
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -202,51 +178,21 @@ class DealVerdict:
 
 
 DealMessage: TypeAlias = DealRequest | DealReply | DealProposed | DealVerdict
-_CLASSES: dict[int, type[Any]] = {
-    int(c.KIND): c for c in (DealRequest, DealReply, DealProposed, DealVerdict)
-}
 
 
-def digest(domain: SigningDomain, msg: DealMessage) -> bytes:
-    return eip712.digest(domain, msg.TYPE, msg)
-
-
-def sign(msg: DealMessage, domain: SigningDomain, private_key: bytes) -> Any:
-    """The message with its EIP-712 signature (same type as given)."""
-    return dataclasses.replace(msg, signature=eip712.sign_digest(digest(domain, msg), private_key))
-
-
-def _to_wire(msg: DealMessage) -> list[Any]:
-    return [int(msg.KIND), VERSION, *(getattr(msg, f) for f in msg.FIELDS), msg.signature]
-
-
-def encode(msg: DealMessage) -> bytes:
-    """The payload (no length prefix). FieldError when our own message is invalid."""
-    msg.validate()
-    if not msg.signature:
-        raise FieldError("signature", "a deal message must be signed before it is sent")
-    data: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
-    if len(data) > MAX_FRAME_BYTES:
-        raise FieldError("message", f"{len(data)} bytes > {MAX_FRAME_BYTES}")
-    return data
-
-
-def frame(msg: DealMessage) -> bytes:
-    """Length-prefixed payload, ready for the stream."""
-    data = encode(msg)
-    return _uvarint(len(data)) + data
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+_FRAMES = signedframes.SignedFrames(
+    error=DealWireError,
+    version=VERSION,
+    kinds=(DealRequest, DealReply, DealProposed, DealVerdict),
+    noun="deal",
+    max_frame=MAX_FRAME_BYTES,
+    max_str=MAX_REASON_BYTES * 4,
+    max_bin=128,
+    unsigned_first=True,
+)
+_CLASSES: dict[int, type[Any]] = _FRAMES.classes
+encode = _FRAMES.encode
+frame = _FRAMES.frame
 
 
 def decode(data: bytes, domain: SigningDomain, *, expect: type[Any] | None = None) -> Any:
@@ -254,90 +200,16 @@ def decode(data: bytes, domain: SigningDomain, *, expect: type[Any] | None = Non
 
     The signature must recover to the message's own signer field, so a message can
     only speak for the account that signed it."""
-    if type(data) is not bytes:
-        raise DealWireError(f"message: bytes expected, got {type(data).__name__}")
-    if len(data) > MAX_FRAME_BYTES:
-        raise DealWireError(f"message: {len(data)} bytes > limit {MAX_FRAME_BYTES}")
-    try:
-        top = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=False,
-            strict_map_key=True,
-            max_str_len=MAX_REASON_BYTES * 4,
-            max_bin_len=128,
-            max_array_len=16,
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise DealWireError(f"message: not valid msgpack ({type(exc).__name__})") from None
-    if type(top) is not tuple or len(top) < 2:
-        raise DealWireError("message: an array [kind, version, ...] expected")
-    kind, version = top[0], top[1]
-    cls = _CLASSES.get(kind) if type(kind) is int else None
-    if cls is None:
-        raise DealWireError(f"kind: one of {sorted(_CLASSES)} expected, got {kind!r}")
-    if expect is not None and cls is not expect:
-        raise DealWireError(f"kind: {expect.KIND.name} expected here, got {cls.KIND.name}")
-    if type(version) is not int or version != VERSION:
-        raise DealWireError(f"version: {VERSION} expected, got {version!r}")
-    if len(top) != 3 + len(cls.FIELDS):
-        raise DealWireError(
-            f"message: {cls.KIND.name} has {3 + len(cls.FIELDS)} items, got {len(top)}"
-        )
-    try:
-        msg = cls(**dict(zip(cls.FIELDS, top[2:-1], strict=True)), signature=top[-1])
-        msg.validate()
-    except FieldError as exc:
-        raise DealWireError(f"{exc.field}: {exc.problem}") from None
-    if not msg.signature:
-        raise DealWireError("signature: missing")
-    if msgpack.packb(_to_wire(msg), use_bin_type=True) != data:
-        raise DealWireError("message: not in canonical encoding")
-    try:
-        signer = eip712.recover_address(digest(domain, msg), msg.signature)
-    except eip712.SignatureError as exc:
-        raise DealWireError(f"signature: {exc}") from None
-    if signer != msg.signer:
-        raise DealWireError("signature: not made by the message's signer")
-    return msg
+    return _FRAMES.decode(data, domain, None if expect is None else (expect,))
 
 
 def check_request_window(req: DealRequest, now: float) -> str | None:
     """Why a request's validity window is unacceptable at `now`; None when fine."""
-    if req.valid_until < now:
-        return "request expired"
-    if req.valid_until > now + MAX_REQUEST_WINDOW:
-        return f"request valid for more than {MAX_REQUEST_WINDOW} s"
-    return None
+    return signedframes.check_window(req.valid_until, now, MAX_REQUEST_WINDOW)
 
 
-class FrameReader:
-    """Collects length-prefixed frames from stream chunks, refusing oversized ones
-    before buffering them (sans-IO: the caller feeds bytes, takes payloads)."""
+class FrameReader(signedframes.FrameReader):
+    """Deal frames up to the largest deal message, oversized ones refused unbuffered."""
 
     def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame = max_frame
-        self._buf = bytearray()
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        self._buf.extend(chunk)
-        out: list[bytes] = []
-        while True:
-            length, used = 0, 0
-            for i, b in enumerate(self._buf[:4]):
-                length |= (b & 0x7F) << (7 * i)
-                if not b & 0x80:
-                    used = i + 1
-                    break
-            else:
-                if len(self._buf) >= 4:
-                    raise DealWireError("frame: length prefix longer than 4 bytes")
-                return out
-            if length > self.max_frame:
-                raise DealWireError(f"frame: {length} bytes > limit {self.max_frame}")
-            if len(self._buf) < used + length:
-                return out
-            out.append(bytes(self._buf[used : used + length]))
-            del self._buf[: used + length]
+        super().__init__(max_frame, DealWireError)

@@ -62,6 +62,8 @@ from p2pnode.executor.executor import run_until_engine_fails
 from p2pnode.executor.logsink import STREAMS, Stream
 from p2pnode.executor.results import unpack_results
 from p2pnode.executor.spec import MAX_BLOB_BYTES, MAX_BLOBS, BlobInput
+from p2pnode.framestreams import InboundStreams, read_frames
+from p2pnode.framestreams import close as _close
 from p2pnode.market import taskwire as w
 from p2pnode.market.blobs import BlobCaps, BlobNotOffered, BlobOffers, Offer, blob_problem
 from p2pnode.market.dealstore import DealRow
@@ -171,7 +173,7 @@ class TaskService:
         self.clock = clock
         self._engine_ready = False
         self._engine_problem = "the container engine is starting"
-        self._inbound = 0
+        self._inbound = InboundStreams()
         self.offers = BlobOffers()
         self._starting: set[int] = set()  # deals whose start (and blob fetch) is under way
         # set by the workers service on a hub that takes remote workers
@@ -230,20 +232,10 @@ class TaskService:
     # -- hub: the /sonm/task/1 server --------------------------------------------------
 
     async def _handle_stream(self, stream: Any) -> None:
-        if self._inbound >= self.params.max_inbound_streams:
-            await _close(stream, reset=True)
-            return
-        self._inbound += 1
-        try:
-            await self._serve(stream)
-        except (RemoteError, trio.TooSlowError) as exc:
-            self.counters["bad_messages"] += 1
-            log.info("tasks: stream refused: %s", exc)
-        except Exception as exc:
-            log.debug("tasks: stream failed: %s", exc)
-        finally:
-            self._inbound -= 1
-            await _close(stream)
+        cap = self.params.max_inbound_streams
+        await self._inbound.serve(
+            stream, self._serve, cap=cap, counters=self.counters, log=log, what="tasks: stream"
+        )
 
     async def _answer(self, stream: Any, deal_id: int, ok: bool, reason: str) -> None:
         if self._key is None or self.address is None:
@@ -884,25 +876,14 @@ def _tail_offset(path: Path, lines: int) -> int:
 async def _read_some(
     stream: Any, reader: w.FrameReader, timeout: float | None, at_most: int | None = None
 ) -> list[bytes]:
-    with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
-        while True:
-            chunk = await stream.read(READ_CHUNK)
-            if not chunk:
-                raise TaskError("stream closed before a whole frame")
-            frames: list[bytes] = reader.feed(chunk, at_most=at_most)
-            if frames:
-                return frames
+    return await read_frames(
+        stream, reader, timeout, chunk=READ_CHUNK, closed=TaskError, at_most=at_most
+    )
 
 
 async def _read_one(stream: Any, reader: w.FrameReader, timeout: float) -> bytes:
     """One frame; bytes after it stay in the reader (`pending()`)."""
     return (await _read_some(stream, reader, timeout, at_most=1))[0]
-
-
-async def _close(stream: Any, *, reset: bool = False) -> None:
-    with trio.move_on_after(1):
-        with contextlib.suppress(Exception):
-            await (stream.reset() if reset else stream.close())
 
 
 def log_json(stream: str, offset: int, data: bytes) -> dict[str, Any]:

@@ -29,24 +29,22 @@ consumer checks. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 import msgpack
 
-from gossip import eip712
-from gossip.eip712 import FieldSpec, SigningDomain, StructType
+from gossip.eip712 import SigningDomain, StructType
 from gossip.messages import (
     UINT64_MAX,
-    FieldError,
     check_address,
     check_bytes,
     check_signature,
     check_str,
     check_uint,
 )
+from p2pnode import signedframes
 from p2pnode.errors import RemoteError
 from p2pnode.executor.spec import (
     MAX_SPEC_FILE_BYTES,
@@ -55,7 +53,9 @@ from p2pnode.executor.spec import (
     TaskSpec,
     TaskSpecError,
 )
-from p2pnode.market.dealwire import _uvarint
+from p2pnode.signedframes import attrs, struct
+from p2pnode.signedframes import digest as digest
+from p2pnode.signedframes import sign as sign
 
 PROTOCOL_ID = "/sonm/task/1"
 VERSION = 1
@@ -92,10 +92,6 @@ class LogStream(enum.IntEnum):
     STDOUT = 0
     STDERR = 1
     END = 2  # no more records; data is the task's state ("running" when not following)
-
-
-def _struct(name: str, *fields: tuple[str, str, str]) -> StructType:
-    return StructType(name, tuple(FieldSpec(n, t, a) for n, t, a in fields))
 
 
 def task_id_of(deal_id: int) -> str:
@@ -191,19 +187,16 @@ class TaskStart:
     signature: bytes = b""
 
     KIND: ClassVar[TaskKind] = TaskKind.START
+    SIGNER: ClassVar[str] = "consumer"
     LIMIT: ClassVar[int] = MAX_START_BYTES
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "TaskStart",
         ("consumer", "address", "consumer"),
         ("dealId", "uint64", "deal_id"),
         ("spec", "bytes", "spec"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "spec", "valid_until")
-
-    @property
-    def signer(self) -> bytes:
-        return self.consumer
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -224,19 +217,16 @@ class TaskAnswer:
     signature: bytes = b""
 
     KIND: ClassVar[TaskKind] = TaskKind.ANSWER
+    SIGNER: ClassVar[str] = "hub"
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "TaskAnswer",
         ("hub", "address", "hub"),
         ("dealId", "uint64", "deal_id"),
         ("ok", "uint8", "ok"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "ok", "reason")
-
-    @property
-    def signer(self) -> bytes:
-        return self.hub
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -265,8 +255,9 @@ class LogsRequest:
     signature: bytes = b""
 
     KIND: ClassVar[TaskKind] = TaskKind.LOGS
+    SIGNER: ClassVar[str] = "consumer"
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "LogsRequest",
         ("consumer", "address", "consumer"),
         ("dealId", "uint64", "deal_id"),
@@ -277,20 +268,7 @@ class LogsRequest:
         ("fromStderr", "uint64", "from_stderr"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "consumer",
-        "deal_id",
-        "follow",
-        "tail",
-        "since_ms",
-        "from_stdout",
-        "from_stderr",
-        "valid_until",
-    )
-
-    @property
-    def signer(self) -> bytes:
-        return self.consumer
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -314,18 +292,15 @@ class ResultsRequest:
     signature: bytes = b""
 
     KIND: ClassVar[TaskKind] = TaskKind.RESULTS
+    SIGNER: ClassVar[str] = "consumer"
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "ResultsRequest",
         ("consumer", "address", "consumer"),
         ("dealId", "uint64", "deal_id"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("consumer", "deal_id", "valid_until")
-
-    @property
-    def signer(self) -> bytes:
-        return self.consumer
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("consumer", self.consumer)
@@ -383,19 +358,16 @@ class BlobRequest:
     signature: bytes = b""
 
     KIND: ClassVar[TaskKind] = TaskKind.BLOB_REQUEST
+    SIGNER: ClassVar[str] = "hub"
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "BlobRequest",
         ("hub", "address", "hub"),
         ("dealId", "uint64", "deal_id"),
         ("sha256", "bytes32", "sha256"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "deal_id", "sha256", "valid_until")
-
-    @property
-    def signer(self) -> bytes:
-        return self.hub
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -435,87 +407,36 @@ class BlobRefused:
 
 SignedMessage: TypeAlias = TaskStart | TaskAnswer | LogsRequest | ResultsRequest | BlobRequest
 TaskMessage: TypeAlias = SignedMessage | LogRecord | ResultsHeader | BlobHeader | BlobRefused
-_SIGNED: dict[int, type[Any]] = {
-    int(c.KIND): c for c in (TaskStart, TaskAnswer, LogsRequest, ResultsRequest, BlobRequest)
-}
-_UNSIGNED: dict[int, type[Any]] = {
-    int(c.KIND): c for c in (LogRecord, ResultsHeader, BlobHeader, BlobRefused)
-}
-_CLASSES = {**_SIGNED, **_UNSIGNED}
+_FRAMES = signedframes.SignedFrames(
+    error=TaskWireError,
+    version=VERSION,
+    kinds=(
+        TaskStart,
+        TaskAnswer,
+        LogsRequest,
+        ResultsRequest,
+        LogRecord,
+        ResultsHeader,
+        BlobRequest,
+        BlobHeader,
+        BlobRefused,
+    ),
+    noun="task",
+    max_frame=MAX_FRAME_BYTES,
+    max_str=MAX_REASON_BYTES * 4,
+)
+_CLASSES: dict[int, type[Any]] = _FRAMES.classes
+encode = _FRAMES.encode
+frame = _FRAMES.frame
 
 
-def digest(domain: SigningDomain, msg: SignedMessage) -> bytes:
-    return eip712.digest(domain, msg.TYPE, msg)
-
-
-def sign(msg: SignedMessage, domain: SigningDomain, private_key: bytes) -> Any:
-    """The message with its EIP-712 signature (same type as given)."""
-    return dataclasses.replace(msg, signature=eip712.sign_digest(digest(domain, msg), private_key))
-
-
-def _signed(cls: type[Any]) -> bool:
-    return int(cls.KIND) in _SIGNED
-
-
-def _to_wire(msg: TaskMessage) -> list[Any]:
-    tail = [getattr(msg, "signature")] if _signed(type(msg)) else []  # noqa: B009
-    return [int(msg.KIND), VERSION, *(getattr(msg, f) for f in msg.FIELDS), *tail]
-
-
-def encode(msg: TaskMessage) -> bytes:
-    """The payload (no length prefix). FieldError when our own message is invalid."""
-    msg.validate()
-    if _signed(type(msg)) and not getattr(msg, "signature"):  # noqa: B009
-        raise FieldError("signature", "a task message must be signed before it is sent")
-    data: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
-    if len(data) > msg.LIMIT:
-        raise FieldError("message", f"{len(data)} bytes > {msg.LIMIT}")
-    return data
-
-
-def frame(msg: TaskMessage) -> bytes:
-    """Length-prefixed payload, ready for the stream."""
-    data = encode(msg)
-    return _uvarint(len(data)) + data
-
-
-class FrameReader:
-    """Collects length-prefixed frames from stream chunks, refusing oversized ones
-    before buffering them (sans-IO: the caller feeds bytes, takes payloads). With
-    `at_most`, what follows the frames taken stays buffered for `pending()`: the
-    results archive's raw bytes follow their header frame on the same stream."""
+class FrameReader(signedframes.FrameReader):
+    """Task frames up to `max_frame`, oversized ones refused unbuffered; what follows
+    the frames taken with `at_most` stays for `pending()` (a results archive's raw
+    bytes follow their header frame on the same stream)."""
 
     def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame = max_frame
-        self._buf = bytearray()
-
-    def pending(self) -> bytes:
-        """The buffered bytes past the frames taken (and forget them)."""
-        out = bytes(self._buf)
-        self._buf.clear()
-        return out
-
-    def feed(self, chunk: bytes, *, at_most: int | None = None) -> list[bytes]:
-        self._buf.extend(chunk)
-        out: list[bytes] = []
-        while at_most is None or len(out) < at_most:
-            length, used = 0, 0
-            for i, b in enumerate(self._buf[:4]):
-                length |= (b & 0x7F) << (7 * i)
-                if not b & 0x80:
-                    used = i + 1
-                    break
-            else:
-                if len(self._buf) >= 4:
-                    raise TaskWireError("frame: length prefix longer than 4 bytes")
-                return out
-            if length > self.max_frame:
-                raise TaskWireError(f"frame: {length} bytes > limit {self.max_frame}")
-            if len(self._buf) < used + length:
-                return out
-            out.append(bytes(self._buf[used : used + length]))
-            del self._buf[: used + length]
-        return out
+        super().__init__(max_frame, TaskWireError)
 
 
 def reader() -> FrameReader:
@@ -528,67 +449,9 @@ def decode(data: bytes, domain: SigningDomain, *, expect: tuple[type[Any], ...])
     """Parse and check one payload from a peer, of one of the `expect`ed kinds; a
     signed kind's signature must recover to its own signer field. TaskWireError
     says what was wrong."""
-    if type(data) is not bytes:
-        raise TaskWireError(f"message: bytes expected, got {type(data).__name__}")
-    limit = max(c.LIMIT for c in expect)
-    if len(data) > limit:
-        raise TaskWireError(f"message: {len(data)} bytes > limit {limit}")
-    try:
-        top = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=False,
-            strict_map_key=True,
-            max_str_len=MAX_REASON_BYTES * 4,
-            max_bin_len=limit,
-            max_array_len=16,
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise TaskWireError(f"message: not valid msgpack ({type(exc).__name__})") from None
-    if type(top) is not tuple or len(top) < 2:
-        raise TaskWireError("message: an array [kind, version, ...] expected")
-    kind, version = top[0], top[1]
-    cls = _CLASSES.get(kind) if type(kind) is int else None
-    if cls is None:
-        raise TaskWireError(f"kind: one of {sorted(_CLASSES)} expected, got {kind!r}")
-    if cls not in expect:
-        names = " or ".join(c.KIND.name for c in expect)
-        raise TaskWireError(f"kind: {names} expected here, got {cls.KIND.name}")
-    if len(data) > cls.LIMIT:
-        raise TaskWireError(f"message: {len(data)} bytes > limit {cls.LIMIT} for {cls.KIND.name}")
-    if type(version) is not int or version != VERSION:
-        raise TaskWireError(f"version: {VERSION} expected, got {version!r}")
-    signed = _signed(cls)
-    want = 2 + len(cls.FIELDS) + (1 if signed else 0)
-    if len(top) != want:
-        raise TaskWireError(f"message: {cls.KIND.name} has {want} items, got {len(top)}")
-    values = dict(zip(cls.FIELDS, top[2 : 2 + len(cls.FIELDS)], strict=True))
-    try:
-        msg = cls(**values, signature=top[-1]) if signed else cls(**values)
-        msg.validate()
-    except FieldError as exc:
-        raise TaskWireError(f"{exc.field}: {exc.problem}") from None
-    if msgpack.packb(_to_wire(msg), use_bin_type=True) != data:
-        raise TaskWireError("message: not in canonical encoding")
-    if not signed:
-        return msg
-    if not msg.signature:
-        raise TaskWireError("signature: missing")
-    try:
-        signer = eip712.recover_address(digest(domain, msg), msg.signature)
-    except eip712.SignatureError as exc:
-        raise TaskWireError(f"signature: {exc}") from None
-    if signer != msg.signer:
-        raise TaskWireError("signature: not made by the message's signer")
-    return msg
+    return _FRAMES.decode(data, domain, expect)
 
 
 def check_window(valid_until: int, now: float) -> str | None:
     """Why a request's validity window is unacceptable at `now`; None when fine."""
-    if valid_until < now:
-        return "request expired"
-    if valid_until > now + MAX_REQUEST_WINDOW:
-        return f"request valid for more than {MAX_REQUEST_WINDOW} s"
-    return None
+    return signedframes.check_window(valid_until, now, MAX_REQUEST_WINDOW)

@@ -46,6 +46,7 @@ from p2pnode.executor import (
     TaskStartError,
 )
 from p2pnode.executor.executor import run_until_engine_fails
+from p2pnode.framestreams import InboundStreams
 from p2pnode.market import taskwire
 from p2pnode.market.tasksvc import serve_archive, stream_logs
 from p2pnode.worker import link, policy, wire
@@ -123,7 +124,7 @@ class WorkerAgent:
         self.record: Any = None
         self.hubs: OrderedDict[bytes, HeardHub] = OrderedDict()
         self._unsent_leaves: dict[bytes, tuple[Membership, int]] = {}
-        self._inbound = 0
+        self._inbound = InboundStreams()
         self._engine_ready = False
         self.last_action = "starting"
         self.counters: dict[str, int] = {
@@ -419,20 +420,10 @@ class WorkerAgent:
     # -- /sonm/worker/1: orders from the hub ------------------------------------------------
 
     async def _handle_stream(self, stream: Any) -> None:
-        if self._inbound >= self.params.max_inbound_streams:
-            await link.close(stream, reset=True)
-            return
-        self._inbound += 1
-        try:
-            await self._serve(stream)
-        except (RemoteError, trio.TooSlowError) as exc:
-            self.counters["bad_messages"] += 1
-            log.info("worker: stream refused: %s", exc)
-        except Exception as exc:
-            log.debug("worker: stream failed: %s", exc)
-        finally:
-            self._inbound -= 1
-            await link.close(stream)
+        cap = self.params.max_inbound_streams
+        await self._inbound.serve(
+            stream, self._serve, cap=cap, counters=self.counters, log=log, what="worker: stream"
+        )
 
     async def _answer(self, stream: Any, hub: bytes, deal_id: int, ok: bool, reason: str) -> None:
         if not ok:

@@ -13,7 +13,8 @@ from multiaddr import Multiaddr
 
 from gossip.eip712 import SigningDomain
 from p2pnode.errors import RemoteError
-from p2pnode.market.tasksvc import _close, _read_one
+from p2pnode.framestreams import close as close
+from p2pnode.market.tasksvc import _read_one
 from p2pnode.worker import wire
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,3 @@ async def request(
         raise RemoteError(f"peer {peer_id} did not answer within {timeout} s") from None
     finally:
         await close(stream)
-
-
-async def close(stream: Any, *, reset: bool = False) -> None:
-    await _close(stream, reset=reset)

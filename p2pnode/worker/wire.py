@@ -34,16 +34,11 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
-import msgpack
-
-from gossip import eip712
-from gossip.codec import _uint256_in, _uint256_out
-from gossip.eip712 import FieldSpec, SigningDomain, StructType
+from gossip.eip712 import SigningDomain, StructType
 from gossip.messages import (
     UINT64_MAX,
     UINT256_MAX,
@@ -54,9 +49,13 @@ from gossip.messages import (
     check_str,
     check_uint,
 )
+from p2pnode import signedframes
 from p2pnode.errors import RemoteError
 from p2pnode.market import taskwire
-from p2pnode.market.dealwire import _uvarint
+from p2pnode.signedframes import attrs, struct
+from p2pnode.signedframes import digest as digest
+from p2pnode.signedframes import sign as sign
+from p2pnode.signedframes import signer as signer
 
 PROTOCOL_ID = "/sonm/worker/1"
 VERSION = 1
@@ -89,14 +88,6 @@ class WorkerKind(enum.IntEnum):
     WORKER_ANSWER = 10
 
 
-def _struct(name: str, *fields: tuple[str, str, str]) -> StructType:
-    return StructType(name, tuple(FieldSpec(n, t, a) for n, t, a in fields))
-
-
-def _signer_of(cls: type[Any]) -> str:
-    return str(cls.SIGNER)
-
-
 @dataclass(frozen=True)
 class OfferRequest:
     """A worker asks a hub what it pays before choosing one."""
@@ -109,14 +100,13 @@ class OfferRequest:
     KIND: ClassVar[WorkerKind] = WorkerKind.OFFER_REQUEST
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "worker"
-    BIG: ClassVar[frozenset[str]] = frozenset()
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerOfferRequest",
         ("worker", "address", "worker"),
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("worker", "nonce", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -143,7 +133,7 @@ class Offer:
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
     BIG: ClassVar[frozenset[str]] = frozenset({"pay_per_hour"})
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerOffer",
         ("hub", "address", "hub"),
         ("wallet", "address", "wallet"),
@@ -153,15 +143,7 @@ class Offer:
         ("open", "uint8", "open"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "wallet",
-        "worker",
-        "pay_per_hour",
-        "payout_period",
-        "open",
-        "reason",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -194,7 +176,7 @@ class JoinRequest:
     LIMIT: ClassVar[int] = MAX_JOIN_BYTES
     SIGNER: ClassVar[str] = "worker"
     BIG: ClassVar[frozenset[str]] = frozenset({"pay_per_hour"})
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerJoin",
         ("worker", "address", "worker"),
         ("hub", "address", "hub"),
@@ -206,17 +188,7 @@ class JoinRequest:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "worker",
-        "hub",
-        "wallet",
-        "addr",
-        "hardware",
-        "pay_per_hour",
-        "payout_period",
-        "nonce",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -245,8 +217,7 @@ class LeaveNotice:
     KIND: ClassVar[WorkerKind] = WorkerKind.LEAVE
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "worker"
-    BIG: ClassVar[frozenset[str]] = frozenset()
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerLeave",
         ("worker", "address", "worker"),
         ("hub", "address", "hub"),
@@ -254,7 +225,7 @@ class LeaveNotice:
         ("nonce", "uint64", "nonce"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("worker", "hub", "wallet", "nonce", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -281,8 +252,7 @@ class HubAnswer:
     KIND: ClassVar[WorkerKind] = WorkerKind.HUB_ANSWER
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
-    BIG: ClassVar[frozenset[str]] = frozenset()
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerHubAnswer",
         ("hub", "address", "hub"),
         ("worker", "address", "worker"),
@@ -291,7 +261,7 @@ class HubAnswer:
         ("at", "uint64", "at"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "worker", "ref", "ok", "at", "reason")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -325,8 +295,7 @@ class TaskOrder:
     KIND: ClassVar[WorkerKind] = WorkerKind.TASK
     LIMIT: ClassVar[int] = MAX_TASK_BYTES
     SIGNER: ClassVar[str] = "hub"
-    BIG: ClassVar[frozenset[str]] = frozenset()
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerTask",
         ("hub", "address", "hub"),
         ("worker", "address", "worker"),
@@ -341,20 +310,7 @@ class TaskOrder:
         ("endsAt", "uint64", "ends_at"),
         ("validUntil", "uint64", "valid_until"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "worker",
-        "deal_id",
-        "consumer",
-        "spec",
-        "cpu_cores",
-        "ram_bytes",
-        "storage_bytes",
-        "network",
-        "gpu_uuids",
-        "ends_at",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -384,7 +340,7 @@ def _deal_request(name: str, kind: WorkerKind, *extra: tuple[str, str, str]) -> 
         *extra,
         ("validUntil", "uint64", "valid_until"),
     )
-    return _struct(name, *fields)
+    return struct(name, *fields)
 
 
 @dataclass(frozen=True)
@@ -402,18 +358,10 @@ class LogsOrder:
     KIND: ClassVar[WorkerKind] = WorkerKind.LOGS
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
-    BIG: ClassVar[frozenset[str]] = frozenset()
     TYPE: ClassVar[StructType] = _deal_request(
         "WorkerLogs", WorkerKind.LOGS, ("follow", "uint8", "follow"), ("tail", "uint64", "tail")
     )
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "hub",
-        "worker",
-        "deal_id",
-        "follow",
-        "tail",
-        "valid_until",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -438,9 +386,8 @@ class ResultsOrder:
     KIND: ClassVar[WorkerKind] = WorkerKind.RESULTS
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
-    BIG: ClassVar[frozenset[str]] = frozenset()
     TYPE: ClassVar[StructType] = _deal_request("WorkerResults", WorkerKind.RESULTS)
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "worker", "deal_id", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("hub", self.hub)
@@ -463,9 +410,8 @@ class StopOrder:
     KIND: ClassVar[WorkerKind] = WorkerKind.STOP
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
-    BIG: ClassVar[frozenset[str]] = frozenset()
     TYPE: ClassVar[StructType] = _deal_request("WorkerStop", WorkerKind.STOP)
-    FIELDS: ClassVar[tuple[str, ...]] = ("hub", "worker", "deal_id", "valid_until")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         ResultsOrder.validate(self)  # type: ignore[arg-type]
@@ -485,8 +431,7 @@ class WorkerAnswer:
     KIND: ClassVar[WorkerKind] = WorkerKind.WORKER_ANSWER
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "worker"
-    BIG: ClassVar[frozenset[str]] = frozenset()
-    TYPE: ClassVar[StructType] = _struct(
+    TYPE: ClassVar[StructType] = struct(
         "WorkerAnswer",
         ("worker", "address", "worker"),
         ("hub", "address", "hub"),
@@ -494,7 +439,7 @@ class WorkerAnswer:
         ("ok", "uint8", "ok"),
         ("reason", "string", "reason"),
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("worker", "hub", "deal_id", "ok", "reason")
+    FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
         check_address("worker", self.worker)
@@ -519,51 +464,18 @@ WorkerMessage: TypeAlias = (
 )
 HUB_REQUESTS = (OfferRequest, JoinRequest, LeaveNotice)
 WORKER_ORDERS = (TaskOrder, LogsOrder, ResultsOrder, StopOrder)
-_CLASSES: dict[int, type[Any]] = {
-    int(c.KIND): c for c in (*HUB_REQUESTS, Offer, HubAnswer, *WORKER_ORDERS, WorkerAnswer)
-}
-
-
-def signer(msg: WorkerMessage) -> bytes:
-    return bytes(getattr(msg, _signer_of(type(msg))))
-
-
-def digest(domain: SigningDomain, msg: WorkerMessage) -> bytes:
-    return eip712.digest(domain, msg.TYPE, msg)
-
-
-def sign(msg: WorkerMessage, domain: SigningDomain, private_key: bytes) -> Any:
-    """The message with its EIP-712 signature (same type as given)."""
-    return dataclasses.replace(msg, signature=eip712.sign_digest(digest(domain, msg), private_key))
-
-
-def _to_wire(msg: WorkerMessage) -> list[Any]:
-    values = []
-    for name in msg.FIELDS:
-        value = getattr(msg, name)
-        if name in msg.BIG:
-            value = _uint256_out(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        values.append(value)
-    return [int(msg.KIND), VERSION, *values, msg.signature]
-
-
-def encode(msg: WorkerMessage) -> bytes:
-    """The payload (no length prefix). FieldError when our own message is invalid."""
-    msg.validate()
-    if not msg.signature:
-        raise FieldError("signature", "a worker message must be signed before it is sent")
-    data: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
-    if len(data) > msg.LIMIT:
-        raise FieldError("message", f"{len(data)} bytes > {msg.LIMIT}")
-    return data
-
-
-def frame(msg: WorkerMessage) -> bytes:
-    """Length-prefixed payload, ready for the stream."""
-    data = encode(msg)
-    return _uvarint(len(data)) + data
+_FRAMES = signedframes.SignedFrames(
+    error=WorkerWireError,
+    version=VERSION,
+    kinds=(*HUB_REQUESTS, Offer, HubAnswer, *WORKER_ORDERS, WorkerAnswer),
+    noun="worker",
+    max_frame=MAX_FRAME_BYTES,
+    max_array=MAX_GPUS + 16,
+    max_str=MAX_REASON_BYTES * 4,
+)
+_CLASSES: dict[int, type[Any]] = _FRAMES.classes
+encode = _FRAMES.encode
+frame = _FRAMES.frame
 
 
 def reader(expect: tuple[type[Any], ...] | None = None) -> taskwire.FrameReader:
@@ -580,69 +492,12 @@ def decode(data: bytes, domain: SigningDomain, *, expect: tuple[type[Any], ...])
     """Parse, check and verify one payload from a peer, of one of the `expect`ed
     kinds; the signature must recover to the message's own signer field.
     WorkerWireError says what was wrong."""
-    if type(data) is not bytes:
-        raise WorkerWireError(f"message: bytes expected, got {type(data).__name__}")
-    limit = max(c.LIMIT for c in expect)
-    if len(data) > limit:
-        raise WorkerWireError(f"message: {len(data)} bytes > limit {limit}")
-    try:
-        top = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=False,
-            strict_map_key=True,
-            max_str_len=MAX_REASON_BYTES * 4,
-            max_bin_len=limit,
-            max_array_len=MAX_GPUS + 16,
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise WorkerWireError(f"message: not valid msgpack ({type(exc).__name__})") from None
-    if type(top) is not tuple or len(top) < 2:
-        raise WorkerWireError("message: an array [kind, version, ...] expected")
-    kind, version = top[0], top[1]
-    cls = _CLASSES.get(kind) if type(kind) is int else None
-    if cls is None:
-        raise WorkerWireError(f"kind: one of {sorted(_CLASSES)} expected, got {kind!r}")
-    if cls not in expect:
-        names = " or ".join(c.KIND.name for c in expect)
-        raise WorkerWireError(f"kind: {names} expected here, got {cls.KIND.name}")
-    if len(data) > cls.LIMIT:
-        raise WorkerWireError(f"message: {len(data)} bytes > limit {cls.LIMIT} for {cls.KIND.name}")
-    if type(version) is not int or version != VERSION:
-        raise WorkerWireError(f"version: {VERSION} expected, got {version!r}")
-    want = 3 + len(cls.FIELDS)
-    if len(top) != want:
-        raise WorkerWireError(f"message: {cls.KIND.name} has {want} items, got {len(top)}")
-    values = dict(zip(cls.FIELDS, top[2:-1], strict=True))
-    try:
-        for name in cls.BIG:
-            values[name] = _uint256_in(name, values[name])
-        msg = cls(**values, signature=top[-1])
-        msg.validate()
-    except FieldError as exc:
-        raise WorkerWireError(f"{exc.field}: {exc.problem}") from None
-    if msgpack.packb(_to_wire(msg), use_bin_type=True) != data:
-        raise WorkerWireError("message: not in canonical encoding")
-    if not msg.signature:
-        raise WorkerWireError("signature: missing")
-    try:
-        recovered = eip712.recover_address(digest(domain, msg), msg.signature)
-    except eip712.SignatureError as exc:
-        raise WorkerWireError(f"signature: {exc}") from None
-    if recovered != signer(msg):
-        raise WorkerWireError("signature: not made by the message's signer")
-    return msg
+    return _FRAMES.decode(data, domain, expect)
 
 
 def check_window(valid_until: int, now: float) -> str | None:
     """Why a request's validity window is unacceptable at `now`; None when fine."""
-    if valid_until < now:
-        return "request expired"
-    if valid_until > now + MAX_REQUEST_WINDOW:
-        return f"request valid for more than {MAX_REQUEST_WINDOW} s"
-    return None
+    return signedframes.check_window(valid_until, now, MAX_REQUEST_WINDOW)
 
 
 def reason_text(text: str) -> str:

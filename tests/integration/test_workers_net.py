@@ -203,7 +203,7 @@ def test_bad_worker_frames_get_a_signed_reason_and_the_cap_holds(
 
     from gossip.eip712 import SigningDomain
     from p2pnode.hardware.detect import detect_hardware
-    from p2pnode.market.dealwire import _uvarint
+    from p2pnode.signedframes import uvarint as _uvarint
     from p2pnode.worker import wire as w
     from tests.integration.test_deals_net import _exchange
 
