@@ -101,6 +101,9 @@ def test_devnet_then_hubs(
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C as a terminal sends it: a suite started in the background by a
+        # non-interactive shell passes SIGINT down ignored, and Python keeps it so
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines: list[str] = []
@@ -137,7 +140,7 @@ def test_devnet_then_hubs(
         assert "accept" in table
 
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=45) == 0
+        assert proc.wait(timeout=15) == 0
         with pytest.raises(httpx.HTTPError):  # anvil went down with it
             httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
     finally:
