@@ -16,14 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # The suite runs on two processes (`make test`: pytest -n 2 --dist loadfile). Each
-# file stays on one process, so its module fixtures start once. The files that run
-# whole daemon networks with containers form one unit, run first and one after
-# another on one process: two of them side by side on two cores would leave each a
+# file stays on one process, so its module fixtures start once. The files that start
+# many daemons at once (with the chain and containers, most of them) form one unit,
+# run first and one after another on one process: two of them side by side on two cores would leave each a
 # fraction of what its timings were written for, while the other process runs the
 # rest.
 NETWORK_FILES = frozenset(
     f"tests/integration/{name}"
     for name in (
+        "test_daemon_net.py",
         "test_demo.py",
         "test_trust_net.py",
         "test_workers_net.py",

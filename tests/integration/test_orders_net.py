@@ -20,6 +20,10 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
+# seconds a daemon may take to come up: its imports alone are seconds of CPU, and
+# on two cores it may start beside the other test process's daemons
+STARTUP_S = 90
+
 FAST = {"redial_interval": 0.5, "redial_max_interval": 4.0, "px_interval": 2.0}
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 PASSWORD = "orders-test"
@@ -65,11 +69,11 @@ def test_an_ask_travels_and_its_cancellation_follows(
     keys.import_private_key(tmp_path / "supplier" / "keystore.json", KEY, PASSWORD)
     monkeypatch.setenv(keys.PASSWORD_ENV, PASSWORD)  # inherited by the daemons
     seed = spawn_node("seed", "seed", **FAST)
-    seed_addr = wait_ready(seed, time.monotonic() + 20)["addrs"][0]
+    seed_addr = wait_ready(seed, time.monotonic() + STARTUP_S)["addrs"][0]
     supplier = spawn_node("supplier", "supplier", [seed_addr], **FAST)
     consumer = spawn_node("consumer", "consumer", [seed_addr], **FAST)
     for node in (supplier, consumer):
-        wait_ready(node, time.monotonic() + 20)
+        wait_ready(node, time.monotonic() + STARTUP_S)
 
     placed = run_cli(
         *("order", "ask", "--data-dir", str(supplier.data_dir), "--price", "0.25"),
