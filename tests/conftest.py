@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The suite runs on two processes (`make test`: pytest -n 2 --dist loadfile). Each
 # file stays on one process, so its module fixtures start once. The files that start
 # many daemons at once (with the chain and containers, most of them) form one unit,
-# run first and one after another on one process: two of them side by side on two cores would leave each a
-# fraction of what its timings were written for, while the other process runs the
-# rest.
+# run first and one after another on one process: two of them side by side on two
+# cores would leave each a fraction of what its timings were written for, while the
+# other process runs the rest.
 NETWORK_FILES = frozenset(
     f"tests/integration/{name}"
     for name in (
