@@ -7,7 +7,9 @@ speaking `/meshsub/1.1.0` frames written by hand, connect to the target and each
 - subscribes to `topics` topics whose names are `topic_len` bytes long (the attack
   that grew a node by 200 MB and kept it after the peer left);
 - floods `orders` signed orders from its own fresh key (more than the per-signer
-  quota) and `cancels` signed cancels of orders nobody has seen.
+  quota) and `cancels` signed cancels of orders nobody has seen;
+- spams `ihaves` IHAVE RPCs of 1000 made-up message ids each for the orders topic
+  (every id a promise it will never keep, if the target asked for it).
 
 Meanwhile the honest supplier places `honest` orders through its API, and /status
 of the target is polled every 50 ms from a process of its own. Printed: the
@@ -17,7 +19,7 @@ what the target's caps refused. The baseline is the same run without hostile pee
 (same nodes, same honest orders, same polling): each ratio is attack / quiet.
 
 Usage: python benchmarks/hostile_peers.py [--peers 50] [--orders 1050] [--cancels 300]
-       [--topics 200] [--topic-len 16384] [--honest 20]
+       [--topics 200] [--topic-len 16384] [--ihaves 60] [--honest 20]
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ class Attack:
     cancels: int = 300
     topics: int = 200
     topic_len: int = 16384
+    ihaves: int = 60  # IHAVE RPCs of IHAVE_IDS made-up ids each
     honest: int = 20
+
+
+IHAVE_IDS = 1000
 
 
 @dataclass
@@ -152,6 +158,10 @@ async def _hostile(
         for i in range(0, len(payloads), 20):
             msgs = [wire.Message(ORDERS_TOPIC, data) for data in payloads[i : i + 20]]
             frames.append(wire.frame(wire.RPC(publish=msgs).encode()))
+        for r in range(attack.ihaves):
+            ids = [(r * IHAVE_IDS + i).to_bytes(8, "big") + b"\xee" * 24 for i in range(IHAVE_IDS)]
+            ihave = wire.Control(ihave=[(ORDERS_TOPIC, ids)])
+            frames.append(wire.frame(wire.RPC(control=ihave).encode()))
         junk = [
             wire.SubOpts(True, f"junk/{i}/".ljust(attack.topic_len, "x"))
             for i in range(attack.topics)
@@ -285,6 +295,7 @@ def _wait(cond: Callable[[], bool], timeout: float) -> bool:
 
 def run(attack: Attack, base: Path, payloads: list[list[bytes]] | None) -> Figures:
     """One run: with `payloads` (hostile peers) or without (the quiet baseline)."""
+    from gossip.params import GossipSubParams
     from p2pnode.cli.demo import start_node, wait_ready
     from p2pnode.errors import LocalError
 
@@ -341,6 +352,11 @@ def run(attack: Attack, base: Path, payloads: list[list[bytes]] | None) -> Figur
         # of the orders the honest node published (its API answered 201): one whose
         # POST timed out on a loaded machine was never counted as sent
         fig.honest_kept = 100.0 * kept() / max(1, len(placed))
+        if payloads is not None:
+            # an IWANT's promise is judged at the first heartbeat after its follow-up
+            # time: wait that long, so the broken ones are counted
+            gossip = GossipSubParams()
+            time.sleep(gossip.iwant_followup_time + 2 * gossip.heartbeat_interval)
         fig.metrics = _settled_metrics(target, 60)
         fig.honest_metrics = _metrics(honest)
         fig.honest_placed = len(placed)
@@ -369,7 +385,8 @@ def report(attack: Attack, quiet: Figures, hostile: Figures) -> str:
 
     lines = [
         f"hostile peers: {attack.peers}, each {attack.orders} orders + {attack.cancels} "
-        f"cancels from its own key, {attack.topics} topics of {attack.topic_len} B",
+        f"cancels from its own key, {attack.topics} topics of {attack.topic_len} B, "
+        f"{attack.ihaves} IHAVEs of {IHAVE_IDS} made-up ids",
         f"{'':34}{'quiet':>10}{'hostile':>10}{'ratio (hostile/quiet)':>24}",
     ]
     rows = [
@@ -389,6 +406,12 @@ def report(attack: Attack, quiet: Figures, hostile: Figures) -> str:
         f"target refused: author quota {metric('validation_author_quota'):.0f}, "
         f"peer rate {metric('validation_peer_rate'):.0f}; book holds "
         f"{metric('book_orders'):.0f} orders, {metric('book_cancels'):.0f} cancels"
+    )
+    lines.append(
+        f"target's IHAVE handling: received {metric('router_ihave_received'):.0f}, ignored "
+        f"{metric('router_ihave_ignored'):.0f}, IWANTs sent {metric('router_iwant_sent'):.0f} "
+        f"in {metric('router_heartbeats'):.0f} heartbeats, broken promises "
+        f"{metric('router_broken_promises'):.0f}"
     )
     lines.append(
         f"hostile peers that got through: {attack.peers - hostile.hostile_failed} of "

@@ -4,7 +4,8 @@ kept, an API that keeps answering.
 The attackers are py-libp2p hosts writing `/meshsub/1.1.0` frames by hand (see
 benchmarks/hostile_peers.py, which runs the same attack at 50 peers and prints the
 figures): each floods orders from its own key past the per-signer quota, cancels of
-orders nobody has seen, and subscriptions to long unknown topics.
+orders nobody has seen, IHAVEs of made-up message ids, and subscriptions to long
+unknown topics.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from benchmarks.hostile_peers import Attack, run, sign_all
+from gossip.params import GossipSubParams
 from gossip.quota import QuotaParams
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ATTACK = Attack(peers=3, orders=1100, cancels=150, topics=20, topic_len=1024, honest=8)
+ATTACK = Attack(peers=3, orders=1100, cancels=150, topics=20, topic_len=1024, ihaves=40, honest=8)
 
 
 def test_a_node_under_hostile_peers_keeps_honest_orders_and_answers(tmp_path: Path) -> None:
@@ -41,3 +43,13 @@ def test_a_node_under_hostile_peers_keeps_honest_orders_and_answers(tmp_path: Pa
     assert refused >= ATTACK.peers * (ATTACK.orders - quota) * 0.9
     # cancels of unknown orders are kept (for their short time) within the caps
     assert m["sonm_orders_book_cancels"] <= ATTACK.peers * ATTACK.cancels
+    # IHAVE spam: past the per-heartbeat budget each IHAVE is ignored, and what the
+    # node asks for stays within max_ihave_messages IWANTs per peer per heartbeat
+    # (the attackers and the honest node); the made-up ids never arrive, so the
+    # promises they made are broken and charged
+    params = GossipSubParams()
+    assert m["sonm_pubsub_router_ihave_received"] >= ATTACK.peers * ATTACK.ihaves * 0.9
+    assert m["sonm_pubsub_router_ihave_ignored"] > 0
+    budget = (ATTACK.peers + 1) * params.max_ihave_messages
+    assert m["sonm_pubsub_router_iwant_sent"] <= budget * (m["sonm_pubsub_router_heartbeats"] + 1)
+    assert m["sonm_pubsub_router_broken_promises"] > 0
