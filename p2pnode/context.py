@@ -116,6 +116,11 @@ class ReputationPort(Protocol):
 
     def end_agreement(self, hub: bytes, worker: bytes, now: float) -> None: ...
 
+    def warning(self, hub: bytes, now: float) -> float:
+        """Weight of the news that the hub failed a worker since it last paid us
+        (`ReputationCore.warning`); > 0: the worker role neither joins nor stays."""
+        ...
+
     def global_trust(self, peer_or_hub: bytes) -> float:
         """Global trust in uniform units (1.0 = average); a hub counts as its owner."""
         ...

@@ -73,6 +73,9 @@ class StoredAnswer:
     last_seen: float  # the answerer's latest evidence (its claim)
     at: float  # when we stored it
     tested: bool  # already checked against our own evidence
+    # a "BAD" that came with a checked proof of a first payday the hub missed: the
+    # start of the answerer's agreement (`ReputationCore.check_proof`)
+    proof_start: float | None = None
 
 
 @dataclass
@@ -152,6 +155,7 @@ class ReputationCore:
         self._share = params.trust.local_share
         self._wcache: dict[bytes, float] = {}
         self.payees: Mapping[bytes, Mapping[bytes, int]] | None = None
+        self.last_paid: Mapping[bytes, Mapping[bytes, float]] | None = None
         self._local_scale: float | None = None
         self.global_units: Mapping[bytes, float] = {}
         self.records: dict[bytes, HubRecord] = {}
@@ -231,6 +235,13 @@ class ReputationCore:
         paid, and "it pays me" from one it never paid is a lie: an identity with
         no agreement cannot buy trust by guessing right."""
         self.payees = payees
+
+    def set_chain_last_paid(self, last_paid: Mapping[bytes, Mapping[bytes, float]]) -> None:
+        """When each hub's wallet last paid each address (hub -> address -> time), read by
+        the driver from the wallets' transfer events (kept, not copied); a hub not in it
+        has not been read yet. It is what a proof of a missed payday is checked against
+        (`check_proof`)."""
+        self.last_paid = last_paid
 
     def set_global_trust(self, units: Mapping[bytes, float]) -> None:
         """Global trust in uniform units (GlobalTrust.units()); the driver recomputes it
@@ -440,24 +451,71 @@ class ReputationCore:
             for lg in self.evidence.ledgers.values()
         )
 
-    def accept_alert(self, a: TrustAnswer, now: float) -> bool:
+    def accept_alert(self, a: TrustAnswer, now: float, proof: Agreement | None = None) -> bool:
         """An alert (an unasked BAD answer) is kept only about a hub we work for and
-        only from an answerer we give weight: then it is an answer like any other,
-        read by `warning` and the tally. Anything else is dropped without blame (an
-        alert is published to everyone; most nodes do not work for that hub).
-        Untrusted peers cannot push anything this way, and a trusted liar reaches
-        only what its answers to our own questions about that hub reach anyway."""
+        only from an answerer we give weight, or with a proof that checks
+        (`check_proof`): then it is an answer like any other, read by `warning` and
+        the tally. Anything else is dropped without blame (an alert is published to
+        everyone; most nodes do not work for that hub). Untrusted peers cannot push
+        anything this way without a hub's agreement and its missed payday, and a
+        trusted liar reaches only what its answers to our own questions about that
+        hub reach anyway."""
         if (
             a.question != messages.ALERT_QUESTION
             or a.verdict is not Verdict.BAD
             or a.answerer == self.address
             or not self.works_for(a.hub)
-            or self.weight(a.answerer) <= 0
         ):
             return False
+        if self.weight(a.answerer) <= 0 and not self.check_proof(a, proof, now):
+            return False
         self.counters["alerts_accepted"] += 1
-        self.accept_answer(a, now)
+        self.accept_answer(a, now, proof=proof)
         return True
+
+    # -- proofs: a missed first payday anyone can check on chain ----------------------------
+
+    def proof_for(self, hub: bytes) -> Agreement | None:
+        """Our agreement with `hub` whose first payday passed with nothing paid by it,
+        if any: sent with our "BAD" about it, so that peers who give us no weight
+        (we are new; nobody tested us) can check the claim on chain themselves."""
+        best: Agreement | None = None
+        for lg in self.evidence.ledgers.values():
+            ag = lg.agreement
+            if ag.hub != hub or lg.judged < 1 or lg.total_paid > 0 or lg.due_by_payday(1) <= 0:
+                continue
+            if best is None or ag.start > best.start:
+                best = ag
+        return best
+
+    def check_proof(self, a: TrustAnswer, proof: Agreement | None, now: float) -> bool:
+        """Does `proof` show what the "BAD" answer `a` claims, with no trust needed? It
+        must be the answerer's agreement with that hub (on the wire it carries the
+        hub's countersignature, checked before this), its first payday and the
+        payment grace must have passed, and the hub's wallet, as read from the chain
+        (`set_chain_last_paid`), must have paid the answerer nothing since the
+        agreement began. A hub whose wallet was not read yet proves nothing."""
+        if (
+            proof is None
+            or a.verdict is not Verdict.BAD
+            or proof.worker != a.answerer
+            or proof.hub != a.hub
+            or self.last_paid is None
+        ):
+            return False
+        paid = self.last_paid.get(a.hub)
+        if paid is None:
+            return False
+        first = proof.start + proof.payout_period_s + self.params.status.payment_grace_s
+        last = paid.get(a.answerer)
+        return first <= now and (last is None or last < proof.start)
+
+    def _proven(self, a: StoredAnswer) -> bool:
+        """A stored proof still holds: the hub has paid the answerer nothing since."""
+        if a.proof_start is None or self.last_paid is None:
+            return False
+        last = self.last_paid.get(a.hub, {}).get(a.answerer)
+        return last is None or last < a.proof_start
 
     def answer_for(self, hub: bytes, question_id: bytes, now: float) -> TrustAnswer | None:
         """Our truthful answer about `hub`, or None where we have no evidence."""
@@ -613,11 +671,21 @@ class ReputationCore:
 
     # -- answers: store, test, tally ------------------------------------------------------
 
-    def accept_answer(self, a: TrustAnswer, now: float, *, evaluate: bool = True) -> None:
+    def accept_answer(
+        self,
+        a: TrustAnswer,
+        now: float,
+        *,
+        evaluate: bool = True,
+        proof: Agreement | None = None,
+    ) -> None:
         """A verified answer (signature checked by `receive`, or trusted by the simulator).
 
         `evaluate=False` defers the status decision to one `reevaluate(hub, now)` after
-        a batch (the simulator delivers a question's answers together)."""
+        a batch (the simulator delivers a question's answers together). `proof`: the
+        answerer's agreement with the hub, for a "BAD" about a missed first payday
+        (`check_proof`); a proven answer is kept with the ones that count, so
+        answers nobody trusts cannot push it out."""
         if a.answerer == self.address:
             return
         p = self.params.poll
@@ -632,7 +700,8 @@ class ReputationCore:
         if table.pop(a.answerer, None) is not None:
             untrusted.pop(a.answerer, None)
         w = self.weight(a.answerer)
-        if w <= 0:
+        proven = proof is not None and self.check_proof(a, proof, now)
+        if w <= 0 and not proven:
             # peers we give no weight share a small first-in-first-out corner: however
             # many there are, they cannot push out the answers that count
             if p.max_untrusted_answers_per_hub == 0:
@@ -658,6 +727,7 @@ class ReputationCore:
             float(a.last_seen),
             now,
             False,
+            proof.start if proven and proof is not None else None,
         )
         table[a.answerer] = stored  # (re-)inserted last: dict order is age order
         self.counters["answers_accepted"] += 1
@@ -745,9 +815,13 @@ class ReputationCore:
         oldest_answer = now - st.answer_ttl_s
         oldest_evidence = max(now - st.evidence_ttl_s, self.evidence.last_good_at(hub) or -1.0)
         total = 0.0
+        proof_weight = st.proof_weight
         for a in table.values():
             if a.verdict is Verdict.BAD and a.at >= oldest_answer and a.last_seen > oldest_evidence:
-                total += self.weight(a.answerer)
+                w = self.weight(a.answerer)
+                if a.proof_start is not None and w < proof_weight and self._proven(a):
+                    w = proof_weight
+                total += w
         return total
 
     def reevaluate(self, hub: bytes, now: float) -> None:
@@ -785,11 +859,22 @@ class ReputationCore:
                 self.reevaluate(hub, now)
 
     def majority(self, hub: bytes, now: float) -> Verdict | None:
-        """What a plain majority of the answers says (no weights): the comparison baseline."""
-        t = self.tally(hub, now)
-        if t.votes_good > t.votes_bad:
+        """What a plain majority of the answers says (no weights): the comparison baseline.
+        The same answers as `tally` counts, without computing weights."""
+        st = self.params.status
+        oldest_answer = now - st.answer_ttl_s
+        oldest_evidence = now - st.evidence_ttl_s
+        good = bad = 0
+        for a in self.answers.get(hub, {}).values():
+            if a.at < oldest_answer or a.last_seen < oldest_evidence:
+                continue
+            if a.verdict is Verdict.GOOD:
+                good += 1
+            else:
+                bad += 1
+        if good > bad:
             return Verdict.GOOD
-        if t.votes_bad > t.votes_good:
+        if bad > good:
             return Verdict.BAD
         return None
 

@@ -41,6 +41,9 @@ class StatusParams:
     evidence_ttl_s: float = 14 * DAY  # answers about older evidence no longer count
     payment_tolerance: float = 0.02  # a payment this much short still matches (rounding, fees)
     payment_grace_s: float = 3600.0  # after a payday, how long before a missing payment counts
+    # what a "BAD" with a checked proof of a missed first payday weighs in a warning,
+    # at least, however little we trust its answerer (`ReputationCore.check_proof`)
+    proof_weight: float = 1.0
 
     def validate(self) -> None:
         _in("checked_weight", self.checked_weight, 0.0, 1e6, lo_open=True)
@@ -51,6 +54,7 @@ class StatusParams:
         _in("evidence_ttl_s", self.evidence_ttl_s, 60.0, 365 * DAY)
         _in("payment_tolerance", self.payment_tolerance, 0.0, 0.5)
         _in("payment_grace_s", self.payment_grace_s, 0.0, 30 * DAY)
+        _in("proof_weight", self.proof_weight, 0.0, 1e6)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,9 @@ class ReputationService:
     def status(self, hub: bytes) -> HubStatus:
         return self.core.status(hub)
 
+    def warning(self, hub: bytes, now: float) -> float:
+        return self.core.warning(hub, now)
+
     def record(self, hub: bytes) -> HubRecord:
         """The hub's record (a fresh UNKNOWN one, not stored, for a hub never heard of)."""
         rec = self.core.records.get(hub)

@@ -234,6 +234,7 @@ class WorkerAgent:
                     status=self.statuses.status(wallet),
                     pay_per_hour=offer.pay_per_hour if offer is not None else None,
                     open=bool(offer.open) if offer is not None else True,
+                    warned=self.statuses.warned(wallet),
                 )
             )
         return out
@@ -247,8 +248,9 @@ class WorkerAgent:
             await self._refresh_offers()
         joined = current.wallet if current is not None else None
         status = self.statuses.status(joined) if joined is not None else HubStatus.UNKNOWN
+        warned = joined is not None and self.statuses.warned(joined)
         action = policy.decide(
-            joined, status, self.running_tasks(), self.candidates(), self.params.policy
+            joined, status, self.running_tasks(), self.candidates(), self.params.policy, warned
         )
         self.last_action = f"{type(action).__name__.lower()}: {action.why}"
         if isinstance(action, policy.Join):

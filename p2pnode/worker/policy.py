@@ -7,6 +7,11 @@ nothing here does I/O or reads a clock, so every rule is tested as a table.
 The default order follows the whitepaper's miner: a hub other miners vouch for or
 that already paid us (checked, safe) first, then one merely announced with its
 wallet checked on chain (unverified), and within a class the best pay per hour.
+A hub with a warning (`ReputationCore.warning`: a peer we trust, or one whose
+missed first payday checks out on chain, was not paid there since the hub last
+paid us) is not joined, and the joined one is left when a warning comes: a status
+needs more weight to turn, and heeding a false warning costs only the choice of
+hub.
 Pinned hubs (`worker.hubs_pin`) are the only candidates when any are named;
 forbidden ones (`worker.hubs_forbid`) never are. A hub that turns suspected or
 fake is left, but only once the tasks it handed us have ended: a consumer's
@@ -19,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reputation.state import HubStatus
+
+WARNED = "warned: a worker was not paid there since it last paid us"
 
 _CLASS = {
     HubStatus.SAFE: 0,
@@ -49,6 +56,7 @@ class Candidate:
     status: HubStatus
     pay_per_hour: int | None  # None: no offer heard yet
     open: bool = True  # the hub's offer says it takes workers
+    warned: bool = False  # trusted or proven news: it failed a worker since it last paid us
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ def excluded(c: Candidate, params: PolicyParams) -> str | None:
     if c.status not in _CLASS and not (c.status is HubStatus.UNKNOWN and c.wallet in params.pinned):
         # a pinned hub is the operator's own word: joined even where nothing can check it
         return f"status {c.status.name.lower()}"
+    if c.warned:
+        return WARNED
     if c.pay_per_hour is None:
         return "no offer heard"
     if not c.open:
@@ -104,10 +114,14 @@ def rank(candidates: Iterable[Candidate], params: PolicyParams) -> list[Candidat
     return sorted(ok, key=lambda c: (_CLASS.get(c.status, 2), -(c.pay_per_hour or 0), c.wallet))
 
 
-def should_leave(status: HubStatus, wallet: bytes, params: PolicyParams) -> str | None:
+def should_leave(
+    status: HubStatus, wallet: bytes, params: PolicyParams, warned: bool = False
+) -> str | None:
     """Why the joined hub must be left; None to stay."""
     if status.bad:
         return f"hub turned {status.name.lower()}"
+    if warned:
+        return WARNED
     if wallet in params.forbidden:
         return "forbidden by worker.hubs_forbid"
     if params.pinned and wallet not in params.pinned:
@@ -121,10 +135,11 @@ def decide(
     running_tasks: int,
     candidates: Iterable[Candidate],
     params: PolicyParams,
+    joined_warned: bool = False,
 ) -> Action:
     """The next step for a worker joined to `joined` (None: to no hub)."""
     if joined is not None:
-        why = should_leave(joined_status, joined, params)
+        why = should_leave(joined_status, joined, params, joined_warned)
         if why is None:
             return Stay("joined hub is in good standing")
         if running_tasks > 0:

@@ -45,6 +45,12 @@ class ContextStatuses:
             return HubStatus(rep.status(hub))
         return self.chain.status(hub)
 
+    def warned(self, hub: bytes) -> bool:
+        rep = getattr(self.ctx, "reputation", None)
+        if rep is not None and callable(getattr(rep, "warning", None)):
+            return bool(rep.warning(hub, time.time()) > 0)
+        return self.chain.warned(hub)
+
 
 def _listen_addrs(ctx: NodeContext) -> list[str]:
     announced = list(ctx.config.network.announce)

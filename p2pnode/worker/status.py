@@ -25,6 +25,10 @@ class HubStatusSource(Protocol):
         """The hub wallet's status as this node sees it now."""
         ...
 
+    def warned(self, hub: bytes) -> bool:
+        """Whether trust polling warns about the hub now (`ReputationCore.warning`)."""
+        ...
+
 
 _FROM_CHECK = {
     HubCheck.VERIFIED: HubStatus.UNVERIFIED,
@@ -49,6 +53,9 @@ class ChainStatusSource:
         while len(self._latest) > MAX_HUBS:
             gone, _ = self._latest.popitem(last=False)
             self._last.pop(gone, None)
+
+    def warned(self, hub: bytes) -> bool:
+        return False  # warnings come from trust polling, which needs the reputation service
 
     def status(self, hub: bytes) -> HubStatus:
         ann = self._latest.get(hub)

@@ -25,7 +25,12 @@ answers of each verdict from evidence holders and peers the asker already
 trusts, arriving in random order, plus up to `untrusted_per_question` from
 peers it gives no weight (`PollParams.max_untrusted_answers_per_question`).
 A worker whose payday a hub misses alerts that hub's other workers at once
-(`ReputationCore.accept_alert`: kept by those who give it weight).
+(`ReputationCore.accept_alert`: kept by those who give it weight). A worker
+whose first payday under an agreement passed with nothing paid sends that
+agreement with its "BAD" (alert or answer; `proof_for`), and every receiver
+checks it against the hub wallet's transfers (`check_proof`): a warning with no
+trust needed, which the new workers first stiffed by a hub could not give
+before, since nobody had tested them yet.
 
 Two variants run side by side on the same events (hub behaviour, arrivals,
 terms, each worker's random choices): `on` (trust polling) and `off` (each
@@ -192,9 +197,14 @@ class TrustWorld:
         # the chain's record of who each hub paid: honest workers as they are paid;
         # colluding liars are workers too, each paid by `liar_hubs` hubs before the run
         self.payees: dict[bytes, dict[bytes, int]] = {}
+        # and when each hub last paid each address (what a proof is checked against)
+        self.last_paid: dict[bytes, dict[bytes, float]] = {
+            _addr(HUB_BASE + h): {} for h in range(p.hubs)
+        }
         for a in self.liars:
             for h in setup.sample(range(p.hubs), min(p.liar_hubs, p.hubs)):
                 self.payees.setdefault(_addr(HUB_BASE + h), {})[_addr(a)] = 3
+                self.last_paid[_addr(HUB_BASE + h)][_addr(a)] = -DAY
         self.arrival = {w: setup.uniform(0.0, p.arrival_days * DAY) for w in self.honest}
         self.hub_addr = [_addr(HUB_BASE + h) for h in range(p.hubs)]
         self.hub_index = {a: h for h, a in enumerate(self.hub_addr)}
@@ -206,6 +216,7 @@ class TrustWorld:
                 rp, self.domain, random.Random(f"{p.seed}/trust/core/{w}"), address=_addr(w)
             )
             self.cores[w].set_chain_payees(self.payees)
+            self.cores[w].set_chain_last_paid(self.last_paid)
             self.rng[w] = random.Random(f"{p.seed}/trust/worker/{w}")
         self.sample_trusted = random.Random(f"{p.seed}/trust/sample/trusted")
         self.sample_untrusted = random.Random(f"{p.seed}/trust/sample/untrusted")
@@ -220,6 +231,7 @@ class TrustWorld:
         self.adv_trusted: list[int] = []
         self.lies: dict[tuple[int, int], TrustAnswer] = {}
         self.answers: dict[tuple[int, int], TrustAnswer | None] = {}
+        self.proofs: dict[tuple[int, int], Agreement | None] = {}
         self.lie_round = -1.0
         self.rounds: list[dict[str, float]] = []
         self.iterations: list[int] = []
@@ -353,6 +365,7 @@ class TrustWorld:
         if amount > 0:
             payees = self.payees.setdefault(self.hub_addr[h], {})
             payees[_addr(w)] = payees.get(_addr(w), 0) + 1
+            self.last_paid[self.hub_addr[h]][_addr(w)] = now
             deal.paid += amount
             self.cores[w].payment_observed(Payment(self.hub_addr[h], _addr(w), amount, now))
         grace = self.cores[w].params.status.payment_grace_s
@@ -366,6 +379,7 @@ class TrustWorld:
         core.on_timer(now)
         core.drain_events()
         self.answers.pop((w, h), None)
+        self.proofs.pop((w, h), None)
         if w not in self.holder_set[h] and core.evidence.verdict(self.hub_addr[h]) is not None:
             self.holder_set[h].add(w)
             self.holders[h].append(w)
@@ -384,10 +398,11 @@ class TrustWorld:
         Colluding liars' false alerts are not carried: a liar a worker trusts already
         reaches it every round through the answers about its own hub."""
         h = self.hub_index[alert.hub]
+        proof = self.cores[w].proof_for(alert.hub)
         for v, deal in list(self.current.items()):
             if v == w or deal is None or deal.hub != h:
                 continue
-            if self.cores[v].accept_alert(alert, now) and self._unsafe(v, h, now):
+            if self.cores[v].accept_alert(alert, now, proof) and self._unsafe(v, h, now):
                 self._leave(v, now)
                 self._choose(v, now)
 
@@ -441,8 +456,9 @@ class TrustWorld:
                 if ans is None:
                     ans = self.cores[c].answer_for(self.hub_addr[h], qid, now)
                     self.answers[(c, h)] = ans
+                    self.proofs[(c, h)] = self.cores[c].proof_for(hub)
                 if ans is not None:
-                    core.accept_answer(ans, now, evaluate=False)
+                    core.accept_answer(ans, now, evaluate=False, proof=self.proofs.get((c, h)))
             else:
                 core.accept_answer(self._lie(c, h, qid, now), now, evaluate=False)
         n_adv = len(self.adversaries)

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from reputation.evidence import Verdict
+from reputation.evidence import Agreement, Verdict
 from reputation.state import HubStatus, Reason
-from tests.reputation.helpers import DAY, HOUR, HUB, RATE, addr, answer, pay, sim_node, work_for
+from tests.reputation.helpers import (
+    DAY,
+    HOUR,
+    HUB,
+    OTHER_HUB,
+    PERIOD,
+    RATE,
+    addr,
+    answer,
+    pay,
+    sim_node,
+    work_for,
+)
 
 HONEST = [addr(10), addr(11)]
 LIARS = [addr(20), addr(21), addr(22)]
@@ -179,3 +191,57 @@ def test_a_warning_is_trusted_bad_news_newer_than_our_last_payday() -> None:
     other.set_global_trust({honest: 0.4})
     other.accept_answer(answer(honest, HUB, Verdict.BAD, now, last_seen=2.5 * DAY), now)
     assert other.warning(HUB, now + 8 * DAY) == 0.0
+
+
+def test_a_missed_first_payday_is_proven_on_chain_without_trust() -> None:
+    """A new worker stiffed at its first payday has no weight anywhere yet; its "BAD"
+    with its agreement is checked against the hub wallet's transfers instead."""
+    stiffed, colleague = sim_node(addr(2)), sim_node(addr(3))
+    last_paid: dict[bytes, dict[bytes, float]] = {HUB: {}}
+    for core in (stiffed, colleague):
+        core.hub_announced(HUB, True, 0.0)
+        core.set_chain_last_paid(last_paid)
+    ag = work_for(stiffed, HUB, start=DAY)
+    work_for(colleague, HUB, start=0.0)
+    pay(colleague, HUB, 24 * RATE, DAY)
+    last_paid[HUB][colleague.address] = DAY
+    colleague.on_timer(DAY + HOUR)
+    assert stiffed.proof_for(HUB) is None  # its first payday has not come
+    stiffed.on_timer(2 * DAY + HOUR)  # missed: nothing paid since it joined
+    assert stiffed.proof_for(HUB) == ag
+    (alert,) = stiffed.drain_alerts()
+    now = 2 * DAY + HOUR
+    assert colleague.weight(stiffed.address) == 0.0
+    assert not colleague.accept_alert(alert, now)  # no weight, no proof: dropped
+    assert colleague.accept_alert(alert, now, proof=ag)
+    assert colleague.warning(HUB, now) == colleague.params.status.proof_weight == 1.0
+    # a proof moves no status: only the weighted tally does
+    assert colleague.status(HUB) is HubStatus.SAFE
+    # the proof holds only while the wallet has paid the answerer nothing since
+    last_paid[HUB][stiffed.address] = now
+    assert colleague.warning(HUB, now) == 0.0
+
+
+def test_a_proof_that_does_not_check_counts_for_nothing() -> None:
+    core = sim_node(addr(1))
+    core.hub_announced(HUB, True, 0.0)
+    fresh = addr(30)
+    ag = Agreement(fresh, HUB, RATE, PERIOD, 0.0)
+    now = DAY + 2 * HOUR
+    bad = answer(fresh, HUB, Verdict.BAD, now)
+    assert not core.check_proof(bad, ag, now)  # the hub's wallet was never read
+    core.set_chain_last_paid({HUB: {fresh: HOUR}})
+    assert not core.check_proof(bad, ag, now)  # it paid the answerer after the start
+    core.set_chain_last_paid({HUB: {}})
+    assert core.check_proof(bad, ag, now)
+    assert not core.check_proof(bad, ag, DAY + HOUR / 2)  # the payday's grace not over
+    assert not core.check_proof(answer(fresh, HUB, Verdict.GOOD, now), ag, now)
+    assert not core.check_proof(answer(addr(31), HUB, Verdict.BAD, now), ag, now)  # not its own
+    assert not core.check_proof(answer(fresh, OTHER_HUB, Verdict.BAD, now), ag, now)
+    # a proven answer from a peer nobody trusts is kept with the answers that count:
+    # the untrusted corner's churn cannot push it out
+    core.accept_answer(bad, now, proof=ag)
+    assert core.answers[HUB][fresh].proof_start == 0.0
+    assert fresh not in core._untrusted[HUB]
+    assert core.warning(HUB, now) == 1.0
+    assert core.tally(HUB, now).negative == 0.0  # and it weighs nothing in the tally

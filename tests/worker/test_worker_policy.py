@@ -87,3 +87,19 @@ def test_params_refuse_a_hub_pinned_and_forbidden() -> None:
         p.PolicyParams(pinned=frozenset({A}), forbidden=frozenset({A})).validate()
     with pytest.raises(ValueError, match="min_pay_per_hour"):
         p.PolicyParams(min_pay_per_hour=-1).validate()
+
+
+def test_a_warned_hub_is_not_joined_and_a_warning_makes_the_worker_leave() -> None:
+    warned = p.Candidate(A, S.SAFE, 1_000, True, warned=True)
+    assert p.excluded(warned, NONE) == p.WARNED
+    # the warned hub pays more and is safe; the unwarned one is joined all the same
+    assert p.decide(None, S.UNKNOWN, 0, [warned, _c(B, S.UNVERIFIED)], NONE) == p.Join(
+        B, "status unverified, pays 100 per hour"
+    )
+    assert isinstance(p.decide(None, S.UNKNOWN, 0, [warned], NONE), p.Stay)
+    # joined: a warning is left like a bad status, once the running tasks end
+    assert p.decide(A, S.SAFE, 1, [], NONE, joined_warned=True) == p.WaitToLeave(
+        A, f"{p.WARNED}; 1 task(s) still running"
+    )
+    assert p.decide(A, S.SAFE, 0, [], NONE, joined_warned=True) == p.Leave(A, p.WARNED)
+    assert p.decide(A, S.SAFE, 0, [], NONE) == p.Stay("joined hub is in good standing")
