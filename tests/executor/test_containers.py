@@ -4,6 +4,7 @@ busybox and lives about a second."""
 
 from __future__ import annotations
 
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -451,7 +452,10 @@ def test_engine_gone_mid_run_keeps_the_task_for_the_next_start(make_executor, tm
 
     podman = shutil.which("podman")
     if podman is None:
-        pytest.skip("needs podman to run a second API service that can be stopped")
+        reason = "needs podman to run a second API service that can be stopped"
+        if os.environ.get("SONM_REQUIRE_ENGINE") == "1":
+            pytest.fail(f"{reason}; SONM_REQUIRE_ENGINE=1")
+        pytest.skip(f"{reason}; set SONM_REQUIRE_ENGINE=1 to fail instead")
     sock = tmp_path / "engine.sock"
     service = subprocess.Popen(
         [podman, "system", "service", "--time=0", f"unix://{sock}"],
