@@ -495,3 +495,74 @@ def test_a_task_file_started_and_its_results_fetched_through_the_cli(
     assert _logs(net, deal_id)["stdout"] == b"fast\n"
     closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
     assert closed.status_code == 200, closed.text
+
+
+def test_a_consumer_gone_mid_download_leaves_the_other_deals_served(
+    net: Net, tmp_path: Path
+) -> None:
+    """A host holding the consumer's key asks for a large archive, takes its header and a
+    few bytes, then vanishes mid-download; the same hub still serves another deal's logs
+    and results, and the first archive whole to the consumer's node afterwards."""
+    import trio
+    from eth_account import Account
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.host import muxer_options, security_options
+    from p2pnode.market import taskwire as w
+
+    def run_one(script: str) -> int:
+        deal_id = _fresh_deal(net, 600)["deal_id"]
+        body = {"image": IMAGE, "command": ["sh", "-c", script]}
+        started = net.call("con_a", "POST", f"/tasks/{deal_id}", body)
+        assert started.status_code == 201, started.text
+        _wait(lambda: hub_tasks(net)[str(deal_id)]["state"] == "finished", 30, "the task's end")
+        closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")  # the slot, for the next
+        assert closed.status_code == 200, closed.text
+        return deal_id  # type: ignore[no-any-return]
+
+    big = run_one("head -c 33554432 /dev/urandom > /results/big.bin")
+    small = run_one("echo second; echo ok > /results/ok.txt")
+    domain = SigningDomain(chain_id=31337)
+    key = bytes.fromhex(net.keys["con_a"].removeprefix("0x"))
+    consumer = bytes.fromhex(Account.from_key(key).address[2:])
+    info = net.nodes["supplier"].ready()
+    assert info is not None
+    target = info_from_p2p_addr(Multiaddr(info["addrs"][0]))
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        kp = create_new_key_pair()
+        host = new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+        async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await host.connect(target)
+            stream = await host.new_stream(target.peer_id, [TProtocol(w.PROTOCOL_ID)])
+            request = w.ResultsRequest(consumer, big, int(time.time()) + 60)
+            await stream.write(w.frame(w.sign(request, domain, key)))
+            reader, got = w.reader(), 0
+            with trio.fail_after(30):
+                while not seen.get("header"):
+                    frames = reader.feed(await stream.read(65536), at_most=1)
+                    if frames:
+                        seen["header"] = w.decode(frames[0], domain, expect=(w.ResultsHeader,))
+                got = len(reader.pending())
+                while got < 2**20:  # the download is under way
+                    got += len(await stream.read(65536))
+            seen["got"] = got
+            # then the consumer is gone: the connection drops mid-transfer, no goodbye
+            await host.disconnect(target.peer_id)
+
+    trio.run(main)
+    assert seen["header"].size > 2**25 and seen["got"] < seen["header"].size
+    logs = _logs(net, small)
+    assert logs["stdout"] == b"second\n"
+    got = _results(net, small, tmp_path / "small")
+    assert got.status_code == 200, got.text
+    assert (tmp_path / "small" / "ok.txt").read_text() == "ok\n"
+    whole = _results(net, big, tmp_path / "big")
+    assert whole.status_code == 200, whole.text
+    assert (tmp_path / "big" / "big.bin").stat().st_size == 2**25
