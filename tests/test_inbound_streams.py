@@ -80,3 +80,17 @@ def test_one_peer_cannot_hold_more_than_its_share_of_the_handlers() -> None:
     assert got["greedy"] == [b"held", b"held", b""]
     assert got["other"] == [b"held"]
     assert inbound.refused == 1
+
+
+def test_the_tasks_per_peer_cap_is_checked_against_the_global_one() -> None:
+    import pytest
+
+    from p2pnode.market.tasksvc import TaskParams
+
+    TaskParams().validate()
+    assert TaskParams().max_inbound_per_peer < TaskParams().max_inbound_streams
+    for bad in (0, 65):
+        with pytest.raises(
+            ValueError, match=r"max_inbound_per_peer = .*: allowed 1\.\.max_inbound"
+        ):
+            TaskParams(max_inbound_per_peer=bad).validate()
