@@ -88,7 +88,7 @@ async def run(mb: int, rounds: int) -> None:
             try:
                 await _read_one(stream, w.reader(), 10)  # the request
                 await stream.write(w.frame(w.ResultsHeader(RECEIPT, size)))
-                await send_file(stream, src, size)
+                await send_file(stream, src, size, timeout=60)
             finally:
                 await _close(stream)
 

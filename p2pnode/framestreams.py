@@ -17,10 +17,14 @@ from p2pnode.signedframes import FrameReader
 
 class InboundStreams:
     """The streams peers opened that are being served: beyond the cap a new one is
-    reset unread, so a peer cannot make us hold more than `cap` handlers."""
+    reset unread, so peers cannot make us hold more than `cap` handlers; beyond
+    `per_peer` from one peer likewise, so one peer cannot hold every slot and lock the
+    others out."""
 
     def __init__(self) -> None:
         self.open = 0
+        self.by_peer: dict[Any, int] = {}
+        self.refused = 0  # streams reset unread at a cap
 
     async def serve(
         self,
@@ -31,14 +35,19 @@ class InboundStreams:
         counters: dict[str, int],
         log: logging.Logger,
         what: str,
+        per_peer: int | None = None,
     ) -> None:
         """Run `serve(stream)`, then close the stream. A peer's fault (or its
         slowness) counts as a bad message and is logged at info; anything else at
         debug, as the stream failing."""
-        if self.open >= cap:
+        peer = getattr(getattr(stream, "muxed_conn", None), "peer_id", None)
+        held = self.by_peer.get(peer, 0)
+        if self.open >= cap or (per_peer is not None and held >= per_peer):
+            self.refused += 1
             await close(stream, reset=True)
             return
         self.open += 1
+        self.by_peer[peer] = held + 1
         try:
             await serve(stream)
         except (RemoteError, trio.TooSlowError) as exc:
@@ -48,6 +57,11 @@ class InboundStreams:
             log.debug("%s failed: %s", what, exc)
         finally:
             self.open -= 1
+            left = self.by_peer[peer] - 1
+            if left:
+                self.by_peer[peer] = left
+            else:
+                del self.by_peer[peer]
             await close(stream)
 
 

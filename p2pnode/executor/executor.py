@@ -14,6 +14,7 @@ Engine calls block, so they run in worker threads; the executor itself is trio.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -618,10 +619,12 @@ class Executor:
                 lambda: pack_results(base / "results", base / "results.tar", max_bytes=cap)
             )
         except ResultsTooLarge as exc:
+            # No archive is kept: a request for the results is answered with this error,
+            # never with an empty archive the consumer could take for "no files". The
+            # receipt signs for no results (0 bytes, the hash of nothing).
             error = str(exc)
-            empty = base / "empty"
-            empty.mkdir(exist_ok=True)
-            packed = pack_results(empty, base / "results.tar", max_bytes=cap)
+            (base / "results.tar").unlink(missing_ok=True)
+            packed = None
         started = state.started_at or record.started_at or record.created_at
         ended = state.finished_at or now
         receipt = Receipt(
@@ -635,8 +638,8 @@ class Executor:
             ended_at_ms=max(int(ended * 1000), int(started * 1000)),
             cpu_time_ns=usage.cpu_ns,
             peak_memory_bytes=usage.peak_memory_bytes,
-            results_sha256=packed.sha256,
-            results_bytes=packed.size,
+            results_sha256=packed.sha256 if packed else hashlib.sha256(b"").digest(),
+            results_bytes=packed.size if packed else 0,
             stdout_sha256=sink.sha256("stdout"),
             stdout_bytes=sink.size("stdout"),
             stderr_sha256=sink.sha256("stderr"),
@@ -659,7 +662,6 @@ class Executor:
         await self._drop_cgroup(record.task_id)
         shutil.rmtree(base / "work", ignore_errors=True)
         shutil.rmtree(base / "results", ignore_errors=True)
-        shutil.rmtree(base / "empty", ignore_errors=True)
         log.info("task %s of deal %s ended: %s (exit %s)", record.task_id, record.deal_id,
                  reason, exit_code)  # fmt: skip
 

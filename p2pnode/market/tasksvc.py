@@ -83,6 +83,7 @@ OPEN_ATTEMPTS = 3
 class TaskParams:
     stream_timeout: float = 15.0  # one request or answer frame; silence mid-transfer
     max_inbound_streams: int = 64  # task streams served at once
+    max_inbound_per_peer: int = 8  # of them, from one peer
     max_results_bytes: int = MAX_RESULTS_BYTES
     max_blob_bytes: int = 2**30  # one input blob a hub fetches
     max_blobs: int = MAX_BLOBS  # input blobs in one task
@@ -105,6 +106,11 @@ class TaskParams:
             raise ValueError(f"stream_timeout = {self.stream_timeout}: must be > 0")
         if self.max_inbound_streams < 1:
             raise ValueError(f"max_inbound_streams = {self.max_inbound_streams}: must be >= 1")
+        if not 1 <= self.max_inbound_per_peer <= self.max_inbound_streams:
+            raise ValueError(
+                f"max_inbound_per_peer = {self.max_inbound_per_peer}: "
+                "allowed 1..max_inbound_streams"
+            )
         if not 1 <= self.max_results_bytes <= 2**40:
             raise ValueError(f"max_results_bytes = {self.max_results_bytes}: allowed 1..2**40")
 
@@ -234,7 +240,13 @@ class TaskService:
     async def _handle_stream(self, stream: Any) -> None:
         cap = self.params.max_inbound_streams
         await self._inbound.serve(
-            stream, self._serve, cap=cap, counters=self.counters, log=log, what="tasks: stream"
+            stream,
+            self._serve,
+            cap=cap,
+            per_peer=self.params.max_inbound_per_peer,
+            counters=self.counters,
+            log=log,
+            what="tasks: stream",
         )
 
     async def _answer(self, stream: Any, deal_id: int, ok: bool, reason: str) -> None:
@@ -443,7 +455,7 @@ class TaskService:
             await stream.write(w.frame(w.BlobRefused(answer_reason(reason))))
             return
         await stream.write(w.frame(w.BlobHeader(offer.size)))
-        await send_file(stream, offer.path, offer.size)
+        await send_file(stream, offer.path, offer.size, timeout=self.params.stream_timeout)
         self.counters["blobs_served"] += 1
 
     async def _serve_logs(self, stream: Any, msg: w.LogsRequest) -> None:
@@ -500,7 +512,7 @@ class TaskService:
                 await self._answer(stream, msg.deal_id, False, reason)
                 return
             signed, path = outcome.receipt, outcome.results_path
-        await serve_archive(stream, signed, path)
+        await serve_archive(stream, signed, path, timeout=self.params.stream_timeout)
         self.counters["results_served"] += 1
 
     # -- hub: what it runs, for its operator ---------------------------------------------
@@ -836,12 +848,14 @@ async def log_records(
     yield w.LogRecord(int(w.LogStream.END), 0, state.encode()[:64])
 
 
-async def serve_archive(stream: Any, receipt: Receipt, path: Path) -> None:
-    """A ResultsHeader with the signed receipt, then the archive's bytes."""
+async def serve_archive(stream: Any, receipt: Receipt, path: Path, *, timeout: float) -> None:
+    """A ResultsHeader with the signed receipt, then the archive's bytes; each write
+    waits at most `timeout` seconds for the consumer to take it."""
     size = path.stat().st_size
     data = json.dumps(receipt.to_dict(), sort_keys=True).encode()
-    await stream.write(w.frame(w.ResultsHeader(data, size)))
-    await send_file(stream, path, size)
+    with trio.fail_after(timeout):
+        await stream.write(w.frame(w.ResultsHeader(data, size)))
+    await send_file(stream, path, size, timeout=timeout)
 
 
 def answer_reason(text: str) -> str:

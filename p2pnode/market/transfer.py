@@ -62,9 +62,12 @@ class ByteCounter:
             )
 
 
-async def send_file(stream: Any, path: Path, size: int) -> int:
+async def send_file(stream: Any, path: Path, size: int, *, timeout: float) -> int:
     """Write the first `size` bytes of `path` to the stream; how many were sent (fewer
-    when the file is shorter: the receiver sees the stream end early)."""
+    when the file is shorter: the receiver sees the stream end early).
+    trio.TooSlowError when one block's write waits `timeout` seconds: a receiver that
+    stopped reading (gone without a reset, or stalling on purpose) holds the stream
+    and the open file no longer than that."""
     sent = 0
     with open(path, "rb") as fh:
         block = await trio.to_thread.run_sync(fh.read, min(BLOCK, size))
@@ -72,12 +75,14 @@ async def send_file(stream: Any, path: Path, size: int) -> int:
             sent += len(block)
             left = size - sent
             if left <= 0:
-                await stream.write(block)
+                with trio.fail_after(timeout):
+                    await stream.write(block)
                 break
             ahead: list[bytes] = []
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_read_into, fh, min(BLOCK, left), ahead)
-                await stream.write(block)
+            with trio.fail_after(timeout):  # outside the nursery: raised bare, not grouped
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_read_into, fh, min(BLOCK, left), ahead)
+                    await stream.write(block)
             block = ahead[0]
     return sent
 

@@ -492,7 +492,9 @@ class WorkerAgent:
                 await self._answer(stream, msg.hub, msg.deal_id, False, why)
                 return
             await self._answer(stream, msg.hub, msg.deal_id, True, "results follow")
-            await serve_archive(stream, outcome.receipt, outcome.results_path)
+            await serve_archive(
+                stream, outcome.receipt, outcome.results_path, timeout=self.params.stream_timeout
+            )
         else:
             stopped = await self.executor.stop_deal(msg.deal_id, "closed")
             await self._answer(stream, msg.hub, msg.deal_id, True, f"{stopped} stopped")

@@ -392,3 +392,177 @@ def test_hub_killed_mid_task_restarts_reattaches_and_the_consumer_gets_the_resul
     assert hub_row is not None and hub_row["status"] == "accepted"  # the deal runs on
     closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
     assert closed.status_code == 200, closed.text
+
+
+def test_task_starts_the_hub_must_refuse_reach_the_sender_with_the_reason(net: Net) -> None:
+    """Over /sonm/task/1 from a host of the test's own: a start signed by someone who is
+    not the deal's consumer, one whose spec is malformed, and one for a deal no longer
+    accepted each get the hub's signed refusal naming why; nothing runs."""
+    import trio
+    from eth_account import Account
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.executor import TaskSpec
+    from p2pnode.host import muxer_options, security_options
+    from p2pnode.market import taskwire as w
+    from tests.integration.test_deals_net import _exchange
+
+    domain = SigningDomain(chain_id=31337)
+    consumer_key = bytes.fromhex(net.keys["con_a"].removeprefix("0x"))
+    consumer = bytes.fromhex(Account.from_key(consumer_key).address[2:])
+    stranger = Account.create()
+    hub = bytes.fromhex(Account.from_key(net.keys["supplier"]).address[2:])
+    info = net.nodes["supplier"].ready()
+    assert info is not None
+    target = info_from_p2p_addr(Multiaddr(info["addrs"][0]))
+    spec = w.pack_spec(TaskSpec(image=IMAGE, command=("sh", "-c", "echo never")))
+    deal_id = _fresh_deal(net, 600)["deal_id"]
+
+    def start(key: bytes, signer: bytes, packed: bytes) -> bytes:
+        msg = w.TaskStart(signer, deal_id, packed, int(time.time()) + 60)
+        return w.frame(w.sign(msg, domain, key))
+
+    async def ask(payloads: list[bytes]) -> list[Any]:
+        out: list[Any] = []
+        kp = create_new_key_pair()
+        host = new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+        async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await host.connect(target)
+            for payload in payloads:
+                raw = await _exchange(host, target.peer_id, payload, TProtocol(w.PROTOCOL_ID))
+                [frame] = w.reader().feed(raw)
+                out.append(w.decode(frame, domain, expect=(w.TaskAnswer,)))
+        return out
+
+    stranger_key = bytes(stranger.key)
+    stranger_addr = bytes.fromhex(stranger.address[2:])
+    answers = trio.run(
+        ask,
+        [
+            start(stranger_key, stranger_addr, spec),
+            start(consumer_key, consumer, b"\x93\x01\x02"),  # not a spec's msgpack array
+        ],
+    )
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text
+    [late] = trio.run(ask, [start(consumer_key, consumer, spec)])
+    reasons = [a.reason for a in [*answers, late]]
+    assert all(a.ok == 0 and a.hub == hub and a.deal_id == deal_id for a in [*answers, late])
+    assert f"deal {deal_id} is not the sender's" in reasons[0], reasons
+    assert "spec" in reasons[1], reasons
+    assert f"deal {deal_id} is " in reasons[2] and "not accepted" in reasons[2], reasons
+    tasks = net.nodes["supplier"].data_dir / "executor" / "tasks"
+    assert not (tasks / f"deal-{deal_id}").exists()  # nothing was recorded, nothing ran
+
+
+def test_a_task_file_started_and_its_results_fetched_through_the_cli(
+    net: Net, tmp_path: Path
+) -> None:
+    """`sonm-p2p task start DEAL --file task.toml` and `sonm-p2p task results DEAL -o DIR`,
+    the commands an operator types, against the live network."""
+    deal_id = _fresh_deal(net, 600)["deal_id"]
+    data_dir = str(net.nodes["con_a"].data_dir)
+    task_file = tmp_path / "task.toml"
+    task_file.write_text(
+        f'image = "{IMAGE}"\n'
+        'command = ["sh", "-c", "wc -l < data/in.txt > /results/count; echo $MODE"]\n'
+        "[env]\n"
+        'MODE = "fast"\n'
+        "[[inputs]]\n"
+        'path = "data/in.txt"\n'
+        'content = "one\\ntwo\\n"\n'
+    )
+    started = run_cli(
+        "task", "start", "--data-dir", data_dir, str(deal_id), "--file", str(task_file)
+    )
+    assert started.returncode == 0, started.stderr
+    assert f"task deal-{deal_id} of deal {deal_id}: started" in started.stdout
+    out = tmp_path / "out"
+
+    def fetched() -> Any:
+        got = run_cli("task", "results", "--data-dir", data_dir, str(deal_id), "-o", str(out))
+        return None if got.returncode != 0 and "not finished" in got.stderr else got
+
+    got = _wait(fetched, 30, "the task to finish")
+    assert got.returncode == 0, got.stderr
+    assert f"deal {deal_id}: " in got.stdout and "receipt verified (exit 0, exited" in got.stdout
+    assert (out / "count").read_text().strip() == "2"
+    assert _logs(net, deal_id)["stdout"] == b"fast\n"
+    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
+    assert closed.status_code == 200, closed.text
+
+
+def test_a_consumer_gone_mid_download_leaves_the_other_deals_served(
+    net: Net, tmp_path: Path
+) -> None:
+    """A host holding the consumer's key asks for a large archive, takes its header and a
+    few bytes, then vanishes mid-download; the same hub still serves another deal's logs
+    and results, and the first archive whole to the consumer's node afterwards."""
+    import trio
+    from eth_account import Account
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from gossip.eip712 import SigningDomain
+    from p2pnode.host import muxer_options, security_options
+    from p2pnode.market import taskwire as w
+
+    def run_one(script: str) -> int:
+        deal_id = _fresh_deal(net, 600)["deal_id"]
+        body = {"image": IMAGE, "command": ["sh", "-c", script]}
+        started = net.call("con_a", "POST", f"/tasks/{deal_id}", body)
+        assert started.status_code == 201, started.text
+        _wait(lambda: hub_tasks(net)[str(deal_id)]["state"] == "finished", 30, "the task's end")
+        closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")  # the slot, for the next
+        assert closed.status_code == 200, closed.text
+        return deal_id  # type: ignore[no-any-return]
+
+    big = run_one("head -c 33554432 /dev/urandom > /results/big.bin")
+    small = run_one("echo second; echo ok > /results/ok.txt")
+    domain = SigningDomain(chain_id=31337)
+    key = bytes.fromhex(net.keys["con_a"].removeprefix("0x"))
+    consumer = bytes.fromhex(Account.from_key(key).address[2:])
+    info = net.nodes["supplier"].ready()
+    assert info is not None
+    target = info_from_p2p_addr(Multiaddr(info["addrs"][0]))
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        kp = create_new_key_pair()
+        host = new_host(key_pair=kp, sec_opt=security_options(kp), muxer_opt=muxer_options())
+        async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await host.connect(target)
+            stream = await host.new_stream(target.peer_id, [TProtocol(w.PROTOCOL_ID)])
+            request = w.ResultsRequest(consumer, big, int(time.time()) + 60)
+            await stream.write(w.frame(w.sign(request, domain, key)))
+            reader, got = w.reader(), 0
+            with trio.fail_after(30):
+                while not seen.get("header"):
+                    frames = reader.feed(await stream.read(65536), at_most=1)
+                    if frames:
+                        seen["header"] = w.decode(frames[0], domain, expect=(w.ResultsHeader,))
+                got = len(reader.pending())
+                while got < 2**20:  # the download is under way
+                    got += len(await stream.read(65536))
+            seen["got"] = got
+            # then the consumer is gone: the connection drops mid-transfer, no goodbye
+            await host.disconnect(target.peer_id)
+
+    trio.run(main)
+    assert seen["header"].size > 2**25 and seen["got"] < seen["header"].size
+    logs = _logs(net, small)
+    assert logs["stdout"] == b"second\n"
+    got = _results(net, small, tmp_path / "small")
+    assert got.status_code == 200, got.text
+    assert (tmp_path / "small" / "ok.txt").read_text() == "ok\n"
+    whole = _results(net, big, tmp_path / "big")
+    assert whole.status_code == 200, whole.text
+    assert (tmp_path / "big" / "big.bin").stat().st_size == 2**25

@@ -181,7 +181,7 @@ def _transfer(tmp_path: Path, content: bytes, announced: int) -> ByteCounter:
         a, b = _host(), _host()
 
         async def serve(stream: Any) -> None:
-            await send_file(stream, src, len(content))
+            await send_file(stream, src, len(content), timeout=10)
             await stream.close()
 
         a.set_stream_handler(PROTO, serve)
@@ -229,3 +229,40 @@ def test_counter_alone() -> None:
     counter.check(hashlib.sha256(b"abc").digest())
     with pytest.raises(TransferError, match="more than the 3"):
         counter.take(b"d")
+
+
+def test_a_receiver_that_stops_reading_is_given_up_after_the_write_deadline(
+    tmp_path: Path,
+) -> None:
+    """A consumer gone quiet mid-download (no reset, no reads): the sender's write
+    waits at most its deadline, then gives the stream and the file up."""
+    src = tmp_path / "src"
+    size = 64 * 2**20  # far more than the muxer's window and the sockets' buffers
+    with open(src, "wb") as fh:
+        fh.truncate(size)
+    out: list[Any] = []
+
+    async def main() -> None:
+        a, b = _host(), _host()
+        done = trio.Event()
+
+        async def serve(stream: Any) -> None:
+            t0 = trio.current_time()
+            try:
+                await send_file(stream, src, size, timeout=0.5)
+            except trio.TooSlowError:
+                out.append(trio.current_time() - t0)
+            finally:
+                done.set()
+
+        a.set_stream_handler(PROTO, serve)
+        async with a.run([LOOPBACK]), b.run([LOOPBACK]):
+            await b.connect(info_from_p2p_addr(a.get_addrs()[0]))
+            stream = await b.new_stream(a.get_id(), [PROTO])
+            await stream.read(1)  # the transfer began; now it reads no more
+            with trio.fail_after(20):
+                await done.wait()
+
+    trio.run(main)
+    assert len(out) == 1, "send_file kept writing to a receiver that stopped reading"
+    assert out[0] < 15
