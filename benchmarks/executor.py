@@ -14,15 +14,23 @@
    container); the latency is the arrival time in the executor's log stream minus
    that stamp. The same container run followed with the SDK's own
    `logs(stream=True, follow=True)` is the baseline.
+3. Log latency at the consumer, across libp2p (skip with --no-p2p): p2pnode.localnet's
+   network (anvil, a hub and a consumer daemon over loopback), a deal on a slot, the
+   same stamped container started through the consumer; each line goes container ->
+   hub's executor -> /sonm/task/1 stream -> consumer daemon -> its local API's
+   follow (`GET /tasks/{deal}/logs?follow=true`), where its arrival is stamped. The
+   baseline is the SDK follow of item 2, run in the same process. The network takes
+   about a minute to come up; only the lines are timed.
 
 Needs an engine with localhost/busybox:latest (scripts/setup-engine). Prints
 medians and ratios, each saying what it divides by.
-Usage: python benchmarks/executor.py [--runs 10] [--lines 20]
+Usage: python benchmarks/executor.py [--runs 10] [--lines 20] [--no-p2p]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -153,6 +161,61 @@ def plain_latency(engine: Engine, lines: int) -> list[float]:
     return latencies_from(got)
 
 
+def consumer_latency(lines: int, base: Path) -> list[float]:
+    """Item 3: the stamped lines as the consumer daemon's API streams them."""
+    import base64
+    import json
+
+    import httpx
+
+    from p2pnode.api.auth import read_token
+    from p2pnode.localnet import open_net
+
+    price = 10**12  # wei per second
+    hub = {"executor": {"allowed_images": [IMAGE]}}
+    with open_net(base, ("con_a",), hub) as net:
+        slot = {"slot_id": "b1", "cpu_cores": 1, "ram_bytes": 2**28, "duration": 3600,
+                "price_per_hour": str(price * 3600)}  # fmt: skip
+        added = net.call("supplier", "POST", "/slots", slot)
+        if added.status_code != 201:
+            raise SystemExit(f"the hub refused the slot: {added.text}")
+        until = time.monotonic() + 60
+        while not net.asks_seen("con_a"):
+            if time.monotonic() > until:
+                raise SystemExit("the consumer never saw the slot's ASK")
+            time.sleep(0.5)
+        net.bid("con_a", duration=600, price_per_hour=price * 3600)
+        deal_id = None
+        while deal_id is None:
+            if time.monotonic() > until + 60:
+                raise SystemExit("no deal was accepted")
+            accepted = [d for d in net.deals("con_a") if d["status"] == "accepted"]
+            deal_id = accepted[0]["deal_id"] if accepted else None
+            time.sleep(0.3)
+        start = {"image": IMAGE, "command": stamped_lines(lines)}
+        started = net.call("con_a", "POST", f"/tasks/{deal_id}", start)
+        if started.status_code != 201:
+            raise SystemExit(f"the task did not start: {started.text}")
+        node = net.nodes["con_a"]
+        info, token = node.ready(), read_token(node.data_dir)
+        assert info and token
+        got: list[tuple[float, bytes]] = []
+        pending = bytearray()
+        with httpx.stream(
+            "GET",
+            f"{info['api_url']}/tasks/{deal_id}/logs",
+            params={"follow": "true"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ) as resp:
+            for line in resp.iter_lines():
+                record = json.loads(line)
+                if record["stream"] == "stdout":
+                    data = base64.b64decode(record["data"])
+                    got.extend(split_lines(boottime(), data, pending))
+    return latencies_from(got)
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -162,7 +225,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--lines", type=int, default=20)
+    parser.add_argument("--no-p2p", action="store_true", help="skip item 3 (daemons, anvil)")
     args = parser.parse_args()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min) at the start: {load}")
     engine = Engine.connect(engine_address())
     engine.image(IMAGE, pull=False)
     version = engine.version()
@@ -186,6 +252,23 @@ def main() -> None:
           f"p95 {pct(ex_lat, 0.95) * 1000:.0f} ms (target p50 < 500 ms); "
           f"plain SDK follow p50 {sdk_p50 * 1000:.0f} ms over {len(sdk_lat)} lines")  # fmt: skip
     print(f"  ratio executor p50 / plain SDK follow p50 = {ex_p50 / max(sdk_p50, 1e-3):.2f}")
+    if args.no_p2p:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        p2p_lat = consumer_latency(args.lines, Path(tmp))
+    if not p2p_lat:
+        raise SystemExit("no stamped line reached the consumer")
+    p2p_p50 = statistics.median(p2p_lat)
+    print(f"log line latency at the consumer (container -> hub executor -> /sonm/task/1 -> "
+          f"consumer API) over {len(p2p_lat)} lines: p50 {p2p_p50 * 1000:.0f} ms, "
+          f"p95 {pct(p2p_lat, 0.95) * 1000:.0f} ms (target p50 < 500 ms); the first line, "
+          f"written before the follow was opened, {p2p_lat[0] * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"  ratio consumer p50 / plain SDK follow p50 = {p2p_p50 / max(sdk_p50, 1e-3):.2f}; "
+        f"consumer p50 / in-process executor p50 = {p2p_p50 / max(ex_p50, 1e-3):.2f}"
+    )
+    print(f"load average (1, 5, 15 min) at the end: "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
 
 
 if __name__ == "__main__":

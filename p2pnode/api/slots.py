@@ -48,7 +48,11 @@ class SlotIn(BaseModel):
 
 
 def _out(service: Any, slot: Slot) -> dict[str, Any]:
-    return {**slot_to_json(slot), **service.slot_status(slot.slot_id)}
+    return {
+        **slot_to_json(slot),
+        "gpus": service.slot_gpus(slot),
+        **service.slot_status(slot.slot_id),
+    }
 
 
 @router.get("/slots", responses=MARKET_DOWN)

@@ -89,6 +89,18 @@ def cmd_slot_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpus_cell(slot: dict[str, Any]) -> str:
+    """'-', or each GPU's name and memory ('NVIDIA H200 140.4 GiB'); its UUID when the
+    worker's record does not name it."""
+    gpus = slot.get("gpus") or [{"uuid": u, "name": None} for u in slot["gpu_uuids"]]
+    if not gpus:
+        return "-"
+    return ", ".join(
+        f"{g['name']} {format_size(g['memory_bytes'])}" if g.get("name") else g["uuid"]
+        for g in gpus
+    )
+
+
 def cmd_slot_list(args: argparse.Namespace) -> int:
     data = api_call(config_from_args(args), "GET", "/slots")
     if args.json:
@@ -103,7 +115,7 @@ def cmd_slot_list(args: argparse.Namespace) -> int:
             str(s["cpu_cores"]),
             format_size(s["ram_bytes"]),
             format_size(s["storage_bytes"]),
-            str(len(s["gpu_uuids"])),
+            _gpus_cell(s),
             {0: "none", 1: "out", 3: "in/out"}.get(s["network"], "?"),
             format_snm(int(s["price_per_hour"])),
             format_duration(s["duration"]),

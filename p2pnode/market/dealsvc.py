@@ -70,6 +70,7 @@ from p2pnode.market.slots import (
     SlotError,
     SlotPlanner,
     slot_benchmarks,
+    slot_gpus,
 )
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,14 @@ class MarketService:
         self.store.delete_slot(slot_id)
         await self._withdraw_asks(slot_id)
         return slot
+
+    def slot_gpus(self, slot: Slot) -> list[dict[str, object]]:
+        """The slot's GPUs with name and memory from its worker's record: this node's
+        (read by `planner()`) or the one a joined worker signed; by UUID alone when
+        neither is at hand."""
+        with self._planner_lock:
+            record = self._record if slot.worker == LOCAL_WORKER else self._records.get(slot.worker)
+        return [g.to_json() for g in slot_gpus(slot, record)]
 
     def slot_status(self, slot_id: str) -> dict[str, Any]:
         live = self.store.live_asks(self.clock()).get(slot_id)

@@ -265,6 +265,32 @@ class SlotPlanner:
         return slot
 
 
+@dataclass(frozen=True)
+class SlotGpu:
+    """One of a slot's GPUs as the worker's hardware record names it. Shown with the
+    slot (API, `slot list`) so a buyer's and an operator's view say which card; the
+    signed ASK carries only `gpu-count` and `gpu-mem` (the order format has no name)."""
+
+    uuid: str
+    name: str | None  # None: the GPU is not in the worker's record (any more)
+    memory_bytes: int | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"uuid": self.uuid, "name": self.name, "memory_bytes": self.memory_bytes}
+
+
+def slot_gpus(slot: Slot, record: HardwareRecord | None) -> tuple[SlotGpu, ...]:
+    """The slot's GPUs with the name and memory the worker's record gives each; a GPU
+    the record lacks (or no record) is listed by UUID alone rather than refused: a
+    listing must show every slot, also one whose card went away."""
+    known = {g.uuid: g for g in record.gpus} if record is not None else {}
+    out = []
+    for uuid in slot.gpu_uuids:
+        g = known.get(uuid)
+        out.append(SlotGpu(uuid, g.name, g.memory_total_bytes) if g else SlotGpu(uuid, None, None))
+    return tuple(out)
+
+
 def slot_benchmarks(
     slot: Slot, record: HardwareRecord, worker: Mapping[str, int]
 ) -> dict[str, int]:

@@ -374,7 +374,8 @@ ex = Executor(Storage.open_in(base), base, ExecutorSettings(allowed_images=(IMAG
 async def main():
     async with trio.open_nursery() as nursery:
         await nursery.start(ex.run)
-        await ex.start_task(deal_task("killed", ["sh", "-c", sys.argv[2]]))
+        seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 60
+        await ex.start_task(deal_task("killed", ["sh", "-c", sys.argv[2]], seconds=seconds))
         print("started", flush=True)
         await trio.sleep_forever()
 
@@ -440,6 +441,49 @@ def test_kill_9_then_a_new_executor_finishes_the_task(make_executor, engine, tmp
     assert late.reason == "exited"
     assert read_log(second.task_dir("later") / "logs", "stdout") == b"late\n"
     assert engine.state(stray.id) is None
+
+
+@pytest.mark.slow
+def test_deadline_holds_across_a_kill_9_and_a_new_executor(make_executor, tmp_path) -> None:
+    """The deadline is the deal's end, not the daemon's: a task started with a short
+    deadline by a daemon killed with SIGKILL is stopped by the next one, which
+    re-attaches, at the original deadline and with the deadline reason."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    seconds = 6.0  # past the first daemon's start also on a loaded machine
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DAEMON, str(tmp_path / "node"), "sleep 60", str(seconds)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    before = time.time()
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    after = time.time()  # the deadline lies in [before + seconds, after + seconds]
+
+    second = make_executor()
+    assert second.task("killed").state == "running"
+
+    async def finish(ex: Executor):
+        return await ex.wait_task("killed")
+
+    outcome = drive(second, finish)
+    ended = time.time()
+    assert outcome.reason == "deadline", outcome
+    assert outcome.receipt is not None and outcome.receipt.reason == "deadline"
+    stopped = outcome.receipt.ended_at_ms / 1000
+    assert before + seconds - 0.5 <= stopped <= after + seconds + 10, stopped - before
+    assert ended < after + seconds + 20  # not the command's 60 s
 
 
 @pytest.mark.slow

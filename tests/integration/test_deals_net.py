@@ -96,6 +96,7 @@ def test_slots_fit_the_worker_and_become_asks(net: Net) -> None:
     assert dear.status_code == 201, dear.text
     slots = net.call("supplier", "GET", "/slots").json()["slots"]
     assert [s["slot_id"] for s in slots] == ["s1", "s2"]
+    assert all(s["gpus"] == [] for s in slots)  # named GPUs: tests/market/test_slots.py
     # both consumers hear both ASKs, each naming the hub's wallet and address
     for name in ("con_a", "con_b"):
         asks = _wait(

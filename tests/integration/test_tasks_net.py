@@ -28,6 +28,7 @@ from tests.integration.test_deals_net import CHEAP, Net, _wait, open_net
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SLOT_RAM = 2**28  # what Net.bid asks for
+SLOT_CORES = 1
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     with open_net(tmp_path_factory.mktemp("tasks"), ("con_a",), hub) as n:
         body = {
             "slot_id": "t1",
-            "cpu_cores": 1,
+            "cpu_cores": SLOT_CORES,
             "ram_bytes": SLOT_RAM,
             "duration": 3600,
             "price_per_hour": str(CHEAP * 3600),
@@ -127,6 +128,8 @@ def test_task_runs_under_the_slot_and_its_results_verify(net: Net, tmp_path: Pat
     script = (
         "cat /sys/fs/cgroup/memory.max 2>/dev/null "
         "|| cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+        "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "
+        "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us); "
         "for i in 1 2 3; do echo line $i; sleep 0.2; done; "
         "echo warn >&2; echo done > /results/out.txt"
     )
@@ -140,7 +143,10 @@ def test_task_runs_under_the_slot_and_its_results_verify(net: Net, tmp_path: Pat
     assert again.status_code == 409 and "exists already" in again.text
     logs = _logs(net, deal_id, follow="true")
     lines = logs["stdout"].decode().splitlines()
-    assert lines == [str(SLOT_RAM), "line 1", "line 2", "line 3"]  # the slot's memory limit
+    # the slot's memory limit, then its CPU quota: quota / period is the slot's cores
+    assert lines[0] == str(SLOT_RAM) and lines[2:] == ["line 1", "line 2", "line 3"], lines
+    quota, period = lines[1].split()
+    assert int(quota) == SLOT_CORES * int(period), lines[1]
     assert logs["stderr"] == b"warn\n" and logs["end"] in (b"running", b"finished")
     tail = run_cli(
         *("task", "logs", "--data-dir", str(net.nodes["con_a"].data_dir), str(deal_id)),
@@ -199,6 +205,9 @@ def test_closing_the_deal_early_stops_its_task(net: Net, tmp_path: Path) -> None
     started = net.call("con_a", "POST", f"/tasks/{deal_id}", start)
     assert started.status_code == 201, started.text
     _wait(lambda: b"up" in _logs(net, deal_id)["stdout"], 20, "the task's first line")
+    token = net.system.token
+    consumer = net.system.chain.w3.eth.account.from_key(net.keys["con_a"]).address
+    wallet_before, consumer_before = token.balance_of(net.wallet), token.balance_of(consumer)
     t0 = time.monotonic()
     closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
     assert closed.status_code == 200, closed.text
@@ -206,6 +215,16 @@ def test_closing_the_deal_early_stops_its_task(net: Net, tmp_path: Path) -> None
     assert got.status_code == 200, got.text
     assert got.json()["receipt"]["reason"] == "closed"
     assert time.monotonic() - t0 < 30
+    # the split for the time the deal ran, exactly, with its task running
+    chain_deal = net.system.deals.deal(deal_id)
+    [closed_ev] = net.system.deals.events(names=["DealClosed"])[-1:]
+    assert closed_ev.args["deal_id"] == deal_id and closed_ev.args["preterm"] is True
+    elapsed = closed_ev.args["timestamp"] - chain_deal.start_time
+    assert 0 <= elapsed < deal["duration"]
+    paid, refunded = chain_deal.paid, chain_deal.refunded
+    assert paid == chain_deal.price * elapsed and paid + refunded == chain_deal.escrow
+    assert token.balance_of(net.wallet) - wallet_before == paid
+    assert token.balance_of(consumer) - consumer_before == refunded
 
 
 def test_blob_input_logs_since_and_a_follower_across_a_consumer_restart(
@@ -309,6 +328,9 @@ def _fresh_deal(net: Net, duration: int) -> dict[str, Any]:
     return _accepted_deal(net, duration)
 
 
+OOM_DEAL_SECONDS = 20  # time to start the task, see it killed and fetch its results
+
+
 def test_an_oom_killed_task_is_reported_with_its_exit_code_and_reason(
     net: Net, tmp_path: Path
 ) -> None:
@@ -317,7 +339,10 @@ def test_an_oom_killed_task_is_reported_with_its_exit_code_and_reason(
     from gossip.eip712 import SigningDomain
     from p2pnode.executor import Receipt, verify_receipt
 
-    deal_id = _fresh_deal(net, 600)["deal_id"]
+    # a short deal, left to reach its end: the hub is paid exactly price x duration
+    token = net.system.token
+    wallet_before = token.balance_of(net.wallet)
+    deal_id = _fresh_deal(net, OOM_DEAL_SECONDS)["deal_id"]
     # one buffer larger than the slot's memory (memory and swap limits are equal)
     hog = f"echo filling; exec dd if=/dev/zero of=/dev/null bs={SLOT_RAM + 2**26} count=1"
     started = net.call("con_a", "POST", f"/tasks/{deal_id}", {"image": IMAGE,
@@ -336,8 +361,13 @@ def test_an_oom_killed_task_is_reported_with_its_exit_code_and_reason(
         results_sha256=hashlib.sha256(Path(body["archive"]).read_bytes()).digest(),
     )
     assert _logs(net, deal_id)["stdout"] == b"filling\n"
-    closed = net.call("con_a", "POST", f"/deals/{deal_id}/close")
-    assert closed.status_code == 200, closed.text
+    closed = _wait(
+        lambda: (x := net.deal("supplier", deal_id)) and x["status"] == "closed" and x,
+        OOM_DEAL_SECONDS + 30,
+        "the hub to close the deal at its end",
+    )
+    assert closed["paid"] == str(CHEAP * OOM_DEAL_SECONDS) and closed["refunded"] == "0"
+    assert token.balance_of(net.wallet) - wallet_before == CHEAP * OOM_DEAL_SECONDS
 
 
 def test_hub_killed_mid_task_restarts_reattaches_and_the_consumer_gets_the_results(

@@ -18,6 +18,7 @@ from p2pnode.market.slots import (
     SlotError,
     SlotPlanner,
     slot_benchmarks,
+    slot_gpus,
 )
 from tests.hardware.replay import FakeNvml, RecordedHost, load
 
@@ -204,6 +205,31 @@ def test_ask_benchmarks_carry_the_share_and_the_workers_scores() -> None:
     )
     ask.validate()
     assert ask.cpu_cores == 4 and ask.gpu_count == 2 and ask.ram_bytes == 32 * GiB
+
+
+def test_slot_gpus_carry_the_recorded_name_and_memory() -> None:
+    """The H200 recording's name and memory reach the slot's view, per GPU in UUID
+    order; a GPU the record lacks is shown by UUID alone, not refused."""
+    record = two_gpu_host()
+    s = slot("g", gpu_uuids=[OTHER, H200])
+    shown = [g.to_json() for g in slot_gpus(s, record)]
+    assert shown == [
+        {"uuid": H200, "name": "NVIDIA H200", "memory_bytes": 150754820096},
+        {"uuid": OTHER, "name": "NVIDIA H200", "memory_bytes": 80 * GiB},
+    ]
+    gone = slot_gpus(s, dataclasses.replace(record, gpus=record.gpus[:1]))
+    assert [(g.uuid, g.name, g.memory_bytes) for g in gone] == [
+        (H200, "NVIDIA H200", 150754820096),
+        (OTHER, None, None),
+    ]
+    assert [g.name for g in slot_gpus(s, None)] == [None, None]
+    assert slot_gpus(slot("c"), record) == ()
+    # `slot list` shows what the API gives: name and memory, or the bare UUID
+    from p2pnode.cli.market import _gpus_cell
+
+    listed = {"gpu_uuids": list(s.gpu_uuids), "gpus": [g.to_json() for g in gone]}
+    assert _gpus_cell(listed) == f"NVIDIA H200 140.4GiB, {OTHER}"
+    assert _gpus_cell({"gpu_uuids": [], "gpus": []}) == "-"
 
 
 def test_ask_benchmarks_refuse_a_gpu_the_worker_lacks() -> None:
