@@ -384,21 +384,17 @@ trio.run(main)
 """
 
 
-@pytest.mark.slow
-def test_kill_9_then_a_new_executor_finishes_the_task(make_executor, engine, tmp_path) -> None:
-    """A daemon killed with SIGKILL mid-task: the next one, on the same database, finds
-    the container by label, re-reads its logs, finishes it; it also starts a task that
-    was recorded but never created, and removes a container of ours it has no task for."""
-    import os
+def _start_and_kill_9(node: Path, script: str, *deadline_s: str) -> None:
+    """Run KILLED_DAEMON on `node` with `script` (and a deadline in seconds, if given)
+    until it says its task started, then SIGKILL it: a daemon gone mid-task."""
     import signal
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
-    script = "echo before; sleep 1.5; echo after; echo r > /results/r.txt"
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_DAEMON, str(tmp_path / "node"), script],
+        [sys.executable, "-c", KILLED_DAEMON, str(node), script, *deadline_s],
         stdout=subprocess.PIPE,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -409,6 +405,15 @@ def test_kill_9_then_a_new_executor_finishes_the_task(make_executor, engine, tmp
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+
+@pytest.mark.slow
+def test_kill_9_then_a_new_executor_finishes_the_task(make_executor, engine, tmp_path) -> None:
+    """A daemon killed with SIGKILL mid-task: the next one, on the same database, finds
+    the container by label, re-reads its logs, finishes it; it also starts a task that
+    was recorded but never created, and removes a container of ours it has no task for."""
+    script = "echo before; sleep 1.5; echo after; echo r > /results/r.txt"
+    _start_and_kill_9(tmp_path / "node", script)
 
     second = make_executor()
     assert second.task("killed").state == "running"
@@ -448,27 +453,9 @@ def test_deadline_holds_across_a_kill_9_and_a_new_executor(make_executor, tmp_pa
     """The deadline is the deal's end, not the daemon's: a task started with a short
     deadline by a daemon killed with SIGKILL is stopped by the next one, which
     re-attaches, at the original deadline and with the deadline reason."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     seconds = 6.0  # past the first daemon's start also on a loaded machine
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_DAEMON, str(tmp_path / "node"), "sleep 60", str(seconds)],
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
     before = time.time()
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"started\n"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+    _start_and_kill_9(tmp_path / "node", "sleep 60", str(seconds))
     after = time.time()  # the deadline lies in [before + seconds, after + seconds]
 
     second = make_executor()
