@@ -103,6 +103,11 @@ class Chain:
         with translate_errors("eth_getBlockByNumber"):
             return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def block_time(self, number: int) -> int:
+        """Timestamp of block `number`."""
+        with translate_errors("eth_getBlockByNumber"):
+            return int(self.w3.eth.get_block(number)["timestamp"])
+
     def mine(self) -> None:
         with translate_errors("mine"):
             if self._tester is not None:

@@ -25,6 +25,7 @@ on a hub, answers about it test the answerers instead of moving the status.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 from gossip.eip712 import SigningDomain
 from gossip.rng import RandomSource
 from reputation import messages
-from reputation.errors import PeerRateLimited, UnsolicitedAnswer
+from reputation.agreement import AgreementProof
+from reputation.errors import PeerRateLimited, TrustSignatureError, UnsolicitedAnswer
 from reputation.evidence import (
     Agreement,
     DealOutcome,
@@ -127,6 +129,11 @@ _COUNTERS = (
     "liars_caught",
     "alerts_sent",
     "alerts_accepted",
+    "proofs_sent",
+    "proofs_received",
+    "proofs_rejected",
+    "proofs_unowned",
+    "proofs_held",
 )
 MAX_ALERTS_QUEUED = 64  # alerts made below the wire (no signer) until the driver takes them
 
@@ -156,6 +163,10 @@ class ReputationCore:
         self._wcache: dict[bytes, float] = {}
         self.payees: Mapping[bytes, Mapping[bytes, int]] | None = None
         self.last_paid: Mapping[bytes, Mapping[bytes, float]] | None = None
+        self.paid_since: Mapping[bytes, float] | None = None
+        self.owners: Mapping[bytes, bytes] = {}
+        # our own agreements as their hubs countersigned them: (hub, worker) -> proof
+        self.own_proofs: dict[tuple[bytes, bytes], AgreementProof] = {}
         self._local_scale: float | None = None
         self.global_units: Mapping[bytes, float] = {}
         self.records: dict[bytes, HubRecord] = {}
@@ -236,12 +247,25 @@ class ReputationCore:
         no agreement cannot buy trust by guessing right."""
         self.payees = payees
 
-    def set_chain_last_paid(self, last_paid: Mapping[bytes, Mapping[bytes, float]]) -> None:
+    def set_chain_last_paid(
+        self,
+        last_paid: Mapping[bytes, Mapping[bytes, float]],
+        since: Mapping[bytes, float] | None = None,
+    ) -> None:
         """When each hub's wallet last paid each address (hub -> address -> time), read by
         the driver from the wallets' transfer events (kept, not copied); a hub not in it
         has not been read yet. It is what a proof of a missed payday is checked against
-        (`check_proof`)."""
+        (`check_proof`). `since`: per hub, the time from which its events were read (a
+        driver that reads a bounded look-back knows nothing before it); None: from the
+        beginning."""
         self.last_paid = last_paid
+        self.paid_since = since
+
+    def set_hub_owners(self, owners: Mapping[bytes, bytes]) -> None:
+        """Each hub wallet's owner account, as its announcement named it and the chain
+        check confirmed (kept, not copied): whose countersignature a proof about that
+        wallet must carry."""
+        self.owners = owners
 
     def set_global_trust(self, units: Mapping[bytes, float]) -> None:
         """Global trust in uniform units (GlobalTrust.units()); the driver recomputes it
@@ -277,8 +301,18 @@ class ReputationCore:
         ):
             self._move(hub, Reason.CHAIN_REHABILITATED, now)
 
-    def add_agreement(self, agreement: Agreement) -> None:
+    def add_agreement(self, agreement: Agreement, proof: AgreementProof | None = None) -> None:
+        """One of our agreements; `proof`: as its hub countersigned it, sent with our
+        "BAD" if the hub misses the first payday (a proof that does not describe these
+        terms is not kept)."""
         self.evidence.add_agreement(agreement)
+        key = (agreement.hub, agreement.worker)
+        if proof is not None and proof.agreement(agreement.worker, agreement.hub) == agreement:
+            self.own_proofs[key] = proof
+            while len(self.own_proofs) > self.evidence.max_agreements:
+                self.own_proofs.pop(next(iter(self.own_proofs)))
+        else:
+            self.own_proofs.pop(key, None)
 
     def end_agreement(self, hub: bytes, worker: bytes, now: float) -> None:
         self.evidence.end_agreement(hub, worker, now)
@@ -506,9 +540,34 @@ class ReputationCore:
         paid = self.last_paid.get(a.hub)
         if paid is None:
             return False
+        if self.paid_since is not None and proof.start < self.paid_since.get(a.hub, float("inf")):
+            return False  # payments before our look-back are unknown to us
         first = proof.start + proof.payout_period_s + self.params.status.payment_grace_s
         last = paid.get(a.answerer)
         return first <= now and (last is None or last < proof.start)
+
+    def wire_proof(self, a: TrustAnswer) -> Agreement | None:
+        """The agreement an answer's proof shows, if its countersignature is the
+        owner's we know for that wallet (`set_hub_owners`); None otherwise. The
+        countersignature itself was checked on arrival (`_check_countersignature`)."""
+        p = a.proof
+        if p is None:
+            return None
+        if self.owners.get(a.hub) != p.owner:
+            self.counters["proofs_unowned"] += 1
+            return None
+        return p.agreement(a.answerer, a.hub)
+
+    def _check_countersignature(self, msg: TrustMessage) -> None:
+        """TrustSignatureError (the sender's fault) for a proof its hub owner did not sign:
+        such a frame is neither stored nor forwarded."""
+        if isinstance(msg, TrustAnswer) and msg.proof is not None:
+            self.counters["proofs_received"] += 1
+            if not msg.proof.countersigned(self.domain, msg.answerer, msg.hub):
+                self.counters["proofs_rejected"] += 1
+                raise TrustSignatureError(
+                    "answer: its proof is not countersigned by the hub owner it names"
+                )
 
     def _proven(self, a: StoredAnswer) -> bool:
         """A stored proof still holds: the hub has paid the answerer nothing since."""
@@ -537,7 +596,21 @@ class ReputationCore:
         )
         if self.signer is not None:
             a = messages.sign(a, self.domain, self.signer)  # type: ignore[assignment]
+            if ev.verdict is Verdict.BAD:
+                a = self._with_proof(a)
         return a
+
+    def _with_proof(self, a: TrustAnswer) -> TrustAnswer:
+        """`a` with the countersigned agreement that proves a missed first payday, if we
+        hold one (`proof_for`): peers who give us no weight can check it themselves."""
+        ag = self.proof_for(a.hub)
+        if ag is None:
+            return a
+        p = self.own_proofs.get((a.hub, ag.worker))
+        if p is None or float(p.at) != ag.start:
+            return a
+        self.counters["proofs_sent"] += 1
+        return dataclasses.replace(a, proof=p)
 
     # -- the wire ------------------------------------------------------------------------
 
@@ -566,15 +639,16 @@ class ReputationCore:
                 self.counters["answers_sent"] += 1
             return
         self.counters["answers_received"] += 1
-        key = msg.digest(self.domain)
+        key = messages.seen_key(msg, self.domain)
         if key in self._seen:
             self.counters["dropped_duplicate"] += 1
             return
         if msg.question == messages.ALERT_QUESTION:
             messages.verify(msg, self.domain)
+            self._check_countersignature(msg)
             self._charge(peer, now, question=False)
             self._mark_seen(key)
-            if not self.accept_alert(msg, now):
+            if not self.accept_alert(msg, now, self.wire_proof(msg)):
                 self.counters["dropped_unsolicited"] += 1
             return
         out = self._outstanding.get(msg.question)
@@ -582,14 +656,21 @@ class ReputationCore:
             self.counters["dropped_unsolicited"] += 1
             raise UnsolicitedAnswer(f"answer to unknown question 0x{msg.question.hex()[:16]}")
         messages.verify(msg, self.domain)
+        self._check_countersignature(msg)
         self._charge(peer, now, question=False)
         self._mark_seen(key)
-        p = self.params.poll
-        untrusted = self.weight(msg.answerer) <= 0
-        if not out.room_for(msg, untrusted, p):
+        self._take_answer(out, msg, now)
+
+    def _take_answer(self, out: _Outstanding, msg: TrustAnswer, now: float) -> None:
+        """An answer to one of our questions, checked: stored if its question has room."""
+        proof = self.wire_proof(msg)
+        untrusted = self.weight(msg.answerer) <= 0 and (
+            proof is None or not self.check_proof(msg, proof, now)
+        )
+        if not out.room_for(msg, untrusted, self.params.poll):
             self.counters["dropped_table_full"] += 1
             return
-        self.accept_answer(msg, now)
+        self.accept_answer(msg, now, proof=proof)
 
     # -- the wire, split for a gossip topic -----------------------------------------------
 
@@ -608,11 +689,12 @@ class ReputationCore:
         if not msg.valid_from - skew <= now <= msg.valid_until:
             self.counters["dropped_expired"] += 1
             return None
-        key = msg.digest(self.domain)
+        key = messages.seen_key(msg, self.domain)
         if key in self._seen:
             self.counters["dropped_duplicate"] += 1
             return None
         messages.verify(msg, self.domain)
+        self._check_countersignature(msg)
         self._charge(msg.signer, now, question=isinstance(msg, TrustQuestion))
         self._mark_seen(key)
         return msg
@@ -633,19 +715,14 @@ class ReputationCore:
             return
         self.counters["answers_received"] += 1
         if msg.question == messages.ALERT_QUESTION:
-            if not self.accept_alert(msg, now):
+            if not self.accept_alert(msg, now, self.wire_proof(msg)):
                 self.counters["dropped_unsolicited"] += 1
             return
         out = self._outstanding.get(msg.question)
         if out is None or out.hub != msg.hub:
             self.counters["dropped_unsolicited"] += 1
             return
-        p = self.params.poll
-        untrusted = self.weight(msg.answerer) <= 0
-        if not out.room_for(msg, untrusted, p):
-            self.counters["dropped_table_full"] += 1
-            return
-        self.accept_answer(msg, now)
+        self._take_answer(out, msg, now)
 
     def _mark_seen(self, key: bytes) -> None:
         self._seen[key] = None
@@ -701,6 +778,8 @@ class ReputationCore:
             untrusted.pop(a.answerer, None)
         w = self.weight(a.answerer)
         proven = proof is not None and self.check_proof(a, proof, now)
+        if proven:
+            self.counters["proofs_held"] += 1
         if w <= 0 and not proven:
             # peers we give no weight share a small first-in-first-out corner: however
             # many there are, they cannot push out the answers that count

@@ -9,11 +9,17 @@ Wire form (msgpack, canonical, at most MAX_TRUST_MESSAGE_BYTES):
 
     question: [16, 1, asker, hub, nonce, valid_from, valid_until, signature]
     answer:   [17, 1, answerer, hub, question_id, verdict, payments_seen,
-               avg_reward, period_s, last_seen, valid_from, valid_until, signature]
+               avg_reward, period_s, last_seen, valid_from, valid_until, signature
+               (, proof)]
 
 addresses are bin 20, question_id bin 32 (the question's EIP-712 digest),
 avg_reward a uint256 as bin of its minimal big-endian bytes (zero: empty),
 every other number a msgpack int in its smallest form, signature bin 65.
+`proof`, only on a "BAD" about a first payday missed, is the answerer's agreement
+with the hub as the hub countersigned it (reputation/agreement.py): outside the
+answer's signature, it speaks for itself through the hub's. A node dedupes an
+answer by its digest and the proof's bytes together, so a relay that strips the
+proof cannot keep the proven copy from anyone.
 `decode` checks size, types, ranges and the canonical form (it re-encodes and
 compares), then `verify` checks that the signature recovers to the named
 signer. Nothing is stored before both passed.
@@ -23,16 +29,18 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
 
 from gossip import eip712
-from gossip.eip712 import FieldSpec, SignatureError, SigningDomain, StructType
+from gossip.eip712 import FieldSpec, SignatureError, SigningDomain, StructType, keccak
+from reputation.agreement import AgreementProof, ProofError
 from reputation.errors import TrustMessageDecodeError, TrustSignatureError
 from reputation.evidence import Verdict
 
+# the largest answer with a proof, every number at its maximum, is 482 bytes
 MAX_TRUST_MESSAGE_BYTES = 512
 PROTOCOL_VERSION = 1
 UINT32_MAX = 2**32 - 1
@@ -171,6 +179,9 @@ class TrustAnswer:
     valid_from: int
     valid_until: int
     signature: bytes = b""
+    # the hub-countersigned agreement behind a "BAD" about a missed first payday:
+    # not signed by the answerer, not part of the digest (see the module's header)
+    proof: AgreementProof | None = field(default=None, compare=False)
 
     KIND: ClassVar[TrustKind] = TrustKind.ANSWER
 
@@ -186,6 +197,13 @@ class TrustAnswer:
         _uint("last_seen", self.last_seen, UINT64_MAX)
         _window(self.valid_from, self.valid_until)
         _signature(self.signature)
+        if self.proof is not None:
+            if self.verdict is not Verdict.BAD:
+                raise FieldProblem("proof", "only a BAD answer carries a proof")
+            try:
+                self.proof.validate()
+            except ProofError as exc:
+                raise FieldProblem(exc.field, exc.problem) from None
 
     @property
     def signer(self) -> bytes:
@@ -213,6 +231,14 @@ def sign(msg: TrustMessage, domain: SigningDomain, signer: KeySigner) -> TrustMe
     if msg.signer != signer.address:
         raise ValueError("the signer's address must be the message's asker/answerer")
     return dataclasses.replace(msg, signature=signer.sign(msg.digest(domain)))
+
+
+def seen_key(msg: TrustMessage, domain: SigningDomain) -> bytes:
+    """What a node dedupes a message by: its digest, and its proof's bytes if any."""
+    d = msg.digest(domain)
+    if isinstance(msg, TrustAnswer) and msg.proof is not None:
+        return keccak(d + msgpack.packb(msg.proof.to_wire(), use_bin_type=True))
+    return d
 
 
 def verify(msg: TrustMessage, domain: SigningDomain) -> None:
@@ -268,7 +294,9 @@ def _to_wire(msg: TrustMessage) -> list[Any]:
             msg.valid_from,
             msg.valid_until,
         ]
-    return [int(msg.KIND), PROTOCOL_VERSION, *body, msg.signature]
+    proof = msg.proof if isinstance(msg, TrustAnswer) else None
+    tail = [proof.to_wire()] if proof is not None else []
+    return [int(msg.KIND), PROTOCOL_VERSION, *body, msg.signature, *tail]
 
 
 def encode(msg: TrustMessage) -> bytes:
@@ -285,8 +313,8 @@ def _from_wire(kind: TrustKind, items: tuple[Any, ...]) -> TrustMessage:
         if len(items) != 6:
             raise FieldProblem("message", f"QUESTION has 8 array items, got {len(items) + 2}")
         return TrustQuestion(*items)
-    if len(items) != 11:
-        raise FieldProblem("message", f"ANSWER has 13 array items, got {len(items) + 2}")
+    if len(items) not in (11, 12):
+        raise FieldProblem("message", f"ANSWER has 13 or 14 array items, got {len(items) + 2}")
     verdict_raw = items[3]
     if type(verdict_raw) is not int or verdict_raw not in (1, 2):
         raise FieldProblem("verdict", f"1 (GOOD) or 2 (BAD) expected, got {verdict_raw!r}")
@@ -302,7 +330,15 @@ def _from_wire(kind: TrustKind, items: tuple[Any, ...]) -> TrustMessage:
         items[8],
         items[9],
         items[10],
+        _proof_in(items[11]) if len(items) == 12 else None,
     )
+
+
+def _proof_in(items: object) -> AgreementProof:
+    try:
+        return AgreementProof.from_wire(items)
+    except ProofError as exc:
+        raise FieldProblem(exc.field, exc.problem) from None
 
 
 def decode(data: bytes) -> TrustMessage:

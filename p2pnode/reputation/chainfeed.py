@@ -36,17 +36,23 @@ def read(
     *,
     max_range: int = 2_000,
     first_lookback: int = FIRST_LOOKBACK,
-) -> tuple[list[SeenPayment], int]:
-    """Payments from each wallet in blocks (its cursor, head]; and the head read.
+) -> tuple[list[SeenPayment], int, dict[bytes, float]]:
+    """Payments from each wallet in blocks (its cursor, head]; the head read; and, for
+    each wallet read for the first time, the chain time its reading begins at.
 
     A cursor of 0 is a wallet never read: it is read from `first_lookback` blocks
     back, not from genesis (on a long chain that would be thousands of requests per
     hub, for payments that are no evidence of ours: an agreement starts when it is
-    made). A wallet read before is read from its cursor, however far back."""
+    made). A wallet read before is read from its cursor, however far back. What was
+    paid before the first block read is unknown: a proof of a missed payday for an
+    agreement that started before it proves nothing (`ReputationCore.check_proof`)."""
     head = int(system.chain.block_number())
     out: list[SeenPayment] = []
+    since: dict[bytes, float] = {}
     for wallet, cursor in wallets.items():
         after = cursor if cursor > 0 else max(0, head - first_lookback)
+        if cursor <= 0:
+            since[wallet] = 0.0 if after == 0 else float(system.chain.block_time(after + 1))
         if after >= head:
             continue
         hw = system.wallet("0x" + wallet.hex())
@@ -57,4 +63,4 @@ def read(
                 )
             )
     out.sort(key=lambda p: (p.block, p.at))
-    return out, head
+    return out, head, since

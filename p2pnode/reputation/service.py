@@ -52,6 +52,7 @@ from p2pnode.context import NodeContext, need
 from p2pnode.reputation import chainfeed
 from p2pnode.reputation.rating import rating_of
 from p2pnode.reputation.store import HubMeta, ReputationStore
+from reputation.agreement import AgreementProof
 from reputation.core import ChainState, ReputationCore
 from reputation.eigentrust import GlobalTrust
 from reputation.errors import PeerRateLimited, RemoteTrustError
@@ -115,20 +116,34 @@ class ReputationService:
         self.store = ReputationStore(ctx.storage)
         self.meta: dict[bytes, HubMeta] = self.store.load_into(self.core)
         self._hub_of_owner = {m.owner: h for h, m in self.meta.items() if m.owner}
+        # whose countersignature a proof about each wallet must carry
+        self._owners: dict[bytes, bytes] = {h: m.owner for h, m in self.meta.items() if m.owner}
+        self.core.set_hub_owners(self._owners)
         self._local_saved = self.core.local.table()
         self._payees: dict[bytes, dict[bytes, int]] = {}
-        for hub, (worker, _, _) in (
+        # when each wallet last paid each address: what proofs are checked against
+        self._last_paid: dict[bytes, dict[bytes, float]] = {}
+        for hub, (worker, _, at) in (
             (h, p) for h in self.meta for p in self.store.payments(h, limit=10_000)
         ):
             row = self._payees.setdefault(hub, {})
             row[worker] = row.get(worker, 0) + 1
-        if self.chain is not None:
-            self.core.set_chain_payees(self._payees)
+            paid = self._last_paid.setdefault(hub, {})
+            paid[worker] = max(at, paid.get(worker, at))
         # per hub wallet, the last block whose payment events were read (kept: a restart
-        # must not count a payment twice)
+        # must not count a payment twice), and the chain time its reading began from
         self._cursor: dict[bytes, int] = {
             _addr(h): int(b) for h, b in json.loads(self.store.meta("cursors") or "{}").items()
         }
+        self._since: dict[bytes, float] = {
+            _addr(h): float(t) for h, t in json.loads(self.store.meta("since") or "{}").items()
+        }
+        for h, b in self._cursor.items():
+            if b > 0:
+                self._last_paid.setdefault(h, {})
+        if self.chain is not None:
+            self.core.set_chain_payees(self._payees)
+            self.core.set_chain_last_paid(self._last_paid, self._since)
         self._judged = self.store.judged_deals()
         self._peer_of: OrderedDict[bytes, bytes] = OrderedDict()
         # the seeds we bootstrap from are pre-trusted, by the account their signed
@@ -177,9 +192,10 @@ class ReputationService:
         rec = self.core.records.get(hub)
         return rec if rec is not None else HubRecord(hub)
 
-    def add_agreement(self, agreement: Agreement) -> None:
-        """A worker's terms with a hub (the worker role calls it when it joins)."""
-        self.core.add_agreement(agreement)
+    def add_agreement(self, agreement: Agreement, proof: AgreementProof | None = None) -> None:
+        """A worker's terms with a hub (the worker role calls it when it joins), with the
+        hub's countersignature of them (`proof`)."""
+        self.core.add_agreement(agreement, proof)
         self._cursor.setdefault(agreement.hub, self._cursor.get(agreement.hub, 0))
         self._after({agreement.hub})
 
@@ -273,6 +289,7 @@ class ReputationService:
             self._hub_of_owner.pop(old.owner, None)
         self.meta[hub] = HubMeta(bytes(ann.owner), bytes(ann.peer_id), ann.name)
         self._hub_of_owner[bytes(ann.owner)] = hub
+        self._owners[hub] = bytes(ann.owner)
         self._learn_peer(bytes(ann.owner), bytes(ann.peer_id))
         chain_status = self._chain_status(hub, bytes(ann.owner))
         if self.chain is None:
@@ -426,7 +443,7 @@ class ReputationService:
         seen: list[chainfeed.SeenPayment] = []
         if system is not None and wallets:
             try:
-                seen, head = await trio.to_thread.run_sync(chainfeed.read, system, wallets)
+                seen, head, since = await trio.to_thread.run_sync(chainfeed.read, system, wallets)
             except Exception as exc:  # a chain hiccup must not stop the node
                 self.counters["chain_errors"] += 1
                 log.warning("reputation: reading hub wallet payments failed: %s", exc)
@@ -435,16 +452,24 @@ class ReputationService:
                 for h in wallets:
                     self._cursor[h] = head
                     self._payees.setdefault(h, {})  # read: who it paid is now known
+                    self._last_paid.setdefault(h, {})
+                for h, t in since.items():
+                    self._since.setdefault(h, t)
         rows = []
         for p in seen:
             self.counters["payments_read"] += 1
             row = self._payees.setdefault(p.hub, {})
             row[p.worker] = row.get(p.worker, 0) + 1
+            paid = self._last_paid.setdefault(p.hub, {})
+            paid[p.worker] = max(p.at, paid.get(p.worker, p.at))
             if self.core.payment_observed(Payment(p.hub, p.worker, p.amount, p.at)):
                 self.counters["payments_matched"] += 1
             rows.append((p.hub, p.worker, p.amount, p.at, p.block))
-        cursors = json.dumps({_hex(h): b for h, b in self._cursor.items()})
-        self._after({p.hub for p in seen}, payments=rows, kv={"cursors": cursors})
+        kv = {
+            "cursors": json.dumps({_hex(h): b for h, b in self._cursor.items()}),
+            "since": json.dumps({_hex(h): t for h, t in self._since.items()}),
+        }
+        self._after({p.hub for p in seen}, payments=rows, kv=kv)
 
     def scan_deals(self) -> None:
         """Consumer deals, once closed and past the grace for fetching their results.

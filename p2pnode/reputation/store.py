@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2pnode.storage import Storage
+from reputation.agreement import AgreementProof
 from reputation.core import ReputationCore, StoredAnswer
 from reputation.evidence import Agreement, AgreementLedger, Verdict
 from reputation.state import MAX_HISTORY, HubRecord, HubStatus, Reason, Transition
@@ -84,6 +85,16 @@ _SCHEMA = (
         deal_id INTEGER PRIMARY KEY, outcome TEXT NOT NULL
     )""",
     "CREATE TABLE IF NOT EXISTS rep_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # our agreements as their hubs countersigned them (reputation/agreement.py), sent
+    # with a "BAD" about a missed first payday
+    """CREATE TABLE IF NOT EXISTS rep_own_proofs (
+        hub BLOB NOT NULL, worker BLOB NOT NULL, proof BLOB NOT NULL, PRIMARY KEY (hub, worker)
+    )""",
+    # answers that came with a proof that checked: the start of the answerer's agreement
+    """CREATE TABLE IF NOT EXISTS rep_answer_proofs (
+        hub BLOB NOT NULL, answerer BLOB NOT NULL, proof_start REAL NOT NULL,
+        PRIMARY KEY (hub, answerer)
+    )""",
 )
 
 MAX_PAYMENT_ROWS = 100_000  # payments kept for display; the oldest go first
@@ -127,6 +138,13 @@ class ReputationStore:
                 "at, tested FROM rep_answers ORDER BY at"
             ).fetchall()
             local = db.execute("SELECT peer, agreed, contradicted FROM rep_local_trust").fetchall()
+            own_proofs = db.execute("SELECT hub, worker, proof FROM rep_own_proofs").fetchall()
+            proven = {
+                (bytes(h), bytes(a)): float(t)
+                for h, a, t in db.execute(
+                    "SELECT hub, answerer, proof_start FROM rep_answer_proofs"
+                ).fetchall()
+            }
             glob = db.execute("SELECT peer, units FROM rep_global_trust").fetchall()
         meta: dict[bytes, HubMeta] = {}
         history: dict[bytes, deque[Transition]] = {}
@@ -166,12 +184,26 @@ class ReputationStore:
         core.set_global_trust({bytes(p): float(u) for p, u in glob})
         for hub, who, verdict, seen, avg, period, last_seen, at, tested in answers:
             h, a = bytes(hub), bytes(who)
+            proof_start = proven.get((h, a))
             core.answers.setdefault(h, {})[a] = StoredAnswer(
-                h, a, Verdict(verdict), seen, int(avg), period, last_seen, at, bool(tested)
+                h,
+                a,
+                Verdict(verdict),
+                seen,
+                int(avg),
+                period,
+                last_seen,
+                at,
+                bool(tested),
+                proof_start,
             )
             untrusted = core._untrusted.setdefault(h, {})
-            if core.weight(a) <= 0:
+            if core.weight(a) <= 0 and proof_start is None:
                 untrusted[a] = None
+        for h, w, blob in own_proofs:
+            key = (bytes(h), bytes(w))
+            if key in core.evidence.ledgers:
+                core.own_proofs[key] = AgreementProof.from_bytes(bytes(blob))
         return meta
 
     def judged_deals(self) -> set[int]:
@@ -287,6 +319,12 @@ class ReputationStore:
             if h != hub:
                 continue
             a = lg.agreement
+            proof = core.own_proofs.get((h, worker))
+            if proof is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO rep_own_proofs VALUES (?, ?, ?)",
+                    (hub, worker, proof.to_bytes()),
+                )
             db.execute(
                 "INSERT OR REPLACE INTO rep_ledgers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -322,5 +360,14 @@ class ReputationStore:
                     int(a.tested),
                 )
                 for a in core.answers.get(hub, {}).values()
+            ],
+        )
+        db.execute("DELETE FROM rep_answer_proofs WHERE hub = ?", (hub,))
+        db.executemany(
+            "INSERT INTO rep_answer_proofs VALUES (?, ?, ?)",
+            [
+                (hub, a.answerer, a.proof_start)
+                for a in core.answers.get(hub, {}).values()
+                if a.proof_start is not None
             ],
         )

@@ -52,6 +52,7 @@ from p2pnode.market.tasksvc import serve_archive, stream_logs
 from p2pnode.worker import link, policy, wire
 from p2pnode.worker.membership import Membership, MembershipStore
 from p2pnode.worker.status import MAX_HUBS, ChainStatusSource, HubStatusSource
+from reputation.agreement import AgreementProof
 from reputation.state import HubStatus
 
 log = logging.getLogger(__name__)
@@ -346,7 +347,7 @@ class WorkerAgent:
         log.info(
             "worker: joined hub 0x%s at %d wei per hour", offer.wallet.hex(), member.pay_per_hour
         )
-        self._tell_reputation_joined(member)
+        self._tell_reputation_joined(member, AgreementProof.of(req, answer))
 
     async def _send_leave(self, current: Membership) -> bool:
         """The signed leave notice to the hub; False when it did not answer."""
@@ -400,8 +401,10 @@ class WorkerAgent:
             except Exception as exc:
                 log.warning("worker: reputation did not take the agreement's end: %s", exc)
 
-    def _tell_reputation_joined(self, member: Membership) -> None:
-        """The reputation service judges the hub's payments against this agreement."""
+    def _tell_reputation_joined(self, member: Membership, proof: AgreementProof) -> None:
+        """The reputation service judges the hub's payments against this agreement, and
+        keeps the hub's countersignature of it: the proof it sends with a "BAD" should
+        the hub miss the first payday."""
         if self.reputation is None or not hasattr(self.reputation, "add_agreement"):
             return
         from reputation.evidence import Agreement
@@ -415,7 +418,7 @@ class WorkerAgent:
                 start=member.joined_at,
             )
             agreement.validate()
-            self.reputation.add_agreement(agreement)
+            self.reputation.add_agreement(agreement, proof)
         except Exception as exc:
             log.warning("worker: reputation did not take the agreement: %s", exc)
 

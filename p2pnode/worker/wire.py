@@ -56,6 +56,7 @@ from p2pnode.signedframes import attrs, struct
 from p2pnode.signedframes import digest as digest
 from p2pnode.signedframes import sign as sign
 from p2pnode.signedframes import signer as signer
+from reputation.agreement import HUB_ANSWER_TYPE, JOIN_TYPE
 
 PROTOCOL_ID = "/sonm/worker/1"
 VERSION = 1
@@ -176,18 +177,7 @@ class JoinRequest:
     LIMIT: ClassVar[int] = MAX_JOIN_BYTES
     SIGNER: ClassVar[str] = "worker"
     BIG: ClassVar[frozenset[str]] = frozenset({"pay_per_hour"})
-    TYPE: ClassVar[StructType] = struct(
-        "WorkerJoin",
-        ("worker", "address", "worker"),
-        ("hub", "address", "hub"),
-        ("wallet", "address", "wallet"),
-        ("addr", "string", "addr"),
-        ("hardware", "bytes", "hardware"),
-        ("payPerHour", "uint256", "pay_per_hour"),
-        ("payoutPeriod", "uint64", "payout_period"),
-        ("nonce", "uint64", "nonce"),
-        ("validUntil", "uint64", "valid_until"),
-    )
+    TYPE: ClassVar[StructType] = JOIN_TYPE  # shared with the proofs the core checks
     FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:
@@ -252,15 +242,7 @@ class HubAnswer:
     KIND: ClassVar[WorkerKind] = WorkerKind.HUB_ANSWER
     LIMIT: ClassVar[int] = MAX_SMALL_BYTES
     SIGNER: ClassVar[str] = "hub"
-    TYPE: ClassVar[StructType] = struct(
-        "WorkerHubAnswer",
-        ("hub", "address", "hub"),
-        ("worker", "address", "worker"),
-        ("ref", "bytes32", "ref"),
-        ("ok", "uint8", "ok"),
-        ("at", "uint64", "at"),
-        ("reason", "string", "reason"),
-    )
+    TYPE: ClassVar[StructType] = HUB_ANSWER_TYPE  # shared with the proofs the core checks
     FIELDS: ClassVar[tuple[str, ...]] = attrs(TYPE)
 
     def validate(self) -> None:

@@ -32,17 +32,19 @@ def test_payments_are_read_by_wallet_and_cursor_and_match_an_agreement(world: Wo
     good.transfer(world.other, 3 * SNM, sender=world.hub)
 
     wallets = {_b(good.address): 0, _b(quiet.address): 0}
-    seen, head = chainfeed.read(world.system, wallets)
+    seen, head, since = chainfeed.read(world.system, wallets)
+    # a short chain is read from its start: nothing paid before is unknown
+    assert since == dict.fromkeys(wallets, 0.0)
     assert [(p.hub, p.worker, p.amount) for p in seen] == [
         (_b(good.address), _b(world.miner), 10 * SNM),
         (_b(good.address), _b(world.other), 3 * SNM),
     ]
     assert seen[0].block == r1.block_number and head >= r1.block_number
     # from the cursor on, nothing is read twice
-    again, head2 = chainfeed.read(world.system, dict.fromkeys(wallets, head))
-    assert again == [] and head2 == head
+    again, head2, since2 = chainfeed.read(world.system, dict.fromkeys(wallets, head))
+    assert again == [] and head2 == head and since2 == {}
     good.transfer(world.miner, 10 * SNM, sender=world.hub)
-    third, _ = chainfeed.read(world.system, dict.fromkeys(wallets, head))
+    third, _, _ = chainfeed.read(world.system, dict.fromkeys(wallets, head))
     assert [(p.worker, p.amount) for p in third] == [(_b(world.miner), 10 * SNM)]
 
     # the miner's agreement: 10 SNM per hour, hourly paydays from an hour before the
@@ -68,11 +70,14 @@ def test_a_wallet_never_read_is_read_back_only_so_far(world: World) -> None:
     for _ in range(3):
         world.chain.mine()
     head = world.chain.block_number()
-    recent, _ = chainfeed.read(world.system, {_b(w.address): 0}, first_lookback=head)
+    recent, _, _ = chainfeed.read(world.system, {_b(w.address): 0}, first_lookback=head)
     assert len(recent) == 1
     # the transfer lies more than 3 blocks back: a first read of 3 blocks misses it...
-    short, _ = chainfeed.read(world.system, {_b(w.address): 0}, first_lookback=3)
+    short, _, since = chainfeed.read(world.system, {_b(w.address): 0}, first_lookback=3)
     assert short == []
+    # and says from when it knows the wallet's payments: the first block it read
+    assert since == {_b(w.address): float(world.chain.block_time(head - 2))}
+    assert since[_b(w.address)] >= recent[0].at
     # ...but a wallet read before is read from its cursor, however far back
-    again, _ = chainfeed.read(world.system, {_b(w.address): 1}, first_lookback=3)
+    again, _, _ = chainfeed.read(world.system, {_b(w.address): 1}, first_lookback=3)
     assert len(again) == 1
