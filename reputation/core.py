@@ -569,6 +569,10 @@ class ReputationCore:
                     "answer: its proof is not countersigned by the hub owner it names"
                 )
 
+    def proven_answers(self, hub: bytes) -> int:
+        """How many answers about `hub` carry a proof that still holds."""
+        return sum(1 for a in self.answers.get(hub, {}).values() if self._proven(a))
+
     def _proven(self, a: StoredAnswer) -> bool:
         """A stored proof still holds: the hub has paid the answerer nothing since."""
         if a.proof_start is None or self.last_paid is None:

@@ -42,6 +42,13 @@ class Hub(BaseModel):
     answers: int = Field(ge=0, description="trust answers kept about the hub")
     weight_positive: float
     weight_negative: float
+    warning: float = Field(
+        description="weight of trusted or proven news that a worker went unpaid there since "
+        "the hub last paid us; a worker neither joins nor stays with a hub that has one"
+    )
+    proven: int = Field(
+        ge=0, description="answers whose proof of a missed first payday checks on chain"
+    )
     trust: float = Field(description="the owner's global trust, 1.0 = average")
     rating: int = Field(ge=0, le=10_000, description="the owner's rating, basis points")
 

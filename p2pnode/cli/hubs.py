@@ -46,10 +46,14 @@ def cmd_node_hubs(args: argparse.Namespace) -> int:
                 for x in h["history"]
             )
         status = h["status"]
+        shown = f"[{_STYLE.get(status, '')}]{status}[/]" if status in _STYLE else status
+        if h["warning"] > 0:  # workers neither join nor stay: say why
+            proven = f" ({h['proven']} proven)" if h["proven"] else ""
+            shown += f"\n[red]warned[/]{proven}"
         table.add_row(
             h["hub"],
             h["name"],
-            f"[{_STYLE.get(status, '')}]{status}[/]" if status in _STYLE else status,
+            shown,
             why,
             _ago(h["since"], now),
             str(h["payments_seen"]),

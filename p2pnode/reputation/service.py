@@ -592,6 +592,8 @@ class ReputationService:
                     "answers": len(self.core.answers.get(hub, {})),
                     "weight_positive": round(t.positive, 6),
                     "weight_negative": round(t.negative, 6),
+                    "warning": round(self.core.warning(hub, self.clock()), 6),
+                    "proven": self.core.proven_answers(hub),
                     "trust": trust if math.isfinite(trust) else 0.0,
                     "rating": self.rating(m.owner) if m.owner is not None else 0,
                 }

@@ -58,6 +58,9 @@ from reputation.state import HubStatus
 log = logging.getLogger(__name__)
 
 OFFER_TTL = 300.0  # seconds an offer heard is used before it is asked again
+# a hub that said it is full frees a place when one of its workers leaves: a worker
+# waiting on it asks again after this many looks (never later than OFFER_TTL)
+CLOSED_OFFER_LOOKS = 6
 MAX_OFFERS_PER_ROUND = 8
 LEAVE_RETRIES = 10  # more tries (one per check_interval) of a leave notice a hub did not take
 MAX_UNSENT_LEAVES = 16  # hubs left whose notice is still being sent
@@ -157,6 +160,7 @@ class WorkerAgent:
                     "status": self.statuses.status(w).name.lower(),
                     "pay_per_hour": str(h.offer.pay_per_hour) if h.offer else None,
                     "open": bool(h.offer.open) if h.offer else None,
+                    "warned": self.statuses.warned(w),
                 }
                 for w, h in self.hubs.items()
             ],
@@ -261,13 +265,18 @@ class WorkerAgent:
             await self._leave(current, action.why)
         return action
 
+    def _offer_ttl(self, offer: wire.Offer) -> float:
+        if offer.open:
+            return OFFER_TTL
+        return min(OFFER_TTL, CLOSED_OFFER_LOOKS * self.params.check_interval)
+
     async def _refresh_offers(self) -> None:
         now = self.clock()
         asked = 0
         for wallet, heard in list(self.hubs.items()):
             if asked >= MAX_OFFERS_PER_ROUND:
                 return
-            if heard.offer is not None and now - heard.offer_at < OFFER_TTL:
+            if heard.offer is not None and now - heard.offer_at < self._offer_ttl(heard.offer):
                 continue
             probe = policy.Candidate(wallet, self.statuses.status(wallet), 0, True)
             why = policy.excluded(probe, self.params.policy)

@@ -1,0 +1,138 @@
+"""A hub that never pays, between real daemons over loopback with anvil for the chain:
+its stiffed worker's proof convinces a worker that gives it no trust at all.
+
+Hub B takes one worker and its wallet holds nothing beyond the deposit the DAO
+freezes, so every payout is refused. w0 joins it; w1, refused (B is full), keeps
+asking about B on the trust topic. No worker pre-trusts another, and neither has
+evidence about the other: each gives the other no weight, so a plain "BAD" from
+w0 would move nothing at w1. When B misses w0's first payday, w0's answers carry
+its agreement as B's owner countersigned it; w1 checks the countersignature, that
+its signer is the owner B's announcement named (checked on chain), and that B's
+wallet paid w0 nothing since the start, and warns itself off B. w0 leaves B; B is
+open again, and w1 still does not join it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from contracts.anvil import dev_private_keys
+from p2pnode.localnet import light_keystore, wait_ready
+from tests.conftest import run_cli
+from tests.integration.test_deals_net import ACCEPT_TIMEOUT, Net, _wait, open_net
+from tests.integration.test_trust_net import DEPOSIT, _hubs, _joined, _metric, _workers_cfg
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
+
+PAY = 3_600 * 10**12
+PAYMENT_GRACE = 8.0
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
+    from eth_account import Account
+
+    base = tmp_path_factory.mktemp("proof")
+    # the network's own hub sets no pay: it takes no workers
+    with open_net(base, ()) as n:
+        keys = dev_private_keys(9)
+        owner_b = Account.from_key(keys[5]).address
+        wallet_b, _ = n.system.factory.create_wallet(sender=owner_b)
+        n.system.token.transfer(wallet_b, DEPOSIT, sender=n.dao)
+        n.system.wallet(wallet_b).register("hub-b", ["/ip4/127.0.0.1/tcp/4002"], sender=owner_b)
+        light_keystore(base / "hub_b" / "keystore.json", keys[5])
+        n.keys["hub_b"] = keys[5]
+        n.start(
+            "hub_b",
+            "supplier",
+            extra={
+                "market": {
+                    "accept_timeout": ACCEPT_TIMEOUT,
+                    "reservation_ttl": 20.0,
+                    "hub_wallet": wallet_b,
+                },
+                "workers": _workers_cfg(PAY, 1),
+            },
+        )
+        wait_ready(n.nodes["hub_b"], time.monotonic() + 180)
+        cfg = {
+            "worker": {"check_interval": 1.0},
+            "reputation": {
+                "poll_interval": 2.0,
+                "trust_interval": 2.0,
+                "chain_interval": 1.0,
+                "payment_grace": PAYMENT_GRACE,
+            },
+        }
+        for i, key in enumerate(keys[6:8]):
+            name = f"w{i}"
+            light_keystore(base / name / "keystore.json", key)
+            n.keys[name] = key
+            n.start(name, "worker", extra=cfg)
+        for name in ("w0", "w1"):
+            wait_ready(n.nodes[name], time.monotonic() + 180)
+        yield n, wallet_b.lower()
+
+
+def _history(n: Net, name: str) -> list[dict[str, Any]]:
+    body = n.call(name, "GET", "/workers").json()
+    return list(body.get("history", []))
+
+
+def test_a_stiffed_workers_proof_keeps_an_untrusting_worker_off_the_hub(
+    net: tuple[Net, str],
+) -> None:
+    n, bad = net
+    first = _wait(
+        lambda: (j := {w: _joined(n, w) for w in ("w0", "w1")}) and any(j.values()) and j,
+        120,
+        "a worker to join B",
+    )
+    (stiffed,) = [w for w, hub in first.items() if hub == bad]
+    other = "w1" if stiffed == "w0" else "w0"
+    assert first[other] is None, first  # B takes one worker
+
+    # B misses the first payday: its wallet refuses every payout
+    _wait(
+        lambda: _metric(n, "hub_b", "sonm_workers_payout_failures") >= 1,
+        60,
+        "B's wallet to refuse a payout",
+    )
+    _wait(
+        lambda: _metric(n, stiffed, "sonm_reputation_poll_proofs_sent") >= 1,
+        90,
+        "the stiffed worker to send its proof",
+    )
+    view = _wait(
+        lambda: (h := _hubs(n, other).get(bad)) and h["proven"] >= 1 and h["warning"] > 0 and h,
+        90,
+        "the other worker to hold the proof",
+    )
+    # it holds it with no trust in the stiffed worker: no weight went into the tally
+    assert view["weight_negative"] == 0.0, view
+    # and says so to its operator
+    table = run_cli("hubs", "--data-dir", str(n.nodes[other].data_dir), env={"COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    assert "warned" in table.stdout and "1 proven" in table.stdout, table.stdout
+    assert _metric(n, other, "sonm_reputation_poll_proofs_held") >= 1
+    assert _metric(n, other, "sonm_reputation_poll_proofs_rejected") == 0
+    # the stiffed worker leaves B by its own evidence; B is open again...
+    _wait(lambda: _joined(n, stiffed) is None, 60, "the stiffed worker to leave B")
+    members = n.call("hub_b", "GET", "/workers").json()["workers"]
+    assert not [m for m in members if m["active"]], members
+
+    # ...and the other worker asks again (a full hub's offer is asked after six looks)
+    # and hears B open, but, warned by the proof, does not join it
+    def heard_b() -> dict[str, Any] | None:
+        hubs = n.call(other, "GET", "/workers").json()["hubs"]
+        return next((h for h in hubs if h["wallet"].lower() == bad and h["open"]), None)
+
+    assert _wait(heard_b, 30, "B's offer asked again, open")["warned"] is True
+    time.sleep(3.0)  # three more looks at the hubs with B open
+    assert _joined(n, other) is None
+    assert _hubs(n, other)[bad]["warning"] > 0
+    assert _hubs(n, other)[bad]["warning"] > 0
