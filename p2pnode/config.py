@@ -233,6 +233,9 @@ class MarketSection:
 class ReputationSection:
     poll_interval: float = 300.0  # seconds between trust poll rounds (see PollParams rates)
     trust_interval: float = 30.0  # seconds between global trust recomputations
+    # seconds between publications of our local trust row (the trust topic's rate limit
+    # takes at most one per 120 s from each truster: reputation/params.py rows_per_window)
+    row_interval: float = 600.0
     chain_interval: float = 15.0  # seconds between reads of hub wallet payment events
     deal_grace: float = 600.0  # after a deal closes, how long a consumer has to verify results
     # after a payday of a hub we work for, how long before a payment still missing counts
@@ -243,6 +246,7 @@ class ReputationSection:
     def validate(self) -> None:
         _check_range("reputation.poll_interval", self.poll_interval, 1.0, 86400.0)
         _check_range("reputation.trust_interval", self.trust_interval, 1.0, 86400.0)
+        _check_range("reputation.row_interval", self.row_interval, 120.0, 86400.0)
         _check_range("reputation.chain_interval", self.chain_interval, 0.5, 86400.0)
         _check_range("reputation.deal_grace", self.deal_grace, 0.0, 7 * 86400.0)
         _check_range("reputation.payment_grace", self.payment_grace, 0.0, 30 * 86400.0)

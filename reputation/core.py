@@ -44,7 +44,7 @@ from reputation.evidence import (
     Payment,
     Verdict,
 )
-from reputation.messages import KeySigner, TrustAnswer, TrustMessage, TrustQuestion
+from reputation.messages import KeySigner, TrustAnswer, TrustMessage, TrustQuestion, TrustRow
 from reputation.params import PollParams, ReputationParams
 from reputation.state import HubRecord, HubStatus, Reason, Transition
 from reputation.trust import LocalTrust
@@ -134,6 +134,11 @@ _COUNTERS = (
     "proofs_rejected",
     "proofs_unowned",
     "proofs_held",
+    "rows_sent",
+    "rows_received",
+    "rows_accepted",
+    "rows_stale",
+    "rows_dropped_full",
 )
 MAX_ALERTS_QUEUED = 64  # alerts made below the wire (no signer) until the driver takes them
 
@@ -176,7 +181,10 @@ class ReputationCore:
         self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._outstanding: OrderedDict[bytes, _Outstanding] = OrderedDict()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._rate: OrderedDict[bytes, list[float]] = OrderedDict()  # peer -> [start, q, a]
+        self._rate: OrderedDict[bytes, list[float]] = OrderedDict()  # peer -> [start, q, a, r]
+        # other nodes' local trust rows, newest per truster (global trust reads them)
+        self.rows: dict[bytes, TrustRow] = {}
+        self._row_seq = 0
         self._out: list[bytes] = []
         self._alerts: list[TrustAnswer] = []
         self._events: list[StatusChanged] = []
@@ -616,6 +624,80 @@ class ReputationCore:
         self.counters["proofs_sent"] += 1
         return dataclasses.replace(a, proof=p)
 
+    # -- local trust rows: what global trust is computed from ---------------------------
+
+    def make_row(self, now: float, claims: int = messages.MAX_ROW_ENTRIES) -> TrustRow | None:
+        """Our local trust row (the peers our evidence found most honest, weights
+        relative to the largest) and our own verdicts on hubs (the freshest first),
+        signed; None when we have neither, or no key. Receivers weigh the row by how
+        far our verdicts match their own (EigenTrust++), and a peer we trust passes
+        that trust on to whom we trust."""
+        if self.signer is None:
+            return None
+        row = sorted(self.local.row().items(), key=lambda kv: (-kv[1], kv[0]))
+        row = row[: messages.MAX_ROW_ENTRIES]
+        ev = self.evidence
+        hubs = sorted(
+            ((h, v) for h in ev.hubs_with_evidence() if (v := ev.verdict(h)) is not None),
+            key=lambda hv: (-(s.last_at if (s := ev.summary(hv[0])) else 0.0), hv[0]),
+        )[:claims]
+        if not row and not hubs:
+            return None
+        top = row[0][1] if row else 1.0
+        weights = tuple(max(1, min(messages.UINT16_MAX, round(v / top * 65535))) for _, v in row)
+        start = int(now)
+        self._row_seq = max(self._row_seq + 1, start)
+        r = TrustRow(
+            self.address,
+            self._row_seq,
+            tuple(p for p, _ in row),
+            weights,
+            tuple(h for h, _ in hubs),
+            tuple(v for _, v in hubs),
+            start,
+            start + self.params.poll.question_ttl_s,
+        )
+        signed: TrustRow = messages.sign(r, self.domain, self.signer)  # type: ignore[assignment]
+        return signed
+
+    def publish_row(self, now: float) -> TrustRow | None:
+        """Queue our row for `drain()` (the driver calls it every row interval)."""
+        row = self.make_row(now)
+        if row is not None:
+            self._out.append(messages.encode(row))
+            self.counters["rows_sent"] += 1
+        return row
+
+    def accept_row(self, row: TrustRow) -> bool:
+        """Keep `row` (checked: `admit` or `receive`) as its truster's newest. A full
+        table keeps the rows of the peers we trust most: a flood of rows from
+        identities nobody trusts replaces none (their rows would carry no trust in
+        the iteration anyway)."""
+        self.counters["rows_received"] += 1
+        if row.truster == self.address:
+            return False
+        old = self.rows.get(row.truster)
+        if old is not None:
+            if old.seq >= row.seq:
+                self.counters["rows_stale"] += 1
+                return False
+        elif len(self.rows) >= self.params.poll.max_rows:
+            units = self.global_units
+            low = min(self.rows, key=lambda t: (units.get(t, 0.0), self.rows[t].seq))
+            if units.get(row.truster, 0.0) <= units.get(low, 0.0):
+                self.counters["rows_dropped_full"] += 1
+                return False
+            del self.rows[low]
+        self.rows[row.truster] = row
+        self.counters["rows_accepted"] += 1
+        return True
+
+    def own_claims(self) -> dict[bytes, Verdict]:
+        """Our verdict on each hub we hold evidence about: the reference a row's
+        claims are compared with (credibility)."""
+        ev = self.evidence
+        return {h: v for h in ev.hubs_with_evidence() if (v := ev.verdict(h)) is not None}
+
     # -- the wire ------------------------------------------------------------------------
 
     def receive(self, peer: bytes, frame: bytes, now: float) -> None:
@@ -625,6 +707,16 @@ class ReputationCore:
         skew = self.params.poll.max_clock_skew_s
         if not msg.valid_from - skew <= now <= msg.valid_until:
             self.counters["dropped_expired"] += 1
+            return
+        if isinstance(msg, TrustRow):
+            key = msg.digest(self.domain)
+            if key in self._seen:
+                self.counters["dropped_duplicate"] += 1
+                return
+            messages.verify(msg, self.domain)
+            self._charge(peer, now, question=False, row=True)
+            self._mark_seen(key)
+            self.accept_row(msg)
             return
         if isinstance(msg, TrustQuestion):
             self.counters["questions_received"] += 1
@@ -699,7 +791,12 @@ class ReputationCore:
             return None
         messages.verify(msg, self.domain)
         self._check_countersignature(msg)
-        self._charge(msg.signer, now, question=isinstance(msg, TrustQuestion))
+        self._charge(
+            msg.signer,
+            now,
+            question=isinstance(msg, TrustQuestion),
+            row=isinstance(msg, TrustRow),
+        )
         self._mark_seen(key)
         return msg
 
@@ -708,6 +805,9 @@ class ReputationCore:
 
         An answer to a question of another node is counted and dropped here (it was
         forwarded for its asker)."""
+        if isinstance(msg, TrustRow):
+            self.accept_row(msg)
+            return
         if isinstance(msg, TrustQuestion):
             self.counters["questions_received"] += 1
             if msg.asker == self.address:
@@ -733,21 +833,23 @@ class ReputationCore:
         if len(self._seen) > self.params.poll.max_seen:
             self._seen.popitem(last=False)
 
-    def _charge(self, peer: bytes, now: float, *, question: bool) -> None:
+    def _charge(self, peer: bytes, now: float, *, question: bool, row: bool = False) -> None:
         p = self.params.poll
         slot = self._rate.get(peer)
         if slot is None or now - slot[0] >= p.window_s:
             if slot is None and len(self._rate) >= p.max_tracked_peers:
                 self._rate.popitem(last=False)
-            slot = self._rate[peer] = [now, 0.0, 0.0]
+            slot = self._rate[peer] = [now, 0.0, 0.0, 0.0]
             self._rate.move_to_end(peer)
-        i, limit = (1, p.questions_per_window) if question else (2, p.answers_per_window)
+        if row:
+            i, limit, what = 3, p.rows_per_window, "rows"
+        elif question:
+            i, limit, what = 1, p.questions_per_window, "questions"
+        else:
+            i, limit, what = 2, p.answers_per_window, "answers"
         if slot[i] >= limit:
             self.counters["dropped_rate_limited"] += 1
-            raise PeerRateLimited(
-                f"peer sent more than {limit} {'questions' if question else 'answers'} "
-                f"in {p.window_s:.0f} s"
-            )
+            raise PeerRateLimited(f"peer sent more than {limit} {what} in {p.window_s:.0f} s")
         slot[i] += 1
 
     # -- answers: store, test, tally ------------------------------------------------------

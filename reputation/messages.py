@@ -11,10 +11,16 @@ Wire form (msgpack, canonical, at most MAX_TRUST_MESSAGE_BYTES):
     answer:   [17, 1, answerer, hub, question_id, verdict, payments_seen,
                avg_reward, period_s, last_seen, valid_from, valid_until, signature
                (, proof)]
+    row:      [18, 1, truster, seq, peers, weights, hubs, verdicts, valid_from,
+               valid_until, signature]
 
 addresses are bin 20, question_id bin 32 (the question's EIP-712 digest),
 avg_reward a uint256 as bin of its minimal big-endian bytes (zero: empty),
 every other number a msgpack int in its smallest form, signature bin 65.
+A row is a node's local trust (the peers its own evidence found honest, with
+weights 1..65535 relative to its most trusted) and its own verdicts on hubs
+(what receivers weigh its row by: EigenTrust++ credibility), at most
+MAX_ROW_ENTRIES of each, as parallel arrays; `seq` orders one truster's rows.
 `proof`, only on a "BAD" about a first payday missed, is the answerer's agreement
 with the hub as the hub countersigned it (reputation/agreement.py): outside the
 answer's signature, it speaks for itself through the hub's. A node dedupes an
@@ -42,6 +48,10 @@ from reputation.evidence import Verdict
 
 # the largest answer with a proof, every number at its maximum, is 482 bytes
 MAX_TRUST_MESSAGE_BYTES = 512
+# a row with every array full and every number at its maximum is 706 bytes
+MAX_TRUST_ROW_BYTES = 768
+MAX_ROW_ENTRIES = 12
+UINT16_MAX = 2**16 - 1
 PROTOCOL_VERSION = 1
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
@@ -59,6 +69,7 @@ class TrustKind(enum.IntEnum):
 
     QUESTION = 16
     ANSWER = 17
+    ROW = 18
 
 
 QUESTION_TYPE = StructType(
@@ -82,6 +93,21 @@ ANSWER_TYPE = StructType(
         FieldSpec("avgReward", "uint256", "avg_reward"),
         FieldSpec("period", "uint64", "period_s"),
         FieldSpec("lastSeen", "uint64", "last_seen"),
+        FieldSpec("validFrom", "uint64", "valid_from"),
+        FieldSpec("validUntil", "uint64", "valid_until"),
+    ),
+)
+
+
+ROW_TYPE = StructType(
+    "TrustRow",
+    (
+        FieldSpec("truster", "address", "truster"),
+        FieldSpec("seq", "uint64", "seq"),
+        FieldSpec("peers", "address[]", "peers"),
+        FieldSpec("weights", "uint16[]", "weights"),
+        FieldSpec("hubs", "address[]", "hubs"),
+        FieldSpec("verdicts", "uint8[]", "verdicts"),
         FieldSpec("validFrom", "uint64", "valid_from"),
         FieldSpec("validUntil", "uint64", "valid_until"),
     ),
@@ -213,7 +239,65 @@ class TrustAnswer:
         return eip712.digest(domain, ANSWER_TYPE, self)
 
 
-TrustMessage = TrustQuestion | TrustAnswer
+@dataclass(frozen=True)
+class TrustRow:
+    """`truster`'s local trust row and its own verdicts on hubs, published for the
+    network's global trust (reputation/eigentrust.py)."""
+
+    truster: bytes
+    seq: int  # newer rows of one truster have larger seq (its clock when made)
+    peers: tuple[bytes, ...]
+    weights: tuple[int, ...]  # 1..65535, relative to the row's largest
+    hubs: tuple[bytes, ...]
+    verdicts: tuple[Verdict, ...]
+    valid_from: int
+    valid_until: int
+    signature: bytes = b""
+
+    KIND: ClassVar[TrustKind] = TrustKind.ROW
+
+    def validate(self) -> None:
+        _bytes("truster", self.truster, 20)
+        _uint("seq", self.seq, UINT64_MAX)
+        for name, items, other in (
+            ("peers", self.peers, self.weights),
+            ("hubs", self.hubs, self.verdicts),
+        ):
+            if type(items) is not tuple or type(other) is not tuple:
+                raise FieldProblem(name, "an array expected")
+            if len(items) > MAX_ROW_ENTRIES:
+                raise FieldProblem(name, f"at most {MAX_ROW_ENTRIES} entries, got {len(items)}")
+            if len(items) != len(other):
+                raise FieldProblem(name, f"{len(items)} entries but {len(other)} values")
+            for i, a in enumerate(items):
+                _bytes(f"{name}[{i}]", a, 20)
+            if len(set(items)) != len(items):
+                raise FieldProblem(name, "an address appears twice")
+        if self.truster in self.peers:
+            raise FieldProblem("peers", "a row does not rate its own truster")
+        for i, w in enumerate(self.weights):
+            _uint(f"weights[{i}]", w, UINT16_MAX, 1)
+        for i, v in enumerate(self.verdicts):
+            if not isinstance(v, Verdict):
+                raise FieldProblem(f"verdicts[{i}]", f"1 (GOOD) or 2 (BAD) expected, got {v!r}")
+        _window(self.valid_from, self.valid_until)
+        _signature(self.signature)
+
+    @property
+    def signer(self) -> bytes:
+        return self.truster
+
+    def digest(self, domain: SigningDomain) -> bytes:
+        return eip712.digest(domain, ROW_TYPE, self)
+
+    def trusted(self) -> dict[bytes, float]:
+        return dict(zip(self.peers, (float(w) for w in self.weights), strict=True))
+
+    def claims(self) -> dict[bytes, Verdict]:
+        return dict(zip(self.hubs, self.verdicts, strict=True))
+
+
+TrustMessage = TrustQuestion | TrustAnswer | TrustRow
 
 
 class KeySigner:
@@ -257,7 +341,7 @@ def verify(msg: TrustMessage, domain: SigningDomain) -> None:
 
 _UNPACK_LIMITS: dict[str, Any] = {
     "max_str_len": 0,
-    "max_bin_len": MAX_TRUST_MESSAGE_BYTES,
+    "max_bin_len": 65,
     "max_array_len": 16,
     "max_map_len": 0,
     "max_ext_len": 0,
@@ -281,6 +365,17 @@ def _u256_in(field: str, v: object) -> int:
 def _to_wire(msg: TrustMessage) -> list[Any]:
     if isinstance(msg, TrustQuestion):
         body: list[Any] = [msg.asker, msg.hub, msg.nonce, msg.valid_from, msg.valid_until]
+    elif isinstance(msg, TrustRow):
+        body = [
+            msg.truster,
+            msg.seq,
+            list(msg.peers),
+            list(msg.weights),
+            list(msg.hubs),
+            [int(v) for v in msg.verdicts],
+            msg.valid_from,
+            msg.valid_until,
+        ]
     else:
         body = [
             msg.answerer,
@@ -313,6 +408,26 @@ def _from_wire(kind: TrustKind, items: tuple[Any, ...]) -> TrustMessage:
         if len(items) != 6:
             raise FieldProblem("message", f"QUESTION has 8 array items, got {len(items) + 2}")
         return TrustQuestion(*items)
+    if kind is TrustKind.ROW:
+        if len(items) != 9:
+            raise FieldProblem("message", f"ROW has 11 array items, got {len(items) + 2}")
+        verdicts = items[5]
+        if type(verdicts) is not tuple:
+            raise FieldProblem("verdicts", "an array expected")
+        for i, v in enumerate(verdicts):
+            if type(v) is not int or v not in (1, 2):
+                raise FieldProblem(f"verdicts[{i}]", f"1 (GOOD) or 2 (BAD) expected, got {v!r}")
+        return TrustRow(
+            items[0],
+            items[1],
+            items[2],
+            items[3],
+            items[4],
+            tuple(Verdict(v) for v in verdicts),
+            items[6],
+            items[7],
+            items[8],
+        )
     if len(items) not in (11, 12):
         raise FieldProblem("message", f"ANSWER has 13 or 14 array items, got {len(items) + 2}")
     verdict_raw = items[3]
@@ -348,10 +463,8 @@ def decode(data: bytes) -> TrustMessage:
     """
     if type(data) is not bytes:
         raise TrustMessageDecodeError("message", f"bytes expected, got {type(data).__name__}")
-    if len(data) > MAX_TRUST_MESSAGE_BYTES:
-        raise TrustMessageDecodeError(
-            "message", f"{len(data)} bytes > limit {MAX_TRUST_MESSAGE_BYTES}"
-        )
+    if len(data) > MAX_TRUST_ROW_BYTES:
+        raise TrustMessageDecodeError("message", f"{len(data)} bytes > limit {MAX_TRUST_ROW_BYTES}")
     try:
         top = msgpack.unpackb(data, raw=False, use_list=False, **_UNPACK_LIMITS)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
@@ -361,9 +474,13 @@ def decode(data: bytes) -> TrustMessage:
     if type(top) is not tuple or len(top) < 2:
         raise TrustMessageDecodeError("message", "an array [kind, version, ...] expected")
     kind_raw, version = top[0], top[1]
-    if type(kind_raw) is not int or kind_raw not in (16, 17):
+    if type(kind_raw) is not int or kind_raw not in (16, 17, 18):
         raise TrustMessageDecodeError(
-            "kind", f"16 (QUESTION) or 17 (ANSWER) expected, got {kind_raw!r}"
+            "kind", f"16 (QUESTION), 17 (ANSWER) or 18 (ROW) expected, got {kind_raw!r}"
+        )
+    if kind_raw != TrustKind.ROW and len(data) > MAX_TRUST_MESSAGE_BYTES:
+        raise TrustMessageDecodeError(
+            "message", f"{len(data)} bytes > limit {MAX_TRUST_MESSAGE_BYTES}"
         )
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise TrustMessageDecodeError("version", f"{PROTOCOL_VERSION} expected, got {version!r}")

@@ -72,6 +72,8 @@ class PollParams:
     window_s: float = 3600.0  # rate-limit window
     questions_per_window: int = 120  # questions one peer may send us per window
     answers_per_window: int = 1200  # answers one peer may send us per window
+    rows_per_window: int = 30  # local trust rows one truster may publish per window
+    max_rows: int = 2048  # trusters whose rows we keep (the least trusted evicted)
     max_tracked_peers: int = 20_000  # peers with a rate-limit counter
     max_seen: int = 100_000  # remembered message ids (dedupe)
     max_clock_skew_s: int = 300  # how far in the future a message's window may start
@@ -93,6 +95,8 @@ class PollParams:
         _in("window_s", self.window_s, 1.0, 7 * DAY)
         _int_in("questions_per_window", self.questions_per_window, 1, 1_000_000)
         _int_in("answers_per_window", self.answers_per_window, 1, 10_000_000)
+        _int_in("rows_per_window", self.rows_per_window, 1, 100_000)
+        _int_in("max_rows", self.max_rows, 0, 1_000_000)
         _int_in("max_tracked_peers", self.max_tracked_peers, 1, 10_000_000)
         _int_in("max_seen", self.max_seen, 1, 100_000_000)
         _int_in("max_clock_skew_s", self.max_clock_skew_s, 0, 3600)

@@ -32,7 +32,7 @@ import math
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,10 +57,11 @@ from reputation.core import ChainState, ReputationCore
 from reputation.eigentrust import GlobalTrust
 from reputation.errors import PeerRateLimited, RemoteTrustError
 from reputation.evidence import Agreement, DealOutcome, Payment
-from reputation.messages import KeySigner, TrustMessage
+from reputation.messages import KeySigner, TrustMessage, TrustRow
 from reputation.params import ReputationParams, StatusParams
 from reputation.score import app_specific_score
 from reputation.state import HubRecord, HubStatus
+from reputation.trust import similarity
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def _addr(value: str) -> bytes:
 class _Due:
     poll: float = 0.0
     trust: float = 0.0
+    row: float = 0.0
     chain: float = 0.0
     deals: float = 0.0
 
@@ -255,6 +257,10 @@ class ReputationService:
         if msg is None:
             return
         self.core.deliver(msg, self.clock())
+        if isinstance(msg, TrustRow):
+            kept = self.core.rows.get(msg.truster) is msg
+            self._after(set(), rows=[(msg.truster, data)] if kept else [])
+            return
         self._after({msg.hub})
 
     async def _publisher(self) -> None:
@@ -405,8 +411,16 @@ class ReputationService:
         for owner in [*self._dao_trusted_owners(), *self.seed_accounts]:
             pre[owner] = 1.0
         me = self.core.address
-        rows = {me: self.core.local.row()}
-        self.global_trust_calc.update(rows, pre, credibility={me: 1.0})
+        # our row, and the rows other nodes published: trust flows from the pre-trusted
+        # through whom they (and those they trust) found honest, each row weighed by how
+        # far its truster's verdicts on hubs match our own evidence (EigenTrust++)
+        rows: dict[bytes, Mapping[bytes, float]] = {me: self.core.local.row()}
+        cred = {me: 1.0}
+        ours = self.core.own_claims()
+        for truster, row in self.core.rows.items():
+            rows[truster] = row.trusted()
+            cred[truster] = similarity(ours, row.claims(), unknown=0.5)
+        self.global_trust_calc.update(rows, pre, credibility=cred)
         units = self.global_trust_calc.units()
         units.pop(me, None)  # our own answers never count; neither does our own standing
         self.core.set_global_trust(units)
@@ -421,6 +435,11 @@ class ReputationService:
                 self._score(pid, u)
         self._after(set(), global_trust=units)
         return units
+
+    def publish_row(self) -> None:
+        """Our local trust row and verdicts on hubs, for the others' global trust."""
+        self.core.publish_row(self.clock())
+        self._after(set())
 
     def _score(self, peer_id: bytes, units: float) -> None:
         self.pubsub.set_app_score(peer_id, app_specific_score(units, self.params.score))
@@ -513,7 +532,9 @@ class ReputationService:
             now = self.clock()
             s = self.settings
             # the first poll waits one interval: the mesh forms and peers hear of hubs first
-            self._due = _Due(now + s.poll_interval, now + s.trust_interval, now, now)
+            self._due = _Due(
+                now + s.poll_interval, now + s.trust_interval, now + s.poll_interval, now, now
+            )
             task_status.started()
             while True:
                 await self._step()
@@ -528,6 +549,9 @@ class ReputationService:
         if now >= due.trust:
             self.recompute_trust()
             due.trust = now + s.trust_interval
+        if now >= due.row:
+            self.publish_row()
+            due.row = now + s.row_interval
         if now >= due.chain:
             await self.read_chain()
             due.chain = now + s.chain_interval

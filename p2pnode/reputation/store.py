@@ -17,9 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2pnode.storage import Storage
+from reputation import messages
 from reputation.agreement import AgreementProof
 from reputation.core import ReputationCore, StoredAnswer
+from reputation.errors import RemoteTrustError
 from reputation.evidence import Agreement, AgreementLedger, Verdict
+from reputation.messages import TrustRow
 from reputation.state import MAX_HISTORY, HubRecord, HubStatus, Reason, Transition
 
 _SCHEMA = (
@@ -90,6 +93,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rep_own_proofs (
         hub BLOB NOT NULL, worker BLOB NOT NULL, proof BLOB NOT NULL, PRIMARY KEY (hub, worker)
     )""",
+    # other nodes' local trust rows as they came (canonical frames, signatures checked)
+    """CREATE TABLE IF NOT EXISTS rep_rows (truster BLOB PRIMARY KEY, frame BLOB NOT NULL)""",
     # answers that came with a proof that checked: the start of the answerer's agreement
     """CREATE TABLE IF NOT EXISTS rep_answer_proofs (
         hub BLOB NOT NULL, answerer BLOB NOT NULL, proof_start REAL NOT NULL,
@@ -139,6 +144,7 @@ class ReputationStore:
             ).fetchall()
             local = db.execute("SELECT peer, agreed, contradicted FROM rep_local_trust").fetchall()
             own_proofs = db.execute("SELECT hub, worker, proof FROM rep_own_proofs").fetchall()
+            row_frames = db.execute("SELECT frame FROM rep_rows").fetchall()
             proven = {
                 (bytes(h), bytes(a)): float(t)
                 for h, a, t in db.execute(
@@ -200,6 +206,13 @@ class ReputationStore:
             untrusted = core._untrusted.setdefault(h, {})
             if core.weight(a) <= 0 and proof_start is None:
                 untrusted[a] = None
+        for (frame,) in row_frames:
+            try:
+                row = messages.decode(bytes(frame))
+            except RemoteTrustError:  # checked when it came; a damaged file loses one row
+                continue
+            if isinstance(row, TrustRow):
+                core.accept_row(row)
         for h, w, blob in own_proofs:
             key = (bytes(h), bytes(w))
             if key in core.evidence.ledgers:
@@ -251,6 +264,7 @@ class ReputationStore:
         payments: Iterable[tuple[bytes, bytes, int, float, int]] = (),
         deals: Iterable[tuple[int, str]] = (),
         kv: Mapping[str, str] | None = None,
+        rows: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
         """Write the given hubs' rows (and the tables named) in one transaction."""
         db = self._storage.connection
@@ -284,11 +298,28 @@ class ReputationStore:
                 )
                 for key, value in (kv or {}).items():
                     db.execute("INSERT OR REPLACE INTO rep_meta VALUES (?, ?)", (key, value))
+                rows = list(rows)
+                if rows:
+                    db.executemany("INSERT OR REPLACE INTO rep_rows VALUES (?, ?)", rows)
+                    self._prune_rows(core)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         self.writes += 1
+
+    def _prune_rows(self, core: ReputationCore) -> None:
+        """Rows the core evicted stay on disk until there are twice as many as it keeps."""
+        db = self._storage.connection
+        (count,) = db.execute("SELECT COUNT(*) FROM rep_rows").fetchone()
+        if count <= 2 * max(1, core.params.poll.max_rows):
+            return
+        gone = [
+            (t,)
+            for (t,) in db.execute("SELECT truster FROM rep_rows").fetchall()
+            if bytes(t) not in core.rows
+        ]
+        db.executemany("DELETE FROM rep_rows WHERE truster = ?", gone)
 
     def _save_hub(self, core: ReputationCore, hub: bytes, meta: HubMeta | None) -> None:
         db = self._storage.connection

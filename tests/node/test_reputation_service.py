@@ -304,3 +304,58 @@ def test_the_payment_grace_is_a_node_setting(tmp_path: Path) -> None:
     bad = re.escape("reputation.payment_grace = -1.0: allowed 0.0..2592000.0")
     with pytest.raises(UserError, match=bad):
         build_config([{"node.data_dir": str(tmp_path), "reputation.payment_grace": -1.0}])
+
+
+def _row(truster: int, peers: tuple[int, ...], claims: dict[bytes, Verdict]) -> bytes:
+    t = int(time.time())
+    r = messages.TrustRow(
+        address(truster),
+        t,
+        tuple(address(p) for p in peers),
+        tuple(1000 for _ in peers),
+        tuple(claims),
+        tuple(claims.values()),
+        t,
+        t + 600,
+    )
+    return messages.encode(messages.sign(r, DOMAIN, KeySigner(key(truster))))
+
+
+def test_rows_carry_the_trust_of_credible_trusters_and_survive_a_restart(tmp_path: Path) -> None:
+    """Trust reaches peers we never tested through the rows of the peers we trust,
+    weighed by how far their verdicts on hubs match our own evidence."""
+    pre = ["0x" + address(n).hex() for n in (5, 6)]
+    config = node_config(tmp_path, 1, pretrusted=pre)
+    me = address(1)
+
+    async def first(daemon: Daemon, svc: ReputationService) -> None:
+        _paid_hub(svc, me, time.time())
+        svc.tick()
+        assert svc.core.own_claims() == {HUB: Verdict.GOOD}  # our evidence: HUB pays
+        svc.recompute_trust()
+        assert svc.global_trust(address(60)) == 0.0
+        frames = [
+            _row(5, (60,), {HUB: Verdict.GOOD}),  # pre-trusted, agrees with us
+            _row(6, (62,), {HUB: Verdict.BAD}),  # pre-trusted, contradicts our evidence
+            _row(9, (61,), {HUB: Verdict.GOOD}),  # nobody trusts it
+        ]
+        for f in frames:
+            assert svc.validate_frame("/sonm/trust/1", f, b"peer") is ValidationResult.ACCEPT
+            svc._on_trust("/sonm/trust/1", f)
+        assert len(svc.core.rows) == 3
+        svc.recompute_trust()
+        assert svc.global_trust(address(60)) > 0.0
+        assert svc.global_trust(address(62)) == 0.0  # its truster's credibility is 0
+        assert svc.global_trust(address(61)) == 0.0  # trust flows only from the trusted
+        # our own row: no peer tested yet, but our verdict on HUB goes out
+        svc.publish_row()
+        assert svc.core.counters["rows_sent"] == 1
+
+    _in_daemon(config, first)
+
+    async def second(daemon: Daemon, svc: ReputationService) -> None:
+        assert set(svc.core.rows) == {address(5), address(6), address(9)}
+        svc.recompute_trust()
+        assert svc.global_trust(address(60)) > 0.0
+
+    _in_daemon(config, second)

@@ -21,6 +21,7 @@ from reputation.evidence import Verdict
 from reputation.messages import (
     ALERT_QUESTION,
     MAX_TRUST_MESSAGE_BYTES,
+    MAX_TRUST_ROW_BYTES,
     KeySigner,
     TrustAnswer,
     TrustQuestion,
@@ -98,7 +99,7 @@ def test_signatures_are_checked() -> None:
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda t: [18, *t[1:]], "kind"),
+        (lambda t: [19, *t[1:]], "kind"),
         (lambda t: [t[0], 2, *t[2:]], "version"),
         (lambda t: t[:-1], "message"),
         (lambda t: [*t[:2], b"\x01" * 19, *t[3:]], "asker"),
@@ -144,7 +145,7 @@ def test_non_canonical_and_oversized_input_is_refused() -> None:
     with pytest.raises(TrustMessageDecodeError, match="canonical"):
         decode(longer)
     with pytest.raises(TrustMessageDecodeError, match="limit"):
-        decode(b"\x91" + b"\x00" * MAX_TRUST_MESSAGE_BYTES)
+        decode(b"\x91" + b"\x00" * MAX_TRUST_ROW_BYTES)  # the largest kind's cap
     with pytest.raises(TrustMessageDecodeError, match="bytes expected"):
         decode(bytearray(data))  # type: ignore[arg-type]
 
