@@ -29,7 +29,7 @@ from typing import Any
 from gossip.orders import make_benchmarks
 from p2pnode.errors import LocalError, UserError
 from p2pnode.hardware import workload
-from p2pnode.hardware.record import HardwareRecord
+from p2pnode.hardware.record import HardwareRecord, HardwareRecordError
 
 log = logging.getLogger(__name__)
 
@@ -268,3 +268,47 @@ def ensure_benchmarks(
     scores = measure_cpu(record, params.seconds, progress)
     save_cache(data_dir, scores)
     return scores, False
+
+
+# The scores a node measures or states itself, which nobody can read off its
+# hardware record: a worker sends them to its hub with its join, so that the ASKs
+# for its slots show what the hub's own ASKs show.
+SELF_STATED = (*MEASURED, "net-download", "net-upload")
+MAX_SCORE = 2**63 - 1
+
+
+def node_scores(
+    data_dir: Path, record: HardwareRecord, net_download_bps: int, net_upload_bps: int
+) -> dict[str, int]:
+    """This node's SELF_STATED scores: the cached CPU scores if they were measured on this
+    hardware (`sonm-p2p hardware --bench`), the link speeds as configured."""
+    out = {"net-download": int(net_download_bps), "net-upload": int(net_upload_bps)}
+    cached = load_cached(data_dir, record)
+    if cached is not None:
+        out["cpu-sysbench-single"] = cached.single
+        out["cpu-sysbench-multi"] = cached.multi
+    return out
+
+
+def scores_from(data: Mapping[str, Any]) -> dict[str, int]:
+    """The `benchmarks` object of a record's JSON as a worker sent it (absent: none).
+    HardwareRecordError names the field: a worker's claim is checked for shape here;
+    its truth is the worker's word, as a hub's own scores are the hub's."""
+    raw = data.get("benchmarks", {})
+    if not isinstance(raw, Mapping):
+        raise HardwareRecordError("benchmarks: an object expected")
+    out: dict[str, int] = {}
+    for name, value in raw.items():
+        if name not in SELF_STATED:
+            raise HardwareRecordError(f"benchmarks.{name}: allowed {', '.join(SELF_STATED)}")
+        if type(value) is not int or not 0 <= value <= MAX_SCORE:
+            raise HardwareRecordError(f"benchmarks.{name}: an integer in 0..{MAX_SCORE} expected")
+        out[name] = value
+    return out
+
+
+def with_scores(record: HardwareRecord, scores: Mapping[str, int]) -> dict[str, Any]:
+    """The record's JSON object with its scores (what a worker signs in its join)."""
+    body = record.to_dict()
+    body["benchmarks"] = {k: int(v) for k, v in sorted(scores.items()) if k in SELF_STATED}
+    return body

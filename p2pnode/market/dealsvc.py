@@ -160,6 +160,8 @@ class MarketService:
         # joined remote workers (p2pnode/worker/): their hardware by worker id, set by
         # the workers service; their slots are planned against it
         self.remote_hardware: Callable[[str], Any] | None = None
+        # a joined worker's own scores, as it sent them with its join
+        self.remote_scores: Callable[[str], dict[str, int]] | None = None
         self._remote_planners: dict[str, SlotPlanner] = {}
         self._records: dict[str, Any] = {}
         key = private_key
@@ -477,8 +479,9 @@ class MarketService:
         if slot.worker == LOCAL_WORKER:
             record = self._record
             scores = self._worker_scores(record) if self._worker_scores else {}
-        else:  # a remote worker's resources as it signed them; no scores measured here
-            record, scores = self._records[slot.worker], {}
+        else:  # a remote worker's resources and scores as it signed them in its join
+            record = self._records[slot.worker]
+            scores = self.remote_scores(slot.worker) if self.remote_scores else {}
         bench = slot_benchmarks(slot, record, scores)
         extra = {k: v for k, v in bench.items() if k not in _RESOURCE_NAMES}
         props = self._ask_properties()
@@ -1082,16 +1085,10 @@ def market_service(ctx: NodeContext) -> MarketService:
         return detect_hardware(data_dir)
 
     def scores(record: Any) -> dict[str, int]:
-        from p2pnode.hardware.bench import load_cached
+        from p2pnode.hardware.bench import node_scores
 
-        cached = load_cached(data_dir, record)
-        out = {
-            "net-download": int(config.hardware.net_download_bps),
-            "net-upload": int(config.hardware.net_upload_bps),
-        }
-        if cached is not None:
-            out["cpu-sysbench-single"] = cached.single
-            out["cpu-sysbench-multi"] = cached.multi
+        hw = config.hardware
+        out = node_scores(data_dir, record, hw.net_download_bps, hw.net_upload_bps)
         return {k: v for k, v in out.items() if k in BENCHMARK_NAMES}
 
     def addrs() -> list[str]:

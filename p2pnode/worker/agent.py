@@ -47,6 +47,7 @@ from p2pnode.executor import (
 )
 from p2pnode.executor.executor import run_until_engine_fails
 from p2pnode.framestreams import InboundStreams
+from p2pnode.hardware.bench import with_scores
 from p2pnode.market import taskwire
 from p2pnode.market.tasksvc import serve_archive, stream_logs
 from p2pnode.worker import link, policy, wire
@@ -105,6 +106,7 @@ class WorkerAgent:
         address: bytes,
         hardware: Callable[[], Any],
         addrs: Callable[[], list[str]],
+        scores: Callable[[Any], dict[str, int]] | None = None,
         statuses: HubStatusSource,
         chain_statuses: ChainStatusSource,
         params: AgentParams,
@@ -119,6 +121,7 @@ class WorkerAgent:
         self._key = private_key
         self.address = address
         self._hardware = hardware
+        self._scores = scores
         self._addrs = addrs
         self.statuses = statuses
         self.chain_statuses = chain_statuses
@@ -317,7 +320,10 @@ class WorkerAgent:
                 hub=offer.hub,
                 wallet=offer.wallet,
                 addr=addrs[0],
-                hardware=json.dumps(self.record.to_dict(), sort_keys=True).encode(),
+                hardware=json.dumps(
+                    with_scores(self.record, self._scores(self.record) if self._scores else {}),
+                    sort_keys=True,
+                ).encode(),
                 pay_per_hour=offer.pay_per_hour,
                 payout_period=offer.payout_period,
                 nonce=int(now * 1000),

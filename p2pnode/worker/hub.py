@@ -44,6 +44,7 @@ from gossip.hubs import HubAnnouncement
 from gossip.topics import HUBS_TOPIC
 from p2pnode.errors import RemoteError, UserError
 from p2pnode.executor import Receipt, verify_receipt
+from p2pnode.hardware.bench import scores_from, with_scores
 from p2pnode.hardware.record import HardwareRecord, HardwareRecordError
 from p2pnode.market import taskwire
 from p2pnode.market.dealstore import DealRow
@@ -150,6 +151,7 @@ class HubWorkers:
             "announcements": 0,
         }
         market.remote_hardware = self._hardware_of
+        market.remote_scores = self._scores_of
 
     # -- what the API and metrics read -------------------------------------------
 
@@ -174,6 +176,10 @@ class HubWorkers:
     def _hardware_of(self, worker: str) -> HardwareRecord | None:
         member = self.registry.active(worker)
         return member.hardware if member is not None else None
+
+    def _scores_of(self, worker: str) -> dict[str, int]:
+        member = self.registry.active(worker)
+        return dict(member.scores) if member is not None else {}
 
     # -- the service -----------------------------------------------------------------
 
@@ -317,11 +323,12 @@ class HubWorkers:
         try:
             data = json.loads(msg.hardware)
             record = HardwareRecord.from_dict(data)
+            scores = scores_from(data)
         except (ValueError, HardwareRecordError) as exc:
             return f"hardware: {exc}", ""
         if record.cpu.cores_logical < 1 or record.memory.total_bytes < 1:
             return "hardware: no CPU cores or no memory", ""
-        return None, json.dumps(record.to_dict(), sort_keys=True)
+        return None, json.dumps(with_scores(record, scores), sort_keys=True)
 
     async def _join(self, stream: Any, msg: wire.JoinRequest, ref: bytes, peer: str) -> None:
         why, record_json = self._check_join(msg)

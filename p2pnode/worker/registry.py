@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gossip.messages import address_hex
+from p2pnode.hardware.bench import scores_from
 from p2pnode.hardware.record import HardwareRecord
 from p2pnode.storage import Storage
 
@@ -143,6 +145,7 @@ class Member:
     joined_at: float
     left_at: float | None
     paid: int
+    scores: Mapping[str, int] = field(default_factory=dict)  # as it sent them with its join
 
     @property
     def active(self) -> bool:
@@ -192,12 +195,14 @@ _COLUMNS = (
 
 
 def _member(row: tuple[Any, ...]) -> Member:
+    data = json.loads(row[4])
     return Member(
         id=int(row[0]),
         worker=str(row[1]),
         peer_id=str(row[2]),
         addr=str(row[3]),
-        hardware=HardwareRecord.from_dict(json.loads(row[4])),
+        hardware=HardwareRecord.from_dict(data),
+        scores=scores_from(data),
         pay_per_hour=int(row[5]),
         payout_period=int(row[6]),
         joined_at=float(row[7]),

@@ -72,6 +72,7 @@ def workers_service(ctx: NodeContext) -> Any:
     if config.node.role == "worker":
         account = need("workers", ctx.account, "account")
         from p2pnode.executor import Executor, ExecutorSettings
+        from p2pnode.hardware.bench import node_scores
         from p2pnode.hardware.detect import detect_hardware
 
         executor = Executor(
@@ -92,6 +93,12 @@ def workers_service(ctx: NodeContext) -> Any:
             address=account.address,
             hardware=lambda: detect_hardware(data_dir),
             addrs=lambda: _listen_addrs(ctx),
+            scores=lambda record: node_scores(
+                data_dir,
+                record,
+                config.hardware.net_download_bps,
+                config.hardware.net_upload_bps,
+            ),
             statuses=ContextStatuses(ctx, chain),
             chain_statuses=chain,
             params=AgentParams(

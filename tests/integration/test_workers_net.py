@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600
 
 PAY_PER_HOUR = 3_600 * 10**12  # wei: 10**12 per second joined
 PAYOUT_PERIOD = 4.0
+WORKER_DOWNLOAD = 250_000_000  # bit/s, as the worker's operator states it
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
     worker_cfg = {
         "executor": {"allowed_images": [IMAGE]},
         "worker": {"check_interval": 1.0},
+        "hardware": {"net_download_bps": WORKER_DOWNLOAD},
     }
     base = tmp_path_factory.mktemp("workers")
     with open_net(base, ("con_a",), hub) as n:
@@ -62,6 +64,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
         key = dev_private_keys(6)[5]
         light_keystore(base / "worker" / "keystore.json", key)
         n.keys["worker"] = key
+        # the worker measures its CPU as an operator would, before it starts: its scores
+        # go to the hub with its join, and the ASKs for its slots carry them
+        bench = run_cli("hardware", "--bench", "--data-dir", str(base / "worker"))
+        assert bench.returncode == 0, bench.stderr
         n.start("worker", "worker", extra=worker_cfg)
         wait_ready(n.nodes["worker"], time.monotonic() + 180)
         yield n, Account.from_key(key).address.lower()
@@ -108,6 +114,11 @@ def test_worker_joins_runs_the_task_and_is_paid(net: tuple[Net, str], tmp_path: 
     added = n.call("supplier", "POST", "/slots", body)
     assert added.status_code == 201, added.text
     assert added.json()["worker"] == worker
+    # its ASK shows the worker's own scores: its CPU measured there, its link as stated
+    (ask,) = _wait(lambda: n.asks_seen("con_a"), 60, "the remote slot's ASK")
+    assert ask["benchmarks"]["net-download"] == WORKER_DOWNLOAD
+    assert ask["benchmarks"]["cpu-sysbench-single"] > 0
+    assert ask["benchmarks"]["cpu-sysbench-multi"] > 0
 
     deal = _accepted_deal(n, 600)
     deal_id = deal["deal_id"]

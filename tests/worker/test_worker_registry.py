@@ -140,3 +140,32 @@ def test_paydays_stay_on_the_agreements_grid() -> None:
     assert m.payday_after(110.5) == 112.0  # paid 6.5 s late: still the grid, not 114.5
     assert m.payday_after(50.0) == 104.0  # never before the first payday
     assert dataclasses.replace(m, payout_period=0).payday_after(100.0) == 101.0
+
+
+def test_a_workers_own_scores_travel_with_its_record_and_are_checked(tmp_path: Path) -> None:
+    """A worker sends what its hub cannot read off its record (its CPU scores, its
+    link speeds) with its join; the hub keeps them with the agreement, for the
+    ASKs of the worker's slots, and refuses any other field or a bad value."""
+    from p2pnode.hardware.bench import SELF_STATED, scores_from, with_scores
+    from p2pnode.hardware.record import HardwareRecord, HardwareRecordError
+
+    record = h200_record(tmp_path)
+    scores = {"cpu-sysbench-single": 1234, "cpu-sysbench-multi": 9876, "net-download": 10**8}
+    body = with_scores(record, {**scores, "gpu-count": 8})  # not self-stated: left out
+    assert body["benchmarks"] == scores and set(scores) <= set(SELF_STATED)
+    assert HardwareRecord.from_dict(body) == record and scores_from(body) == scores
+    assert scores_from(record.to_dict()) == {}  # a worker that sends none
+    reg = WorkerRegistry(Storage(tmp_path / "node.sqlite3"))
+    _join(reg, W1, json.dumps(body, sort_keys=True), at=1_000.0)
+    member = reg.active(W1)
+    assert member is not None and dict(member.scores) == scores
+    for bad, field in (
+        ({"gpu-mem": 1}, "benchmarks.gpu-mem"),
+        ({"net-upload": -1}, "benchmarks.net-upload"),
+        ({"net-upload": True}, "benchmarks.net-upload"),
+        ({"net-upload": 2**63}, "benchmarks.net-upload"),
+    ):
+        with pytest.raises(HardwareRecordError, match=field):
+            scores_from({**body, "benchmarks": bad})
+    with pytest.raises(HardwareRecordError, match="benchmarks: an object"):
+        scores_from({**body, "benchmarks": [1]})
