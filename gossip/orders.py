@@ -134,6 +134,26 @@ class Property:
         check_str(f"{field}.value", self.value, ORDER_MAX_PROPERTY_VALUE_BYTES)
 
 
+# Properties repeat from order to order ("os" = "linux"): one that passed
+# `Property.validate` is remembered, so the next order carrying it skips the checks.
+# Validity depends on the value alone (the exact str types are checked before the
+# memo is read, so an equal str subclass is not taken for a known one). Bounded: a
+# flood of new properties empties it, and costs what it cost without it.
+_VALID_PROPERTIES: set[Property] = set()
+_VALID_PROPERTIES_MAX = 4096
+
+
+def _known_valid(prop: Property) -> bool:
+    return type(prop.key) is str and type(prop.value) is str and prop in _VALID_PROPERTIES
+
+
+def _remember_valid(prop: Property) -> None:
+    if type(prop.key) is str and type(prop.value) is str:
+        if len(_VALID_PROPERTIES) >= _VALID_PROPERTIES_MAX:
+            _VALID_PROPERTIES.clear()
+        _VALID_PROPERTIES.add(prop)
+
+
 # The resources an order names as fields (Order.create's keywords, the API's body)
 # and the benchmark that carries each one on the wire.
 RESOURCE_BENCHMARKS: dict[str, str] = {
@@ -223,7 +243,9 @@ class Order:
         for i, prop in enumerate(props):
             if not isinstance(prop, Property):
                 raise FieldError(f"properties[{i}]", "a (key, value) pair expected")
-            prop.validate(f"properties[{i}]")
+            if not _known_valid(prop):
+                prop.validate(f"properties[{i}]")
+                _remember_valid(prop)
         keys = [p.key for p in self.properties]
         if keys != sorted(set(keys)):
             raise FieldError("properties", "keys must be unique and sorted")
