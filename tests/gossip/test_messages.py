@@ -457,3 +457,68 @@ def test_kept_nested_hashes_are_bounded_and_match_the_per_field_encoding() -> No
     long = "x" * (eip712._SHORT_STRING + 1)
     assert eip712._enc_short_string(long) == eip712.keccak(long.encode())
     assert eip712._enc_short_string("") == eip712.keccak(b"")
+
+
+_ODD_VALUES = st.sampled_from(
+    [
+        0,
+        1,
+        -1,
+        True,
+        2**64,
+        2**64 - 1,
+        2**256,
+        31 * 86400 + 1,
+        10_001,
+        1.0,
+        "",
+        "DE",
+        "de",
+        "D",
+        "\x00\x01",
+        b"",
+        ADDR,
+        ADDR[:19],
+        b"\x00" * 65,
+        b"\x01" * 64 + b"\x1b",
+        (),
+        (0,) * 13,
+        (0,) * 12 + (-1,),
+        (b"\x01" * 20,),
+        (Property("os", "linux"),),
+        (Property("os", "linux"), Property("a", "b")),
+        (Property("Os", "x"),),
+        Side.ASK,
+        NetworkType.NONE,
+        None,
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([f.name for f in dataclasses.fields(Order)]), _ODD_VALUES),
+        max_size=3,
+    )
+)
+def test_the_order_fast_check_passes_only_what_the_full_checks_pass(
+    changes: list[tuple[str, object]],
+) -> None:
+    order = dataclasses.replace(make_order(properties={"os": "linux"}), **dict(changes))
+    try:
+        order._validate_field_by_field()
+        valid = True
+    except FieldError:
+        valid = False
+    if order._plainly_valid():
+        assert valid, changes
+
+
+def test_the_common_order_takes_the_fast_check() -> None:
+    order = make_order(properties={"os": "linux", "zone": "a"}, geo="DE")
+    order.validate()  # its properties are now known
+    assert order._plainly_valid()
+    listed = dataclasses.replace(order, blacklist=(b"\x02" * 20,))
+    assert not listed._plainly_valid()
+    listed.validate()  # valid all the same, checked field by field
