@@ -116,11 +116,26 @@ def _array_in(inner: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return parse
 
 
+# Decoded properties by their wire pair: most orders carry the same few, so the
+# same (immutable) Property object serves them all. Only pairs of two exact strs
+# are kept, so a hit is a pair of the same strs. Bounded by emptying when full.
+_PROPERTIES: dict[tuple[Any, ...], Property] = {}
+_PROPERTIES_MAX = 4096
+
+
 def _property_in(field: str, v: Any) -> Property:
+    if type(v) is tuple:
+        known = _PROPERTIES.get(v)
+        if known is not None:
+            return known
     pair = _tuple_in(field, v)
     if len(pair) != 2:
         raise FieldError(field, f"[key, value] expected, got {len(pair)} items")
-    return Property(_str_in(f"{field}.key", pair[0]), _str_in(f"{field}.value", pair[1]))
+    prop = Property(_str_in(f"{field}.key", pair[0]), _str_in(f"{field}.value", pair[1]))
+    if len(_PROPERTIES) >= _PROPERTIES_MAX:
+        _PROPERTIES.clear()
+    _PROPERTIES[pair] = prop
+    return prop
 
 
 def _same(v: Any) -> Any:
@@ -232,11 +247,28 @@ def _converters(
 # What decode needs per kind, worked out once: the class, the array length, the
 # conversions. The wire order is the dataclass's field order (checked here), so the
 # message is built positionally.
-_DECODERS: dict[int, tuple[type, int, tuple[tuple[int, str, Callable[[str, Any], Any]], ...]]] = {}
+_Converters: TypeAlias = tuple[tuple[int, str, Callable[[str, Any], Any]], ...]
+_DECODERS: dict[int, tuple[type, int, tuple[str, ...], _Converters]] = {}
 for _kind, (_cls, _fields) in SCHEMAS.items():
     if [f.name for f in dataclasses.fields(_cls)] != [f.attr for f in _fields]:
         raise AssertionError(f"{_cls.__name__}: wire order differs from field order")
-    _DECODERS[int(_kind)] = (_cls, 2 + len(_fields), _converters(_fields))
+    if hasattr(_cls, "__post_init__") or hasattr(_cls, "__slots__"):
+        raise AssertionError(f"{_cls.__name__}: decode fills __dict__, which needs neither")
+    _DECODERS[int(_kind)] = (
+        _cls,
+        2 + len(_fields),
+        tuple(f.attr for f in _fields),
+        _converters(_fields),
+    )
+
+
+def _build(cls: type, names: tuple[str, ...], values: list[Any]) -> Any:
+    """`cls(*values)` for these frozen dataclasses (every field given, no
+    __post_init__: checked above), without the generated __init__'s one
+    object.__setattr__ per field (~3 µs an order)."""
+    obj: Any = object.__new__(cls)
+    obj.__dict__.update(zip(names, values, strict=True))
+    return obj
 
 
 def _to_wire(msg: SignedMessage) -> list[Any]:
@@ -293,14 +325,14 @@ def decode(data: bytes, kinds: frozenset[MessageKind] | None = None) -> SignedMe
         raise MessageDecodeError("kind", f"{kind.name} not allowed here; allowed: {allowed}")
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise MessageDecodeError("version", f"{PROTOCOL_VERSION} expected, got {version!r}")
-    cls, length, converters = _DECODERS[kind_raw]
+    cls, length, names, converters = _DECODERS[kind_raw]
     if len(top) != length:
         raise MessageDecodeError("message", f"{kind.name} has {length} array items, got {len(top)}")
     values = list(top[2:])
     try:
         for i, attr, from_wire in converters:
             values[i] = from_wire(attr, values[i])
-        msg: SignedMessage = cls(*values)
+        msg: SignedMessage = _build(cls, names, values)
         msg.validate()
     except FieldError as exc:
         raise MessageDecodeError(exc.field, exc.problem) from None

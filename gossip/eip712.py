@@ -25,6 +25,10 @@ from functools import cached_property
 from typing import Any
 
 import coincurve
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT as _SECP_CTX
+from coincurve.flags import EC_UNCOMPRESSED as _EC_UNCOMPRESSED
 
 try:  # C keccak (safe-pysha3, pulled in by eth-tester's py-evm extra): ~0.8 µs a call
     from sha3 import keccak_256 as _keccak_256
@@ -236,7 +240,9 @@ def _compile(type_name: str, owner: StructType) -> Encoder:
                 return _KECCAK_EMPTY
             return keccak(b"".join(inner(v) for v in values))
 
-        return enc_array
+        if type_name[:-2] in _ATOMIC:
+            return enc_array
+        return _bounded_cache(enc_array)  # arrays of structs (an order's properties)
     if type_name.startswith("uint"):
         return _enc_uint
     if type_name == "address":
@@ -244,7 +250,7 @@ def _compile(type_name: str, owner: StructType) -> Encoder:
     if type_name == "bytes":
         return _enc_bytes
     if type_name == "string":
-        return _enc_string
+        return _enc_short_string
     if type_name == "bool":
         return _enc_bool
     if type_name == "bytes32":
@@ -252,25 +258,55 @@ def _compile(type_name: str, owner: StructType) -> Encoder:
     return _cached_struct_hash(_find_ref(owner, type_name))
 
 
-# Nested structs (an order's properties) repeat from message to message ("os" =
-# "linux"): their hashes are kept, a bounded number per type, keyed by the value
-# object itself (frozen dataclasses: equal fields, equal hash).
+# Nested structs and arrays of them (an order's properties) and short strings (a
+# country code) repeat from message to message: their encodings are kept, a
+# bounded number per encoder, keyed by the value itself (frozen dataclasses,
+# tuples of them, strs: equal values, equal encoding; a str never equals a
+# non-str, so an ill-typed value is never answered from the cache).
+# Each saves a keccak and the Python around it on every validated message.
 _NESTED_CACHE_SIZE = 4096
+_SHORT_STRING = 64  # longer strings (hub descriptions) are rarely repeated: not kept
+_ATOMIC = frozenset({"address", "bool", "bytes", "bytes32", "string"}) | {
+    f"uint{n}" for n in range(8, 257, 8)
+}
 
 
-def _cached_struct_hash(struct: StructType) -> Encoder:
-    cache: dict[Any, bytes] = {}
+class _Kept:
+    """An encoder whose answers are kept, at most _NESTED_CACHE_SIZE of them."""
 
-    def enc_struct(value: Any) -> bytes:
-        h = cache.get(value)
+    __slots__ = ("cache", "encode")
+
+    def __init__(self, encode: Encoder) -> None:
+        self.encode = encode
+        self.cache: dict[Any, bytes] = {}
+
+    def __call__(self, value: Any) -> bytes:
+        cache = self.cache
+        try:
+            h = cache.get(value)
+        except TypeError:  # unhashable (a list from a caller): not kept
+            return self.encode(value)
         if h is None:
-            h = struct.hash_struct(value)
+            h = self.encode(value)
             if len(cache) >= _NESTED_CACHE_SIZE:
                 cache.clear()  # whole: cheap, and a flood of new values cannot grow it
             cache[value] = h
         return h
 
-    return enc_struct
+
+def _bounded_cache(encode: Encoder) -> _Kept:
+    return _Kept(encode)
+
+
+def _cached_struct_hash(struct: StructType) -> Encoder:
+    return _bounded_cache(struct.hash_struct)
+
+
+_enc_string_cached = _bounded_cache(_enc_string)
+
+
+def _enc_short_string(v: str) -> bytes:
+    return _enc_string_cached(v) if len(v) <= _SHORT_STRING else _enc_string(v)
 
 
 def _to_value(type_name: str, value: Any, owner: StructType) -> Any:
@@ -356,17 +392,23 @@ def address_of_key(private_key: bytes) -> bytes:
     return keccak(pub[1:])[12:]
 
 
+_N_BYTES = SECP256K1_N.to_bytes(32, "big")
+_HALF_N_BYTES = _HALF_N.to_bytes(32, "big")
+_ZERO32 = bytes(32)
+
+
 def _split(signature: bytes) -> tuple[bytes, int]:
     if len(signature) != 65:
         raise SignatureError(f"signature must be 65 bytes, got {len(signature)}")
     v = signature[64]
     if v not in (27, 28):
         raise SignatureError(f"recovery byte v must be 27 or 28, got {v}")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    if not 0 < r < SECP256K1_N:
+    # 32-byte big-endian words compare as the numbers they encode
+    r = signature[:32]
+    s = signature[32:64]
+    if r == _ZERO32 or r >= _N_BYTES:
         raise SignatureError("r out of range")
-    if not 0 < s <= _HALF_N:
+    if s == _ZERO32 or s > _HALF_N_BYTES:
         raise SignatureError("s out of range or high (non-canonical, EIP-2)")
     return signature[:64], v - 27
 
@@ -378,13 +420,23 @@ def recover_address(message_digest: bytes, signature: bytes) -> bytes:
     unrecoverable signature.
     """
     rs, recid = _split(signature)
-    try:
-        pub = coincurve.PublicKey.from_signature_and_message(
-            rs + bytes([recid]), message_digest, hasher=None
-        )
-    except Exception as exc:  # libsecp256k1 reports a bad point as a plain Exception
-        raise SignatureError(f"signature does not recover: {exc}") from exc
-    return keccak(pub.format(compressed=False)[1:])[12:]
+    if type(message_digest) is not bytes or len(message_digest) != 32:
+        raise SignatureError("digest must be 32 bytes")
+    # libsecp256k1 through coincurve's cffi bindings, called directly: the same three
+    # calls as PublicKey.from_signature_and_message(...).format(False), less its
+    # Python layers (~5 µs). cffi releases the GIL around each call; the context is
+    # only read, so threads may share it.
+    ctx = _SECP_CTX.ctx
+    sig = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, sig, rs, recid):
+        raise SignatureError("signature does not recover: unparseable r, s")
+    pub = _ffi.new("secp256k1_pubkey *")
+    if not _lib.secp256k1_ecdsa_recover(ctx, pub, sig, message_digest):
+        raise SignatureError("signature does not recover: no public key")
+    out = _ffi.new("unsigned char[65]")
+    out_len = _ffi.new("size_t *", 65)
+    _lib.secp256k1_ec_pubkey_serialize(ctx, out, out_len, pub, _EC_UNCOMPRESSED)
+    return keccak(_ffi.buffer(out, 65)[1:])[12:]
 
 
 def recover_address_eth_account(full: dict[str, Any], signature: bytes) -> bytes:

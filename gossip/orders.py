@@ -134,6 +134,26 @@ class Property:
         check_str(f"{field}.value", self.value, ORDER_MAX_PROPERTY_VALUE_BYTES)
 
 
+# Properties repeat from order to order ("os" = "linux"): one that passed
+# `Property.validate` is remembered, so the next order carrying it skips the checks.
+# Validity depends on the value alone (the exact str types are checked before the
+# memo is read, so an equal str subclass is not taken for a known one). Bounded: a
+# flood of new properties empties it, and costs what it cost without it.
+_VALID_PROPERTIES: set[Property] = set()
+_VALID_PROPERTIES_MAX = 4096
+
+
+def _known_valid(prop: Property) -> bool:
+    return type(prop.key) is str and type(prop.value) is str and prop in _VALID_PROPERTIES
+
+
+def _remember_valid(prop: Property) -> None:
+    if type(prop.key) is str and type(prop.value) is str:
+        if len(_VALID_PROPERTIES) >= _VALID_PROPERTIES_MAX:
+            _VALID_PROPERTIES.clear()
+        _VALID_PROPERTIES.add(prop)
+
+
 # The resources an order names as fields (Order.create's keywords, the API's body)
 # and the benchmark that carries each one on the wire.
 RESOURCE_BENCHMARKS: dict[str, str] = {
@@ -204,6 +224,60 @@ class Order:
     MONOTONIC: ClassVar[bool] = False
 
     def validate(self) -> None:
+        if not self._plainly_valid():
+            self._validate_field_by_field()
+
+    def _plainly_valid(self) -> bool:
+        """The checks below as one expression, for the common order (known
+        properties, no blacklist): every order is validated on every node before its
+        signature is, so this is on the hot path. True only if every check below
+        would pass; anything else, valid or not, goes through them one by one, which
+        then names the field at fault."""
+        author, counterparty, geo, sig = self.author, self.counterparty, self.geo, self.signature
+        duration, rating, start, end = (
+            self.duration,
+            self.min_rating,
+            self.valid_from,
+            self.valid_until,
+        )
+        bench, props, price = self.benchmarks, self.properties, self.price_per_hour
+        if not (
+            type(author) is bytes
+            and len(author) == 20
+            and type(counterparty) is bytes
+            and len(counterparty) == 20
+            and type(self.side) is Side
+            and type(self.network) is NetworkType
+            and type(price) is int
+            and 0 <= price <= UINT256_MAX
+            and all_uints((duration, rating, self.nonce, start, end), UINT64_MAX)
+            and duration <= ORDER_MAX_DURATION_SECONDS
+            and rating <= RATING_MAX
+            and start < end
+            and end - start <= ORDER_MAX_VALIDITY_SECONDS
+            and type(bench) is tuple
+            and len(bench) == len(BENCHMARK_NAMES)
+            and all_uints(bench, UINT64_MAX)
+            and type(self.blacklist) is tuple
+            and not self.blacklist
+            and type(geo) is str
+            and (not geo or _COUNTRY.match(geo) is not None)
+            and type(sig) is bytes
+            and (not sig or (len(sig) == 65 and sig[64] in (27, 28)))
+            and type(props) is tuple
+            and len(props) <= ORDER_MAX_PROPERTIES
+        ):
+            return False
+        previous = None
+        for prop in props:
+            if type(prop) is not Property or not _known_valid(prop):
+                return False
+            if previous is not None and not previous < prop.key:  # sorted, unique
+                return False
+            previous = prop.key
+        return True
+
+    def _validate_field_by_field(self) -> None:
         check_address("author", self.author)
         if not isinstance(self.side, Side):
             raise FieldError("side", f"1 (ASK) or 2 (BID) expected, got {self.side!r}")
@@ -223,7 +297,9 @@ class Order:
         for i, prop in enumerate(props):
             if not isinstance(prop, Property):
                 raise FieldError(f"properties[{i}]", "a (key, value) pair expected")
-            prop.validate(f"properties[{i}]")
+            if not _known_valid(prop):
+                prop.validate(f"properties[{i}]")
+                _remember_valid(prop)
         keys = [p.key for p in self.properties]
         if keys != sorted(set(keys)):
             raise FieldError("properties", "keys must be unique and sorted")

@@ -317,3 +317,47 @@ def test_largest_allowed_messages_fit_under_the_cap() -> None:
         data = codec.encode(msg)
         assert len(data) <= MAX_MESSAGE_BYTES
         assert codec.decode(data) == msg
+
+
+def test_kept_properties_never_let_a_bad_one_through() -> None:
+    """Decoded properties are kept and known-valid ones skip their checks: a bad
+    property is refused every time it comes, a str subclass equal to a known-good
+    value is still checked, and both memos stay bounded under a flood."""
+    from gossip import orders as orders_mod
+
+    wire = _wire(_order())
+    bad = list(wire)
+    bad[8] = [["Os", "linux"]]
+    for _ in range(3):
+        assert _field_error(_pack(bad)) == "properties[0].key"
+    good = list(wire)
+    good[8] = [["os", "linux"]]
+    first, again = codec.decode(_pack(good)), codec.decode(_pack(good))
+    assert first == again and first.properties[0] is again.properties[0]  # kept
+
+    class Text(str):
+        pass
+
+    sneaky = dataclasses.replace(first, properties=(Property(Text("os"), "linux"),))
+    assert not orders_mod._known_valid(sneaky.properties[0])
+    with pytest.raises(FieldError, match=r"properties\[0\]\.key: string expected"):
+        sneaky.validate()  # checked in full, not taken for the known "os"
+    with pytest.raises(FieldError, match=r"properties\[0\]\.value"):
+        dataclasses.replace(first, properties=(Property("os", "\x1b[2J"),)).validate()
+
+    for i in range(codec._PROPERTIES_MAX + 5):
+        flood = list(wire)
+        flood[8] = [["k", f"v{i}"]]
+        codec.decode(_pack(flood))
+    assert 0 < len(codec._PROPERTIES) <= codec._PROPERTIES_MAX
+    assert 0 < len(orders_mod._VALID_PROPERTIES) <= orders_mod._VALID_PROPERTIES_MAX
+
+
+def test_decoded_messages_equal_the_constructed_ones() -> None:
+    """decode fills the dataclass without its __init__: the result must be the same
+    value, hash and repr as the constructor's."""
+    for msg in (_order(), OrderCancel(ADDR, b"\x07" * 32, 9, 10, 20, SIG)):
+        got = codec.decode(codec.encode(msg))
+        assert got == msg and hash(got) == hash(msg) and repr(got) == repr(msg)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.nonce = 1  # type: ignore[misc]

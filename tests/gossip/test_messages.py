@@ -24,6 +24,7 @@ from gossip.messages import (
 )
 from gossip.orders import (
     BENCHMARK_NAMES,
+    ORDER_TYPE,
     NetworkType,
     Order,
     OrderCancel,
@@ -415,3 +416,109 @@ def test_packed_hash_struct_equals_the_per_field_encoding_even_for_unvalidated_m
     for msg in odd:
         struct = msg.EIP712_TYPE
         assert struct.hash_struct(msg) == struct.hash_struct_generic(msg)
+
+
+def test_signature_word_bounds_are_exact() -> None:
+    """r and s are compared as 32-byte big-endian words: the bounds are the numbers'."""
+    n, half = SECP256K1_N, SECP256K1_N // 2
+    one = (1).to_bytes(32, "big")
+
+    def word(x: int) -> bytes:
+        return x.to_bytes(32, "big")
+
+    for sig, refused in [
+        (word(n) + one + b"\x1b", "r out of range"),
+        (one + word(half + 1) + b"\x1b", "s out of range or high"),
+    ]:
+        with pytest.raises(SignatureError, match=refused):
+            eip712.recover_address(b"\x00" * 32, sig)
+    for sig in (word(n - 1) + one + b"\x1b", one + word(half) + b"\x1b"):
+        try:  # in range: refused, if at all, only because it does not recover
+            eip712.recover_address(b"\x01" * 32, sig)
+        except SignatureError as exc:
+            assert "does not recover" in str(exc)
+    with pytest.raises(SignatureError, match="32 bytes"):
+        eip712.recover_address(b"\x00" * 31, make_order().signed(DOMAIN, KEY).signature)
+
+
+def test_kept_nested_hashes_are_bounded_and_match_the_per_field_encoding() -> None:
+    """Property arrays and short strings are hashed once and kept; the kept answer is
+    the per-field encoder's, and a flood of new values does not grow the cache."""
+    orders = [
+        make_order(nonce=i, properties={"os": "linux", "zone": f"z{i % 3}"}, geo="DE")
+        for i in range(6)
+    ]
+    for order in orders * 2:
+        assert ORDER_TYPE.hash_struct(order) == ORDER_TYPE.hash_struct_generic(order)
+    for i in range(eip712._NESTED_CACHE_SIZE + 10):
+        eip712._enc_short_string(f"s{i}")
+    assert 0 < len(eip712._enc_string_cached.cache) <= eip712._NESTED_CACHE_SIZE
+    assert eip712._enc_short_string("s1") == eip712.keccak(b"s1")
+    long = "x" * (eip712._SHORT_STRING + 1)
+    assert eip712._enc_short_string(long) == eip712.keccak(long.encode())
+    assert eip712._enc_short_string("") == eip712.keccak(b"")
+
+
+_ODD_VALUES = st.sampled_from(
+    [
+        0,
+        1,
+        -1,
+        True,
+        2**64,
+        2**64 - 1,
+        2**256,
+        31 * 86400 + 1,
+        10_001,
+        1.0,
+        "",
+        "DE",
+        "de",
+        "D",
+        "\x00\x01",
+        b"",
+        ADDR,
+        ADDR[:19],
+        b"\x00" * 65,
+        b"\x01" * 64 + b"\x1b",
+        (),
+        (0,) * 13,
+        (0,) * 12 + (-1,),
+        (b"\x01" * 20,),
+        (Property("os", "linux"),),
+        (Property("os", "linux"), Property("a", "b")),
+        (Property("Os", "x"),),
+        Side.ASK,
+        NetworkType.NONE,
+        None,
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([f.name for f in dataclasses.fields(Order)]), _ODD_VALUES),
+        max_size=3,
+    )
+)
+def test_the_order_fast_check_passes_only_what_the_full_checks_pass(
+    changes: list[tuple[str, object]],
+) -> None:
+    order = dataclasses.replace(make_order(properties={"os": "linux"}), **dict(changes))
+    try:
+        order._validate_field_by_field()
+        valid = True
+    except FieldError:
+        valid = False
+    if order._plainly_valid():
+        assert valid, changes
+
+
+def test_the_common_order_takes_the_fast_check() -> None:
+    order = make_order(properties={"os": "linux", "zone": "a"}, geo="DE")
+    order.validate()  # its properties are now known
+    assert order._plainly_valid()
+    listed = dataclasses.replace(order, blacklist=(b"\x02" * 20,))
+    assert not listed._plainly_valid()
+    listed.validate()  # valid all the same, checked field by field
