@@ -270,15 +270,17 @@ def _metrics(node: Any) -> dict[str, float]:
     return out
 
 
-def _settled_metrics(node: Any, timeout: float) -> dict[str, float]:
+def _settled_metrics(node: Any, timeout: float, quiet: int = 3) -> dict[str, float]:
     """The node's metrics once it has validated everything sent to it (its counts of
-    validation outcomes stopped moving for a second)."""
+    validation outcomes stood still for `quiet` seconds running: on a loaded machine
+    a node can pause for a second between two batches)."""
     end = time.monotonic() + timeout
-    last = -1.0
+    last, still = -1.0, 0
     while True:
         m = _metrics(node)
         seen = sum(v for k, v in m.items() if k.startswith("sonm_pubsub_validation_"))
-        if seen == last or time.monotonic() > end:
+        still = still + 1 if seen == last else 0
+        if still >= quiet or time.monotonic() > end:
             return m
         last = seen
         time.sleep(1.0)
