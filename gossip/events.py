@@ -87,6 +87,7 @@ class RouterMetrics:
     msgs_forwarded: int = 0
     msgs_published: int = 0
     msgs_skipped_idontwant: int = 0
+    msgs_unqueued_held: int = 0  # taken back from a queue: the peer has it (its copy, IDONTWANT)
     queue_overflow: int = 0
     ihave_sent: int = 0
     ihave_received: int = 0

@@ -178,7 +178,7 @@ class LazyGossip(MeshTransitions):
                 continue
             sent.add(mid)
             m.iwant_served += 1
-            self._queue_msg(peer, msg, own=False)
+            self._queue_msg(peer, mid, msg, own=False)
 
     def _handle_idontwant(self, peer: bytes, ids: list[bytes]) -> None:
         self.metrics.idontwant_received += 1
@@ -196,7 +196,13 @@ class LazyGossip(MeshTransitions):
         if dw is None:
             dw = dontwant[peer] = {}
         expires = self._tick + self.params.idontwant_ttl_heartbeats
+        st = self._peers.get(peer)
+        queued = st.q_msgs if st is not None else None
         for i, mid in enumerate(ids):
             if i >= self.params.max_idontwant_length:
                 break
             dw[mid] = expires
+            if queued is not None and mid in queued:
+                assert st is not None
+                self._unqueue_msg(st, mid)
+                queued = st.q_msgs

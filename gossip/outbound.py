@@ -15,6 +15,8 @@ share a simulator process, so no extra object per router).
 
 from __future__ import annotations
 
+from itertools import islice
+
 from gossip.events import RouterMetrics
 from gossip.params import GossipSubParams
 from gossip.peers import Peer
@@ -48,11 +50,11 @@ class OutboundQueues:
             st.q_subs.extend(subs)
         self._dirty[peer] = None
 
-    def _queue_msg(self, peer: bytes, msg: Message, own: bool) -> None:
+    def _queue_msg(self, peer: bytes, msg_id: bytes, msg: Message, own: bool) -> None:
         st = self._peers[peer]
         q = st.q_msgs
         if q is None:
-            st.q_msgs = [msg]
+            st.q_msgs = {msg_id: msg}
             self._dirty[peer] = None
             return
         if not own and len(q) >= self.params.max_queued_messages:
@@ -61,7 +63,21 @@ class OutboundQueues:
                 self._overflowed = {}
             self._overflowed[peer] = None
             return
-        q.append(msg)
+        q[msg_id] = msg
+
+    def _unqueue_msg(self, st: Peer, msg_id: bytes) -> bool:
+        """Take `msg_id` back from the peer's queue if it still waits there: the
+        peer has the message (it sent us a copy, or said it does not want it), so
+        the write would only cost both sides a duplicate. Only a busy node's
+        queues hold messages long enough for this to happen; an idle one writes
+        at once."""
+        q = st.q_msgs
+        if q is None or q.pop(msg_id, None) is None:
+            return False
+        if not q:
+            st.q_msgs = None
+        self.metrics.msgs_unqueued_held += 1
+        return True
 
     def has_pending(self) -> bool:
         return bool(self._dirty)
@@ -81,7 +97,8 @@ class OutboundQueues:
         if st is None:
             return [], [], None
         subs = st.q_subs or []
-        msgs = st.q_msgs or []
+        q = st.q_msgs
+        msgs = list(q.values()) if q else []
         ctl = st.q_ctl
         st.q_subs = None
         st.q_msgs = None
@@ -100,14 +117,17 @@ class OutboundQueues:
         if st is None:
             del self._dirty[peer]
             return []
-        msgs = st.q_msgs
-        cut = self._write_cut(msgs) if msgs else 0
-        if msgs and cut < len(msgs):
-            head, st.q_msgs = msgs[:cut], msgs[cut:]
-            subs, ctl = st.q_subs or [], st.q_ctl
-            st.q_subs = None
-            st.q_ctl = None
-            return self._encode(subs, head, ctl)
+        q = st.q_msgs
+        if q is not None and len(q) > 1:
+            msgs = list(q.values())
+            cut = self._write_cut(msgs)
+            if cut < len(msgs):
+                for k in list(islice(q, cut)):
+                    del q[k]
+                subs, ctl = st.q_subs or [], st.q_ctl
+                st.q_subs = None
+                st.q_ctl = None
+                return self._encode(subs, msgs[:cut], ctl)
         del self._dirty[peer]
         subs, msgs_all, ctl = self._take(peer)
         return self._encode(subs, msgs_all, ctl)

@@ -73,9 +73,11 @@ class GossipSubParams:
     # One write to a peer carries at most this many queued messages and about this
     # many bytes of them (the first message always goes); the rest waits for the
     # next write. Bounds what one coalesced write holds up and how long it takes
-    # (a write over max_rpc_size is still split into frames at that size).
+    # (a write over max_rpc_size is still split into frames at that size). 60 KiB
+    # with its framing fits one Yamux frame in one Noise transport message, which
+    # is what each write costs on py-libp2p's transport, whatever its size.
     max_write_messages: int = 512
-    max_write_bytes: int = 256 << 10
+    max_write_bytes: int = 60 << 10
     max_topics_per_peer: int = 1024
     # Topic names a peer may make us hold: at most this many bytes each, and at most
     # max_unknown_topics_per_peer names we neither subscribe nor publish to (a

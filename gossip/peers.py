@@ -86,6 +86,8 @@ class Peer:
         self.outbound = outbound
         # interned by the router: peers with the same subscriptions share one frozenset
         self.topics: frozenset[str] = NO_TOPICS
-        self.q_msgs: list[Message] | None = None
+        # message id -> message, in the order queued: keyed so that a copy the peer
+        # sends us while ours still waits for the write can be taken back (it has it)
+        self.q_msgs: dict[bytes, Message] | None = None
         self.q_subs: list[SubOpts] | None = None
         self.q_ctl: Control | None = None

@@ -375,7 +375,7 @@ class GossipRouter(LazyGossip):
         self._mcache.put(msg_id, msg)
         self.metrics.msgs_published += 1
         for p in targets:
-            self._queue_msg(p, msg, own=True)
+            self._queue_msg(p, msg_id, msg, own=True)
         if topic in self._mesh:
             self._events.append(Delivered(topic, msg_id, data, msg.from_, self.local_peer))
         return msg_id
@@ -530,6 +530,8 @@ class GossipRouter(LazyGossip):
             msg_id = policy.msg_id(msg)
             if msg_id in seen:
                 m.msgs_duplicate += 1
+                if st.q_msgs is not None:
+                    self._unqueue_msg(st, msg_id)
                 if sc is not None:
                     sc.duplicate_message(msg_id, peer, topic, now)
                 continue
@@ -617,7 +619,7 @@ class GossipRouter(LazyGossip):
                 if dw is not None and msg_id in dw:
                     self.metrics.msgs_skipped_idontwant += 1
                     continue
-            self._queue_msg(p, msg, own=False)
+            self._queue_msg(p, msg_id, msg, own=False)
             n += 1
         self.metrics.msgs_forwarded += n
 

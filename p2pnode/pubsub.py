@@ -14,7 +14,8 @@ It owns the I/O the router must not do:
   low load); while a write is in flight, or while each scheduler round adds to
   the peer's queue (a few rounds at most), what queues meanwhile piles up in
   the router and leaves in the next write, taken with `drain_peer` up to the router's
-  `max_write_messages` / `max_write_bytes`. One small write on a Yamux/Noise
+  `max_write_messages` / `max_write_bytes`, cut at one Noise message (a long
+  queue on a busy loop waits for a full one). One write on a Yamux/Noise
   stream costs ~0.65 ms of CPU against ~42 µs per message when 20 are
   coalesced, so the busier the node, the larger the writes and the cheaper
   each message;
@@ -67,7 +68,8 @@ log = logging.getLogger(__name__)
 SyncValidator = Callable[[str, bytes, bytes], ValidationResult]
 AsyncValidator = Callable[[str, bytes, bytes], Awaitable[ValidationResult]]
 
-_READ_CHUNK = 1 << 16
+# py-libp2p's Yamux sends a window update per read: one read takes what is buffered
+_READ_CHUNK = 1 << 18
 # Opening our stream to a new peer races its own start-up: retry a few times,
 # doubling the wait from 0.05 s between tries, before giving up on the peer.
 _OPEN_ATTEMPTS = 8
@@ -75,7 +77,16 @@ _OPEN_FIRST_RETRY = 0.05
 _CHANNEL_GONE = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
 # A writer with output waits at most this many scheduler rounds while other tasks
 # keep queueing messages for its peer (readers forwarding), then writes.
-_BUSY_ROUNDS = 16
+_BUSY_ROUNDS = 64
+# The most one stream write carries: a Yamux frame (12-byte header) that fits one
+# Noise transport message (65535 bytes less the 16-byte tag). Yamux itself cuts
+# at 65524 bytes of payload, which Noise then splits into 65519 + 17: two
+# messages, each costing the full per-message price on both sides. Writing at
+# most this much per call keeps one Noise message per Yamux frame.
+_MAX_WRITE = 65535 - 16 - 12
+# How many writers of this trio run (every PubSub in it) are yielding rounds
+# before their write: they are no work a waiting writer could get more from.
+_COALESCING: trio.lowlevel.RunVar[int] = trio.lowlevel.RunVar("pubsub_coalescing", default=0)
 
 
 @dataclass(slots=True)
@@ -306,6 +317,13 @@ class PubSub:
         self._after()
         await self._writer(pb, stream, gen)
 
+    @staticmethod
+    def _busy() -> bool:
+        """Whether tasks other than our coalescing writers are ready to run (readers
+        with frames, the transport's own tasks): they may queue more for a waiting
+        writer, and on a loop this busy a write saved is worth more than a round."""
+        return trio.lowlevel.current_statistics().tasks_runnable > _COALESCING.get()
+
     def _is_connected(self, pid: ID) -> bool:
         try:
             return bool(self.host.get_network().get_connections(pid))
@@ -322,7 +340,11 @@ class PubSub:
         write. Before taking its output, the writer yields scheduler rounds
         until two in a row added no message for the peer (other tasks, mostly
         readers forwarding, are no longer producing for it), up to `_BUSY_ROUNDS`
-        or a full write. A round of an idle node
+        or a full write (one Noise message's worth, by the bytes per message of
+        the last write). A queue over a quarter of a full write keeps waiting past
+        two quiet rounds while trio reports other tasks ready to run: there the
+        loop is busy, and a frame saved is worth more than the rounds. A round of
+        an idle node
         takes microseconds, so there a message is written the moment it is
         queued; on a busy node writes grow with the load (a write's fixed cost,
         ~0.65 ms of Yamux/Noise/trio CPU, is what a busy node runs out of first).
@@ -330,6 +352,8 @@ class PubSub:
         router = self.router
         metrics = self.metrics
         cap = router.params.max_write_messages
+        per_msg = 256.0  # bytes per queued message in the last write: a full frame's count
+        now_queued = 0
         failed = False
         try:
             while self._outbound.get(pb) == gen:
@@ -344,20 +368,36 @@ class PubSub:
                 # empty round can be a producer that ran just before us twice), at
                 # a full write, or after _BUSY_ROUNDS
                 queued = router.queued_messages(pb)
+                full = min(cap, max(1, int(_MAX_WRITE / per_msg)))
                 quiet = 0
-                for _ in range(_BUSY_ROUNDS):
-                    await trio.lowlevel.checkpoint()
-                    now_queued = router.queued_messages(pb)
-                    if now_queued >= cap:
-                        break
-                    quiet = quiet + 1 if now_queued == queued else 0
-                    if quiet == 2:
-                        break
-                    queued = now_queued
+                _COALESCING.set(_COALESCING.get() + 1)
+                try:
+                    for _ in range(_BUSY_ROUNDS):
+                        await trio.lowlevel.checkpoint()
+                        now_queued = router.queued_messages(pb)
+                        if now_queued >= full:
+                            break
+                        quiet = quiet + 1 if now_queued == queued else 0
+                        # a short queue (an idle or lightly loaded node) goes as soon
+                        # as producers pause; a long one waits for a full frame while
+                        # the loop has other work that may add to it
+                        if quiet >= 2 and (now_queued < full >> 2 or not self._busy()):
+                            break
+                        queued = now_queued
+                finally:
+                    _COALESCING.set(_COALESCING.get() - 1)
                 frames = router.drain_peer(pb)
                 if not frames:
                     continue
-                await stream.write(frames[0] if len(frames) == 1 else b"".join(frames))
+                out = frames[0] if len(frames) == 1 else b"".join(frames)
+                if now_queued:
+                    per_msg = max(len(out) / now_queued, 1.0)
+                if len(out) <= _MAX_WRITE:
+                    await stream.write(out)
+                else:
+                    view = memoryview(out)
+                    for at in range(0, len(out), _MAX_WRITE):
+                        await stream.write(bytes(view[at : at + _MAX_WRITE]))
                 metrics.writes += 1
         except Exception as exc:
             failed = True

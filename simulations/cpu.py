@@ -53,7 +53,7 @@ class CpuParams:
     heartbeat_s: float = 0.2e-3
     coalescing: str = "adaptive"
     max_write_messages: int = 512
-    max_write_bytes: int = 256 << 10
+    max_write_bytes: int = 60 << 10
     hold_s: float = 0.05
     flush_at: int = 64
     shared: bool = False

@@ -14,7 +14,7 @@ import pytest
 from gossip.params import GossipSubParams, ParamError
 from gossip.router import PROTOCOL_V12, GossipRouter
 from gossip.validation import ValidationResult
-from gossip.wire import RPC, SubOpts, decode_rpc, split_frames
+from gossip.wire import RPC, Control, Message, SubOpts, decode_rpc, split_frames
 
 T = "t"
 PEER = b"peer"
@@ -111,3 +111,37 @@ def test_drain_of_all_peers_is_not_bounded() -> None:
 def test_write_bounds_below_one_are_refused_by_name(name: str) -> None:
     with pytest.raises(ParamError, match=name):
         GossipSubParams(**{name: 0}).validate()  # type: ignore[arg-type]
+
+
+def _held(r: GossipRouter, mid: bytes) -> Message:
+    msg = r._mcache.get(mid)
+    assert msg is not None
+    return msg
+
+
+def test_a_queued_message_the_peer_sends_us_first_is_taken_back() -> None:
+    """A busy node's write waits; a copy the peer sends meanwhile shows it has the
+    message, so the queued one is not written (it would be a duplicate)."""
+    r = _router()
+    r.subscribe(T, 0.0)
+    r.drain()
+    m0 = r.publish(T, b"m0", 0.0)
+    r.publish(T, b"m1", 0.0)
+    r.receive_rpc(PEER, RPC(publish=[_held(r, m0)]), 0.1)
+    assert r.metrics.msgs_duplicate == 1
+    assert r.metrics.msgs_unqueued_held == 1
+    assert _taken(r)[0] == [b"m1"]
+    # once written, a later copy has nothing to take back
+    r.receive_rpc(PEER, RPC(publish=[_held(r, m0)]), 0.2)
+    assert r.metrics.msgs_unqueued_held == 1
+    assert not r.has_output_for(PEER)
+
+
+def test_an_idontwant_takes_a_queued_message_back_and_an_emptied_queue_writes_nothing() -> None:
+    r = _router()
+    m0 = r.publish(T, b"m0", 0.0)
+    r.receive_rpc(PEER, RPC(control=Control(idontwant=[m0])), 0.1)
+    assert r.metrics.msgs_unqueued_held == 1
+    assert r.queued_messages(PEER) == 0
+    assert r.drain_peer(PEER) == []
+    assert not r.has_output_for(PEER)

@@ -303,11 +303,25 @@ def test_iwant_answered_from_mcache_within_retransmission_limit() -> None:
     h.r.subscribe(T, h.now)
     mid = h.r.publish(T, b"payload", h.now)
     h.collect()
-    for _ in range(5):
+    served = 0
+    for _ in range(5):  # each ask answered in its own write
         h.feed(a, RPC(control=Control(iwant=[mid])))
-    served = published(h.collect().get(a, []))
-    assert len(served) == 3  # gossip_retransmission
+        served += len(published(h.collect().get(a, [])))
+    assert served == 3  # gossip_retransmission
     assert h.r.metrics.iwant_refused == 2
+
+
+def test_iwant_asked_twice_before_the_write_is_served_once() -> None:
+    h = Harness()
+    a = h.add(b"a")
+    h.add(b"b")
+    h.r.subscribe(T, h.now)
+    mid = h.r.publish(T, b"payload", h.now)
+    h.collect()
+    h.feed(a, RPC(control=Control(iwant=[mid])))
+    h.feed(a, RPC(control=Control(iwant=[mid])))
+    assert len(published(h.collect().get(a, []))) == 1
+    assert h.r.metrics.iwant_served == 2  # both count toward the retransmission limit
 
 
 def test_iwant_not_answered_after_message_leaves_mcache() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any, cast
 
+import pytest
 import trio
 import trio.testing
 from libp2p.abc import IHost
@@ -24,7 +25,7 @@ from gossip.params import GossipSubParams
 from gossip.router import PROTOCOL_V12, GossipRouter
 from gossip.validation import ValidationResult
 from gossip.wire import RPC, Message, SubOpts, decode_rpc, frame, split_frames
-from p2pnode.pubsub import PubSub
+from p2pnode.pubsub import _MAX_WRITE, PubSub
 
 T = "t"
 PEER = b"remote"
@@ -314,3 +315,85 @@ def test_a_writer_lets_a_busy_loop_queue_more_before_it_writes() -> None:
             pubsub._drop_peer(PEER)
 
     trio.run(main, clock=trio.testing.MockClock())
+
+
+def test_a_write_over_one_noise_message_is_cut_into_writes_that_each_fit_one() -> None:
+    """py-libp2p's Yamux cuts a large write at 65524 bytes and Noise splits that
+    frame in two; the driver cuts first, so each write is one Yamux frame in one
+    Noise message, and the bytes are the frames unchanged."""
+
+    async def main() -> None:
+        pubsub, _ = _driver(max_write_bytes=1 << 20)
+        _peer_ready(pubsub)
+        for i in range(5):
+            await pubsub.publish(T, bytes([i]) * 30000)
+        ours, _theirs = trio.testing.memory_stream_pair()
+        stream = GatedStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            for _ in range(3):
+                await stream.started.wait()
+                stream.started = trio.Event()
+                stream.release.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert [len(w) for w in stream.writes[:2]] == [_MAX_WRITE] * 2
+            assert len(stream.writes) == 3 and len(stream.writes[2]) <= _MAX_WRITE
+            assert _messages(b"".join(stream.writes)) == [bytes([i]) * 30000 for i in range(5)]
+            assert pubsub.metrics.writes == 1  # one turn of the writer
+            pubsub._drop_peer(PEER)
+
+    trio.run(main, clock=trio.testing.MockClock())
+
+
+class RecordingStream(MemStream):
+    """A stream that records what each write carried and completes it at once."""
+
+    def __init__(self, end: trio.StapledStream[Any, Any]) -> None:
+        super().__init__(end)
+        self.writes: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+def _long_queue_write(busy: bool, monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
+    """70 messages queued (a long queue: over a quarter of a full frame), one more
+    queued 8 rounds later; `busy` stands for what trio's statistics say of the
+    loop (other tasks ready to run), which a test cannot pin round by round."""
+
+    async def main() -> list[list[bytes]]:
+        pubsub, _ = _driver()
+        monkeypatch.setattr(pubsub, "_busy", lambda: busy)
+        _peer_ready(pubsub)
+        ours, _theirs = trio.testing.memory_stream_pair()
+        stream = RecordingStream(ours)
+        pubsub._outbound[PEER] = gen = 1
+
+        async def late() -> None:
+            for _ in range(8):
+                await trio.lowlevel.checkpoint()
+            await pubsub.publish(T, b"late")
+
+        async with trio.open_nursery() as nursery:
+            for i in range(70):
+                pubsub.router.publish(T, b"m%d" % i, trio.current_time())
+            nursery.start_soon(late)
+            nursery.start_soon(pubsub._writer, PEER, stream, gen)
+            await trio.testing.wait_all_tasks_blocked()
+            pubsub._drop_peer(PEER)
+        return [_messages(w) for w in stream.writes]
+
+    return trio.run(main, clock=trio.testing.MockClock())
+
+
+def test_a_long_queue_waits_for_more_while_the_loop_is_busy_and_not_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only on a busy loop does a long queue wait past the producers' pause (for a
+    full frame, at most _BUSY_ROUNDS rounds); an idle loop writes it after two
+    quiet rounds, as it does a short one."""
+    idle = _long_queue_write(False, monkeypatch)
+    assert len(idle[0]) == 70 and idle[1] == [b"late"]
+    busy = _long_queue_write(True, monkeypatch)
+    assert len(busy) == 1 and busy[0][-1] == b"late" and len(busy[0]) == 71
