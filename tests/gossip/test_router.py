@@ -296,13 +296,19 @@ def test_graft_during_backoff_is_refused_and_penalised() -> None:
 # ---------------------------------------------------------------- gossip
 
 
-def test_iwant_answered_from_mcache_within_retransmission_limit() -> None:
+def _published_with_a_peer() -> tuple[Harness, bytes, bytes]:
+    """A router with two peers that published one message and wrote it out."""
     h = Harness()
     a = h.add(b"a")
     h.add(b"b")
     h.r.subscribe(T, h.now)
     mid = h.r.publish(T, b"payload", h.now)
     h.collect()
+    return h, a, mid
+
+
+def test_iwant_answered_from_mcache_within_retransmission_limit() -> None:
+    h, a, mid = _published_with_a_peer()
     served = 0
     for _ in range(5):  # each ask answered in its own write
         h.feed(a, RPC(control=Control(iwant=[mid])))
@@ -312,12 +318,7 @@ def test_iwant_answered_from_mcache_within_retransmission_limit() -> None:
 
 
 def test_iwant_asked_twice_before_the_write_is_served_once() -> None:
-    h = Harness()
-    a = h.add(b"a")
-    h.add(b"b")
-    h.r.subscribe(T, h.now)
-    mid = h.r.publish(T, b"payload", h.now)
-    h.collect()
+    h, a, mid = _published_with_a_peer()
     h.feed(a, RPC(control=Control(iwant=[mid])))
     h.feed(a, RPC(control=Control(iwant=[mid])))
     assert len(published(h.collect().get(a, []))) == 1

@@ -149,12 +149,7 @@ def test_the_newest_row_of_each_truster_is_kept_and_forgeries_refused() -> None:
 
 
 def test_rows_are_rate_limited_per_truster() -> None:
-    core = ReputationCore(
-        ReputationParams(poll=PollParams(rows_per_window=3)),
-        DOMAIN,
-        __import__("random").Random(1),
-        signer=KeySigner(key(1)),
-    )
+    core = node(1, ReputationParams(poll=PollParams(rows_per_window=3)))
     for seq in range(1, 4):
         assert core.admit(_row(5, seq), NOW) is not None
     with pytest.raises(PeerRateLimited, match="3 rows"):
@@ -164,12 +159,7 @@ def test_rows_are_rate_limited_per_truster() -> None:
 
 
 def test_a_full_table_keeps_the_rows_of_the_trusters_we_trust() -> None:
-    core = ReputationCore(
-        ReputationParams(poll=PollParams(max_rows=2)),
-        DOMAIN,
-        __import__("random").Random(1),
-        signer=KeySigner(key(1)),
-    )
+    core = node(1, ReputationParams(poll=PollParams(max_rows=2)))
     trusted = [KeySigner(key(n)).address for n in (5, 6, 7)]
     core.set_global_trust({trusted[0]: 2.0, trusted[1]: 1.0, trusted[2]: 3.0})
     for n in (5, 6):
