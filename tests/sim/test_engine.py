@@ -84,7 +84,49 @@ def test_run_raises_the_gc_threshold_only_while_running() -> None:
 
     before = gc.get_threshold()
     seen: list[int] = []
-    sim = Simulator(EngineParams(gc_gen0_threshold=12_345))
+    sim = Simulator(EngineParams(collect_during_run=True, gc_gen0_threshold=12_345))
     sim.schedule(1.0, lambda: seen.append(gc.get_threshold()[0]))
     sim.run()
     assert seen == [12_345] and gc.get_threshold() == before
+
+
+def test_run_turns_the_collector_off_only_while_running() -> None:
+    import gc
+
+    seen: list[bool] = []
+    sim = Simulator()
+    sim.schedule(1.0, lambda: seen.append(gc.isenabled()))
+    assert gc.isenabled()
+    sim.run()
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        sim.schedule(2.0, lambda: seen.append(gc.isenabled()))
+        sim.run()
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_what_a_run_keeps_is_collectable_after_it() -> None:
+    """Objects made while the collector was off are handed back to it: a cycle
+    made during the run is found by the next full collection."""
+    import gc
+    import weakref
+
+    class Node:
+        other: object = None
+
+    refs: list[weakref.ref[Node]] = []
+
+    def make_cycle() -> None:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        refs.append(weakref.ref(a))
+
+    sim = Simulator()
+    sim.schedule(1.0, make_cycle)
+    sim.run()
+    assert refs[0]() is not None  # not collected while the run went
+    gc.collect()
+    assert refs[0]() is None
