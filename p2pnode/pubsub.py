@@ -68,8 +68,14 @@ log = logging.getLogger(__name__)
 SyncValidator = Callable[[str, bytes, bytes], ValidationResult]
 AsyncValidator = Callable[[str, bytes, bytes], Awaitable[ValidationResult]]
 
-# py-libp2p's Yamux sends a window update per read: one read takes what is buffered
-_READ_CHUNK = 1 << 18
+# One read takes what is buffered, up to this. Readers pause for validation only
+# after a read is handed to the router, so what a handful of flooding peers can
+# push past `high_water` in one round of reads must stay far below the router's
+# max_pending_validations (4096), beyond which messages are dropped unseen, an
+# honest peer's among them: 256 KiB reads (~900 orders each) from four flooding
+# peers overflowed it and lost an honest order in the hostile-peer test; 64 KiB
+# reads (~230 orders) leave the margin.
+_READ_CHUNK = 1 << 16
 # Opening our stream to a new peer races its own start-up: retry a few times,
 # doubling the wait from 0.05 s between tries, before giving up on the peer.
 _OPEN_ATTEMPTS = 8
