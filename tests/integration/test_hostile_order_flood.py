@@ -37,11 +37,16 @@ def test_a_node_under_hostile_peers_keeps_honest_orders_and_answers(tmp_path: Pa
     m = fig.metrics
     # no attacker key got past its quota into the book: 3 keys x quota + the honest ones
     assert m["sonm_orders_book_orders"] <= ATTACK.peers * quota + ATTACK.honest
-    # what was over the quota was refused before its signature was checked
+    # what was over the quota was refused before its signature was checked. A peer the
+    # node cut off (graylisted for its IHAVE spam) loses what it had sent and the node
+    # had not read yet: neither stored nor refused. At least one flood must have been
+    # read whole, and every flood read whole must have been refused past the quota.
     refused = m.get("sonm_pubsub_validation_author_quota", 0) + m.get(
         "sonm_orders_book_refused_author_quota", 0
     )
-    assert refused >= ATTACK.peers * (ATTACK.orders - quota) * 0.9, f"refused {refused}; {summary}"
+    read_whole = ATTACK.peers - fig.hostile_cut_off
+    assert read_whole >= 1, summary
+    assert refused >= read_whole * (ATTACK.orders - quota) * 0.9, f"refused {refused}; {summary}"
     # cancels of unknown orders are kept (for their short time) within the caps
     assert m["sonm_orders_book_cancels"] <= ATTACK.peers * ATTACK.cancels
     # IHAVE spam: past the per-heartbeat budget each IHAVE is ignored, and what the
