@@ -134,7 +134,7 @@ async def gossip_cpu_us(
     deliveries = 0
     wire_msgs = 0
     params = GossipSubParams(D=6, D_lo=5, D_hi=12)
-    async with hosts_on_graph(edges) as hosts, trio.open_nursery() as nursery:
+    async with hosts_on_graph(edges, daemon=True) as hosts, trio.open_nursery() as nursery:
         nodes: list[PubSub] = []
         for h in hosts:
 

@@ -5,6 +5,12 @@ connected graph, D=6, distinct ~256-byte signed orders, publishers round robin
 over the nodes. Both routers are set up the way their users run them, on the
 same footing:
 
+- Each runs on its own product's host: ours on the daemon's (p2pnode/host.py:
+  Yamux giving receive credit back by half windows, TCP reads ahead),
+  py-libp2p's on its stock host (its Yamux, its TCP), both with
+  PY_YAMUX_RELEASE_ON_READ=0, which halves py-libp2p's window updates.
+  `--ours-on-stock-host` runs ours on the stock host too: the difference is
+  what the daemon's host brings.
 - py-libp2p is offered `/meshsub/1.1.0` only. Its 1.2 sends an IDONTWANT to
   every mesh peer for every message; ours (like go-libp2p) only for messages
   over 1 KiB, so on 1.2 it would carry control traffic ours does not. With
@@ -77,7 +83,8 @@ from gossip.eip712 import SigningDomain
 from gossip.events import Delivered
 from gossip.orders import Order, Side
 from gossip.params import GossipSubParams
-from p2pnode.host import muxer_options, security_options
+from p2pnode.host import build_host, muxer_options, security_options
+from p2pnode.metrics import NodeMetrics
 from p2pnode.pubsub import PubSub
 
 TOPIC = "/sonm/orders/1"
@@ -135,6 +142,7 @@ def random_graph(n: int, degree: int, rng: random.Random) -> set[tuple[int, int]
 
 
 def new_noise_yamux_host() -> IHost:
+    """A host as py-libp2p's users build one: Noise, its stock Yamux, its TCP."""
     kp = create_new_key_pair()
     return new_host(
         key_pair=kp,
@@ -143,6 +151,17 @@ def new_noise_yamux_host() -> IHost:
         listen_addrs=[LOOPBACK],
     )
 
+
+def daemon_host() -> IHost:
+    """A host as the daemon builds it (p2pnode/host.py): Noise, Yamux giving credit
+    back by half windows, TCP reading ahead."""
+    kp = create_new_key_pair()
+    return build_host(kp, LOOPBACK, NodeMetrics())
+
+
+# --ours-on-stock-host: ours on py-libp2p's host as it comes (what the daemon's host
+# changes bring is the difference)
+STOCK_HOST_FOR_OURS = False
 
 RATES = (10.0, 20.0, 40.0, 100.0, 400.0)
 FLOOR_RATE = 40.0  # rates up to this are offered to py-libp2p whatever its capacity
@@ -326,9 +345,11 @@ def _close(
 
 
 @asynccontextmanager
-async def hosts_on_graph(edges: set[tuple[int, int]]) -> AsyncIterator[list[IHost]]:
+async def hosts_on_graph(
+    edges: set[tuple[int, int]], daemon: bool = False
+) -> AsyncIterator[list[IHost]]:
     async with AsyncExitStack() as stack:
-        hosts = [new_noise_yamux_host() for _ in range(N)]
+        hosts = [daemon_host() if daemon else new_noise_yamux_host() for _ in range(N)]
         for h in hosts:
             await stack.enter_async_context(h.run([LOOPBACK]))
         yield hosts
@@ -364,7 +385,8 @@ class OursNet(Net):
 @asynccontextmanager
 async def ours_net(edges: set[tuple[int, int]]) -> AsyncIterator[OursNet]:
     params = GossipSubParams(D=6, D_lo=5, D_hi=12, heartbeat_interval=1.0)
-    async with hosts_on_graph(edges) as hosts, trio.open_nursery() as nursery:
+    daemon = not STOCK_HOST_FOR_OURS
+    async with hosts_on_graph(edges, daemon) as hosts, trio.open_nursery() as nursery:
         nodes: list[PubSub] = []
         net = OursNet(nodes)
         for k, h in enumerate(hosts):
@@ -663,7 +685,13 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="3 s phases: about a minute in all")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only-ours", action="store_true", help="skip the py-libp2p baseline")
+    ap.add_argument(
+        "--ours-on-stock-host",
+        action="store_true",
+        help="run ours on py-libp2p's stock host (its Yamux, its TCP), as the baseline runs",
+    )
     a = ap.parse_args()
+    STOCK_HOST_FOR_OURS = a.ours_on_stock_host
     if a.quick:
         a.seconds, a.rate_seconds = 4.0, 3.0
     conf = Config(

@@ -120,7 +120,7 @@ async def real_run(
 ) -> tuple[Phase, list[Phase], Driver, list[float], float]:
     sent_at: dict[bytes, tuple[int, float]] = {}
     latencies: list[float] = []
-    async with hosts_on_graph(edges) as hosts, trio.open_nursery() as nursery:
+    async with hosts_on_graph(edges, daemon=True) as hosts, trio.open_nursery() as nursery:
         nodes: list[PubSub] = []
         for k, h in enumerate(hosts):
 

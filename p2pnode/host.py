@@ -30,6 +30,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.transport.tcp.tcp import TCP, TCPListener
 
 from p2pnode.metrics import NodeMetrics
+from p2pnode.muxer import use_half_window_yamux
 
 # Yamux window updates after half the window is read (the rule of the other libp2p
 # implementations) instead of after every read: half the frames on the wire under
@@ -37,21 +38,53 @@ from p2pnode.metrics import NodeMetrics
 os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
 
+# What one socket read asks the kernel for. py-libp2p reads a Noise message as its
+# 2-byte length and then its body, and every read is a trio socket call with its
+# scheduler checkpoints; reading ahead serves both, and the next messages already
+# on the socket, from one call.
+READ_AHEAD = 65536
+
+
 class _CountingTCPStream(TrioTCPStream):
-    """A TCP stream that adds what passes through it to the node's byte counters."""
+    """A TCP stream that reads ahead and adds what passes through it to the node's
+    byte counters.
+
+    At most READ_AHEAD bytes are held ahead of the reader: what the peer sent and
+    the connection's reader has not asked for yet, as the kernel would hold it.
+    """
 
     def __init__(self, stream: trio.SocketStream, metrics: NodeMetrics) -> None:
         super().__init__(stream)
         self._metrics = metrics
+        self._ahead = b""
+        self._at = 0
 
     async def write(self, data: bytes) -> None:
         await super().write(data)
         self._metrics.bytes_out.inc(len(data))
 
     async def read(self, n: int | None = None) -> bytes:
-        data = await super().read(n)
+        ahead = self._ahead
+        at = self._at
+        if at < len(ahead):
+            if n is None or at + n >= len(ahead):
+                data = ahead[at:] if at else ahead
+                self._ahead = b""
+                self._at = 0
+                return data
+            if n <= 0:
+                return b""
+            self._at = at + n
+            return ahead[at : at + n]
+        if n is not None and n <= 0:
+            return b""
+        data = await super().read(READ_AHEAD if n is None or n < READ_AHEAD else n)
         self._metrics.bytes_in.inc(len(data))
-        return data
+        if n is None or len(data) <= n:
+            return data
+        self._ahead = data
+        self._at = n
+        return data[:n]
 
 
 class CountingTCP(TCP):
@@ -87,7 +120,8 @@ def security_options(key_pair: KeyPair) -> dict[TProtocol, Any]:
 
 
 def muxer_options() -> dict[TProtocol, Any]:
-    """Yamux and nothing else."""
+    """Yamux and nothing else (build_host then makes it give back window credit by
+    half windows: p2pnode/muxer.py)."""
     return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
 
 
@@ -134,6 +168,7 @@ def build_host(
         transports=[CountingTCP(metrics)],
         connection_config=connection_config(max_connections),
     )
+    use_half_window_yamux(host)
     swarm = host.get_network()
     if isinstance(getattr(swarm, "auto_connector", None), AutoConnector):
         old = swarm.auto_connector  # type: ignore[attr-defined]
