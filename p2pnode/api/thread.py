@@ -73,6 +73,8 @@ class _Relay:
                 lambda: trio.from_thread.run(out_send.send, msg, trio_token=api_token)
             )
 
+        gone = _Gone()
+
         async def on_main() -> None:
             sent_body = False
 
@@ -81,8 +83,11 @@ class _Relay:
                 if not sent_body:
                     sent_body = True
                     return {"type": "http.request", "body": body, "more_body": False}
-                await trio.sleep_forever()  # a disconnect shows as a failing send
-                raise AssertionError("unreachable")
+                # no await when it is known already: a caller polling with a
+                # cancelled scope (Request.is_disconnected) must still get it
+                if not gone.is_set():
+                    await gone.wait()
+                return {"type": "http.disconnect"}
 
             await self.app(scope, main_receive, forward)
 
@@ -101,8 +106,18 @@ class _Relay:
             finally:
                 await out_send.aclose()
 
+        async def watch_disconnect() -> None:
+            # the client's going, told to the daemon's side at once: a response
+            # that sends seldom (the web view's event stream) would otherwise hold
+            # its place until its next send failed
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            with contextlib.suppress(trio.RunFinishedError):
+                self.main_token.run_sync_soon(gone.set)
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_on_main)
+            nursery.start_soon(watch_disconnect)
             try:
                 async with out_recv:
                     async for msg in out_recv:
@@ -112,6 +127,30 @@ class _Relay:
                 # stops (a followed log stream among them)
                 await out_recv.aclose()
                 raise
+            nursery.cancel_scope.cancel()  # answered: nothing more to watch
+
+
+class _Gone:
+    """Whether a relayed request's client has gone; read and set on the daemon's loop
+    only (the API thread sets it through the loop's token)."""
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: trio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = trio.Event()
+        if not self._flag:
+            await self._event.wait()
 
 
 def _status_start(status: int) -> Message:

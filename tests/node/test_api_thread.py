@@ -54,6 +54,26 @@ async def count(n: int = 3) -> StreamingResponse:
     return StreamingResponse(lines(), media_type="text/plain")
 
 
+QUIET = {"open": 0, "started": 0}
+
+
+@extra.get("/quiet")
+async def quiet() -> StreamingResponse:
+    """Sends one line, then nothing for a minute (as an event stream with no news)."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        QUIET["open"] += 1
+        QUIET["started"] += 1
+        try:
+            yield b"first\n"
+            await trio.sleep(60)
+            yield b"late\n"
+        finally:
+            QUIET["open"] -= 1
+
+    return StreamingResponse(lines(), media_type="text/plain")
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[dict[str, Any]]:
     storage = Storage.open_in(tmp_path)
@@ -133,3 +153,17 @@ def test_relayed_requests_keep_token_body_cap_and_streaming(node: dict[str, Any]
     anon = httpx.get(node["url"] + "/metrics", timeout=30)
     assert anon.status_code == 401
     assert httpx.get(node["url"] + "/status", timeout=30).status_code == 401
+
+
+def test_a_client_gone_from_a_quiet_stream_ends_it_at_once(node: dict[str, Any]) -> None:
+    """The relay tells the daemon's side when the client goes, so a response that
+    sends seldom (the web view's event stream, which holds one of a few places) ends
+    then, not at its next send."""
+    QUIET.update(open=0, started=0)
+    with _client(node) as c, c.stream("GET", "/quiet") as s:
+        assert next(s.iter_lines()) == "first"
+    # leaving mid-body closes the connection
+    end = time.monotonic() + 5
+    while QUIET["open"] and time.monotonic() < end:
+        time.sleep(0.05)
+    assert QUIET == {"open": 0, "started": 1}
