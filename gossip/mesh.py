@@ -249,11 +249,12 @@ class MeshTransitions(OutboundQueues):
         after every topic is done."""
         p = self.params
         sc = self._score
-        # drop peers with negative score (no PX for them)
-        for peer in [x for x in mesh if score(x) < 0]:
-            del mesh[peer]
-            toprune.append((peer, topic, False))
-            if sc is not None:
+        # drop peers with negative score (no PX for them); without scoring every
+        # score is 0
+        if sc is not None:
+            for peer in [x for x in mesh if score(x) < 0]:
+                del mesh[peer]
+                toprune.append((peer, topic, False))
                 sc.prune(peer, topic, now)
 
         if len(mesh) < p.D_lo:
@@ -279,7 +280,11 @@ class MeshTransitions(OutboundQueues):
                     sc.prune(peer, topic, now)
 
         if len(mesh) >= p.D_lo:
-            outbound = sum(1 for x in mesh if self._peers[x].outbound)
+            peers = self._peers
+            outbound = 0
+            for x in mesh:
+                if peers[x].outbound:
+                    outbound += 1
             if outbound < p.D_out:
                 for peer in self._select_peers(
                     topic,

@@ -111,6 +111,10 @@ class MessageTooLargeError(UserError):
     """The payload cannot fit in one RPC of max_rpc_size."""
 
 
+def _zero_score(peer: bytes) -> float:
+    return 0.0
+
+
 class _Pending:
     __slots__ = ("msg", "peer")
 
@@ -429,7 +433,8 @@ class GossipRouter(LazyGossip):
             self._events.append(PeerShouldDisconnect(peer, f"malformed frames: {reason}"))
 
     def receive_rpc(self, peer: bytes, rpc: RPC, now: float) -> None:
-        self._touch(now)
+        if self._next_hb is None:  # _touch, inlined: this runs once per frame
+            self._next_hb = now + self.params.heartbeat_initial_delay
         st = self._peers.get(peer)
         if st is None:
             self.metrics.rpcs_from_unknown_peers += 1
@@ -481,7 +486,8 @@ class GossipRouter(LazyGossip):
                     or len(t) > params.max_topic_length  # chars: never more than bytes
                     or (not t.isascii() and len(t.encode()) > params.max_topic_length)
                     or (
-                        not self._knows_topic(t)
+                        t not in self._mesh  # _knows_topic, inlined for the common case
+                        and not self._knows_topic(t)
                         and self._unknown_topics(st) >= params.max_unknown_topics_per_peer
                     )
                 ):
@@ -648,11 +654,14 @@ class GossipRouter(LazyGossip):
 
         scores: dict[bytes, float] = {}
 
-        def score(peer: bytes) -> float:
+        def remembered(peer: bytes) -> float:
             s = scores.get(peer)
             if s is None:
                 s = scores[peer] = self.score_of(peer, now)
             return s
+
+        # without scoring every score is 0: nothing to remember
+        score: Callable[[bytes], float] = remembered if sc is not None else _zero_score
 
         tograft: list[tuple[bytes, str]] = []
         toprune: list[tuple[bytes, str, bool]] = []
