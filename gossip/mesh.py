@@ -392,7 +392,11 @@ class MeshTransitions(OutboundQueues):
         return per.get(peer) if per is not None else None
 
     def _in_backoff(self, topic: str, peer: bytes, now: float, slack: bool = False) -> bool:
-        exp = self._backoff_expiry(topic, peer)
+        b = self._backoff
+        if b is None:  # no backoff at all: the common case, without a call
+            return False
+        per = b.get(topic)
+        exp = per.get(peer) if per is not None else None
         if exp is None:
             return False
         # when we are the ones grafting, wait a heartbeat past the expiry so that

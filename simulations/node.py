@@ -101,7 +101,7 @@ class SimNode:
         w = self.world
         now = w.sim.now
         router = self.router
-        out = router.drain_rpcs() if router.has_pending() else None
+        out = router.drain_rpcs()  # [] at once when nothing is queued
         if out:
             index_of = w.index_of
             net = w.net
