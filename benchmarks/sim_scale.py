@@ -21,7 +21,10 @@ network-only memory baseline needs and the tracemalloc pass,
     .venv/bin/python -m benchmarks.sim_scale --nodes 1000000 --no-network-baseline \
         --no-tracemalloc
 
-Run it alone on an idle core: the figures are wall-clock.
+Run it alone on an idle core: the figures are wall-clock. By default the
+process re-executes itself with its heap on transparent huge pages
+(simulations/hugepages.py: ~1/4 less time at 3x10^4 nodes, same events);
+`--no-huge-pages` keeps CPython's own allocator on 4 KiB pages.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import cProfile
 import gc
 import pstats
+import sys
 import time
 import tracemalloc
 from collections import defaultdict
@@ -37,6 +41,7 @@ from collections import defaultdict
 import psutil
 
 from gossip.topics import ORDERS_TOPIC
+from simulations import hugepages
 from simulations.engine import EngineParams, Simulator
 from simulations.network import Network, NetworkParams
 from simulations.results import percentile
@@ -173,11 +178,26 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile the 10^4 run")
     ap.add_argument("--no-tracemalloc", action="store_true")
     ap.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="keep CPython's allocator on 4 KiB pages (default: re-run on huge pages)",
+    )
+    ap.add_argument(
         "--no-network-baseline",
         action="store_true",
         help="skip building the network alone for the memory ratio (10^6 nodes)",
     )
     args = ap.parse_args()
+    if not args.no_huge_pages:
+        hugepages.reexec_on_huge_pages(["-m", "benchmarks.sim_scale", *sys.argv[1:]])
+    print(
+        "heap: "
+        + (
+            "glibc malloc on transparent huge pages"
+            if hugepages.active()
+            else "CPython's allocator, 4 KiB pages"
+        )
+    )
 
     base_rate = engine_rate()
     print(f"baseline: bare engine {base_rate:,.0f} events/s")
