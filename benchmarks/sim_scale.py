@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import gc
+import hashlib
 import pstats
 import sys
 import time
@@ -86,7 +88,22 @@ def network_only_bytes(n: int, degree: int) -> int:
     return grown
 
 
-def run(n: int, degree: int, profile: bool) -> dict[str, float]:
+def digest(world: World) -> str:
+    """A hash of what the run computed: every node's first-delivery times, every
+    router's metrics and meshes. Equal digests before and after a change to the
+    simulator or the router mean it changed the speed, not the run."""
+    h = hashlib.sha256()
+    for mid in sorted(world.recorder.first):
+        h.update(mid)
+        h.update(repr(sorted(world.recorder.first[mid].items())).encode())
+    for node in world.nodes:
+        r = node.router
+        h.update(repr(dataclasses.astuple(r.metrics)).encode())
+        h.update(repr(sorted((t, sorted(r.mesh_peers(t))) for t in r.subscriptions())).encode())
+    return h.hexdigest()[:16]
+
+
+def run(n: int, degree: int, profile: bool) -> tuple[dict[str, float], str]:
     base = rss()
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -140,7 +157,7 @@ def run(n: int, degree: int, profile: bool) -> dict[str, float]:
         "p99_bound": percentile(bound, 99),
         "dups": sum(dups) / len(dups),
         "D": float(world.params.gossip.D),
-    }
+    }, digest(world)
 
 
 def memory_by_file(n: int, degree: int) -> None:
@@ -205,7 +222,7 @@ def main() -> None:
     for n in sizes:
         target = 60.0 if n <= 100_000 else None
         net_bytes = None if args.no_network_baseline else network_only_bytes(n, args.degree)
-        r = run(n, args.degree, args.profile and n == args.nodes)
+        r, run_digest = run(n, args.degree, args.profile and n == args.nodes)
         rate = r["events"] / r["wall"]
         print(f"\n== {n} nodes, degree {args.degree}: one order to all ==")
         vs_target = f" = {r['wall'] / target:.2f}x the {target:.0f} s target" if target else ""
@@ -217,7 +234,8 @@ def main() -> None:
         )
         print(
             f"reached {r['reached']}/{n} nodes in {r['reach_s'] * 1000:.0f} ms virtual; "
-            f"{int(r['events'])} events ({int(r['events_warm'])} in warm-up)"
+            f"{int(r['events'])} events ({int(r['events_warm'])} in warm-up); digest of "
+            f"deliveries, router metrics and meshes {run_digest}"
         )
         print(
             f"events/s {rate:,.0f} = {rate / base_rate:.3f}x the bare engine "

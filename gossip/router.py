@@ -111,6 +111,25 @@ class MessageTooLargeError(UserError):
     """The payload cannot fit in one RPC of max_rpc_size."""
 
 
+# One SubOpts(True, topic) per topic this process's routers subscribe to, shared
+# by every hello they send: a SubOpts is never changed once made, and a
+# simulator's 10^5 routers send 2x10^6 hellos at start-up, each read by its
+# receiver long after it was made (a cache miss per fresh object). Holds only
+# topics a local caller subscribed to, never a remote peer's, and at most
+# _HELLO_SUBS_MAX of them.
+_HELLO_SUBS: dict[str, SubOpts] = {}
+_HELLO_SUBS_MAX = 1024
+
+
+def _hello_sub(topic: str) -> SubOpts:
+    so = _HELLO_SUBS.get(topic)
+    if so is None:
+        so = SubOpts(True, topic)
+        if len(_HELLO_SUBS) < _HELLO_SUBS_MAX:
+            _HELLO_SUBS[topic] = so
+    return so
+
+
 def _zero_score(peer: bytes) -> float:
     return 0.0
 
@@ -280,7 +299,7 @@ class GossipRouter(LazyGossip):
             # peer's queue is empty: _queue_subs, inlined)
             subs = []
             for t in self._mesh:
-                subs.append(SubOpts(True, t))
+                subs.append(_hello_sub(t))
             st.q_subs = subs
             self._dirty[peer] = None
 

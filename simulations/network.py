@@ -115,6 +115,7 @@ class Network:
         self._inv_bw = 0.0 if params.uplink_bps is None else 8.0 / params.uplink_bps
         self._loss = params.loss
         self._overhead = params.transport_overhead
+        self._arrive_cb = self._arrive  # one bound method, not one per frame
         self._uplink_free = [0.0] * n
         self._hol: dict[tuple[int, int], float] = {}
         self.online = [True] * n
@@ -189,7 +190,7 @@ class Network:
             arrival = self._lose(now, src, dst, done, lat, arrival)
             if arrival < 0.0:
                 return
-        self._schedule(arrival, self._arrive, src, dst, payload, size)
+        self._schedule(arrival, self._arrive_cb, src, dst, payload, size)
 
     def _lose(
         self, now: float, src: int, dst: int, done: float, lat: float, arrival: float
