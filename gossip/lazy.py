@@ -66,7 +66,10 @@ class LazyGossip(MeshTransitions):
         if not tp:
             return
         gth = self._gossip_th
-        cands = [x for x in tp if x not in exclude and score(x) >= gth]
+        if self._score is None:  # every score is 0
+            cands = [x for x in tp if x not in exclude] if gth <= 0.0 else []
+        else:
+            cands = [x for x in tp if x not in exclude and score(x) >= gth]
         if not cands:
             return
         target = max(self.params.D_lazy, int(self.params.gossip_factor * len(cands)))

@@ -249,11 +249,12 @@ class MeshTransitions(OutboundQueues):
         after every topic is done."""
         p = self.params
         sc = self._score
-        # drop peers with negative score (no PX for them)
-        for peer in [x for x in mesh if score(x) < 0]:
-            del mesh[peer]
-            toprune.append((peer, topic, False))
-            if sc is not None:
+        # drop peers with negative score (no PX for them); without scoring every
+        # score is 0
+        if sc is not None:
+            for peer in [x for x in mesh if score(x) < 0]:
+                del mesh[peer]
+                toprune.append((peer, topic, False))
                 sc.prune(peer, topic, now)
 
         if len(mesh) < p.D_lo:
@@ -279,7 +280,11 @@ class MeshTransitions(OutboundQueues):
                     sc.prune(peer, topic, now)
 
         if len(mesh) >= p.D_lo:
-            outbound = sum(1 for x in mesh if self._peers[x].outbound)
+            peers = self._peers
+            outbound = 0
+            for x in mesh:
+                if peers[x].outbound:
+                    outbound += 1
             if outbound < p.D_out:
                 for peer in self._select_peers(
                     topic,
@@ -387,7 +392,11 @@ class MeshTransitions(OutboundQueues):
         return per.get(peer) if per is not None else None
 
     def _in_backoff(self, topic: str, peer: bytes, now: float, slack: bool = False) -> bool:
-        exp = self._backoff_expiry(topic, peer)
+        b = self._backoff
+        if b is None:  # no backoff at all: the common case, without a call
+            return False
+        per = b.get(topic)
+        exp = per.get(peer) if per is not None else None
         if exp is None:
             return False
         # when we are the ones grafting, wait a heartbeat past the expiry so that

@@ -157,14 +157,27 @@ class OutboundQueues:
 
     def drain_rpcs(self) -> list[tuple[bytes, RPC]]:
         """Like drain() but unencoded, one RPC per peer (the simulator skips the codec)."""
-        out: list[tuple[bytes, RPC]] = []
         dirty = self._dirty
+        if not dirty:
+            return []
+        out: list[tuple[bytes, RPC]] = []
         self._dirty = {}
+        peers = self._peers
         for peer in dirty:
-            subs, msgs, ctl = self._take(peer)
+            st = peers.get(peer)
+            if st is None:
+                continue
+            # _take, inlined: the simulator drains once per event
+            subs = st.q_subs or []
+            q = st.q_msgs
+            msgs = list(q.values()) if q else []
+            ctl = st.q_ctl
+            st.q_subs = None
+            st.q_msgs = None
+            st.q_ctl = None
             if subs or msgs or ctl:
                 out.append((peer, RPC(subs, msgs, ctl)))
-                self.metrics.rpcs_sent += 1
+        self.metrics.rpcs_sent += len(out)
         return out
 
     def _encode(self, subs: list[SubOpts], msgs: list[Message], ctl: Control | None) -> list[bytes]:

@@ -74,7 +74,7 @@ class NetworkParams:
             raise UserError(f"rto_min_s must be in [0, 5] s, got {self.rto_min_s}")
 
 
-@dataclass
+@dataclass(slots=True)
 class NetworkCounters:
     frames_sent: int = 0
     bytes_sent: int = 0
@@ -113,6 +113,9 @@ class Network:
         self._fixed = params.latency.fixed_s if params.latency.model == "fixed" else None
         self._one_way = one_way_matrix()
         self._inv_bw = 0.0 if params.uplink_bps is None else 8.0 / params.uplink_bps
+        self._loss = params.loss
+        self._overhead = params.transport_overhead
+        self._arrive_cb = self._arrive  # one bound method, not one per frame
         self._uplink_free = [0.0] * n
         self._hol: dict[tuple[int, int], float] = {}
         self.online = [True] * n
@@ -152,8 +155,8 @@ class Network:
         header (12 B) and a Noise frame's length and MAC (2 + 16 B), then 40 B
         of TCP/IP headers per 1460-byte segment.
         """
-        framed = rpc_size + uvarint_size(rpc_size)
-        if not self.params.transport_overhead:
+        framed = rpc_size + (1 if rpc_size < 0x80 else uvarint_size(rpc_size))
+        if not self._overhead:
             return framed
         framed += _STREAM_OVERHEAD
         return framed + _SEGMENT_HEADERS * -(-framed // _MSS)
@@ -168,37 +171,50 @@ class Network:
             return
         c.frames_sent += 1
         c.bytes_sent += size
-        start = self._uplink_free[src]
+        free = self._uplink_free
+        start = free[src]
         if start < now:
             start = now
         done = start + size * self._inv_bw
-        self._uplink_free[src] = done
-        if self._fixed is not None:
-            lat = self._fixed
-        elif self._geo:
-            lat = self.latency(src, dst)
-        else:  # latency(), inlined: this runs once per frame
-            access = self.access
-            lat = self._one_way[self.regions[src]][self.regions[dst]] + (access[src] + access[dst])
+        free[src] = done
+        lat = self._fixed
+        if lat is None:
+            if self._geo:
+                lat = self.latency(src, dst)
+            else:  # latency(), inlined: this runs once per frame
+                access = self.access
+                regions = self.regions
+                lat = self._one_way[regions[src]][regions[dst]] + (access[src] + access[dst])
         arrival = done + lat
-        if self.params.loss > 0.0:
-            rnd = self._loss_rng.random
-            while rnd() < self.params.loss:
-                if self.params.loss_mode == "drop":
-                    c.frames_dropped += 1
-                    return
-                c.retransmissions += 1
-                arrival += max(self.params.rto_min_s, 4.0 * lat)
-            key = (src, dst)
-            prev = self._hol.get(key)
-            if prev is not None:
-                if prev > arrival:
-                    arrival = prev
-                elif prev <= now:
-                    del self._hol[key]
-            if arrival > done + lat:
-                self._hol[key] = arrival
-        self._schedule(arrival, self._arrive, src, dst, payload, size)
+        if self._loss > 0.0:
+            arrival = self._lose(now, src, dst, done, lat, arrival)
+            if arrival < 0.0:
+                return
+        self._schedule(arrival, self._arrive_cb, src, dst, payload, size)
+
+    def _lose(
+        self, now: float, src: int, dst: int, done: float, lat: float, arrival: float
+    ) -> float:
+        """Loss on a frame due at `arrival`: its arrival after retransmissions and
+        head-of-line blocking, or -1.0 when `loss_mode="drop"` drops it."""
+        c = self.counters
+        rnd = self._loss_rng.random
+        while rnd() < self._loss:
+            if self.params.loss_mode == "drop":
+                c.frames_dropped += 1
+                return -1.0
+            c.retransmissions += 1
+            arrival += max(self.params.rto_min_s, 4.0 * lat)
+        key = (src, dst)
+        prev = self._hol.get(key)
+        if prev is not None:
+            if prev > arrival:
+                arrival = prev
+            elif prev <= now:
+                del self._hol[key]
+        if arrival > done + lat:
+            self._hol[key] = arrival
+        return arrival
 
     def _arrive(self, src: int, dst: int, payload: Any, size: int) -> None:
         if not self.online[dst] or src not in self.adj[dst]:

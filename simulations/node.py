@@ -74,7 +74,7 @@ class SimNode:
     def on_rpc(self, src: int, rpc: RPC) -> None:
         """Network delivery: the RPC from node `src` arrives now."""
         w = self.world
-        self.router.receive_rpc(w.nodes[src].peer_id, rpc, w.sim.now)
+        self.router.receive_rpc(w.peer_ids[src], rpc, w.sim.now)
         self.flush()
 
     def _on_timer(self, at: float) -> None:
@@ -101,7 +101,7 @@ class SimNode:
         w = self.world
         now = w.sim.now
         router = self.router
-        out = router.drain_rpcs() if router.has_pending() else None
+        out = router.drain_rpcs()  # [] at once when nothing is queued
         if out:
             index_of = w.index_of
             net = w.net
@@ -216,7 +216,7 @@ class CpuSimNode(SimNode):
             return
         w = self.world
         now = w.sim.now
-        peer = w.nodes[src].peer_id
+        peer = w.peer_ids[src]
         for r in frame:
             self.router.receive_rpc(peer, r, now)
         self.flush()

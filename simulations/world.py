@@ -131,6 +131,7 @@ class World:
             behaviours = behaviours or {}
             self.nodes: list[SimNode] = []
             self.index_of: dict[bytes, int] = {}
+            self.peer_ids: list[bytes] = []  # by index: what on_rpc hands the router
             self._cpu_rng = sim.child_rng(f"{label}/cpu")
             self.shared_cpu = (
                 self._new_cpu() if params.cpu is not None and params.cpu.shared else None
@@ -147,6 +148,7 @@ class World:
                 )
                 self.nodes.append(self._node(i, pid, router, behaviours.get(i, HONEST)))
                 self.index_of[pid] = i
+                self.peer_ids.append(pid)
             self.net.receivers = self.nodes  # restart_node replaces entries in place
 
     def _node(self, i: int, pid: bytes, router: GossipRouter, behaviour: Behaviour) -> SimNode:

@@ -12,7 +12,7 @@ from p2pnode.errors import UserError
 from simulations.engine import Simulator
 from simulations.latency import REGIONS, LatencyParams, one_way_matrix, rtt_ms
 from simulations.network import Network, NetworkParams
-from simulations.topology import TopologyParams
+from simulations.topology import TopologyParams, _to_adjacency, random_regular
 
 
 def _net(
@@ -112,6 +112,20 @@ def test_topologies_are_connected_with_the_asked_degree(kind: str) -> None:
     if kind == "scale_free":
         assert max(degrees) > 4 * 10  # hubs
     assert all(math.isfinite(d) for d in net.shortest_delays(0))  # connected
+
+
+@pytest.mark.parametrize(
+    ("n", "degree", "seed"), [(10, 9, 1), (30, 20, 2), (301, 6, 3), (1000, 20, 4), (64, 3, 5)]
+)
+def test_topology_matches_networkx(n: int, degree: int, seed: int) -> None:
+    """The in-house random regular graph is networkx's for the same seed: the same
+    neighbour sets, iterated in the same order (dense cases retry the pairing)."""
+    import networkx as nx
+
+    ours = random_regular(degree, n, seed)
+    theirs = _to_adjacency(nx.random_regular_graph(degree, n, seed=seed), n)
+    assert [list(s) for s in ours] == [list(s) for s in theirs]
+    assert all(len(s) == degree for s in ours)
 
 
 def test_geographic_links_are_mostly_regional() -> None:
