@@ -339,14 +339,12 @@ def open_net(
     hub_config: dict[str, Any] | None = None,
     others: dict[str, tuple[str, int, dict[str, Any]]] | None = None,
     ready_timeout: float = 180.0,  # daemons start slowly on a loaded machine
-    start_hub: bool = True,
 ) -> Iterator[LocalNet]:
     """anvil with the contracts deployed and a hub wallet registered, then a seed, a
     supplier (the hub, with `hub_config`'s extra sections) and the consumers, each
     with a funded account, and `others` (name -> role, anvil dev key index >= 5,
     extra config sections) started alongside them; every daemon is killed on the
-    way out. With `start_hub` false the supplier is left for the caller to start
-    (`start("supplier", "supplier", hub=True)`) when its scenario wants the hub."""
+    way out."""
     from contracts.anvil import AnvilProcess
 
     extra = dict(others or {})
@@ -360,13 +358,12 @@ def open_net(
         try:  # every daemon started is killed, also when the start itself fails
             seed = n.start("seed", "seed")
             n.seed_addr = wait_ready(seed, time.monotonic() + 60)["addrs"][0]
-            if start_hub:
-                n.start("supplier", "supplier", hub=True)
+            n.start("supplier", "supplier", hub=True)
             for name in consumers:
                 n.start(name, "consumer")
             for name, (role, _, cfg) in extra.items():
                 n.start(name, role, extra=cfg)
-            for name in (*(["supplier"] if start_hub else []), *consumers, *extra):
+            for name in ("supplier", *consumers, *extra):
                 wait_ready(n.nodes[name], time.monotonic() + ready_timeout)
             yield n
         finally:

@@ -57,7 +57,6 @@ def open_net(
     consumers: tuple[str, ...] = ("con_a", "con_b"),
     hub_config: dict[str, Any] | None = None,
     others: dict[str, tuple[str, int, dict[str, Any]]] | None = None,
-    start_hub: bool = True,
 ) -> Iterator[Net]:
     """p2pnode.localnet's network (anvil, contracts, a registered hub wallet, a seed,
     the hub, `consumers` and `others`), or skip when anvil is missing (fail under
@@ -66,7 +65,7 @@ def open_net(
         if os.environ.get("SONM_REQUIRE_ANVIL") == "1":
             pytest.fail("SONM_REQUIRE_ANVIL=1 but anvil is not installed")
         pytest.skip("anvil not installed (run scripts/setup-tools)")
-    with localnet.open_net(base, consumers, hub_config, others, start_hub=start_hub) as n:
+    with localnet.open_net(base, consumers, hub_config, others) as n:
         yield n
 
 

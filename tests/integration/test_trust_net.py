@@ -2,14 +2,11 @@
 which hub really pays is found by the workers themselves.
 
 Hub A pays PAY per hour and takes up to six workers; hub B offers twice that but
-takes three, and its wallet holds, beyond the deposit the DAO freezes, only enough
-for about one payout round: once that is spent, HubWallet.transfer refuses its
-payouts ("insufficient available funds") and it pays nothing more. B fills first:
-it starts before A, and the workers hear its announcement, check its wallet on
-chain and join until it is full; the other three wait with B's offer closed, and
-join A once A starts. B's wallet pays its workers while it fills, however long
-their offers take to come back; once it is full, its owner takes out all but
-that one round. Each worker's reputation service reads the hubs' MinerPaid
+takes three. The workers hear both announcements, check both wallets on chain and
+join by pay: B fills first, the others join A. B's wallet pays its workers until
+everyone has joined; then its owner takes out all but about one payout round, so
+HubWallet.transfer soon refuses its payouts ("insufficient available funds") and
+it pays nothing more. Each worker's reputation service reads the hubs' MinerPaid
 events against its agreement: A's workers turn A safe, B's workers see B's first
 payout (safe) and then a missed payday (suspected), leave B and join A. A's own
 workers never worked for B: they learn it from the trust poll, B's workers'
@@ -17,13 +14,16 @@ signed answers weighed by the trust each worker gives the others (the operator's
 six machines pre-trust each other, `reputation.pretrusted`). At the end A is safe
 and B suspected on every worker, and every worker is joined to A.
 
-B's three workers are what the test is about, and it makes sure of them: started
-side by side with both hubs, the workers join whichever hub they hear first, and
-five can join A before B's offer reaches them. One worker's answer does not make
-B suspected on the others: an untested pre-trusted peer weighs less than an
-average peer (suspect_weight) once a worker trusts the colleagues it tested (0.88
-here, 0.17 once rows trusting the colleagues arrive; docs/reputation.md, "Weight
-of an answer"), so B stays unverified there; only the warning keeps them off it.
+The set-up needs two workers on B at least. A worker joins whichever hub's offer
+it has heard first, and when B's offer reaches only one in time, one worker's
+answer cannot make B suspected on the others: an untested pre-trusted peer weighs
+less than an average peer (suspect_weight) once a worker trusts the colleagues it
+tested (0.88 here, 0.17 once rows trusting the colleagues arrive;
+docs/reputation.md, "Weight of an answer"), so B stays unverified there and only
+the warning keeps them off it. Such a set-up is reported as one, with what each
+worker did, not left to time out as a trust failure. B's wallet is emptied only
+once everyone has joined, so that a slow offer cannot leave B's first worker
+draining it alone and B warned off before the others could join.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ DEPOSIT = 1_000 * SNM  # open_net's SystemParams.deposit
 # about one payout round for B's three workers at twice A's pay (each first payout
 # covers one to two periods joined)
 BAD_BUDGET = BAD_TAKES * 2 * 10**12 * int(1.5 * PAYOUT_PERIOD)
-FILL_BUDGET = BAD_TAKES * 2 * 10**12 * 600  # B pays while it fills, for up to 10 minutes
+FILL_BUDGET = BAD_TAKES * 2 * 10**12 * 600  # B pays until everyone joined, for up to 10 minutes
 MAX_ROUNDS = 15  # poll rounds from B's first suspicion to B suspected on every worker
 
 
@@ -74,8 +74,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     from eth_account import Account
 
     base = tmp_path_factory.mktemp("trust")
-    with open_net(base, (), {"workers": _workers_cfg(PAY, WORKERS)}, start_hub=False) as n:
-        # hub B: its own owner and wallet, funded with the deposit and its pay while it fills
+    with open_net(base, (), {"workers": _workers_cfg(PAY, WORKERS)}) as n:
+        # hub B: its own owner and wallet, funded with the deposit and its pay for a while
         keys = dev_private_keys(6 + WORKERS)
         owner_b = Account.from_key(keys[5]).address
         wallet_b, _ = n.system.factory.create_wallet(sender=owner_b)
@@ -111,17 +111,19 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             n.start(name, "worker", extra=cfg)
         for i in range(WORKERS):
             wait_ready(n.nodes[f"w{i}"], time.monotonic() + 180)
-        # B, the only hub yet, fills; the others wait until A starts
+        # everyone joins a hub; B, paying more, fills first when its offer is heard in time
         names = [f"w{i}" for i in range(WORKERS)]
         deadline = time.monotonic() + 180
-        while len(on_bad := [w for w in names if _joined(n, w) == wallet_b.lower()]) < BAD_TAKES:
-            # the set-up, not the trust, failed: what each worker last did, which offers it heard
-            assert time.monotonic() < deadline, {
-                w: {k: v for k, v in n.call(w, "GET", "/workers").json().items() if k != "workers"}
-                for w in names
-            }
+        while not all((joined := {w: _joined(n, w) for w in names}).values()):
+            assert time.monotonic() < deadline, _looks(n, names)
             time.sleep(0.5)
-        # full: B's owner leaves about one payout round in the wallet, and B stops paying
+        on_bad = sorted(w for w, hub in joined.items() if hub == wallet_b.lower())
+        # one worker's word cannot make B suspected on the others (an untested
+        # pre-trusted peer weighs less than suspect_weight): that is a set-up that
+        # tests nothing here, and it is told as such, not as a trust failure
+        late = "B's offer came too late: the workers joined A first"
+        assert len(on_bad) >= 2, (late, _looks(n, names))
+        # B's owner leaves about one payout round in the wallet: B stops paying
         wallet = n.system.wallet(wallet_b)
         for _ in range(5):  # the hub's own payouts may take some of it first: read again
             surplus = wallet.available() - BAD_BUDGET
@@ -133,9 +135,15 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             except ChainError:  # a payout of the hub came first, or took the nonce
                 continue
         assert wallet.available() <= BAD_BUDGET
-        n.start("supplier", "supplier", hub=True)
-        wait_ready(n.nodes["supplier"], time.monotonic() + 180)
         yield n, n.wallet.lower(), wallet_b.lower(), workers, on_bad
+
+
+def _looks(n: Net, names: list[str]) -> dict[str, Any]:
+    """What each worker last did and which offers it heard (a set-up failure's message)."""
+    return {
+        w: {k: v for k, v in n.call(w, "GET", "/workers").json().items() if k != "workers"}
+        for w in names
+    }
 
 
 def _joined(n: Net, name: str) -> str | None:
@@ -163,7 +171,8 @@ def test_the_paying_hub_ends_safe_the_other_suspected_and_its_workers_move(net: 
     n, good, bad, workers, on_bad = net
     names = [f"w{i}" for i in range(WORKERS)]
     t0 = time.monotonic()
-    assert len(on_bad) == BAD_TAKES  # B full
+    assert 2 <= len(on_bad) <= BAD_TAKES
+    print(f"{len(on_bad)} workers on B, the rest on A")
 
     # B pays once, then its wallet refuses: MinerPaid events to its workers, and
     # payout failures at the hub
@@ -218,6 +227,6 @@ def test_the_paying_hub_ends_safe_the_other_suspected_and_its_workers_move(net: 
     assert set(workers) <= active_a
     rows = sum(_metric(n, w, "sonm_reputation_poll_rows_accepted") for w in names)
     print(
-        f"settled {took:.1f}s after B filled; B suspected on every worker "
+        f"settled {took:.1f}s after every worker joined; B suspected on every worker "
         f"within {rounds:.1f} poll rounds of the first; {rows:.0f} trust rows kept"
     )
