@@ -15,7 +15,9 @@ six machines pre-trust each other, `reputation.pretrusted`). At the end A is saf
 and B suspected on every worker, and every worker is joined to A.
 
 The set-up needs two workers on B at least. A worker joins whichever hub's offer
-it has heard first, and when B's offer reaches only one in time, one worker's
+it has heard first: looking every second, five joined A 2 s after they started,
+before B's announcement reached them, so the workers look every three announce
+intervals. When B's offer still reaches only one in time, one worker's
 answer cannot make B suspected on the others: an untested pre-trusted peer weighs
 less than an average peer (suspect_weight) once a worker trusts the colleagues it
 tested (0.88 here, 0.17 once rows trusting the colleagues arrive;
@@ -47,6 +49,8 @@ PAYOUT_PERIOD = 4.0
 # more than the hub's payout tick plus its payouts to six workers, one transaction each
 PAYMENT_GRACE = 20.0
 POLL_INTERVAL = 2.0
+ANNOUNCE_INTERVAL = 2.0
+CHECK_INTERVAL = 3 * ANNOUNCE_INTERVAL  # the workers' looks at the hubs
 WORKERS = 6
 BAD_TAKES = 3
 DEPOSIT = 1_000 * SNM  # open_net's SystemParams.deposit
@@ -61,7 +65,7 @@ def _workers_cfg(pay: int, max_workers: int) -> dict[str, Any]:
     return {
         "pay_per_hour": str(pay),
         "payout_period": PAYOUT_PERIOD,
-        "announce_interval": 2.0,
+        "announce_interval": ANNOUNCE_INTERVAL,
         "max_workers": max_workers,
     }
 
@@ -95,7 +99,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         wait_ready(n.nodes["hub_b"], time.monotonic() + 180)
         workers = [Account.from_key(k).address.lower() for k in keys[6:]]
         cfg = {
-            "worker": {"check_interval": 1.0},
+            # a worker's first look finds nothing yet; its second, three announce
+            # intervals later, finds both hubs announced and asks both for offers
+            "worker": {"check_interval": CHECK_INTERVAL},
             "reputation": {
                 "poll_interval": POLL_INTERVAL,
                 "trust_interval": 2.0,
