@@ -141,6 +141,17 @@ _COUNTERS = (
     "rows_dropped_full",
 )
 MAX_ALERTS_QUEUED = 64  # alerts made below the wire (no signer) until the driver takes them
+# A weight "reaches" a threshold within this relative margin. Weights are floats: the
+# power iteration hands ten peers of equal trust 0.9999999999999999 units each, and
+# ten answers of 0.1 add up to 0.9999999999999999; one average peer's word (1.0 =
+# `suspect_weight`) must not fall short of itself by a rounding error. Global trust
+# is only iterated to 1e-9 anyway, so nothing finer than this is information.
+WEIGHT_RTOL = 1e-9
+
+
+def reaches(weight: float, threshold: float) -> bool:
+    """`weight >= threshold`, up to float rounding (WEIGHT_RTOL)."""
+    return weight >= threshold * (1.0 - WEIGHT_RTOL)
 
 
 class ReputationCore:
@@ -965,7 +976,7 @@ class ReputationCore:
                 t.negative += w
                 if w > 0:
                     negatives.append((a.last_seen, w))
-        if t.negative < st.suspect_weight:
+        if not reaches(t.negative, st.suspect_weight):
             negatives = []
         negatives.sort(reverse=True)  # newest first
         for seen, w in positives:
@@ -974,7 +985,7 @@ class ReputationCore:
                 if n_seen <= seen:
                     break
                 newer += n_w
-            if newer >= st.suspect_weight:
+            if reaches(newer, st.suspect_weight):
                 continue
             t.positive += w
             t.positive_answerers += w > 0
@@ -1018,12 +1029,12 @@ class ReputationCore:
             return  # our own evidence already decided; hearsay cannot lift it
         st = self.params.status
         t = self.tally(hub, now)
-        if t.negative >= st.suspect_weight and t.negative > t.positive * st.outweigh_ratio:
+        if reaches(t.negative, st.suspect_weight) and t.negative > t.positive * st.outweigh_ratio:
             if rec.status is not HubStatus.SUSPECTED:
                 self._move(hub, Reason.NEGATIVE_ANSWERS, now, _detail(t))
             return
         if (
-            t.positive >= st.checked_weight
+            reaches(t.positive, st.checked_weight)
             and t.positive_answerers >= st.min_positive_answers
             and t.positive > t.negative * st.outweigh_ratio
         ):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from reputation.eigentrust import GlobalTrust
 from reputation.evidence import Agreement, Verdict
+from reputation.params import EigenTrustParams
 from reputation.state import HubStatus, Reason
 from tests.reputation.helpers import (
     DAY,
@@ -245,3 +247,65 @@ def test_a_proof_that_does_not_check_counts_for_nothing() -> None:
     assert fresh not in core._untrusted[HUB]
     assert core.warning(HUB, now) == 1.0
     assert core.tally(HUB, now).negative == 0.0  # and it weighs nothing in the tally
+
+
+def test_one_average_peer_reaches_the_thresholds_whatever_the_float_rounding() -> None:
+    """An average peer weighs 1.0 by definition, and `suspect_weight` (1.0) is one
+    average peer's word. Ten pre-trusted peers (us and nine) nobody has tested yet are all average,
+    but the power iteration hands each 0.9999999999999999 units; ten answers of 0.1
+    add up to 0.9999999999999999 too. Neither may fall short of the threshold."""
+    me = addr(1)
+    peers = [addr(30 + i) for i in range(9)]
+    gt = GlobalTrust(EigenTrustParams())
+    gt.update({me: {}}, dict.fromkeys([me, *peers], 1.0), credibility={me: 1.0})
+    units = gt.units()
+    units.pop(me)
+    assert all(abs(u - 1.0) < 1e-12 for u in units.values())
+    assert min(units.values()) < 1.0  # the rounding this test is about
+    core = sim_node(me)
+    core.hub_announced(HUB, True, 0.0)
+    core.set_global_trust(units)
+    now = 100.0
+    core.accept_answer(answer(peers[0], HUB, Verdict.BAD, now), now)
+    assert core.status(HUB) is HubStatus.SUSPECTED
+    assert core.record(HUB).reason is Reason.NEGATIVE_ANSWERS
+    # ... and one of them, with another peer's word, makes a hub checked
+    core.hub_announced(OTHER_HUB, True, 0.0)
+    for p in peers[:2]:
+        core.accept_answer(answer(p, OTHER_HUB, Verdict.GOOD, now), now)
+    assert core.status(OTHER_HUB) is HubStatus.CHECKED
+    # ten answers of a tenth of an average peer each are one average peer's word
+    tenths = [addr(50 + i) for i in range(10)]
+    third = addr(0xCC)
+    core = sim_node(me)
+    core.hub_announced(third, True, 0.0)
+    core.set_global_trust(dict.fromkeys(tenths, 0.1))
+    for p in tenths:
+        core.accept_answer(answer(p, third, Verdict.BAD, now), now)
+    assert core.tally(third, now).negative < 1.0  # the rounding this part is about
+    assert core.status(third) is HubStatus.SUSPECTED
+
+
+def test_one_untested_pretrusted_peer_warns_but_two_are_needed_to_suspect() -> None:
+    """Six pre-trusted workers, us among them; we tested three of the others (they
+    answered about the hub we work for). The two untested ones keep only what the
+    anchor gives them, less than an average peer: one's "BAD" about a hub raises a
+    warning and moves no status, and the other's joins it to make the hub suspected."""
+    me = addr(1)
+    colleagues = [addr(60 + i) for i in range(3)]
+    strangers = [addr(70), addr(71)]
+    gt = GlobalTrust(EigenTrustParams())
+    pre = dict.fromkeys([me, *colleagues, *strangers], 1.0)
+    gt.update({me: dict.fromkeys(colleagues, 1 / 3)}, pre, credibility={me: 1.0})
+    units = gt.units()
+    units.pop(me)
+    assert round(units[strangers[0]], 3) == 0.876 and round(units[colleagues[0]], 3) == 1.124
+    core = sim_node(me)
+    core.hub_announced(HUB, True, 0.0)
+    core.set_global_trust(units)
+    now = 100.0
+    core.accept_answer(answer(strangers[0], HUB, Verdict.BAD, now), now)
+    assert core.status(HUB) is HubStatus.UNVERIFIED
+    assert core.warning(HUB, now) == units[strangers[0]]
+    core.accept_answer(answer(strangers[1], HUB, Verdict.BAD, now), now)
+    assert core.status(HUB) is HubStatus.SUSPECTED
