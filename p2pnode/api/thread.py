@@ -73,7 +73,7 @@ class _Relay:
                 lambda: trio.from_thread.run(out_send.send, msg, trio_token=api_token)
             )
 
-        gone = _Gone()
+        gone = trio.Event()  # the client has gone; set and read on the daemon's loop only
 
         async def on_main() -> None:
             sent_body = False
@@ -128,29 +128,6 @@ class _Relay:
                 await out_recv.aclose()
                 raise
             nursery.cancel_scope.cancel()  # answered: nothing more to watch
-
-
-class _Gone:
-    """Whether a relayed request's client has gone; read and set on the daemon's loop
-    only (the API thread sets it through the loop's token)."""
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._event: trio.Event | None = None
-
-    def is_set(self) -> bool:
-        return self._flag
-
-    def set(self) -> None:
-        self._flag = True
-        if self._event is not None:
-            self._event.set()
-
-    async def wait(self) -> None:
-        if self._event is None:
-            self._event = trio.Event()
-        if not self._flag:
-            await self._event.wait()
 
 
 def _status_start(status: int) -> Message:
