@@ -8,6 +8,7 @@ ping come with the host by default.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,7 @@ from libp2p.abc import IHost, IRawConnection
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.io.exceptions import ConnectionClosedError
 from libp2p.io.trio import TrioTCPStream
 from libp2p.network.auto_connector import AutoConnector
 from libp2p.network.config import ConnectionConfig
@@ -46,11 +48,22 @@ READ_AHEAD = 65536
 
 
 class _CountingTCPStream(TrioTCPStream):
-    """A TCP stream that reads ahead and adds what passes through it to the node's
-    byte counters.
+    """A TCP stream that reads ahead, writes at once when it can, and adds what
+    passes through it to the node's byte counters.
 
     At most READ_AHEAD bytes are held ahead of the reader: what the peer sent and
     the connection's reader has not asked for yet, as the kernel would hold it.
+
+    A write with no other write in flight goes straight to the socket (one
+    non-blocking `write` call); what the kernel does not take at once, and a write
+    that finds another in flight, take trio's path behind the stream's write lock,
+    so bytes leave in the order they were written. trio's path costs two scheduler
+    round trips per call (the lock, and the checkpoint its socket send makes after
+    a send that did not block). This layer makes no checkpoint of its own on a
+    write: its writer above (the muxer's frame writer; the handshakes, which read
+    next) makes one per frame. A read takes the read lock without its round trip;
+    the socket read itself still yields once, so a peer that keeps the socket full
+    cannot keep the loop from other tasks.
     """
 
     def __init__(self, stream: trio.SocketStream, metrics: NodeMetrics) -> None:
@@ -60,8 +73,55 @@ class _CountingTCPStream(TrioTCPStream):
         self._at = 0
 
     async def write(self, data: bytes) -> None:
-        await super().write(data)
+        lock = self.write_lock
+        sock = self.stream.socket
+        fd = sock.fileno()
+        if lock.locked() or fd < 0 or sock.did_shutdown_SHUT_WR or not data:
+            await super().write(data)  # behind the write in flight; closed: trio's answer
+        else:
+            lock.acquire_nowait()
+            try:
+                try:
+                    sent = os.write(fd, data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as error:
+                    # as trio maps it: a closed descriptor is a local close (py-libp2p
+                    # returns quietly), anything else a broken connection
+                    if error.errno == errno.EBADF:
+                        return
+                    raise ConnectionClosedError(
+                        f"TCP connection reset by remote peer: {error}", transport="tcp"
+                    ) from error
+                if sent < len(data):
+                    await self._send_rest(memoryview(data)[sent:])
+            finally:
+                lock.release()
         self._metrics.bytes_out.inc(len(data))
+
+    async def _receive(self, want: int) -> bytes:
+        """One socket read, with py-libp2p's mapping of its errors (a local close
+        reads as EOF)."""
+        try:
+            return await self.stream.receive_some(want)
+        except trio.BrokenResourceError as error:
+            raise ConnectionClosedError(
+                f"TCP connection reset by remote peer: {error}", transport="tcp"
+            ) from error
+        except trio.ClosedResourceError:
+            return b""
+
+    async def _send_rest(self, rest: memoryview) -> None:
+        """What the socket did not take at once, through trio (it waits for room),
+        with py-libp2p's mapping of its errors."""
+        try:
+            await self.stream.send_all(rest)
+        except trio.BrokenResourceError as error:
+            raise ConnectionClosedError(
+                f"TCP connection reset by remote peer: {error}", transport="tcp"
+            ) from error
+        except trio.ClosedResourceError:
+            return
 
     async def read(self, n: int | None = None) -> bytes:
         ahead = self._ahead
@@ -78,7 +138,16 @@ class _CountingTCPStream(TrioTCPStream):
             return ahead[at : at + n]
         if n is not None and n <= 0:
             return b""
-        data = await super().read(READ_AHEAD if n is None or n < READ_AHEAD else n)
+        want = READ_AHEAD if n is None or n < READ_AHEAD else n
+        lock = self.read_lock
+        if lock.locked():
+            data = await super().read(want)
+        else:  # the lock without its scheduler round trip; the receive makes one
+            lock.acquire_nowait()
+            try:
+                data = await self._receive(want)
+            finally:
+                lock.release()
         self._metrics.bytes_in.inc(len(data))
         if n is None or len(data) <= n:
             return data
