@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # `*_created` timestamps double every counter's lines and tell an operator nothing
@@ -29,8 +29,16 @@ class NodeMetrics:
         self.connections = Gauge("sonm_connections", "Open libp2p connections", registry=r)
         self.known_peers = Gauge("sonm_known_peers", "Peers in the peer table", registry=r)
         self.dials = Counter("sonm_dials", "Outbound dials by result", ["result"], registry=r)
-        self.bytes_in = Counter("sonm_bytes_in", "Bytes read from TCP connections", registry=r)
-        self.bytes_out = Counter("sonm_bytes_out", "Bytes written to TCP connections", registry=r)
+        self.bytes_in = LoopCounter()
+        self.bytes_out = LoopCounter()
+        r.register(
+            LoopCounters(
+                {
+                    "sonm_bytes_in": ("Bytes read from TCP connections", self.bytes_in),
+                    "sonm_bytes_out": ("Bytes written to TCP connections", self.bytes_out),
+                }
+            )
+        )
         self.errors = Counter("sonm_errors", "Errors by kind", ["kind"], registry=r)
         self.px_requests = Counter(
             "sonm_px_requests", "Peer-exchange requests by direction", ["direction"], registry=r
@@ -51,6 +59,36 @@ class NodeMetrics:
     def watch_services(self, services: Callable[[], Mapping[str, Any]]) -> None:
         """Export every running service's `stats()` at scrape time (see ServiceStats)."""
         self.registry.register(ServiceStats(services))
+
+
+class LoopCounter:
+    """A counter bumped on every socket read and write: a plain int, exported as a
+    prometheus counter when /metrics is read (LoopCounters).
+
+    prometheus' own Counter takes a lock and checks its argument on every increment,
+    about 3 % of a node's CPU when frames are small; these counters are only ever
+    bumped by the node's trio thread, and reading an int from another thread (a
+    scrape) is safe.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+
+class LoopCounters(Collector):
+    """LoopCounters exported as counters (`<name>_total`) at scrape time."""
+
+    def __init__(self, counters: Mapping[str, tuple[str, LoopCounter]]) -> None:
+        self._counters = dict(counters)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, (doc, counter) in self._counters.items():
+            yield CounterMetricFamily(name, doc, value=counter.value)
 
 
 def dataclass_numbers(obj: Any, prefix: str = "") -> dict[str, float]:

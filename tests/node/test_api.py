@@ -97,6 +97,9 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
         "sonm_known_peers 1.0",
     ):
         assert name in resp.text
+    # the byte counters are plain ints exported at scrape time, typed as counters
+    assert "# TYPE sonm_bytes_in_total counter" in resp.text
+    assert "# TYPE sonm_bytes_out_total counter" in resp.text
 
 
 def test_openapi_lists_routes_and_the_bearer_scheme(client: TestClient) -> None:

@@ -271,3 +271,15 @@ def test_direct_frame_writes_keep_every_stream_in_order(monkeypatch: pytest.Monk
     # the window-sized writes (3 per stream) and at most a few small ones that met
     # a window still being refilled took py-libp2p's path; the rest went direct
     assert 18 <= slow < writes // 10, (slow, writes)
+
+
+def test_byte_counters_read_at_scrape_time() -> None:
+    from prometheus_client import generate_latest
+
+    metrics = NodeMetrics()
+    metrics.bytes_in.inc(5)
+    metrics.bytes_out.inc(7)
+    metrics.bytes_out.inc(1)
+    text = generate_latest(metrics.registry).decode()
+    assert "sonm_bytes_in_total 5.0" in text
+    assert "sonm_bytes_out_total 8.0" in text
