@@ -47,6 +47,12 @@ os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 READ_AHEAD = 65536
 
 
+def _reset(error: BaseException) -> ConnectionClosedError:
+    """A broken socket as py-libp2p's TCP stream reports it, so that the muxer above
+    reacts to it the same way."""
+    return ConnectionClosedError(f"TCP connection reset by remote peer: {error}", transport="tcp")
+
+
 class _CountingTCPStream(TrioTCPStream):
     """A TCP stream that reads ahead, writes at once when it can, and adds what
     passes through it to the node's byte counters.
@@ -90,9 +96,7 @@ class _CountingTCPStream(TrioTCPStream):
                     # returns quietly), anything else a broken connection
                     if error.errno == errno.EBADF:
                         return
-                    raise ConnectionClosedError(
-                        f"TCP connection reset by remote peer: {error}", transport="tcp"
-                    ) from error
+                    raise _reset(error) from error
                 if sent < len(data):
                     await self._send_rest(memoryview(data)[sent:])
             finally:
@@ -105,9 +109,7 @@ class _CountingTCPStream(TrioTCPStream):
         try:
             return await self.stream.receive_some(want)
         except trio.BrokenResourceError as error:
-            raise ConnectionClosedError(
-                f"TCP connection reset by remote peer: {error}", transport="tcp"
-            ) from error
+            raise _reset(error) from error
         except trio.ClosedResourceError:
             return b""
 
@@ -117,9 +119,7 @@ class _CountingTCPStream(TrioTCPStream):
         try:
             await self.stream.send_all(rest)
         except trio.BrokenResourceError as error:
-            raise ConnectionClosedError(
-                f"TCP connection reset by remote peer: {error}", transport="tcp"
-            ) from error
+            raise _reset(error) from error
         except trio.ClosedResourceError:
             return
 
