@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-tools test test-fast lint typecheck pytest install tools clean
+.PHONY: demo demo-tools test test-fast lint typecheck pytest install tools clean native
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,7 +12,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The hot modules compiled (gossip/_native.py); rebuilt when a source changes, used
+# only while they match the sources.
+NATIVE := build/native/manifest.json
+$(NATIVE): $(STAMP) $(wildcard gossip/*.py simulations/*.py) scripts/build_native.py
+	$(BIN)/python scripts/build_native.py
+	touch -c $(NATIVE)
+
+native: $(NATIVE)
+
+install: $(STAMP) $(NATIVE)
 
 tools: install
 	bash scripts/setup-tools

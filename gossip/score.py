@@ -494,7 +494,7 @@ class PeerScore:
                 tp = topics[topic]
                 ts_score = 0.0
                 if ts.in_mesh:
-                    p1: float = math.floor(ts.mesh_time / tp.time_in_mesh_quantum)
+                    p1: float = float(math.floor(ts.mesh_time / tp.time_in_mesh_quantum))
                     if p1 > tp.time_in_mesh_cap:
                         p1 = tp.time_in_mesh_cap
                     ts_score += p1 * tp.time_in_mesh_weight

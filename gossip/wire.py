@@ -794,14 +794,17 @@ def split_frames(buf: bytes, max_size: int) -> tuple[list[bytes], int]:
 
 
 def frames_end(buf: bytes | bytearray, max_size: int) -> int:
-    """How many leading bytes of `buf` are whole length-prefixed frames (no copies:
-    the driver's read loop uses it to hand complete frames to the router at once).
+    """How many leading bytes of `buf` are whole length-prefixed frames (no copy of
+    a frame's body: the driver's read loop uses it to hand complete frames to the router at once).
     A declared length above `max_size` raises WireError."""
     pos = 0
     end = len(buf)
     while pos < end:
         try:
-            n, body = _read_varint(buf, pos, end)  # type: ignore[arg-type]
+            # a varint is at most 10 bytes: read it from a copy of those, as bytes
+            # (the buffer may be a bytearray), so the reader stays typed for bytes
+            n, used = _read_varint(bytes(buf[pos : pos + 10]), 0, min(10, end - pos))
+            body = pos + used
         except WireError:
             if end - pos >= 10:
                 raise

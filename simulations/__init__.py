@@ -1,1 +1,5 @@
 """Discrete-event network simulation running the real protocol cores."""
+
+from gossip import _native
+
+_native.activate(__name__, __path__)

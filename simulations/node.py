@@ -17,7 +17,9 @@ their own. The router itself is never patched.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from gossip.events import Delivered, Event, PeerGraylisted, PeerShouldDisconnect
 from gossip.router import GossipRouter
@@ -28,11 +30,15 @@ if TYPE_CHECKING:
     from simulations.world import World
 
 
+# Adversaries (simulations/adversaries.py) subclass it in plain Python.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Behaviour:
     """Honest behaviour: send what the router says, nothing else."""
 
-    honest = True
-    name = "honest"
+    # ClassVar: compiled, a plain class attribute would be a slot of the instance,
+    # which a Python subclass's `honest = False` does not override
+    honest: ClassVar[bool] = True
+    name: ClassVar[str] = "honest"
 
     def outgoing(self, node: SimNode, dst: int, rpc: RPC) -> RPC | None:
         """The RPC to put on the wire instead of `rpc` (None: send nothing)."""
