@@ -63,7 +63,7 @@ from gossip.mesh import (
     PeerRecordSource,
 )
 from gossip.msgid import SignPolicy, StrictNoSign, StrictSign
-from gossip.params import GossipSubParams
+from gossip.params import GossipSubParams, validated
 from gossip.peers import NO_PEERS, Peer, PeerSet, intern_topics, interned_topic_sets
 from gossip.rng import RandomSource
 from gossip.validation import ValidationResult
@@ -187,7 +187,7 @@ class GossipRouter(LazyGossip):
         score: ScoreObserver | None = None,
     ) -> None:
         self.local_peer = local_peer
-        self.params = (params or GossipSubParams()).validate()
+        self.params = validated(params or GossipSubParams())
         self.rng = rng
         self.sign_policy: SignPolicy = sign_policy if sign_policy is not None else StrictNoSign()
         self.validator = validator

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gossip.params import validated
 from gossip.score_params import PeerScoreParams, PeerScoreThresholds, TopicScoreParams
 from gossip.validation import ValidationResult
 
@@ -146,9 +147,9 @@ class PeerScore:
         params: PeerScoreParams,
         thresholds: PeerScoreThresholds | None = None,
     ) -> None:
-        params.validate()
+        validated(params)
         if thresholds is not None:
-            thresholds.validate()
+            validated(thresholds)
         self.params = params
         self.thresholds = thresholds if thresholds is not None else PeerScoreThresholds()
         self._topics = params.topics

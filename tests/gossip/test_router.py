@@ -936,3 +936,26 @@ def test_peer_protocol_is_what_was_negotiated() -> None:
     assert r.peer_protocol(b"nobody") is None
     r.remove_peer(b"a", 1.0)
     assert r.peer_protocol(b"a") is None
+
+
+def test_parameters_are_validated_once_per_object_and_always_when_new() -> None:
+    good = GossipSubParams(D=7)
+    calls = []
+
+    class Counting(GossipSubParams):
+        def validate(self) -> GossipSubParams:
+            calls.append(self)
+            return super().validate()
+
+    counted = Counting(D=7)
+    for _ in range(3):
+        GossipRouter(local_peer=b"me", rng=random.Random(1), params=counted)
+    assert calls == [counted]  # the same object: once
+    GossipRouter(local_peer=b"me", rng=random.Random(1), params=good)
+    with pytest.raises(ParamError, match="D"):
+        GossipRouter(local_peer=b"me", rng=random.Random(1), params=GossipSubParams(D=0))
+    bad = Counting(D=-1)
+    for _ in range(2):  # one that failed is checked again, and fails again
+        with pytest.raises(ParamError):
+            GossipRouter(local_peer=b"me", rng=random.Random(1), params=bad)
+    assert calls == [counted, bad, bad]
