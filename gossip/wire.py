@@ -429,10 +429,10 @@ class Control:
         parts: list[bytes] = []
         if self._ihave:
             for topic, ids in self._ihave:
-                body = _ld(b"\x0a", topic.encode()) + b"".join(_ld(b"\x12", i) for i in ids)
+                body = _ld(b"\x0a", topic.encode()) + b"".join([_ld(b"\x12", i) for i in ids])
                 parts.append(_ld(b"\x0a", body))
         if self._iwant:
-            parts.append(_ld(b"\x12", b"".join(_ld(b"\x0a", i) for i in self._iwant)))
+            parts.append(_ld(b"\x12", b"".join([_ld(b"\x0a", i) for i in self._iwant])))
         if self._graft:
             for topic in self._graft:
                 parts.append(_ld(b"\x1a", _ld(b"\x0a", topic.encode())))
@@ -440,7 +440,7 @@ class Control:
             for pr in self._prune:
                 parts.append(_ld(b"\x22", pr.encode()))
         if self._idontwant:
-            parts.append(_ld(b"\x2a", b"".join(_ld(b"\x0a", i) for i in self._idontwant)))
+            parts.append(_ld(b"\x2a", b"".join([_ld(b"\x0a", i) for i in self._idontwant])))
         return b"".join(parts)
 
     def encoded_size(self) -> int:
