@@ -267,6 +267,12 @@ class PubSub:
     def connected_pubsub_peers(self) -> list[bytes]:
         return self.router.peers()
 
+    def inbound_streams(self) -> int:
+        """How many peers' own gossip streams to us are being read. A peer that has
+        not opened its stream yet cannot send to us, and js-libp2p's gossipsub does
+        not pick it for a mesh until it has."""
+        return len(self._readers)
+
     # ------------------------------------------------------------ peers
 
     async def _peer_events(self, recv: trio.MemoryReceiveChannel[tuple[bool, ID, bool]]) -> None:

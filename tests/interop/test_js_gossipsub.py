@@ -290,6 +290,10 @@ async def _messages_and_mesh(node: str, tmp_path: Path, dialler: str, first_graf
                 )
                 py.pubsub.subscribe(TOPIC)
             else:
+                # JS's join grafts only peers it has its own stream to (its
+                # getRandomGossipPeers skips the rest): that stream must be open too,
+                # or our heartbeat makes the mesh instead of JS's GRAFT
+                await _wait("JS stream to us", lambda: py.pubsub.inbound_streams() == 1, js)
                 await js.wait_for(
                     "our subscription seen by JS",
                     lambda: any(

@@ -95,12 +95,15 @@ def test_frames_split_anywhere_reach_the_router_whole_and_eof_closes() -> None:
         wire = frame(RPC([SubOpts(True, T)]).encode()) + b"".join(
             frame(RPC(publish=[Message(T, b"m%d" % i + bytes(300))]).encode()) for i in range(3)
         )
+        assert pubsub.inbound_streams() == 0
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pubsub._handle_inbound, stream)
             for i in range(0, len(wire), 7):  # 7-byte pieces: every frame split
                 await theirs.send_all(wire[i : i + 7])
                 await trio.testing.wait_all_tasks_blocked()
+            assert pubsub.inbound_streams() == 1  # being read
             await theirs.send_stream.aclose()  # the peer ends its stream
+        assert pubsub.inbound_streams() == 0
         assert PEER in pubsub.router.topic_peers(T)
         assert [d.data[:2] for d in got] == [b"m0", b"m1", b"m2"]
         assert pubsub.router.metrics.malformed_frames == 0
