@@ -3,26 +3,15 @@
 A simulator holds 10^5 routers times their peers: a peer is a slotted object
 whose queues exist only while something is queued, peer collections are dicts
 used as insertion-ordered sets, and peers with the same subscriptions share one
-interned set of topic names. The intern cache holds its sets weakly, so a set,
-and the names a remote peer chose, lives exactly as long as some peer
-subscribes to it.
+interned set of topic names (gossip/topicsets.py: held weakly, so a set, and
+the names a remote peer chose, lives exactly as long as some peer subscribes
+to it).
 """
 
 from __future__ import annotations
 
-from gossip.topicsets import NO_TOPICS, TopicSet, intern_topics, interned_topic_sets
+from gossip.topicsets import NO_TOPICS
 from gossip.wire import Control, Message, SubOpts
-
-__all__ = [
-    "NO_PEERS",
-    "NO_TOPICS",
-    "Peer",
-    "PeerSet",
-    "TopicSet",
-    "intern_topics",
-    "interned_topic_sets",
-]
-
 
 # A set of peers that is walked in insertion order. The router samples and
 # shuffles what it walks, so with a plain set of bytes the picks of a seeded rng

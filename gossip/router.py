@@ -27,7 +27,7 @@ The router is cut along its seams, one concern a module:
   joins, leaves, heartbeat maintenance);
 - gossip/lazy.py: IHAVE/IWANT/IDONTWANT gossip and IWANT promises;
 - gossip/outbound.py: the per-peer outbound queues and their draining;
-- gossip/peers.py: per-peer state and the interned subscription sets;
+- gossip/peers.py: per-peer state; gossip/topicsets.py: the interned subscription sets;
 - gossip/wire.py: the codec, including the coalesced frame encoding.
 
 lazy.py, mesh.py and outbound.py are base classes of GossipRouter (each on the
@@ -64,8 +64,9 @@ from gossip.mesh import (
 )
 from gossip.msgid import SignPolicy, StrictNoSign, StrictSign
 from gossip.params import GossipSubParams, validated
-from gossip.peers import NO_PEERS, Peer, PeerSet, intern_topics, interned_topic_sets
+from gossip.peers import NO_PEERS, Peer, PeerSet
 from gossip.rng import RandomSource
+from gossip.topicsets import intern_topics, interned_topic_sets
 from gossip.validation import ValidationResult
 from gossip.wire import RPC, Message, SubOpts, WireError, decode_rpc, split_frames
 
