@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gossip import eip712
-from gossip.codec import SignedMessage, decode
+from gossip.codec import KIND_OF_TYPE, SignedMessage, decode, decode_accepted
 from gossip.eip712 import SignatureError, SigningDomain
 from gossip.hubs import HubAnnouncement
-from gossip.messages import MessageDecodeError
+from gossip.messages import MessageDecodeError, MessageKind
 from gossip.orders import Order, OrderCancel
 from gossip.peer_record import PeerRecord
 from gossip.quota import AuthorQuota, PeerRateLimit, QuotaParams
@@ -197,30 +197,27 @@ class MessageValidator:
         recovery. Writes only `job`. It skips the recovery of a message that the
         replay guard or the author quota will refuse anyway (reading them only as a
         hint: `complete` decides, and recovers after all if the hint was stale)."""
-        kinds = TOPIC_KINDS.get(job.topic)
-        if kinds is None:
-            job.verdict = Verdict(ValidationResult.IGNORE, "unknown-topic")
-            return
-        try:
-            msg = decode(job.data, kinds)
-        except MessageDecodeError as exc:
-            job.verdict = Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
-            return
-        job.message = msg
-        skew = self.params.max_clock_skew
-        if job.now + skew < msg.valid_from:
-            job.verdict = Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
-            return
-        if job.now - skew > msg.valid_until:
-            job.verdict = Verdict(ValidationResult.IGNORE, "expired", msg)
-            return
-        job.digest = msg.digest(self.params.domain)
+        prepare_job(job, self.params.domain, self.params.max_clock_skew, self._worth_recovering)
+
+    def _worth_recovering(self, msg: SignedMessage) -> bool:
         if self.replay.spent(msg.replay_key, msg.replay_number):
-            return
+            return False
         kind = _quota_kind(msg)
-        if kind is not None and self.quota.full(kind, msg.signer):
-            return
-        _recover(job, msg, job.digest)
+        return kind is None or not self.quota.full(kind, msg.signer)
+
+    # What a pool that prepares in other processes needs (p2pnode/validation_pool.py,
+    # p2pnode/validation_worker.py): the settings `prepare_job` takes, a job as
+    # plain values, and the job filled from the fields the other process sent.
+
+    def worker_settings(self) -> list[object]:
+        d = self.params.domain
+        return [str(d.chain_id), d.name, d.version, self.params.max_clock_skew]
+
+    def job_request(self, job: ValidationJob) -> list[object]:
+        return [job.topic, job.now, job.data]
+
+    def apply_prepared(self, job: ValidationJob, fields: PreparedFields) -> None:
+        apply_prepared(job, fields)
 
     def complete(self, job: ValidationJob) -> ValidationResult:
         """The last, stateful step, in arrival order: replay, quota, signer, hub, and
@@ -287,6 +284,73 @@ class MessageValidator:
         kind = _quota_kind(msg)
         if kind is not None:
             self.quota.record(kind, msg.signer, expires, now)
+
+
+def prepare_job(
+    job: ValidationJob,
+    domain: SigningDomain,
+    max_clock_skew: float,
+    worth_recovering: Callable[[SignedMessage], bool] | None = None,
+) -> None:
+    """`MessageValidator.prepare` without the validator: what any thread or process
+    holding the signing domain can do. `worth_recovering` (the validator's replay
+    and quota hint) may skip the recovery; without it every signature is recovered
+    and `complete` decides as always."""
+    kinds = TOPIC_KINDS.get(job.topic)
+    if kinds is None:
+        job.verdict = Verdict(ValidationResult.IGNORE, "unknown-topic")
+        return
+    try:
+        msg = decode(job.data, kinds)
+    except MessageDecodeError as exc:
+        job.verdict = Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
+        return
+    job.message = msg
+    if job.now + max_clock_skew < msg.valid_from:
+        job.verdict = Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
+        return
+    if job.now - max_clock_skew > msg.valid_until:
+        job.verdict = Verdict(ValidationResult.IGNORE, "expired", msg)
+        return
+    job.digest = msg.digest(domain)
+    if worth_recovering is not None and not worth_recovering(msg):
+        return
+    _recover(job, msg, job.digest)
+
+
+# What a job prepared in another process sends back (`prepared_fields`), so that
+# only bytes and small values cross, never the message object: [verdict, reason,
+# kind, digest, signer]. verdict is "" while the job goes on to `complete`, else
+# the final ValidationResult's value with its reason; reason is then the bad
+# signature's, if any. kind is the decoded message's MessageKind (-1: none), digest
+# and signer are b"" where there is none.
+PreparedFields = tuple[str, str, int, bytes, bytes]
+_RESULTS = {r.value: r for r in ValidationResult}
+
+
+def prepared_fields(job: ValidationJob) -> PreparedFields:
+    kind = -1 if job.message is None else int(KIND_OF_TYPE[type(job.message)])
+    if job.verdict is not None:
+        return (job.verdict.result.value, job.verdict.reason, kind, b"", b"")
+    return ("", job.bad_signature or "", kind, job.digest or b"", job.signer or b"")
+
+
+def apply_prepared(job: ValidationJob, fields: PreparedFields) -> None:
+    """Fill `job` as `prepare_job` filled it elsewhere. The message is built again
+    here from the same bytes, which the other process found well-formed
+    (`decode_accepted`), rather than sent across: that costs less than unpickling
+    the object would."""
+    verdict, reason, kind, digest, signer = fields
+    msg = None if kind < 0 else decode_accepted(job.data, MessageKind(kind))
+    job.message = msg
+    if verdict:
+        job.verdict = Verdict(_RESULTS[verdict], reason, msg)
+        return
+    if msg is None:
+        raise ValueError("a job that goes on to complete needs its message")
+    job.digest = digest
+    job.signer = signer or None
+    job.bad_signature = reason or None
 
 
 def _recover(job: ValidationJob, msg: SignedMessage, digest: bytes) -> None:

@@ -24,6 +24,7 @@ from reputation.evidence import MAX_PAYOUT_PERIOD_S, MIN_PAYOUT_PERIOD_S
 ROLES = ("seed", "supplier", "worker", "consumer")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENV_PREFIX = "SONM_"
+VALIDATION_MODES = ("processes", "threads")
 DEFAULT_DATA_DIR = "~/.sonm-p2p"
 
 
@@ -51,6 +52,10 @@ class NodeSection:
     role: str = "consumer"
     data_dir: str = DEFAULT_DATA_DIR
     log_level: str = "INFO"
+    # where signed messages are decoded and their signatures recovered, off the
+    # event loop (p2pnode/validation_pool.py): child processes, or threads
+    validation: str = "processes"
+    validation_workers: int = 2
 
     def validate(self) -> None:
         if self.role not in ROLES:
@@ -59,6 +64,11 @@ class NodeSection:
             raise UserError("node.data_dir is empty: give a directory path")
         if self.log_level.upper() not in LOG_LEVELS:
             raise UserError(f"node.log_level = {self.log_level!r}: allowed {', '.join(LOG_LEVELS)}")
+        if self.validation not in VALIDATION_MODES:
+            raise UserError(
+                f"node.validation = {self.validation!r}: allowed {', '.join(VALIDATION_MODES)}"
+            )
+        _check_range("node.validation_workers", self.validation_workers, 1, 64)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from p2pnode.peer_topic import peer_topic_service
 from p2pnode.pubsub import PubSub
 from p2pnode.replay_store import ReplayStore
 from p2pnode.reputation.service import reputation_service
+from p2pnode.validation_pool import PoolParams
 from p2pnode.worker.service import workers_service
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,12 @@ class PubSubService:
         self.pubsub = PubSub(
             ctx.host,
             params=GossipSubParams(do_px=config.node.role == "seed"),
-            # decode and signature recovery run in worker threads, off the loop
+            # decode and signature recovery run off the loop, in worker processes
+            # (or threads: node.validation)
             pooled_validator=self.validator,
+            pool_params=PoolParams(
+                threads=config.node.validation_workers, mode=config.node.validation
+            ),
             score_params=default_peer_score_params(),
             thresholds=default_thresholds(),
             on_delivery=self._deliver,

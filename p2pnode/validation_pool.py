@@ -1,4 +1,4 @@
-"""Message validation off the event loop: worker threads, verdicts back in order.
+"""Message validation off the event loop: worker threads or processes, verdicts in order.
 
 Why: a signature recovery costs tens of µs and decode plus digest as much again;
 run on the trio loop, a flood of signed messages holds the loop (and so the local
@@ -21,6 +21,17 @@ How:
   worker finished first; `complete` (replay, quota, hub, spending the nonce) runs
   there, on the loop, one job at a time.
 
+Threads or processes (`PoolParams.mode`): in "threads" mode a worker thread runs
+`prepare` itself, and only the recovery runs beside the loop (libsecp256k1
+releases the interpreter lock; decode and digest hold it). In "processes" mode
+each worker thread hands its chunk to a child process of its own
+(p2pnode/validation_worker.py: raw bytes out, [verdict, reason, digest, signer]
+back) and waits on the pipe without the lock; the thread then decodes each message
+again for the router (`apply_prepared`), which costs less than sending the object
+would. A child that dies or answers out of frame is stopped and its chunk
+prepared in the thread itself, so nothing is lost; a new child is started for the
+next chunk, up to MAX_RESTARTS per worker, after which that worker stays a thread.
+
 Bounds and back-pressure: the router holds at most `max_pending_validations`
 messages waiting for a verdict (beyond it a message is dropped unseen and counted
 as router_msgs_validation_overflow). Before that, once `high_water` jobs wait,
@@ -34,21 +45,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgpack
 import trio
 
 from gossip.validation import ValidationResult
+from p2pnode.validation_worker import FrameError, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
 # Jobs one worker takes per hand-over, at most: large enough that the hand-over
 # is cheap next to the work, small enough that verdicts flow back steadily.
 MAX_CHUNK = 32
+# Children one worker starts after its first, at most, before it stays a thread.
+MAX_RESTARTS = 5
+# Jobs one request to a child carries, at most (chunks waiting are joined up to it).
+MAX_REQUEST = 128
+MODES = ("threads", "processes")
 
 
 class PooledValidator(Protocol):
@@ -61,15 +81,28 @@ class PooledValidator(Protocol):
     def complete(self, job: Any, /) -> ValidationResult: ...
 
 
+class ProcessPooledValidator(PooledValidator, Protocol):
+    """What "processes" mode needs besides (gossip.validators.MessageValidator)."""
+
+    def worker_settings(self) -> list[Any]: ...
+
+    def job_request(self, job: Any, /) -> list[Any]: ...
+
+    def apply_prepared(self, job: Any, fields: Any, /) -> None: ...
+
+
 @dataclass(frozen=True)
 class PoolParams:
-    threads: int = 2
+    threads: int = 2  # workers: threads, each with a child process in "processes" mode
+    mode: str = "threads"
     high_water: int = 1024  # jobs waiting: readers pause
     low_water: int = 256  # jobs waiting: readers resume
 
     def validate(self) -> PoolParams:
         if not 1 <= self.threads <= 64:
             raise ValueError(f"threads: must be in [1, 64], got {self.threads}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode: one of {', '.join(MODES)} expected, got {self.mode!r}")
         if not 1 <= self.low_water <= self.high_water:
             raise ValueError(
                 f"low_water: must be in [1, high_water={self.high_water}], got {self.low_water}"
@@ -88,6 +121,8 @@ class PoolMetrics:
     validation_failures: int = 0  # a validator step raised: rejected
     validation_backpressure_waits: int = 0
     validation_backpressure_s: float = 0.0
+    validation_worker_processes: int = 0  # children started (restarts included)
+    validation_worker_failures: int = 0  # children that died or broke the framing
 
 
 class _Entry:
@@ -130,13 +165,20 @@ class ValidationPool:
         self._flush_pending = False  # loop only: a flush is scheduled
         self._drained = trio.Event()
         self._closed = False
+        self._count_lock = threading.Lock()  # the metrics workers write, and _children
+        self._children: list[_Child] = []  # "processes" mode: the live ones
+        if self.params.mode == "processes":
+            for name in ("worker_settings", "job_request", "apply_prepared"):
+                if not callable(getattr(validator, name, None)):
+                    raise TypeError(f'"processes" mode: the validator has no {name}()')
 
     # ------------------------------------------------------------ lifecycle (loop)
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
+        work = self._work if self.params.mode == "threads" else self._work_with_child
         for i in range(self.params.threads):
-            t = threading.Thread(target=self._work, name=f"validate-{i}", daemon=True)
+            t = threading.Thread(target=work, name=f"validate-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -258,3 +300,129 @@ class ValidationPool:
                 e.done = True
             if not self._closed:
                 self._schedule_collect()
+
+    def _work_with_child(self) -> None:
+        """ "processes" mode: this thread's chunks go to its child process."""
+        validator: Any = self.validator
+        settings = msgpack.packb(validator.worker_settings(), use_bin_type=True)
+        inbox = self._inbox
+        child = self._start_child(settings)
+        restarts = 0
+        try:
+            while True:
+                chunk = inbox.get()
+                if chunk is None:
+                    return
+                # what else waits goes in the same request: a round trip to the
+                # child costs about what a few messages do
+                last = False
+                while len(chunk) < MAX_REQUEST:
+                    try:
+                        more = inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        last = True
+                        break
+                    chunk = chunk + more
+                answers: Any = None
+                if child is not None:
+                    try:
+                        request = [validator.job_request(e.job) for e in chunk]
+                        answers = child.ask(msgpack.packb(request, use_bin_type=True))
+                        if type(answers) is not tuple or len(answers) != len(chunk):
+                            raise FrameError("an answer per job expected")
+                    except (OSError, ValueError, FrameError) as exc:
+                        log.warning("validation worker process failed (%s); restarting it", exc)
+                        with self._count_lock:
+                            self.metrics.validation_worker_failures += 1
+                        self._forget(child)
+                        answers = None
+                        child = None
+                        if restarts < MAX_RESTARTS and not self._closed:
+                            restarts += 1
+                            child = self._start_child(settings)
+                for i, e in enumerate(chunk):
+                    try:
+                        if answers is None:  # no child: prepared here
+                            validator.prepare(e.job)
+                        elif answers[i] is None:
+                            raise RuntimeError("prepare raised in the worker process")
+                        else:
+                            validator.apply_prepared(e.job, answers[i])
+                    except Exception:
+                        log.exception("validator prepare failed; rejecting")
+                        e.result = ValidationResult.REJECT
+                        e.failed = True
+                    e.done = True
+                if not self._closed:
+                    self._schedule_collect()
+                if last:
+                    return
+        finally:
+            if child is not None:
+                self._forget(child)
+
+    @property
+    def child_pids(self) -> list[int]:
+        """The worker processes now running ("processes" mode)."""
+        with self._count_lock:
+            return [c.proc.pid for c in self._children]
+
+    def _forget(self, child: _Child) -> None:
+        with self._count_lock:
+            if child in self._children:
+                self._children.remove(child)
+        child.stop()
+
+    def _start_child(self, settings: bytes) -> _Child | None:
+        try:
+            child = _Child(settings)
+        except OSError as exc:
+            log.warning("validation worker process did not start (%s); validating in a thread", exc)
+            return None
+        with self._count_lock:
+            self.metrics.validation_worker_processes += 1
+            self._children.append(child)
+        return child
+
+
+class _Child:
+    """One worker process (p2pnode/validation_worker.py), used by one thread only."""
+
+    def __init__(self, settings: bytes) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "p2pnode.validation_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin
+        self._out = self.proc.stdout
+        try:
+            write_frame(self._in, settings)
+            if read_frame(self._out) != b"":
+                raise FrameError("no ready answer")
+        except (OSError, FrameError) as exc:
+            self.stop()
+            raise OSError(f"the worker process did not start: {exc}") from None
+
+    def ask(self, request: bytes) -> Any:
+        write_frame(self._in, request)
+        body = read_frame(self._out)
+        if body is None:
+            raise FrameError(f"the process ended (exit status {self.proc.poll()})")
+        return msgpack.unpackb(body, raw=False, use_list=False)
+
+    def stop(self) -> None:
+        """Ask it to end; kill it if it does not within a second."""
+        with contextlib.suppress(OSError, ValueError):
+            write_frame(self._in, b"")
+        for pipe in (self._in, self._out):
+            with contextlib.suppress(OSError, ValueError):
+                pipe.close()
+        try:
+            self.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

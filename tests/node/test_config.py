@@ -66,6 +66,8 @@ BAD = [
     ("node.role", "miner", "node.role", "seed, supplier, worker, consumer"),
     ("node.data_dir", " ", "node.data_dir", "directory"),
     ("node.log_level", "LOUD", "node.log_level", "DEBUG, INFO"),
+    ("node.validation", "fibres", "node.validation", "processes, threads"),
+    ("node.validation_workers", 0, "node.validation_workers", "1..64"),
     ("network.listen_host", "example.com", "network.listen_host", "IPv4"),
     ("network.listen_host", "::1", "network.listen_host", "IPv4"),
     ("network.listen_port", 70000, "network.listen_port", "0..65535"),

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
+import os
+import signal
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
+import msgpack
+import pytest
 import trio
 
 from gossip import codec, eip712
@@ -21,7 +27,15 @@ from gossip.orders import Order, Side
 from gossip.quota import QuotaParams
 from gossip.topics import ORDERS_TOPIC
 from gossip.validation import ValidationResult
-from gossip.validators import MessageValidator, ValidationJob, make_validator
+from gossip.validators import (
+    MessageValidator,
+    ValidationJob,
+    apply_prepared,
+    make_validator,
+    prepare_job,
+    prepared_fields,
+)
+from p2pnode import validation_worker
 from p2pnode.validation_pool import PoolParams, ValidationPool
 
 DOMAIN = SigningDomain(chain_id=31337)
@@ -76,7 +90,11 @@ def _validator() -> MessageValidator:
 
 
 def _run_pool(
-    validator: MessageValidator, payloads: list[bytes], threads: int = 2
+    validator: MessageValidator,
+    payloads: list[bytes],
+    threads: int = 2,
+    mode: str = "threads",
+    before: Callable[[ValidationPool], Awaitable[None]] | None = None,
 ) -> list[tuple[bytes, ValidationResult]]:
     got: list[tuple[bytes, ValidationResult]] = []
 
@@ -88,8 +106,12 @@ def _run_pool(
             if len(got) == len(payloads):
                 done.set()
 
-        pool = ValidationPool(validator, deliver, lambda: None, PoolParams(threads=threads))
+        pool = ValidationPool(
+            validator, deliver, lambda: None, PoolParams(threads=threads, mode=mode)
+        )
         pool.start()
+        if before is not None:
+            await before(pool)
         for i, p in enumerate(payloads):
             pool.submit(b"%d" % i, ORDERS_TOPIC, p, b"peer")
         with trio.fail_after(30):
@@ -227,3 +249,130 @@ def test_a_reader_waits_while_the_backlog_is_over_high_water() -> None:
 
     trio.run(main)
     assert got == [b"%d" % i for i in range(40)]
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def test_fields_from_another_process_fill_the_job_as_prepare_does() -> None:
+    """prepare_job (as the child runs it) -> prepared_fields -> msgpack -> apply_prepared
+    gives the job `prepare` gives, for every kind of outcome in the mixed batch."""
+    v = _validator()
+    for p in [*_mixed(), b"", b"\x93\x01\x01\x01"]:
+        here = ValidationJob(ORDERS_TOPIC, p, float(NOW))
+        prepare_job(here, DOMAIN, v.params.max_clock_skew)
+        there = ValidationJob(ORDERS_TOPIC, p, float(NOW))
+        wire = msgpack.packb(prepared_fields(here), use_bin_type=True)
+        apply_prepared(there, msgpack.unpackb(wire, raw=False, use_list=False))
+        assert there == here
+
+
+def test_worker_process_protocol_over_pipes() -> None:
+    """The child's side: settings, a ready answer, one answer per request, in order;
+    a broken frame is an error, an empty one the end."""
+    good = _signed(hashlib.sha256(b"w").digest(), 1)
+    frames = io.BytesIO()
+    validation_worker.write_frame(
+        frames, msgpack.packb([str(DOMAIN.chain_id), DOMAIN.name, DOMAIN.version, 60.0])
+    )
+    request = [[ORDERS_TOPIC, float(NOW), good], [ORDERS_TOPIC, float(NOW), b"junk"]]
+    validation_worker.write_frame(frames, msgpack.packb(request, use_bin_type=True))
+    validation_worker.write_frame(frames, b"")
+    out = io.BytesIO()
+    validation_worker.serve(io.BytesIO(frames.getvalue()), out)
+    answers = io.BytesIO(out.getvalue())
+    assert validation_worker.read_frame(answers) == b""  # ready
+    body = validation_worker.read_frame(answers)
+    assert body is not None
+    ok, junk = msgpack.unpackb(body, raw=False)
+    assert ok[0] == "" and ok[4] == codec.decode(good).signer
+    assert junk[0] == "reject" and junk[1] == "schema:message"
+    assert validation_worker.read_frame(answers) is None
+
+    with pytest.raises(validation_worker.FrameError, match="limit"):
+        validation_worker.read_frame(io.BytesIO(b"\xff\xff\xff\xff"))
+    with pytest.raises(validation_worker.FrameError, match="into a 10-byte frame"):
+        validation_worker.read_frame(io.BytesIO(b"\x00\x00\x00\x0aabc"))
+    with pytest.raises(validation_worker.FrameError, match="length prefix"):
+        validation_worker.read_frame(io.BytesIO(b"\x00\x00"))
+
+
+async def _children_started(pool: ValidationPool) -> None:
+    with trio.fail_after(60):
+        while pool.metrics.validation_worker_processes < pool.params.threads:
+            await trio.sleep(0.01)
+
+
+def test_processes_give_the_verdicts_of_one_at_a_time_in_arrival_order() -> None:
+    payloads = _mixed()
+    sequential = _validator()
+    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    pooled = _validator()
+    pids: list[int] = []
+
+    async def started(pool: ValidationPool) -> None:
+        await _children_started(pool)
+        pids.extend(pool.child_pids)
+
+    got = _run_pool(pooled, payloads, mode="processes", before=started)
+
+    assert [mid for mid, _ in got] == [b"%d" % i for i in range(len(payloads))]
+    assert [r for _, r in got] == expected
+    assert pooled.counters.by_reason == sequential.counters.by_reason
+    assert len(pids) == 2 and os.getpid() not in pids
+    for pid in pids:  # close() ended them
+        _wait_gone(pid)
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"worker process {pid} still running")
+
+
+def test_a_worker_process_that_dies_loses_nothing_and_is_replaced() -> None:
+    payloads = _mixed()
+    sequential = _validator()
+    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    pooled = _validator()
+    killed: list[int] = []
+    metrics: list[ValidationPool] = []
+
+    async def kill_them(pool: ValidationPool) -> None:
+        await _children_started(pool)
+        for pid in pool.child_pids:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        metrics.append(pool)
+
+    got = _run_pool(pooled, payloads, threads=1, mode="processes", before=kill_them)
+
+    assert [r for _, r in got] == expected  # prepared in the thread meanwhile
+    assert pooled.counters.by_reason == sequential.counters.by_reason
+    m = metrics[0].metrics
+    assert m.validation_worker_failures == 1
+    assert m.validation_worker_processes == 2  # the first and its replacement
+    assert m.validation_failures == 0
+
+
+def test_pool_params_and_validator_are_checked_for_process_mode() -> None:
+    with pytest.raises(ValueError, match="mode: one of threads, processes"):
+        PoolParams(mode="fibres").validate()
+
+    class Bare:
+        def admit(self, topic: str, data: bytes, from_peer: bytes) -> object:
+            return ValidationResult.ACCEPT
+
+        def prepare(self, job: object) -> None:
+            pass
+
+        def complete(self, job: object) -> ValidationResult:
+            return ValidationResult.ACCEPT
+
+    with pytest.raises(TypeError, match="has no worker_settings"):
+        ValidationPool(Bare(), lambda m, r: None, lambda: None, PoolParams(mode="processes"))
