@@ -68,6 +68,11 @@ MAX_CHUNK = 32
 MAX_RESTARTS = 5
 # Jobs one request to a child carries, at most (chunks waiting are joined up to it).
 MAX_REQUEST = 128
+# Requests a worker thread has sent its child before it reads the first answer.
+# Two keep the child busy while the thread builds the last answer's messages. The
+# answers (~100 bytes a job) fit in the pipe's buffer, so the child never blocks
+# writing one while the thread writes the next request.
+IN_FLIGHT = 2
 MODES = ("threads", "processes")
 
 
@@ -302,66 +307,95 @@ class ValidationPool:
                 self._schedule_collect()
 
     def _work_with_child(self) -> None:
-        """ "processes" mode: this thread's chunks go to its child process."""
+        """ "processes" mode: this thread's chunks go to its child process.
+
+        Up to IN_FLIGHT requests are sent before the first answer is read, so the
+        child works on the next while this thread builds the messages of the last
+        (and waits for the interpreter lock to do it)."""
         validator: Any = self.validator
         settings = msgpack.packb(validator.worker_settings(), use_bin_type=True)
         inbox = self._inbox
         child = self._start_child(settings)
         restarts = 0
+        sent: deque[list[_Entry]] = deque()  # sent to the child, answers awaited, in order
+        ending = False
         try:
             while True:
-                chunk = inbox.get()
-                if chunk is None:
-                    return
-                # what else waits goes in the same request: a round trip to the
-                # child costs about what a few messages do
-                last = False
-                while len(chunk) < MAX_REQUEST:
+                while not ending and len(sent) < IN_FLIGHT:  # wait only with none in flight
                     try:
-                        more = inbox.get_nowait()
+                        chunk = inbox.get() if not sent else inbox.get_nowait()
                     except queue.Empty:
                         break
-                    if more is None:
-                        last = True
+                    if chunk is None:
+                        ending = True
                         break
-                    chunk = chunk + more
-                answers: Any = None
-                if child is not None:
+                    chunk, ending = _joined(chunk, inbox)
+                    if child is None:
+                        self._finish(chunk, None)
+                        continue
                     try:
                         request = [validator.job_request(e.job) for e in chunk]
-                        answers = child.ask(msgpack.packb(request, use_bin_type=True))
-                        if type(answers) is not tuple or len(answers) != len(chunk):
-                            raise FrameError("an answer per job expected")
-                    except (OSError, ValueError, FrameError) as exc:
-                        log.warning("validation worker process failed (%s); restarting it", exc)
-                        with self._count_lock:
-                            self.metrics.validation_worker_failures += 1
-                        self._forget(child)
-                        answers = None
-                        child = None
-                        if restarts < MAX_RESTARTS and not self._closed:
-                            restarts += 1
-                            child = self._start_child(settings)
-                for i, e in enumerate(chunk):
-                    try:
-                        if answers is None:  # no child: prepared here
-                            validator.prepare(e.job)
-                        elif answers[i] is None:
-                            raise RuntimeError("prepare raised in the worker process")
-                        else:
-                            validator.apply_prepared(e.job, answers[i])
-                    except Exception:
-                        log.exception("validator prepare failed; rejecting")
-                        e.result = ValidationResult.REJECT
-                        e.failed = True
-                    e.done = True
-                if not self._closed:
-                    self._schedule_collect()
-                if last:
-                    return
+                        child.send(msgpack.packb(request, use_bin_type=True))
+                    except (OSError, ValueError) as exc:
+                        sent.append(chunk)
+                        child, restarts = self._replace(child, exc, settings, restarts, sent)
+                        continue
+                    sent.append(chunk)
+                if not sent:
+                    if ending:
+                        return
+                    continue
+                assert child is not None  # what was sent went to this child
+                try:
+                    answers = child.receive()
+                    if type(answers) is not tuple or len(answers) != len(sent[0]):
+                        raise FrameError("an answer per job expected")
+                except (OSError, ValueError, FrameError) as exc:
+                    child, restarts = self._replace(child, exc, settings, restarts, sent)
+                    continue
+                self._finish(sent.popleft(), answers)
         finally:
             if child is not None:
                 self._forget(child)
+
+    def _finish(self, chunk: list[_Entry], answers: tuple[Any, ...] | None) -> None:
+        """Fill the chunk's jobs from the child's answers (None: prepare them here)."""
+        validator: Any = self.validator
+        for i, e in enumerate(chunk):
+            try:
+                if answers is None:
+                    validator.prepare(e.job)
+                elif answers[i] is None:
+                    raise RuntimeError("prepare raised in the worker process")
+                else:
+                    validator.apply_prepared(e.job, answers[i])
+            except Exception:
+                log.exception("validator prepare failed; rejecting")
+                e.result = ValidationResult.REJECT
+                e.failed = True
+            e.done = True
+        if not self._closed:
+            self._schedule_collect()
+
+    def _replace(
+        self,
+        child: _Child,
+        exc: Exception,
+        settings: bytes,
+        restarts: int,
+        sent: deque[list[_Entry]],
+    ) -> tuple[_Child | None, int]:
+        """A child failed: what it held is prepared here, and another started (up to
+        MAX_RESTARTS)."""
+        log.warning("validation worker process failed (%s); restarting it", exc)
+        with self._count_lock:
+            self.metrics.validation_worker_failures += 1
+        self._forget(child)
+        while sent:
+            self._finish(sent.popleft(), None)
+        if restarts < MAX_RESTARTS and not self._closed:
+            return self._start_child(settings), restarts + 1
+        return None, restarts
 
     @property
     def child_pids(self) -> list[int]:
@@ -387,6 +421,23 @@ class ValidationPool:
         return child
 
 
+def _joined(
+    chunk: list[_Entry], inbox: queue.SimpleQueue[list[_Entry] | None]
+) -> tuple[list[_Entry], bool]:
+    """The chunk with what else waits in the inbox, up to MAX_REQUEST jobs (a round
+    trip to a child costs about what a few messages do); and whether the end
+    (None) was taken meanwhile."""
+    while len(chunk) < MAX_REQUEST:
+        try:
+            more = inbox.get_nowait()
+        except queue.Empty:
+            return chunk, False
+        if more is None:
+            return chunk, True
+        chunk = chunk + more
+    return chunk, False
+
+
 class _Child:
     """One worker process (p2pnode/validation_worker.py), used by one thread only."""
 
@@ -407,8 +458,10 @@ class _Child:
             self.stop()
             raise OSError(f"the worker process did not start: {exc}") from None
 
-    def ask(self, request: bytes) -> Any:
+    def send(self, request: bytes) -> None:
         write_frame(self._in, request)
+
+    def receive(self) -> Any:
         body = read_frame(self._out)
         if body is None:
             raise FrameError(f"the process ended (exit status {self.proc.poll()})")

@@ -95,6 +95,7 @@ def _run_pool(
     threads: int = 2,
     mode: str = "threads",
     before: Callable[[ValidationPool], Awaitable[None]] | None = None,
+    after: Callable[[ValidationPool], Awaitable[None]] | None = None,
 ) -> list[tuple[bytes, ValidationResult]]:
     got: list[tuple[bytes, ValidationResult]] = []
 
@@ -116,6 +117,8 @@ def _run_pool(
             pool.submit(b"%d" % i, ORDERS_TOPIC, p, b"peer")
         with trio.fail_after(30):
             await done.wait()
+        if after is not None:
+            await after(pool)
         pool.close()
 
     trio.run(main)
@@ -350,7 +353,13 @@ def test_a_worker_process_that_dies_loses_nothing_and_is_replaced() -> None:
             killed.append(pid)
         metrics.append(pool)
 
-    got = _run_pool(pooled, payloads, threads=1, mode="processes", before=kill_them)
+    async def replaced(pool: ValidationPool) -> None:
+        with trio.fail_after(60):  # the replacement starts once the chunk is done
+            while pool.metrics.validation_worker_processes < 2:
+                await trio.sleep(0.01)
+        assert pool.child_pids and not set(pool.child_pids) & set(killed)
+
+    got = _run_pool(pooled, payloads, threads=1, mode="processes", before=kill_them, after=replaced)
 
     assert [r for _, r in got] == expected  # prepared in the thread meanwhile
     assert pooled.counters.by_reason == sequential.counters.by_reason
@@ -376,3 +385,37 @@ def test_pool_params_and_validator_are_checked_for_process_mode() -> None:
 
     with pytest.raises(TypeError, match="has no worker_settings"):
         ValidationPool(Bare(), lambda m, r: None, lambda: None, PoolParams(mode="processes"))
+
+
+class _PoisonRequest(MessageValidator):
+    """Sends the child a request it cannot parse, once: the child exits mid-run with
+    requests in flight, as a crash would."""
+
+    poisoned = False
+
+    def job_request(self, job: ValidationJob) -> list[object]:
+        if not self.poisoned:
+            self.poisoned = True
+            return [job.topic]  # not [topic, now, data]: the child's unpacking raises
+        return super().job_request(job)
+
+
+def test_a_worker_process_lost_with_requests_in_flight_loses_nothing() -> None:
+    payloads = _mixed()
+    sequential = _validator()
+    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    v = _validator()
+    pooled = _PoisonRequest(v.params, clock=v.clock)
+    pools: list[ValidationPool] = []
+
+    async def started(pool: ValidationPool) -> None:
+        await _children_started(pool)
+        pools.append(pool)
+
+    got = _run_pool(pooled, payloads, threads=1, mode="processes", before=started)
+
+    assert pooled.poisoned
+    assert [r for _, r in got] == expected
+    assert pooled.counters.by_reason == sequential.counters.by_reason
+    assert pools[0].metrics.validation_worker_failures == 1
+    assert pools[0].metrics.validation_failures == 0
