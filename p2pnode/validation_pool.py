@@ -4,8 +4,7 @@ Why: a signature recovery costs tens of µs and decode plus digest as much again
 run on the trio loop, a flood of signed messages holds the loop (and so the local
 API, the timers and every other peer's streams) for as long as it takes. The costly
 step is stateless (`PooledValidator.prepare`: decode, EIP-712 digest, secp256k1
-recovery), and libsecp256k1 runs without the GIL, so worker threads add real
-parallelism on a multi-core machine.
+recovery), so it runs beside the loop, on the machine's other cores.
 
 How:
 
@@ -24,13 +23,14 @@ How:
 Threads or processes (`PoolParams.mode`): in "threads" mode a worker thread runs
 `prepare` itself, and only the recovery runs beside the loop (libsecp256k1
 releases the interpreter lock; decode and digest hold it). In "processes" mode
-each worker thread hands its chunk to a child process of its own
-(p2pnode/validation_worker.py: raw bytes out, [verdict, reason, digest, signer]
-back) and waits on the pipe without the lock; the thread then decodes each message
-again for the router (`apply_prepared`), which costs less than sending the object
-would. A child that dies or answers out of frame is stopped and its chunk
-prepared in the thread itself, so nothing is lost; a new child is started for the
-next chunk, up to MAX_RESTARTS per worker, after which that worker stays a thread.
+each worker thread hands its chunks to a child process of its own
+(p2pnode/validation_worker.py: raw bytes out, [verdict, reason, kind, digest,
+signer] back, two requests in flight) and waits on the pipe without the lock; the
+thread then builds each message again from the same bytes for the router
+(`apply_prepared`), which costs less than sending the object would. A child that
+dies, answers out of frame or does not answer within `child_timeout_s` is killed
+and its chunks prepared in the thread itself, so nothing is lost; a new child is
+started, up to MAX_RESTARTS per worker, after which that worker stays a thread.
 
 Bounds and back-pressure: the router holds at most `max_pending_validations`
 messages waiting for a verdict (beyond it a message is dropped unseen and counted
@@ -44,10 +44,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
+import select
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +60,7 @@ import msgpack
 import trio
 
 from gossip.validation import ValidationResult
-from p2pnode.validation_worker import FrameError, read_frame, write_frame
+from p2pnode.validation_worker import FRAME_LENGTH, MAX_FRAME, FrameError, frame_of
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +103,19 @@ class ProcessPooledValidator(PooledValidator, Protocol):
 class PoolParams:
     threads: int = 2  # workers: threads, each with a child process in "processes" mode
     mode: str = "threads"
+    # "processes" mode: a child that takes longer than this to take a request or
+    # answer one is stopped and its chunks prepared in the thread
+    child_timeout_s: float = 10.0
     high_water: int = 1024  # jobs waiting: readers pause
     low_water: int = 256  # jobs waiting: readers resume
 
     def validate(self) -> PoolParams:
         if not 1 <= self.threads <= 64:
             raise ValueError(f"threads: must be in [1, 64], got {self.threads}")
+        if not 0.01 <= self.child_timeout_s <= 3600.0:
+            raise ValueError(
+                f"child_timeout_s: must be in [0.01, 3600], got {self.child_timeout_s}"
+            )
         if self.mode not in MODES:
             raise ValueError(f"mode: one of {', '.join(MODES)} expected, got {self.mode!r}")
         if not 1 <= self.low_water <= self.high_water:
@@ -411,7 +421,7 @@ class ValidationPool:
 
     def _start_child(self, settings: bytes) -> _Child | None:
         try:
-            child = _Child(settings)
+            child = _Child(settings, self.params.child_timeout_s)
         except OSError as exc:
             log.warning("validation worker process did not start (%s); validating in a thread", exc)
             return None
@@ -439,41 +449,85 @@ def _joined(
 
 
 class _Child:
-    """One worker process (p2pnode/validation_worker.py), used by one thread only."""
+    """One worker process (p2pnode/validation_worker.py), used by one thread only.
 
-    def __init__(self, settings: bytes) -> None:
+    Its pipes are non-blocking and every wait on them has a deadline (`timeout_s`):
+    a child that stops answering (stopped, or stuck) is given up on like one that
+    died, instead of holding its thread, and with it the verdicts after its chunk,
+    for ever."""
+
+    def __init__(self, settings: bytes, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "p2pnode.validation_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in = self.proc.stdin
-        self._out = self.proc.stdout
+        self._in = self.proc.stdin.fileno()
+        self._out = self.proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+        self._poll_in = select.poll()
+        self._poll_in.register(self._out, select.POLLIN)
+        self._poll_out = select.poll()
+        self._poll_out.register(self._in, select.POLLOUT)
         try:
-            write_frame(self._in, settings)
-            if read_frame(self._out) != b"":
+            self.send(settings)
+            if self._read_frame() != b"":
                 raise FrameError("no ready answer")
         except (OSError, FrameError) as exc:
             self.stop()
             raise OSError(f"the worker process did not start: {exc}") from None
 
     def send(self, request: bytes) -> None:
-        write_frame(self._in, request)
+        data = memoryview(frame_of(request))
+        deadline = time.monotonic() + self.timeout_s
+        while data:
+            self._wait(self._poll_out, deadline, "taking a request")
+            try:
+                n = os.write(self._in, data)
+            except BlockingIOError:
+                continue
+            data = data[n:]
 
     def receive(self) -> Any:
-        body = read_frame(self._out)
-        if body is None:
-            raise FrameError(f"the process ended (exit status {self.proc.poll()})")
-        return msgpack.unpackb(body, raw=False, use_list=False)
+        return msgpack.unpackb(self._read_frame(), raw=False, use_list=False)
+
+    def _read_frame(self) -> bytes:
+        deadline = time.monotonic() + self.timeout_s
+        (n,) = FRAME_LENGTH.unpack(self._read_exact(FRAME_LENGTH.size, deadline))
+        if n > MAX_FRAME:
+            raise FrameError(f"frame of {n} bytes > limit {MAX_FRAME}")
+        return self._read_exact(n, deadline)
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            self._wait(self._poll_in, deadline, "answering")
+            try:
+                got = os.read(self._out, n - len(buf))
+            except BlockingIOError:
+                continue
+            if not got:
+                raise FrameError(f"the process ended (exit status {self.proc.poll()})")
+            buf += got
+        return bytes(buf)
+
+    def _wait(self, poller: select.poll, deadline: float, doing: str) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000.0):
+            raise FrameError(f"no progress {doing} in {self.timeout_s:g} s")
 
     def stop(self) -> None:
         """Ask it to end; kill it if it does not within a second."""
-        with contextlib.suppress(OSError, ValueError):
-            write_frame(self._in, b"")
-        for pipe in (self._in, self._out):
+        with contextlib.suppress(OSError):  # never blocks: a stuck child is killed below
+            os.write(self._in, FRAME_LENGTH.pack(0))
+        for pipe in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError, ValueError):
-                pipe.close()
+                if pipe is not None:
+                    pipe.close()
         try:
             self.proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:

@@ -33,15 +33,19 @@ from gossip.validators import ValidationJob, prepare_job, prepared_fields
 # What one frame may hold: a chunk of at most the pool's MAX_CHUNK messages of at
 # most gossip.messages.MAX_MESSAGE_BYTES each, with room to spare.
 MAX_FRAME = 8 * 1024 * 1024
-_LEN = struct.Struct(">I")
+FRAME_LENGTH = struct.Struct(">I")
 
 
 class FrameError(Exception):
     """The other end broke the framing (a defect there, or it died mid-write)."""
 
 
+def frame_of(body: bytes) -> bytes:
+    return FRAME_LENGTH.pack(len(body)) + body
+
+
 def write_frame(out: IO[bytes], body: bytes) -> None:
-    out.write(_LEN.pack(len(body)) + body)
+    out.write(frame_of(body))
     out.flush()
 
 
@@ -52,7 +56,7 @@ def read_frame(inp: IO[bytes]) -> bytes | None:
         return None
     if len(head) != 4:
         raise FrameError("stream ended inside a length prefix")
-    (n,) = _LEN.unpack(head)
+    (n,) = FRAME_LENGTH.unpack(head)
     if n > MAX_FRAME:
         raise FrameError(f"frame of {n} bytes > limit {MAX_FRAME}")
     body = inp.read(n)

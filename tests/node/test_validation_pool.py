@@ -419,3 +419,54 @@ def test_a_worker_process_lost_with_requests_in_flight_loses_nothing() -> None:
     assert pooled.counters.by_reason == sequential.counters.by_reason
     assert pools[0].metrics.validation_worker_failures == 1
     assert pools[0].metrics.validation_failures == 0
+
+
+def test_a_worker_process_that_stops_answering_is_given_up_on() -> None:
+    """A stopped child (SIGSTOP: alive, never answering) costs its chunk a timeout,
+    not the verdicts: the chunk is prepared in the thread and the child killed."""
+    payloads = _mixed()
+    sequential = _validator()
+    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    pooled = _validator()
+    stopped: list[int] = []
+    pools: list[ValidationPool] = []
+
+    async def stop_them(pool: ValidationPool) -> None:
+        await _children_started(pool)
+        for pid in pool.child_pids:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        pools.append(pool)
+
+    async def main() -> list[tuple[bytes, ValidationResult]]:
+        got: list[tuple[bytes, ValidationResult]] = []
+        done = trio.Event()
+
+        def deliver(msg_id: bytes, result: ValidationResult) -> None:
+            got.append((msg_id, result))
+            if len(got) == len(payloads):
+                done.set()
+
+        params = PoolParams(threads=1, mode="processes", child_timeout_s=0.5)
+        pool = ValidationPool(pooled, deliver, lambda: None, params)
+        pool.start()
+        await stop_them(pool)
+        t0 = time.monotonic()
+        for i, p in enumerate(payloads):
+            pool.submit(b"%d" % i, ORDERS_TOPIC, p, b"peer")
+        with trio.fail_after(30):
+            await done.wait()
+        assert time.monotonic() - t0 >= 0.4  # it waited for the child, then gave up
+        pool.close()
+        return got
+
+    got = trio.run(main)
+    assert [r for _, r in got] == expected
+    assert pools[0].metrics.validation_worker_failures == 1
+    for pid in stopped:
+        _wait_gone(pid)  # killed, not left stopped
+
+
+def test_pool_params_bound_the_child_timeout() -> None:
+    with pytest.raises(ValueError, match="child_timeout_s"):
+        PoolParams(child_timeout_s=0.0).validate()
