@@ -97,6 +97,11 @@ def test_an_ask_travels_and_its_cancellation_follows(
     assert _wait_for(lambda: _metric(supplier, "sonm_peer_topic_published") >= 1, 20)
     assert _wait_for(lambda: _metric(consumer, "sonm_peer_topic_received") >= 1, 20)
     assert _metric(consumer, "sonm_peer_topic_published") == 0  # no account: listens only
+    # the consumer validated them in its two worker processes (node.validation's
+    # default), none of which failed
+    assert _metric(consumer, "sonm_pubsub_driver_validation_worker_processes") == 2
+    assert _metric(consumer, "sonm_pubsub_driver_validation_worker_failures") == 0
+    assert _metric(consumer, "sonm_pubsub_driver_validation_jobs") >= 2
 
     cancelled = run_cli("order", "cancel", "--data-dir", str(supplier.data_dir), order_id)
     assert cancelled.returncode == 0, cancelled.stderr
