@@ -299,22 +299,13 @@ class ValidationPool:
             self._token.run_sync_soon(self.collect)
 
     def _work(self) -> None:
+        """ "threads" mode: this thread prepares its chunks itself."""
         inbox = self._inbox
-        prepare = self.validator.prepare
         while True:
             chunk = inbox.get()
             if chunk is None:
                 return
-            for e in chunk:
-                try:
-                    prepare(e.job)
-                except Exception:  # counted by the loop when it meets the verdict
-                    log.exception("validator prepare failed; rejecting")
-                    e.result = ValidationResult.REJECT
-                    e.failed = True
-                e.done = True
-            if not self._closed:
-                self._schedule_collect()
+            self._finish(chunk, None)
 
     def _work_with_child(self) -> None:
         """ "processes" mode: this thread's chunks go to its child process.
@@ -369,7 +360,9 @@ class ValidationPool:
                 self._forget(child)
 
     def _finish(self, chunk: list[_Entry], answers: tuple[Any, ...] | None) -> None:
-        """Fill the chunk's jobs from the child's answers (None: prepare them here)."""
+        """Fill the chunk's jobs from a child's answers (None: prepare them here), mark
+        them done and have the loop collect. A step that raises makes its job a
+        REJECT, counted by the loop when it meets the verdict."""
         validator: Any = self.validator
         for i, e in enumerate(chunk):
             try:

@@ -94,6 +94,7 @@ def _run_pool(
     payloads: list[bytes],
     threads: int = 2,
     mode: str = "threads",
+    params: PoolParams | None = None,
     before: Callable[[ValidationPool], Awaitable[None]] | None = None,
     after: Callable[[ValidationPool], Awaitable[None]] | None = None,
 ) -> list[tuple[bytes, ValidationResult]]:
@@ -108,7 +109,7 @@ def _run_pool(
                 done.set()
 
         pool = ValidationPool(
-            validator, deliver, lambda: None, PoolParams(threads=threads, mode=mode)
+            validator, deliver, lambda: None, params or PoolParams(threads=threads, mode=mode)
         )
         pool.start()
         if before is not None:
@@ -338,6 +339,22 @@ def _wait_gone(pid: int) -> None:
     raise AssertionError(f"worker process {pid} still running")
 
 
+def _signal_children(
+    sig: int, pids: list[int], pools: list[ValidationPool]
+) -> Callable[[ValidationPool], Awaitable[None]]:
+    """A `before` hook: once the children are up, send each `sig`; note their pids
+    and the pool."""
+
+    async def hook(pool: ValidationPool) -> None:
+        await _children_started(pool)
+        for pid in pool.child_pids:
+            os.kill(pid, sig)
+            pids.append(pid)
+        pools.append(pool)
+
+    return hook
+
+
 def test_a_worker_process_that_dies_loses_nothing_and_is_replaced() -> None:
     payloads = _mixed()
     sequential = _validator()
@@ -345,13 +362,7 @@ def test_a_worker_process_that_dies_loses_nothing_and_is_replaced() -> None:
     pooled = _validator()
     killed: list[int] = []
     metrics: list[ValidationPool] = []
-
-    async def kill_them(pool: ValidationPool) -> None:
-        await _children_started(pool)
-        for pid in pool.child_pids:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        metrics.append(pool)
+    kill_them = _signal_children(signal.SIGKILL, killed, metrics)
 
     async def replaced(pool: ValidationPool) -> None:
         with trio.fail_after(60):  # the replacement starts once the chunk is done
@@ -427,42 +438,22 @@ def test_a_worker_process_that_stops_answering_is_given_up_on() -> None:
     payloads = _mixed()
     sequential = _validator()
     expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
-    pooled = _validator()
     stopped: list[int] = []
-    pools: list[ValidationPool] = []
+    started_at: list[float] = []
+    stop = _signal_children(signal.SIGSTOP, stopped, [])
 
     async def stop_them(pool: ValidationPool) -> None:
-        await _children_started(pool)
-        for pid in pool.child_pids:
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
-        pools.append(pool)
+        await stop(pool)
+        started_at.append(time.monotonic())
 
-    async def main() -> list[tuple[bytes, ValidationResult]]:
-        got: list[tuple[bytes, ValidationResult]] = []
-        done = trio.Event()
+    async def given_up(pool: ValidationPool) -> None:
+        assert time.monotonic() - started_at[0] >= 0.4  # it waited for the child first
+        assert pool.metrics.validation_worker_failures == 1
 
-        def deliver(msg_id: bytes, result: ValidationResult) -> None:
-            got.append((msg_id, result))
-            if len(got) == len(payloads):
-                done.set()
+    params = PoolParams(threads=1, mode="processes", child_timeout_s=0.5)
+    got = _run_pool(_validator(), payloads, params=params, before=stop_them, after=given_up)
 
-        params = PoolParams(threads=1, mode="processes", child_timeout_s=0.5)
-        pool = ValidationPool(pooled, deliver, lambda: None, params)
-        pool.start()
-        await stop_them(pool)
-        t0 = time.monotonic()
-        for i, p in enumerate(payloads):
-            pool.submit(b"%d" % i, ORDERS_TOPIC, p, b"peer")
-        with trio.fail_after(30):
-            await done.wait()
-        assert time.monotonic() - t0 >= 0.4  # it waited for the child, then gave up
-        pool.close()
-        return got
-
-    got = trio.run(main)
     assert [r for _, r in got] == expected
-    assert pools[0].metrics.validation_worker_failures == 1
     for pid in stopped:
         _wait_gone(pid)  # killed, not left stopped
 
