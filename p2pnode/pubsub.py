@@ -21,8 +21,9 @@ It owns the I/O the router must not do:
   each message;
 - runs async validators (the router's ValidationRequest events) in tasks,
   bounded by a capacity limiter, and reports back with `validation_done`; or,
-  given a `pooled_validator`, validates in worker threads (p2pnode/validation_pool.py:
-  the loop stays free while signatures are recovered, verdicts come back in
+  given a `pooled_validator`, validates in worker threads or processes
+  (p2pnode/validation_pool.py, `pool_params.mode`: the loop stays free while
+  messages are decoded and signatures recovered, verdicts come back in
   arrival order, and a backlog over high water pauses the stream readers);
 - disconnects peers the router gives up on (graylist, malformed frames).
 
