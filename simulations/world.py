@@ -168,9 +168,12 @@ class World:
         rng = self.sim.child_rng(f"{self.seed_label}/start")
         spread = self.params.start_spread_s
         base = self.sim.now
-        for i in range(self.params.nodes):
-            topics_i = topics if subscribe is None or subscribe(i) else []
-            self.sim.schedule(base + rng.random() * spread, self.start_node, i, topics_i)
+        # one long-lived event per node and no garbage: at 10^5 nodes the collector
+        # otherwise walked the whole world once here (0.6 s)
+        with collector_paused():
+            for i in range(self.params.nodes):
+                topics_i = topics if subscribe is None or subscribe(i) else []
+                self.sim.schedule(base + rng.random() * spread, self.start_node, i, topics_i)
 
     def start_node(self, i: int, topics: list[str]) -> None:
         node = self.nodes[i]
