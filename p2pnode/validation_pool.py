@@ -337,7 +337,7 @@ class ValidationPool:
                     try:
                         request = [validator.job_request(e.job) for e in chunk]
                         child.send(msgpack.packb(request, use_bin_type=True))
-                    except (OSError, ValueError) as exc:
+                    except Exception as exc:  # a dead pipe, or a request that will not pack
                         sent.append(chunk)
                         child, restarts = self._replace(child, exc, settings, restarts, sent)
                         continue
@@ -351,7 +351,7 @@ class ValidationPool:
                     answers = child.receive()
                     if type(answers) is not tuple or len(answers) != len(sent[0]):
                         raise FrameError("an answer per job expected")
-                except (OSError, ValueError, FrameError) as exc:
+                except Exception as exc:  # a dead pipe, a broken frame, an answer that won't parse
                     child, restarts = self._replace(child, exc, settings, restarts, sent)
                     continue
                 self._finish(sent.popleft(), answers)

@@ -399,24 +399,28 @@ def test_pool_params_and_validator_are_checked_for_process_mode() -> None:
 
 
 class _PoisonRequest(MessageValidator):
-    """Sends the child a request it cannot parse, once: the child exits mid-run with
-    requests in flight, as a crash would."""
+    """Spoils one request: `[topic]` alone makes the child's unpacking raise, so it
+    exits mid-run with requests in flight, as a crash would; an object msgpack
+    cannot pack fails the request on this side, before it is sent."""
 
     poisoned = False
+    poison = "crash"
 
     def job_request(self, job: ValidationJob) -> list[object]:
         if not self.poisoned:
             self.poisoned = True
-            return [job.topic]  # not [topic, now, data]: the child's unpacking raises
+            return [job.topic] if self.poison == "crash" else [object()]
         return super().job_request(job)
 
 
-def test_a_worker_process_lost_with_requests_in_flight_loses_nothing() -> None:
+@pytest.mark.parametrize("poison", ["crash", "unpackable"])
+def test_a_worker_process_lost_with_requests_in_flight_loses_nothing(poison: str) -> None:
     payloads = _mixed()
     sequential = _validator()
     expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
     v = _validator()
     pooled = _PoisonRequest(v.params, clock=v.clock)
+    pooled.poison = poison
     pools: list[ValidationPool] = []
 
     async def started(pool: ValidationPool) -> None:
