@@ -271,6 +271,17 @@ def _build(cls: type, names: tuple[str, ...], values: list[Any]) -> Any:
     return obj
 
 
+def _built(kind: int, top: tuple[Any, ...]) -> SignedMessage:
+    """The message of a parsed array of this kind, its members converted (a
+    FieldError names the member that would not convert); nothing else checked."""
+    cls, _, names, converters = _DECODERS[kind]
+    values = list(top[2:])
+    for i, attr, from_wire in converters:
+        values[i] = from_wire(attr, values[i])
+    msg: SignedMessage = _build(cls, names, values)
+    return msg
+
+
 def _to_wire(msg: SignedMessage) -> list[Any]:
     kind = KIND_OF_TYPE[type(msg)]
     _, fields = SCHEMAS[kind]
@@ -325,14 +336,11 @@ def decode(data: bytes, kinds: frozenset[MessageKind] | None = None) -> SignedMe
         raise MessageDecodeError("kind", f"{kind.name} not allowed here; allowed: {allowed}")
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise MessageDecodeError("version", f"{PROTOCOL_VERSION} expected, got {version!r}")
-    cls, length, names, converters = _DECODERS[kind_raw]
+    length = _DECODERS[kind_raw][1]
     if len(top) != length:
         raise MessageDecodeError("message", f"{kind.name} has {length} array items, got {len(top)}")
-    values = list(top[2:])
     try:
-        for i, attr, from_wire in converters:
-            values[i] = from_wire(attr, values[i])
-        msg: SignedMessage = _build(cls, names, values)
+        msg = _built(kind_raw, top)
         msg.validate()
     except FieldError as exc:
         raise MessageDecodeError(exc.field, exc.problem) from None
@@ -357,9 +365,4 @@ def decode_accepted(data: bytes, kind: MessageKind) -> SignedMessage:
     top = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True, **_UNPACK_LIMITS)
     if top[0] != kind:
         raise MessageDecodeError("kind", f"{kind.name} expected, got {top[0]!r}")
-    cls, _, names, converters = _DECODERS[top[0]]
-    values = list(top[2:])
-    for i, attr, from_wire in converters:
-        values[i] = from_wire(attr, values[i])
-    msg: SignedMessage = _build(cls, names, values)
-    return msg
+    return _built(top[0], top)

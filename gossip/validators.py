@@ -325,7 +325,6 @@ def prepare_job(
 # signature's, if any. kind is the decoded message's MessageKind (-1: none), digest
 # and signer are b"" where there is none.
 PreparedFields = tuple[str, str, int, bytes, bytes]
-_RESULTS = {r.value: r for r in ValidationResult}
 
 
 def prepared_fields(job: ValidationJob) -> PreparedFields:
@@ -344,7 +343,7 @@ def apply_prepared(job: ValidationJob, fields: PreparedFields) -> None:
     msg = None if kind < 0 else decode_accepted(job.data, MessageKind(kind))
     job.message = msg
     if verdict:
-        job.verdict = Verdict(_RESULTS[verdict], reason, msg)
+        job.verdict = Verdict(ValidationResult(verdict), reason, msg)
         return
     if msg is None:
         raise ValueError("a job that goes on to complete needs its message")

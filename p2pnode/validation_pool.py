@@ -54,13 +54,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgpack
 import trio
 
 from gossip.validation import ValidationResult
-from p2pnode.validation_worker import FRAME_LENGTH, MAX_FRAME, FrameError, frame_of
+from p2pnode.validation_worker import FRAME_LENGTH, FrameError, body_length, frame_of
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class PoolMetrics:
     validation_backpressure_waits: int = 0
     validation_backpressure_s: float = 0.0
     validation_worker_processes: int = 0  # children started (restarts included)
-    validation_worker_failures: int = 0  # children that died or broke the framing
+    validation_worker_failures: int = 0  # children that died, broke the framing or timed out
 
 
 class _Entry:
@@ -313,7 +313,7 @@ class ValidationPool:
         Up to IN_FLIGHT requests are sent before the first answer is read, so the
         child works on the next while this thread builds the messages of the last
         (and waits for the interpreter lock to do it)."""
-        validator: Any = self.validator
+        validator = cast(ProcessPooledValidator, self.validator)
         settings = msgpack.packb(validator.worker_settings(), use_bin_type=True)
         inbox = self._inbox
         child = self._start_child(settings)
@@ -363,7 +363,7 @@ class ValidationPool:
         """Fill the chunk's jobs from a child's answers (None: prepare them here), mark
         them done and have the loop collect. A step that raises makes its job a
         REJECT, counted by the loop when it meets the verdict."""
-        validator: Any = self.validator
+        validator = cast(ProcessPooledValidator, self.validator)  # threads: prepare only
         for i, e in enumerate(chunk):
             try:
                 if answers is None:
@@ -490,9 +490,7 @@ class _Child:
 
     def _read_frame(self) -> bytes:
         deadline = time.monotonic() + self.timeout_s
-        (n,) = FRAME_LENGTH.unpack(self._read_exact(FRAME_LENGTH.size, deadline))
-        if n > MAX_FRAME:
-            raise FrameError(f"frame of {n} bytes > limit {MAX_FRAME}")
+        n = body_length(self._read_exact(FRAME_LENGTH.size, deadline))
         return self._read_exact(n, deadline)
 
     def _read_exact(self, n: int, deadline: float) -> bytes:

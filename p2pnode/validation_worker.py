@@ -12,7 +12,7 @@ frames over its stdin and stdout, each a 4-byte big-endian length and a body:
 - first, from the pool: [chain_id (decimal str), domain name, domain version,
   max_clock_skew], answered with an empty frame once the child is ready;
 - then requests [[topic, now, data], ...] and, for each, one answer with an entry
-  per job in order: gossip.validators.PreparedFields as a 4-array, or nil when the
+  per job in order: gossip.validators.PreparedFields as a 5-array, or nil when the
   step raised (a defect, logged by the pool and the message REJECTed);
 - an empty frame (length 0), or the end of stdin, ends it.
 """
@@ -30,8 +30,8 @@ import msgpack
 from gossip.eip712 import SigningDomain
 from gossip.validators import ValidationJob, prepare_job, prepared_fields
 
-# What one frame may hold: a chunk of at most the pool's MAX_CHUNK messages of at
-# most gossip.messages.MAX_MESSAGE_BYTES each, with room to spare.
+# What one frame may hold: a request of at most the pool's MAX_REQUEST messages of
+# at most gossip.messages.MAX_MESSAGE_BYTES each, with room to spare.
 MAX_FRAME = 8 * 1024 * 1024
 FRAME_LENGTH = struct.Struct(">I")
 
@@ -42,6 +42,14 @@ class FrameError(Exception):
 
 def frame_of(body: bytes) -> bytes:
     return FRAME_LENGTH.pack(len(body)) + body
+
+
+def body_length(head: bytes) -> int:
+    """The body length a 4-byte prefix announces, within MAX_FRAME."""
+    (n,) = FRAME_LENGTH.unpack(head)
+    if n > MAX_FRAME:
+        raise FrameError(f"frame of {n} bytes > limit {MAX_FRAME}")
+    return int(n)
 
 
 def write_frame(out: IO[bytes], body: bytes) -> None:
@@ -56,9 +64,7 @@ def read_frame(inp: IO[bytes]) -> bytes | None:
         return None
     if len(head) != 4:
         raise FrameError("stream ended inside a length prefix")
-    (n,) = FRAME_LENGTH.unpack(head)
-    if n > MAX_FRAME:
-        raise FrameError(f"frame of {n} bytes > limit {MAX_FRAME}")
+    n = body_length(head)
     body = inp.read(n)
     if len(body) != n:
         raise FrameError(f"stream ended {n - len(body)} bytes into a {n}-byte frame")

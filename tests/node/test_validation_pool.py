@@ -89,6 +89,12 @@ def _validator() -> MessageValidator:
     )
 
 
+def _one_at_a_time(payloads: list[bytes]) -> tuple[MessageValidator, list[ValidationResult]]:
+    """The reference: a validator that checked `payloads` one at a time, and its verdicts."""
+    sequential = _validator()
+    return sequential, [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+
+
 def _run_pool(
     validator: MessageValidator,
     payloads: list[bytes],
@@ -309,8 +315,7 @@ async def _children_started(pool: ValidationPool) -> None:
 
 def test_processes_give_the_verdicts_of_one_at_a_time_in_arrival_order() -> None:
     payloads = _mixed()
-    sequential = _validator()
-    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    sequential, expected = _one_at_a_time(payloads)
     pooled = _validator()
     pids: list[int] = []
 
@@ -357,8 +362,7 @@ def _signal_children(
 
 def test_a_worker_process_that_dies_loses_nothing_and_is_replaced() -> None:
     payloads = _mixed()
-    sequential = _validator()
-    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    sequential, expected = _one_at_a_time(payloads)
     pooled = _validator()
     killed: list[int] = []
     metrics: list[ValidationPool] = []
@@ -416,8 +420,7 @@ class _PoisonRequest(MessageValidator):
 @pytest.mark.parametrize("poison", ["crash", "unpackable"])
 def test_a_worker_process_lost_with_requests_in_flight_loses_nothing(poison: str) -> None:
     payloads = _mixed()
-    sequential = _validator()
-    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    sequential, expected = _one_at_a_time(payloads)
     v = _validator()
     pooled = _PoisonRequest(v.params, clock=v.clock)
     pooled.poison = poison
@@ -440,8 +443,7 @@ def test_a_worker_process_that_stops_answering_is_given_up_on() -> None:
     """A stopped child (SIGSTOP: alive, never answering) costs its chunk a timeout,
     not the verdicts: the chunk is prepared in the thread and the child killed."""
     payloads = _mixed()
-    sequential = _validator()
-    expected = [sequential(ORDERS_TOPIC, p, b"peer") for p in payloads]
+    _, expected = _one_at_a_time(payloads)
     stopped: list[int] = []
     started_at: list[float] = []
     stop = _signal_children(signal.SIGSTOP, stopped, [])
