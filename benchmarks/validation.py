@@ -20,18 +20,34 @@ steps that hold the GIL bound what threads can add; and CPU per message of the
 loop thread and of the whole process in each mode, which, unlike the wall rates,
 hold when other work shares the machine's cores.
 
+And, with `--baseline-commit REV`, the figure the issue called "today": the
+on-the-loop rate of the tree at REV (7d11d4d is the code the figure of 6,300 msg/s
+was measured on: its validator before decode and digest were slimmed, its router
+not compiled), run by this script with `--loop-only` in a subprocess over that
+tree, once per round, interleaved with the others. The ratio to it is printed
+beside the one to this tree's own on-the-loop rate, which stays the headline:
+only that one compares the same code.
+
     python -m benchmarks.validation [--authors 12] [--per-author 1000] [--threads 2]
+        [--baseline-commit 7d11d4d]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import random
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import coincurve
 import trio
@@ -211,6 +227,59 @@ def step_costs(orders: list[bytes]) -> tuple[float, float, float]:
     return dec, dig, rec
 
 
+# The packages a tree's loop-only run imports (its benchmarks import the node too).
+_TREE_PACKAGES = ("gossip", "benchmarks", "p2pnode", "contracts", "reputation", "simulations")
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def extract_tree(rev: str, into: Path) -> str:
+    """The tree at `rev` (its Python packages) under `into`; its full commit id."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, *_TREE_PACKAGES],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return commit
+
+
+def tree_loop_rate(tree: Path, authors: int, per_author: int) -> tuple[float, float]:
+    """One on-the-loop round of the tree under `tree` (msg/s, loop CPU µs per message),
+    this script run over its packages: they come first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--loop-only",
+            "--rounds",
+            "1",
+            "--authors",
+            str(authors),
+            "--per-author",
+            str(per_author),
+        ],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    m = re.search(r"validated on the loop \(sync\): +([0-9.]+) msg/s, loop CPU ([0-9.]+)", out)
+    if m is None:
+        raise RuntimeError(f"no on-the-loop figure in the baseline tree's output:\n{out}")
+    return float(m.group(1)), float(m.group(2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--authors", type=int, default=12)
@@ -228,8 +297,18 @@ def main() -> None:
         action="store_true",
         help="only the on-the-loop figure (runs against trees without the pool)",
     )
+    ap.add_argument(
+        "--baseline-commit",
+        metavar="REV",
+        help="also run the on-the-loop figure of the tree at REV (see the module docstring)",
+    )
     a = ap.parse_args()
     logging.disable(logging.WARNING)
+    tree_dir = tempfile.TemporaryDirectory(prefix="validation-baseline-")
+    tree_commit = ""
+    if a.baseline_commit and not a.loop_only:
+        tree_commit = extract_tree(a.baseline_commit, Path(tree_dir.name))
+    tree_rates: list[float] = []
     t = time.perf_counter()
     per_author = signed_orders(a.authors, a.per_author)
     print(f"signed {a.authors} x {a.per_author} orders in {time.perf_counter() - t:.1f} s")
@@ -250,6 +329,8 @@ def main() -> None:
         loop_all.append(total)
         if a.loop_only:
             continue
+        if tree_commit:
+            tree_rates.append(tree_loop_rate(Path(tree_dir.name), a.authors, a.per_author)[0])
         for mode in modes:
             rate, cpu, total = trio.run(pooled, frames, peers, expect, a.threads, mode)
             for series, v in zip(pool[mode], (rate, cpu, total), strict=True):
@@ -283,12 +364,22 @@ def main() -> None:
         f"validated on the loop (sync):  {loop_best:9.0f} msg/s   rounds: "
         + ", ".join(f"{r:.0f}" for r in loop_rates)
     )
+    if tree_rates:
+        print(
+            f"validated on the loop, tree {tree_commit[:7]}: {max(tree_rates):9.0f} msg/s"
+            "   rounds: " + ", ".join(f"{r:.0f}" for r in tree_rates)
+        )
     for mode in modes:
         rates, cpus, alls = pool[mode]
         best = max(rates)
         print(f"-- pooled, {a.threads} worker {mode}")
         print(f"validated: {best:9.0f} msg/s   rounds: " + ", ".join(f"{r:.0f}" for r in rates))
         print(f"pooled / on the loop: {best / loop_best:.2f}x (target >= 2x)")
+        if tree_rates:
+            print(
+                f"pooled / on the loop of tree {tree_commit[:7]}: "
+                f"{best / max(tree_rates):.2f}x (target >= 2x)"
+            )
         print(
             f"event-loop thread CPU per message: on the loop {min(loop_cpu):.1f} µs, "
             f"pooled {min(cpus):.1f} µs ({min(loop_cpu) / min(cpus):.2f}x less)"
