@@ -23,6 +23,13 @@ Calibration (from the real daemons' own counters, never from latencies):
 - the share of a core the process gets when it wants a whole one (a busy loop's
   CPU over wall seconds, same process): the CPU costs above are CPU seconds,
   and take 1/share as long in wall time (`--no-share`: taken as they are);
+- the cyclic garbage collector's pauses: every collection of the idle and
+  measured phases is timed (`gc.callbacks`); their CPU comes off the costs
+  above, and the simulated CPU stops for one of these pauses, drawn at random,
+  after each stretch of work as long as the real process did between two
+  collections (`--no-gc` leaves them out, to show what they add). They decide
+  the p99 at low rates: one whole-heap pause of tens of milliseconds holds every
+  delivery of the message it falls on;
 - the loopback link: `--link-ms` (one-way, default 0.05 ms).
 
 Printed per rate: real p50/p99, simulated p50/p99, and simulated / real for
@@ -33,13 +40,14 @@ The real side is wall-clock: run it when the machine has CPU to spare (the
 load average is printed; a loaded machine delays the daemons' wake-ups, which
 the model does not include).
 
-    .venv/bin/python -m benchmarks.sim_fidelity [--rates 10,20] [--seconds 6]
+    .venv/bin/python -m benchmarks.sim_fidelity [--rates 10,20] [--seconds 6] [--no-gc]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import hashlib
 import logging
 import os
@@ -48,6 +56,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -80,6 +89,11 @@ class Phase:
     writes: int = 0
     msgs_written: int = 0
     heartbeats: int = 0
+    gc_pauses: list[float] = field(default_factory=list)  # wall seconds, each collection
+
+    @property
+    def gc_s(self) -> float:
+        return sum(self.gc_pauses)
 
     def pct(self, q: float) -> float:
         return percentile(sorted(self.latencies), q)
@@ -108,6 +122,30 @@ def driver_of(ps: PubSub) -> Driver:
     )
 
 
+class GcPauses:
+    """Every collection of the process while installed: (start, seconds), perf_counter."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((self._started, time.perf_counter() - self._started))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def between(self, t0: float, t1: float) -> list[float]:
+        return [d for s, d in self.pauses if t0 <= s < t1]
+
+
 def counters(nodes: list[PubSub]) -> tuple[int, int, int]:
     writes = sum(ps.metrics.writes for ps in nodes)
     msgs = sum(ps.router.metrics.msgs_received for ps in nodes)
@@ -118,9 +156,23 @@ def counters(nodes: list[PubSub]) -> tuple[int, int, int]:
 async def real_run(
     edges: set[tuple[int, int]], payloads: list[bytes], rates: list[float], seconds: float
 ) -> tuple[Phase, list[Phase], Driver, list[float], float]:
+    with GcPauses() as collections:
+        return await _real_run(edges, payloads, rates, seconds, collections)
+
+
+async def _real_run(
+    edges: set[tuple[int, int]],
+    payloads: list[bytes],
+    rates: list[float],
+    seconds: float,
+    collections: GcPauses,
+) -> tuple[Phase, list[Phase], Driver, list[float], float]:
     sent_at: dict[bytes, tuple[int, float]] = {}
     latencies: list[float] = []
-    async with hosts_on_graph(edges, daemon=True) as hosts, trio.open_nursery() as nursery:
+    async with (
+        hosts_on_graph(edges, daemon=True) as hosts,
+        trio.open_nursery() as nursery,
+    ):
         nodes: list[PubSub] = []
         for k, h in enumerate(hosts):
 
@@ -143,6 +195,7 @@ async def real_run(
         w1, _, h1 = counters(nodes)
         idle.cpu_s, idle.wall_s = time.process_time() - c0, time.perf_counter() - t0
         idle.writes, idle.heartbeats = w1 - w0, h1 - h0
+        idle.gc_pauses = collections.between(t0, t0 + idle.wall_s)
         wakes = await wake_delays(seconds)
         share = cpu_share()
 
@@ -166,6 +219,7 @@ async def real_run(
             ph.writes, ph.msgs_written, ph.heartbeats = w1 - w0, m1 - m0, h1 - h0
             ph.published = count
             ph.latencies = list(latencies)
+            ph.gc_pauses = collections.between(t0, t0 + ph.wall_s)
             phases.append(ph)
         driver = driver_of(nodes[0])
         nursery.cancel_scope.cancel()
@@ -218,11 +272,12 @@ def calibrate(
     idle: Phase, phases: list[Phase], driver: Driver, wakes: list[float], share: float
 ) -> tuple[CpuParams, str]:
     """CPU costs from the real run's CPU seconds and counters (see the module doc)."""
-    hb = idle.cpu_s / max(idle.heartbeats, 1)
-    idle_rate = idle.cpu_s / idle.wall_s
+    # the collector's pauses are modelled on their own (below): out of the costs
+    hb = max(idle.cpu_s - idle.gc_s, 0.0) / max(idle.heartbeats, 1)
+    idle_rate = max(idle.cpu_s - idle.gc_s, 0.0) / idle.wall_s
 
     def busy(p: Phase) -> float:
-        return max(p.cpu_s - idle_rate * p.wall_s, 0.0)
+        return max(p.cpu_s - p.gc_s - idle_rate * p.wall_s, 0.0)
 
     a = phases[0]
     per_write = busy(a) / max(a.writes, 1)
@@ -244,6 +299,20 @@ def calibrate(
     # CPU seconds become wall seconds at the share of a core the process gets
     per_write, per_msg, hb = per_write / share, per_msg / share, hb / share
     how += f"; share of a core {share:.0%} (costs divided by it)"
+    # the collector: its pauses as timed, one after each stretch of work (CPU
+    # seconds less the pauses, as wall seconds at the share) as long as the real
+    # process did between two collections in the idle and measured phases
+    runs = [idle, *phases]
+    pauses = [d for p in runs for d in p.gc_pauses]
+    work = sum(max(p.cpu_s - p.gc_s, 0.0) for p in runs) / share
+    gc_every = work / len(pauses) if pauses else 0.0
+    if pauses:
+        g = sorted(pauses)
+        how += (
+            f"; collector: {len(g)} pauses, one per {gc_every * 1e3:.1f} ms of work, "
+            f"p50/p99/max {percentile(g, 50) * 1e3:.2f}/{percentile(g, 99) * 1e3:.2f}/"
+            f"{g[-1] * 1e3:.2f} ms"
+        )
     cpu = CpuParams(
         read_s=per_write / 2,
         write_s=per_write / 2,
@@ -257,6 +326,8 @@ def calibrate(
         max_write_bytes=driver.max_write_bytes,
         shared=True,
         wake_s=tuple(wakes),
+        gc_every_s=gc_every,
+        gc_pause_s=tuple(pauses),
     )
     w = sorted(wakes)
     wake = (
@@ -323,6 +394,9 @@ def main() -> None:
     ap.add_argument(
         "--no-share", action="store_true", help="take the CPU costs as wall time (idle machine)"
     )
+    ap.add_argument(
+        "--no-gc", action="store_true", help="simulate without the collector's measured pauses"
+    )
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     edges = throughput_graph(N, 4, random.Random(args.seed))
@@ -334,6 +408,8 @@ def main() -> None:
     cpu, how = calibrate(idle, phases, driver, wakes, share_used)
     if args.no_wake:
         cpu = dataclasses.replace(cpu, wake_s=())
+    if args.no_gc:
+        cpu = dataclasses.replace(cpu, gc_every_s=0.0, gc_pause_s=())
     print(
         f"10 nodes, degree 4, D=6, {len(payloads[0])}-byte orders; driver: {driver.coalescing}"
         + (

@@ -27,7 +27,16 @@ spends CPU:
   process is asleep in the kernel, and the work starts only when the OS
   scheduler runs it again: one of these measured wake-up delays, drawn at
   random (empty: at once). On a machine with idle cores they are tens of
-  microseconds; on a loaded one they are what the latency is made of.
+  microseconds; on a loaded one they are what the latency is made of;
+- `gc_every_s`, `gc_pause_s`: the interpreter's cyclic garbage collector stops
+  the daemon's thread now and then, for tens of microseconds (a young
+  generation) up to tens of milliseconds (the whole heap). A collection comes
+  after so many allocations, so the model ties it to work done: after every
+  `gc_every_s` seconds of work the CPU stops for one of the measured pauses,
+  drawn at random, inside the work that crossed the mark (0: no collector). A
+  pause delays everything queued behind it, which is what the daemon's tail
+  latency shows at low rates: one whole-heap pause holds every delivery of the
+  message it falls on.
 
 The costs are not guessed: benchmarks/sim_fidelity.py measures them on real
 daemons over loopback (CPU seconds against the writes and frames the daemons'
@@ -58,6 +67,8 @@ class CpuParams:
     flush_at: int = 64
     shared: bool = False
     wake_s: tuple[float, ...] = ()
+    gc_every_s: float = 0.0
+    gc_pause_s: tuple[float, ...] = ()
 
     def validate(self) -> None:
         for name in ("read_s", "message_s", "write_s", "write_message_s", "heartbeat_s"):
@@ -78,19 +89,51 @@ class CpuParams:
             raise UserError(f"cpu flush_at must be >= 1, got {self.flush_at}")
         if any(not 0.0 <= w <= 1.0 for w in self.wake_s):
             raise UserError("cpu wake_s must hold delays in [0, 1] s")
+        if self.gc_every_s != 0.0 and not 1e-4 <= self.gc_every_s <= 3600.0:
+            # below 0.1 ms of work a collection (the young generation's threshold is
+            # hundreds of allocations) the model would draw a pause per few µs
+            raise UserError(
+                f"cpu gc_every_s must be 0 or in [0.0001, 3600] s, got {self.gc_every_s}"
+            )
+        if any(not 0.0 <= g <= 10.0 for g in self.gc_pause_s):
+            raise UserError("cpu gc_pause_s must hold pauses in [0, 10] s")
+        if self.gc_every_s > 0.0 and not self.gc_pause_s:
+            raise UserError("cpu gc_every_s needs gc_pause_s: the pauses to draw from")
 
 
 class Cpu:
     """One processor: the virtual time at which it is next free."""
 
-    __slots__ = ("_rng", "_wake", "busy_s", "free_at", "wakes")
+    __slots__ = (
+        "_gc_every",
+        "_gc_pause",
+        "_rng",
+        "_wake",
+        "busy_s",
+        "free_at",
+        "gc_pauses",
+        "gc_s",
+        "wakes",
+        "work_since_gc",
+    )
 
-    def __init__(self, wake_s: tuple[float, ...] = (), rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        wake_s: tuple[float, ...] = (),
+        rng: random.Random | None = None,
+        gc_every_s: float = 0.0,
+        gc_pause_s: tuple[float, ...] = (),
+    ) -> None:
         self.free_at = 0.0
         self.busy_s = 0.0
         self.wakes = 0
         self._wake = wake_s
         self._rng = rng
+        self._gc_every = gc_every_s if gc_pause_s else 0.0
+        self._gc_pause = gc_pause_s
+        self.work_since_gc = 0.0
+        self.gc_pauses = 0
+        self.gc_s = 0.0  # of busy_s: the collector's pauses
 
     def wake(self, now: float) -> None:
         """Work arrives at `now`: if the CPU is idle, it starts after a wake-up delay."""
@@ -103,6 +146,16 @@ class Cpu:
         """Queue `cost` seconds of work arriving at `now`; returns when it is done."""
         start = self.free_at if self.free_at > now else now
         done = start + cost
+        if self._gc_every > 0.0:
+            self.work_since_gc += cost
+            while self.work_since_gc >= self._gc_every:
+                assert self._rng is not None
+                self.work_since_gc -= self._gc_every
+                pause = self._rng.choice(self._gc_pause)
+                done += pause
+                cost += pause
+                self.gc_pauses += 1
+                self.gc_s += pause
         self.free_at = done
         self.busy_s += cost
         return done

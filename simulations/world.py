@@ -159,7 +159,8 @@ class World:
 
     def _new_cpu(self) -> Cpu:
         assert self.params.cpu is not None
-        return Cpu(self.params.cpu.wake_s, self._cpu_rng)
+        c = self.params.cpu
+        return Cpu(c.wake_s, self._cpu_rng, c.gc_every_s, c.gc_pause_s)
 
     # -- lifecycle ---------------------------------------------------------------
 

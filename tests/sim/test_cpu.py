@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from gossip.errors import UserError
-from simulations.cpu import CpuParams
+from simulations.cpu import Cpu, CpuParams
 from simulations.engine import EngineParams, Simulator
 from simulations.latency import LatencyParams
 from simulations.network import NetworkParams
@@ -177,3 +179,61 @@ def test_a_frame_that_finds_the_cpu_idle_waits_a_wake_up_delay() -> None:
     expected = (written + LINK + 0.004) + (c.read_s + c.message_s * 1)
     assert world.recorder.first[mid][1] == pytest.approx(expected, rel=0, abs=1e-12)
     assert world.nodes[1].cpu.wakes >= 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"gc_every_s": 1e-6, "gc_pause_s": (0.001,)}, "gc_every_s must be 0 or in"),
+        ({"gc_every_s": 4000.0, "gc_pause_s": (0.001,)}, "gc_every_s must be 0 or in"),
+        ({"gc_every_s": 0.01, "gc_pause_s": (0.001, -0.001)}, "gc_pause_s must hold pauses"),
+        ({"gc_every_s": 0.01, "gc_pause_s": (11.0,)}, "gc_pause_s must hold pauses"),
+        ({"gc_every_s": 0.01}, "gc_every_s needs gc_pause_s"),
+    ],
+)
+def test_collector_params_name_the_bad_parameter(changes: dict[str, object], words: str) -> None:
+    with pytest.raises(UserError, match=words):
+        CpuParams(**changes).validate()  # type: ignore[arg-type]
+
+
+def test_cpu_pauses_for_the_collector_after_each_stretch_of_work() -> None:
+    cpu = Cpu(rng=random.Random(1), gc_every_s=0.001, gc_pause_s=(0.005,))
+    assert cpu.run(0.0, 0.0004) == pytest.approx(0.0004)
+    assert cpu.run(0.0, 0.0004) == pytest.approx(0.0008)
+    # this work crosses the 1 ms mark: the pause falls inside it
+    assert cpu.run(0.0, 0.0004) == pytest.approx(0.0012 + 0.005)
+    assert (cpu.gc_pauses, cpu.gc_s) == (1, pytest.approx(0.005))
+    assert cpu.busy_s == pytest.approx(0.0012 + 0.005)
+    # work longer than two stretches: two pauses, and the remainder carries over
+    assert cpu.run(1.0, 0.0025) == pytest.approx(1.0 + 0.0025 + 0.010)
+    assert cpu.gc_pauses == 3
+    assert cpu.work_since_gc == pytest.approx(0.0007)
+
+
+def test_cpu_without_collector_draws_nothing() -> None:
+    rng = random.Random(5)
+    cpu = Cpu(rng=rng)
+    state = rng.getstate()
+    for _ in range(100):
+        cpu.run(0.0, 0.01)
+    assert cpu.gc_pauses == 0 and rng.getstate() == state
+
+
+def test_collector_pauses_delay_the_deliveries_they_fall_on() -> None:
+    def first_delivery(c: CpuParams) -> tuple[float, int]:
+        sim, world = two_nodes(c)
+        (mid,) = publish_at(sim, world, 0, [PUBLISH_AT + 0.1])
+        return world.recorder.first[mid][1], world.nodes[1].cpu.gc_pauses  # type: ignore[attr-defined]
+
+    plain, none = first_delivery(COSTS)
+    # a pause of 3 ms after every 0.1 ms of work: the publish, the write and the
+    # read each cross the mark at least once
+    paused, n = first_delivery(
+        CpuParams(**{**COSTS.__dict__, "gc_every_s": 0.0001, "gc_pause_s": (0.003,)})
+    )
+    assert none == 0 and n > 0
+    assert paused >= plain + 3 * 0.003 - 1e-12
+    again, _ = first_delivery(
+        CpuParams(**{**COSTS.__dict__, "gc_every_s": 0.0001, "gc_pause_s": (0.003,)})
+    )
+    assert again == paused
