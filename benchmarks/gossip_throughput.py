@@ -183,6 +183,7 @@ class Phase:
     publish_seconds: float = 0.0  # first to last publish (open loop)
     notes: str = ""
     window: int = 0  # messages kept in flight (saturated phases)
+    ran_out: bool = False  # a saturated phase published every message prepared for it
 
     @property
     def achieved(self) -> float:
@@ -308,6 +309,7 @@ async def saturated(net: Net, payloads: list[bytes], seconds: float, window: int
                     publishers.start_soon(net.publish, i % N, data)
                     i += 1
     net.used += i
+    phase.ran_out = i >= len(payloads)
     await _drain(tracker, 2.0)
     _close(phase, tracker, len(tracker.sent_at), start, cpu0, net.drops() - drops0)
     return phase
@@ -547,6 +549,7 @@ async def run_net(
                     print(
                         f"  {net.name} saturated at window {window}: {ph.rate:.1f} msg/s to all "
                         f"9, {ph.cpu_share:.0%} CPU {_valid(ph)}"
+                        + (" (ran out of prepared messages)" if ph.ran_out else "")
                     )
                 clean = not ph.lost and not ph.drops
                 if sat is None or (clean and (ph.rate > sat.rate or sat.lost or sat.drops)):
@@ -646,7 +649,9 @@ async def main(cfg: Config, seed: int, only_ours: bool = False) -> None:
     rng = random.Random(seed)
     edges = random_graph(N, 4, rng)
     t = time.perf_counter()
-    need = int(cfg.seconds * 2000 * len(cfg.windows_ours))
+    # enough for ours at up to 6000 msg/s in every saturated phase: at 2000 the
+    # later windows found none left once ours passed ~3000 msg/s
+    need = int(cfg.seconds * 6000 * len(cfg.windows_ours))
     need += int(cfg.rate_seconds * sum(RATES)) + 200
     payloads = make_orders(need)
     print(
