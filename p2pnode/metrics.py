@@ -7,6 +7,7 @@ one process (tests, the benchmark) keep separate counts.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -39,6 +40,13 @@ class NodeMetrics:
                 }
             )
         )
+        # process-wide: how much of the heap the cyclic collector no longer walks
+        # (p2pnode/daemon.py freeze_startup_heap; 0 in a process that is not `run`)
+        Gauge(
+            "sonm_gc_frozen_objects",
+            "Objects frozen out of the cyclic garbage collector's walks",
+            registry=r,
+        ).set_function(gc.get_freeze_count)
         self.errors = Counter("sonm_errors", "Errors by kind", ["kind"], registry=r)
         self.px_requests = Counter(
             "sonm_px_requests", "Peer-exchange requests by direction", ["direction"], registry=r

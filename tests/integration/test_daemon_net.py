@@ -16,6 +16,7 @@ import multiaddr
 import pytest
 import trio
 
+from p2pnode.api.auth import read_token
 from p2pnode.cli.demo import NodeProcess, wait_ready
 from tests.conftest import free_port, run_cli
 
@@ -167,11 +168,28 @@ def test_plaintext_dial_is_refused_noise_is_accepted(
     assert ok, why
 
 
+def _metric(node: NodeProcess, name: str) -> float | None:
+    info, token = node.ready(), read_token(node.data_dir)
+    assert info and token
+    text = httpx.get(
+        info["api_url"] + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    ).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def test_sigterm_stops_within_two_seconds(spawn_node: Callable[..., NodeProcess]) -> None:
     seed = spawn_node("seed", "seed", **FAST)
     seed_addr = wait_ready(seed, time.monotonic() + STARTUP_S)["addrs"][0]
     node = spawn_node("node", "consumer", [seed_addr], **FAST)
     wait_ready(node, time.monotonic() + STARTUP_S)
+    # a `run` process is one daemon: once ready, its start-up heap leaves the
+    # collector's walks (p2pnode/daemon.py freeze_startup_heap), logged and exported
+    assert _wait_for(lambda: "start-up heap frozen" in node.log_path.read_text(), 10)
+    frozen = _metric(node, "sonm_gc_frozen_objects")
+    assert frozen is not None and frozen > 10_000, frozen
     assert _wait_for(lambda: len(_connected(node)) == 1, 10)  # stop it while it has a live peer
     t0 = time.monotonic()
     node.proc.send_signal(signal.SIGTERM)
