@@ -154,15 +154,16 @@ def freeze_startup_heap() -> int:
     """Move everything alive now out of the cyclic collector's reach; how many objects.
 
     Why: once a daemon is up, its heap is mostly what its imports and start-up
-    built (modules, classes, functions, the host and services: ~180 k tracked
+    built (modules, classes, functions, the host and services: ~190 k tracked
     objects), which lives as long as the process. Every collection of the oldest
     generation walks all of it, and while it does the event loop and the API
-    thread stand still: ~90-100 ms a time here. Frozen (`gc.freeze()`, after one
-    full collection so that no garbage is frozen with it), those objects are
-    skipped, and a full collection walks only what was made since. They are
-    still freed by reference counting if they die; only a cycle among them that
-    dies later would stay, so this is for a process that is one daemon (`run`),
-    never for one that builds and drops daemons (tests, benchmarks)."""
+    thread stand still: 100-126 ms a time on 2 loaded cores
+    (benchmarks/collector.py). Frozen (`gc.freeze()`, after one full collection
+    so that no garbage is frozen with it), those objects are skipped, and a full
+    collection walks only what was made since. They are still freed by
+    reference counting if they die; only a cycle among them that dies later
+    would stay, so this is for a process that is one daemon (`run`), never for
+    one that builds and drops daemons (tests, benchmarks)."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

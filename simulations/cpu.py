@@ -90,8 +90,9 @@ class CpuParams:
         if any(not 0.0 <= w <= 1.0 for w in self.wake_s):
             raise UserError("cpu wake_s must hold delays in [0, 1] s")
         if self.gc_every_s != 0.0 and not 1e-4 <= self.gc_every_s <= 3600.0:
-            # below 0.1 ms of work a collection (the young generation's threshold is
-            # hundreds of allocations) the model would draw a pause per few µs
+            # a collection after less than 0.1 ms of work is not what the collector
+            # does (the young generation's threshold is hundreds of allocations),
+            # and would draw a pause every few µs
             raise UserError(
                 f"cpu gc_every_s must be 0 or in [0.0001, 3600] s, got {self.gc_every_s}"
             )
