@@ -27,9 +27,12 @@ Calibration (from the real daemons' own counters, never from latencies):
   measured phases is timed (`gc.callbacks`); their CPU comes off the costs
   above, and the simulated CPU stops for one of these pauses, drawn at random,
   after each stretch of work as long as the real process did between two
-  collections (`--no-gc` leaves them out, to show what they add). They decide
-  the p99 at low rates: one whole-heap pause of tens of milliseconds holds every
-  delivery of the message it falls on;
+  collections (`--no-gc` leaves them out, to show what they add). A whole-heap
+  pause of tens of milliseconds would hold every delivery of the message it
+  falls on. The real process freezes what its set-up built once the ten
+  drivers are up, as `sonm-p2p run` does once its daemon is ready
+  (p2pnode/daemon.py), so a collection walks what the run makes, not the
+  imports;
 - the loopback link: `--link-ms` (one-way, default 0.05 ms).
 
 Printed per rate: real p50/p99, simulated p50/p99, and simulated / real for
@@ -40,7 +43,8 @@ The real side is wall-clock: run it when the machine has CPU to spare (the
 load average is printed; a loaded machine delays the daemons' wake-ups, which
 the model does not include).
 
-    .venv/bin/python -m benchmarks.sim_fidelity [--rates 10,20] [--seconds 6] [--no-gc]
+    .venv/bin/python -m benchmarks.sim_fidelity [--rates 10,20] [--seconds 6]
+        [--min-messages 200] [--no-gc]
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from benchmarks.gossip_throughput import random_graph as throughput_graph
 from gossip.events import Delivered
 from gossip.params import GossipSubParams
 from gossip.topics import ORDERS_TOPIC
+from p2pnode.daemon import freeze_startup_heap
 from p2pnode.pubsub import PubSub
 from simulations.cpu import CpuParams
 from simulations.engine import EngineParams, Simulator
@@ -153,11 +158,22 @@ def counters(nodes: list[PubSub]) -> tuple[int, int, int]:
     return writes, msgs, hbs
 
 
+def phase_messages(rate: float, seconds: float, min_messages: int) -> int:
+    """Messages a phase publishes: `seconds` of the rate, and at least
+    `min_messages`. A p99 over (message, receiver) pairs moves with the worst few
+    messages (9 pairs each): 60 messages at 10 msg/s put it on the worst one."""
+    return max(int(seconds * rate), min_messages)
+
+
 async def real_run(
-    edges: set[tuple[int, int]], payloads: list[bytes], rates: list[float], seconds: float
+    edges: set[tuple[int, int]],
+    payloads: list[bytes],
+    rates: list[float],
+    seconds: float,
+    min_messages: int,
 ) -> tuple[Phase, list[Phase], Driver, list[float], float]:
     with GcPauses() as collections:
-        return await _real_run(edges, payloads, rates, seconds, collections)
+        return await _real_run(edges, payloads, rates, seconds, min_messages, collections)
 
 
 async def _real_run(
@@ -165,6 +181,7 @@ async def _real_run(
     payloads: list[bytes],
     rates: list[float],
     seconds: float,
+    min_messages: int,
     collections: GcPauses,
 ) -> tuple[Phase, list[Phase], Driver, list[float], float]:
     sent_at: dict[bytes, tuple[int, float]] = {}
@@ -187,6 +204,9 @@ async def _real_run(
             nodes.append(ps)
         await connect_all(hosts, edges)
         await _settle(lambda i: len(nodes[i].router.topic_peers(TOPIC)), edges)
+        # as `sonm-p2p run` does once its daemon is ready: what the set-up built
+        # leaves the collector's walks (p2pnode/daemon.py freeze_startup_heap)
+        freeze_startup_heap()
 
         idle = Phase(rate=0.0)
         w0, _, h0 = counters(nodes)
@@ -207,7 +227,7 @@ async def _real_run(
             w0, m0, h0 = counters(nodes)
             c0, t0 = time.process_time(), time.perf_counter()
             start = trio.current_time()
-            count = int(seconds * rate)
+            count = phase_messages(rate, seconds, min_messages)
             for i in range(count):
                 await trio.sleep_until(start + i / rate)
                 data = next(it)
@@ -347,6 +367,7 @@ def sim_run(
     cpu: CpuParams,
     link_s: float,
     seed: int,
+    min_messages: int = 0,
 ) -> Phase:
     sim = Simulator(EngineParams(seed=seed))
     net = NetworkParams(
@@ -363,7 +384,8 @@ def sim_run(
     sim.run(until=WARMUP_S)
     assert world.shared_cpu is not None
     busy0 = world.shared_cpu.busy_s
-    count = int(seconds * rate)
+    count = phase_messages(rate, seconds, min_messages)
+    seconds = count / rate
     ids: list[tuple[bytes, int]] = []
 
     def pub(i: int) -> None:
@@ -386,6 +408,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="10,20", help="msg/s, comma separated")
     ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument(
+        "--min-messages",
+        type=int,
+        default=200,
+        help="each phase publishes at least this many (a p99 needs them; see phase_messages)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--link-ms", type=float, default=0.05, help="loopback one-way latency")
     ap.add_argument(
@@ -400,9 +428,13 @@ def main() -> None:
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     edges = throughput_graph(N, 4, random.Random(args.seed))
-    payloads = make_orders(int(sum(rates) * args.seconds) + 10)
+    payloads = make_orders(
+        sum(phase_messages(r, args.seconds, args.min_messages) for r in rates) + 10
+    )
     load0 = os.getloadavg()[0]
-    idle, phases, driver, wakes, share = trio.run(real_run, edges, payloads, rates, args.seconds)
+    idle, phases, driver, wakes, share = trio.run(
+        real_run, edges, payloads, rates, args.seconds, args.min_messages
+    )
     load1 = os.getloadavg()[0]
     share_used = 1.0 if args.no_share else share
     cpu, how = calibrate(idle, phases, driver, wakes, share_used)
@@ -425,7 +457,16 @@ def main() -> None:
         f"{'real p99':>10}{'sim p99':>9}{'sim/real':>9}{'real busy':>10}{'sim busy':>9}"
     )
     for ph in phases:
-        s = sim_run(edges, len(payloads[0]), ph.rate, args.seconds, cpu, args.link_ms / 1e3, 1)
+        s = sim_run(
+            edges,
+            len(payloads[0]),
+            ph.rate,
+            args.seconds,
+            cpu,
+            args.link_ms / 1e3,
+            1,
+            args.min_messages,
+        )
         r50, r99, s50, s99 = ph.pct(50), ph.pct(99), s.pct(50), s.pct(99)
         print(
             f"{ph.rate:>6g}{r50 * 1e3:>9.2f} {s50 * 1e3:>8.2f} {s50 / r50:>8.2f}"
