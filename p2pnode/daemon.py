@@ -157,7 +157,7 @@ def freeze_startup_heap() -> int:
     built (modules, classes, functions, the host and services: ~190 k tracked
     objects), which lives as long as the process. Every collection of the oldest
     generation walks all of it, and while it does the event loop and the API
-    thread stand still: 100-126 ms a time on 2 loaded cores
+    thread stand still: 93-126 ms a time on a 2-core machine
     (benchmarks/collector.py). Frozen (`gc.freeze()`, after one full collection
     so that no garbage is frozen with it), those objects are skipped, and a full
     collection walks only what was made since. They are still freed by
