@@ -1,6 +1,6 @@
 """What one full cyclic collection stops a ready daemon for, with its start-up heap
 walked (how a daemon ran before) and frozen (`sonm-p2p run` since:
-p2pnode/daemon.py freeze_startup_heap), in the same process.
+p2pnode/heap.py), in the same process.
 
 A collection of the oldest generation walks every tracked object, and while it
 runs the node's event loop and its API thread (the interpreter lock) stand still.
@@ -30,7 +30,8 @@ from pathlib import Path
 import trio
 
 from p2pnode.config import build_config
-from p2pnode.daemon import Daemon, freeze_startup_heap
+from p2pnode.daemon import Daemon
+from p2pnode.heap import freeze_startup_heap
 
 
 def full_collections(rounds: int) -> list[float]:
@@ -44,7 +45,12 @@ def full_collections(rounds: int) -> list[float]:
 
 
 async def measure(rounds: int) -> tuple[int, list[float], int, int, list[float]]:
-    base = Path(tempfile.mkdtemp(prefix="sonm-collector-"))
+    """The objects tracked and the full collections' seconds, before and after the freeze."""
+    with tempfile.TemporaryDirectory(prefix="sonm-collector-") as tmp:
+        return await _measure(rounds, Path(tmp))
+
+
+async def _measure(rounds: int, base: Path) -> tuple[int, list[float], int, int, list[float]]:
     cfg = build_config(
         [
             {

@@ -25,13 +25,14 @@ Calibration (from the real daemons' own counters, never from latencies):
   and take 1/share as long in wall time (`--no-share`: taken as they are);
 - the cyclic garbage collector's pauses: every collection of the idle and
   measured phases is timed (`gc.callbacks`); their CPU comes off the costs
-  above, and the simulated CPU stops for one of these pauses, drawn at random,
+  above (their wall time, which is their CPU on a core the process has to
+  itself), and the simulated CPU stops for one of these pauses, drawn at random,
   after each stretch of work as long as the real process did between two
   collections (`--no-gc` leaves them out, to show what they add). A whole-heap
   pause of tens of milliseconds would hold every delivery of the message it
   falls on. The real process freezes what its set-up built once the ten
   drivers are up, as `sonm-p2p run` does once its daemon is ready
-  (p2pnode/daemon.py), so a collection walks what the run makes, not the
+  (p2pnode/heap.py), so a collection walks what the run makes, not the
   imports;
 - the loopback link: `--link-ms` (one-way, default 0.05 ms).
 
@@ -69,7 +70,7 @@ from benchmarks.gossip_throughput import random_graph as throughput_graph
 from gossip.events import Delivered
 from gossip.params import GossipSubParams
 from gossip.topics import ORDERS_TOPIC
-from p2pnode.daemon import freeze_startup_heap
+from p2pnode.heap import freeze_startup_heap
 from p2pnode.pubsub import PubSub
 from simulations.cpu import CpuParams
 from simulations.engine import EngineParams, Simulator
@@ -98,6 +99,7 @@ class Phase:
 
     @property
     def gc_s(self) -> float:
+        """Seconds the collector stopped the process in this phase (wall time)."""
         return sum(self.gc_pauses)
 
     def pct(self, q: float) -> float:
@@ -135,6 +137,7 @@ class GcPauses:
         self._started = 0.0
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        """gc.callbacks' hook: called with "start" and "stop" around each collection."""
         if phase == "start":
             self._started = time.perf_counter()
         else:
@@ -205,7 +208,8 @@ async def _real_run(
         await connect_all(hosts, edges)
         await _settle(lambda i: len(nodes[i].router.topic_peers(TOPIC)), edges)
         # as `sonm-p2p run` does once its daemon is ready: what the set-up built
-        # leaves the collector's walks (p2pnode/daemon.py freeze_startup_heap)
+        # leaves the collector's walks (p2pnode/heap.py; this process then only
+        # simulates and exits)
         freeze_startup_heap()
 
         idle = Phase(rate=0.0)

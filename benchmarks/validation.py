@@ -129,7 +129,7 @@ async def pooled(
 ) -> tuple[float, float, float]:
     """Messages delivered per second through the validation pool, as the driver runs it;
     the loop thread's CPU µs per message; and the whole process's (loop and worker
-    threads; in "processes" mode the children's CPU is added from their rusage)."""
+    threads; in "processes" mode the children's CPU is added, read from /proc)."""
     from p2pnode.validation_pool import PoolParams, ValidationPool
 
     validator = make_validator(DOMAIN, clock=time.time)
@@ -180,8 +180,11 @@ def _children_cpu(pids: list[int]) -> float:
     /proc): read before and after the timed part, so their start-up is not counted."""
     total = 0.0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # replaced mid-round (the pool's metrics count it): not counted
         total += (int(fields[11]) + int(fields[12])) / _TICK
     return total
 
@@ -232,23 +235,35 @@ _TREE_PACKAGES = ("gossip", "benchmarks", "p2pnode", "contracts", "reputation", 
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+class BaselineError(Exception):
+    """The baseline tree could not be taken (the revision asked for) or its run failed
+    (that tree's code); the message says which, with git's or the run's own words."""
+
+
 def extract_tree(rev: str, into: Path) -> str:
     """The tree at `rev` (its Python packages) under `into`; its full commit id."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        cwd=_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", commit, *_TREE_PACKAGES],
-        cwd=_ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+            cwd=_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, *_TREE_PACKAGES],
+            cwd=_ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        why = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr
+        raise BaselineError(f"cannot take the tree at {rev!r}: {why.strip()}") from None
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):  # 3.11.4 on
+            tar.extractall(into, filter="data")
+        else:  # our own repository's archive
+            tar.extractall(into)
     return commit
 
 
@@ -256,7 +271,7 @@ def tree_loop_rate(tree: Path, authors: int, per_author: int) -> tuple[float, fl
     """One on-the-loop round of the tree under `tree` (msg/s, loop CPU µs per message),
     this script run over its packages: they come first on the path."""
     env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             __file__,
@@ -270,13 +285,15 @@ def tree_loop_rate(tree: Path, authors: int, per_author: int) -> tuple[float, fl
         ],
         cwd=tree,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+    )
+    if run.returncode:
+        raise BaselineError(f"the baseline tree's run failed:\n{run.stderr[-4000:]}")
+    out = run.stdout
     m = re.search(r"validated on the loop \(sync\): +([0-9.]+) msg/s, loop CPU ([0-9.]+)", out)
     if m is None:
-        raise RuntimeError(f"no on-the-loop figure in the baseline tree's output:\n{out}")
+        raise BaselineError(f"no on-the-loop figure in the baseline tree's output:\n{out}")
     return float(m.group(1)), float(m.group(2))
 
 
@@ -303,11 +320,18 @@ def main() -> None:
         help="also run the on-the-loop figure of the tree at REV (see the module docstring)",
     )
     a = ap.parse_args()
+    if a.baseline_commit and a.loop_only:
+        ap.error("--baseline-commit runs beside the pooled modes, not with --loop-only")
     logging.disable(logging.WARNING)
-    tree_dir = tempfile.TemporaryDirectory(prefix="validation-baseline-")
+    tree_dir: tempfile.TemporaryDirectory[str] | None = None
     tree_commit = ""
-    if a.baseline_commit and not a.loop_only:
-        tree_commit = extract_tree(a.baseline_commit, Path(tree_dir.name))
+    if a.baseline_commit:
+        tree_dir = tempfile.TemporaryDirectory(prefix="validation-baseline-")
+        try:
+            tree_commit = extract_tree(a.baseline_commit, Path(tree_dir.name))
+        except BaselineError as exc:
+            tree_dir.cleanup()
+            ap.error(str(exc))
     tree_rates: list[float] = []
     t = time.perf_counter()
     per_author = signed_orders(a.authors, a.per_author)
@@ -329,7 +353,7 @@ def main() -> None:
         loop_all.append(total)
         if a.loop_only:
             continue
-        if tree_commit:
+        if tree_dir is not None:
             tree_rates.append(tree_loop_rate(Path(tree_dir.name), a.authors, a.per_author)[0])
         for mode in modes:
             rate, cpu, total = trio.run(pooled, frames, peers, expect, a.threads, mode)
@@ -392,6 +416,8 @@ def main() -> None:
         busy = best * alls[rates.index(best)] / 1e6
         print(f"cores busy in the best round (CPU per message x rate): {busy:.2f}")
         print(f"recovery limit / pooled: {limit_n / best:.2f}x (target <= 2.5x)")
+    if tree_dir is not None:
+        tree_dir.cleanup()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ service on the API state under its name, and cancels them all on shutdown.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -36,6 +35,7 @@ from p2pnode.config import NodeConfig
 from p2pnode.context import NodeContext, Service, ServiceSpec, unlock_account
 from p2pnode.discovery import Discovery
 from p2pnode.errors import LocalError
+from p2pnode.heap import freeze_startup_heap
 from p2pnode.host import build_host, listen_multiaddr
 from p2pnode.metrics import NodeMetrics
 from p2pnode.ready import READY_FILE, write_ready
@@ -150,26 +150,9 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def freeze_startup_heap() -> int:
-    """Move everything alive now out of the cyclic collector's reach; how many objects.
-
-    Why: once a daemon is up, its heap is mostly what its imports and start-up
-    built (modules, classes, functions, the host and services: ~190 k tracked
-    objects), which lives as long as the process. Every collection of the oldest
-    generation walks all of it, and while it does the event loop and the API
-    thread stand still: 93-126 ms a time on a 2-core machine
-    (benchmarks/collector.py). Frozen (`gc.freeze()`, after one full collection
-    so that no garbage is frozen with it), those objects are skipped, and a full
-    collection walks only what was made since. They are still freed by
-    reference counting if they die; only a cycle among them that dies later
-    would stay, so this is for a process that is one daemon (`run`), never for
-    one that builds and drops daemons (tests, benchmarks)."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
 async def _freeze_when_ready(daemon: Daemon) -> None:
+    """Once the daemon is up, its start-up heap leaves the collector's walks (the
+    process is this one daemon: p2pnode/heap.py says why)."""
     await daemon.ready.wait()
     frozen = freeze_startup_heap()
     log.info("start-up heap frozen: %d objects out of the collector's walks", frozen)

@@ -7,7 +7,6 @@ one process (tests, the benchmark) keep separate counts.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from p2pnode.heap import frozen_objects
 
 # `*_created` timestamps double every counter's lines and tell an operator nothing
 disable_created_metrics()
@@ -41,12 +42,13 @@ class NodeMetrics:
             )
         )
         # process-wide: how much of the heap the cyclic collector no longer walks
-        # (p2pnode/daemon.py freeze_startup_heap; 0 in a process that is not `run`)
+        # (p2pnode/heap.py; 0 until frozen). The count kept at the freeze, not
+        # gc.get_freeze_count(), which walks every frozen object to count them.
         Gauge(
             "sonm_gc_frozen_objects",
             "Objects frozen out of the cyclic garbage collector's walks",
             registry=r,
-        ).set_function(gc.get_freeze_count)
+        ).set_function(frozen_objects)
         self.errors = Counter("sonm_errors", "Errors by kind", ["kind"], registry=r)
         self.px_requests = Counter(
             "sonm_px_requests", "Peer-exchange requests by direction", ["direction"], registry=r

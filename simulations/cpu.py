@@ -130,6 +130,8 @@ class Cpu:
         self.wakes = 0
         self._wake = wake_s
         self._rng = rng
+        if gc_every_s > 0.0 and gc_pause_s and rng is None:
+            raise ValueError("the collector model draws its pauses: it needs an rng")
         self._gc_every = gc_every_s if gc_pause_s else 0.0
         self._gc_pause = gc_pause_s
         self.work_since_gc = 0.0

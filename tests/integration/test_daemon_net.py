@@ -186,7 +186,7 @@ def test_sigterm_stops_within_two_seconds(spawn_node: Callable[..., NodeProcess]
     node = spawn_node("node", "consumer", [seed_addr], **FAST)
     wait_ready(node, time.monotonic() + STARTUP_S)
     # a `run` process is one daemon: once ready, its start-up heap leaves the
-    # collector's walks (p2pnode/daemon.py freeze_startup_heap), logged and exported
+    # collector's walks (p2pnode/heap.py), logged and exported
     assert _wait_for(lambda: "start-up heap frozen" in node.log_path.read_text(), 10)
     frozen = _metric(node, "sonm_gc_frozen_objects")
     assert frozen is not None and frozen > 10_000, frozen
