@@ -50,6 +50,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import coincurve
+import psutil
 import trio
 
 from benchmarks.gossip_throughput import make_orders
@@ -129,7 +130,7 @@ async def pooled(
 ) -> tuple[float, float, float]:
     """Messages delivered per second through the validation pool, as the driver runs it;
     the loop thread's CPU µs per message; and the whole process's (loop and worker
-    threads; in "processes" mode the children's CPU is added, read from /proc)."""
+    threads; in "processes" mode the children's CPU is added)."""
     from p2pnode.validation_pool import PoolParams, ValidationPool
 
     validator = make_validator(DOMAIN, clock=time.time)
@@ -172,20 +173,16 @@ async def pooled(
     return delivered / dt, cpu / delivered * 1e6, total / delivered * 1e6
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
 def _children_cpu(pids: list[int]) -> float:
-    """CPU seconds the worker processes have used so far (user and system, from
-    /proc): read before and after the timed part, so their start-up is not counted."""
+    """CPU seconds the worker processes have used so far (user and system): read
+    before and after the timed part, so their start-up is not counted."""
     total = 0.0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
             continue  # replaced mid-round (the pool's metrics count it): not counted
-        total += (int(fields[11]) + int(fields[12])) / _TICK
+        total += t.user + t.system
     return total
 
 

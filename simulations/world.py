@@ -158,8 +158,8 @@ class World:
         return CpuSimNode(self, i, pid, router, behaviour, cpu, self.shared_cpu or self._new_cpu())
 
     def _new_cpu(self) -> Cpu:
-        assert self.params.cpu is not None
         c = self.params.cpu
+        assert c is not None
         return Cpu(c.wake_s, self._cpu_rng, c.gc_every_s, c.gc_pause_s)
 
     # -- lifecycle ---------------------------------------------------------------
