@@ -25,6 +25,7 @@ from gossip.events import Delivered, Event, PeerGraylisted, PeerShouldDisconnect
 from gossip.router import GossipRouter
 from gossip.wire import RPC
 from simulations.cpu import Cpu, CpuParams
+from simulations.network import Receiver
 
 if TYPE_CHECKING:
     from simulations.world import World
@@ -51,7 +52,7 @@ class Behaviour:
 HONEST = Behaviour()
 
 
-class SimNode:
+class SimNode(Receiver):
     __slots__ = (
         "_deadline",
         "behaviour",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gossip.errors import UserError
 from gossip.params import GossipSubParams
@@ -29,7 +29,7 @@ from gossip.score_params import PeerScoreParams, PeerScoreThresholds
 from gossip.validation import ValidationResult
 from simulations.cpu import Cpu, CpuParams
 from simulations.engine import Simulator, collector_paused
-from simulations.network import Network, NetworkParams
+from simulations.network import Network, NetworkParams, Receiver
 from simulations.node import HONEST, Behaviour, CpuSimNode, SimNode
 
 INVALID_PREFIX = b"\x00invalid"
@@ -149,7 +149,8 @@ class World:
                 self.nodes.append(self._node(i, pid, router, behaviours.get(i, HONEST)))
                 self.index_of[pid] = i
                 self.peer_ids.append(pid)
-            self.net.receivers = self.nodes  # restart_node replaces entries in place
+            # the same list (restart_node replaces entries in place), seen as receivers
+            self.net.receivers = cast(list[Receiver], self.nodes)
 
     def _node(self, i: int, pid: bytes, router: GossipRouter, behaviour: Behaviour) -> SimNode:
         cpu = self.params.cpu

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
+import random
+from collections.abc import Callable
+
 import pytest
 
 from p2pnode.errors import UserError
@@ -29,6 +33,55 @@ def test_events_scheduled_while_running_and_in_the_past_run_now() -> None:
     sim.schedule(1.0, first)
     sim.run()
     assert seen == [(1.0, "first"), (1.0, "past"), (1.5, "later")]
+
+
+class _OneHeap:
+    """The order the engine must reproduce: one heap of (time, seq)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+
+    def schedule(self, at: float, fn: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (max(at, self.now), self._seq, fn))
+
+    def run(self) -> None:
+        while self._heap:
+            self.now, _, fn = heapq.heappop(self._heap)
+            fn()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_order_is_that_of_one_heap_of_time_and_seq(seed: int) -> None:
+    """Events crowd a few slots, at equal times, and schedule more while they run:
+    into the slot being run (before, at and after its next event), into later
+    slots and into the past. The run order equals one heap's, event for event."""
+
+    def drive(engine: Simulator | _OneHeap) -> list[int]:
+        rng = random.Random(seed)
+        seen: list[int] = []
+        ids = iter(range(10**6))
+
+        def event(eid: int, depth: int) -> None:
+            seen.append(eid)
+            for _ in range(rng.randrange(3) if depth < 4 else 0):
+                # same time, within the slot (1/1024 s), a few slots on, the past
+                delay = rng.choice([0.0, 0.0001, 0.0004, 0.003, -0.01])
+                child = next(ids)
+                engine.schedule(engine.now + delay, lambda c=child, d=depth: event(c, d + 1))
+
+        for _ in range(300):
+            at = rng.choice([0.01, 0.0105, 0.0105, 0.0112]) + rng.randrange(4) / 1024
+            eid = next(ids)
+            engine.schedule(at, lambda e=eid: event(e, 0))
+        engine.run()
+        return seen
+
+    ours, reference = drive(Simulator()), drive(_OneHeap())
+    assert len(ours) > 600
+    assert ours == reference
 
 
 def test_run_until_stops_at_the_bound_and_keeps_later_events() -> None:

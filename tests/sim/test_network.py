@@ -86,6 +86,21 @@ def test_frames_to_unconnected_or_offline_nodes_are_not_delivered() -> None:
     assert net.counters.frames_dropped == 1 and net.counters.frames_to_offline == 1
 
 
+def test_frames_in_flight_on_a_link_that_closes_are_not_delivered() -> None:
+    sim = Simulator()
+    net, got = _net(sim, n=3)
+    net.send(0.0, 0, 1, "before any close", 10)
+    sim.run()
+    net.send(sim.now, 0, 1, "in flight at the close", 10)
+    net.send(sim.now, 1, 0, "the other way", 10)
+    net.disconnect(0, 1)
+    net.connect(0, 2)
+    net.send(sim.now, 0, 2, "on a link still open", 10)
+    sim.run()
+    assert [p for _, _, _, p in got] == ["before any close", "on a link still open"]
+    assert net.counters.frames_to_offline == 2
+
+
 def test_region_latencies_are_symmetric_and_plausible() -> None:
     m = one_way_matrix()
     for i, a in enumerate(REGIONS):
