@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -65,10 +66,12 @@ class TopologyParams:
             raise UserError(f"topology region_spread must be in (0, 1], got {self.region_spread}")
 
 
-def _shuffle(x: list[int], rng: random.Random) -> None:
+def _shuffle(x: list[Any], rng: random.Random) -> None:
     """`rng.shuffle(x)`, the same draws (random.Random.shuffle over
     _randbelow_with_getrandbits, as CPython 3.11 writes them) with the two calls
-    per element inlined: 2x10^6 stubs are shuffled at 10^5 nodes."""
+    per element inlined: 2x10^6 stubs are shuffled at 10^5 nodes. The items are
+    `Any`: compiled, an `int` item would be unboxed and boxed anew (a fresh
+    object) on every swap."""
     getrandbits = rng.getrandbits
     for i in reversed(range(1, len(x))):
         n = i + 1
@@ -90,12 +93,19 @@ def random_regular(degree: int, n: int, seed: int) -> list[set[int]]:
     edges as dicts of dicts) took most of the world's build time.
     `test_topology_matches_networkx` holds the two to the same sets, in the
     same iteration order.
+
+    Node numbers are handled as objects (`Any`), one int object per node from
+    `ids`: compiled, an `int` is unboxed on every read and boxed into a new
+    object on every store, which made ~10^7 short-lived ints at 10^5 nodes and
+    left 2x10^6 copies of the node numbers in the sets; here every set holds
+    the node's one object.
     """
     if (n * degree) % 2 or not 0 <= degree < n:
         raise UserError(f"no {degree}-regular graph on {n} nodes")
     rng = random.Random(seed)  # what networkx makes of an integer seed
+    ids: list[Any] = list(range(n))
 
-    def suitable(edges: set[tuple[int, int]], potential: dict[int, int]) -> bool:
+    def suitable(edges: set[tuple[Any, Any]], potential: dict[Any, int]) -> bool:
         if not potential:
             return True
         for s1 in potential:
@@ -108,11 +118,11 @@ def random_regular(degree: int, n: int, seed: int) -> list[set[int]]:
                     return True
         return False
 
-    def attempt() -> set[tuple[int, int]] | None:
-        edges: set[tuple[int, int]] = set()
-        stubs = list(range(n)) * degree
+    def attempt() -> set[tuple[Any, Any]] | None:
+        edges: set[tuple[Any, Any]] = set()
+        stubs: list[Any] = ids * degree
         while stubs:
-            potential: dict[int, int] = {}
+            potential: dict[Any, int] = {}
             _shuffle(stubs, rng)
             it = iter(stubs)
             for s1, s2 in zip(it, it, strict=False):
@@ -134,12 +144,12 @@ def random_regular(degree: int, n: int, seed: int) -> list[set[int]]:
     # Graph.add_edges_from then Graph.edges(), as _to_adjacency walked them: each
     # node's neighbours in the order the edge set names them, each edge once,
     # from its smaller end
-    nbrs: list[list[int]] = [[] for _ in range(n)]
+    nbrs: list[list[Any]] = [[] for _ in range(n)]
     for a, b in edges:
         nbrs[a].append(b)
         nbrs[b].append(a)
-    adj: list[set[int]] = [set() for _ in range(n)]
-    for a in range(n):
+    adj: list[set[Any]] = [set() for _ in range(n)]
+    for a in ids:
         sa = adj[a]
         for b in nbrs[a]:
             if b > a:
