@@ -107,6 +107,7 @@ class Simulator:
         self._seq = 0
         self._progress = progress
         self._stopped = False
+        self._running = False
 
     def child_rng(self, label: str) -> random.Random:
         """An independent generator for one concern (topology, loss, churn).
@@ -179,6 +180,11 @@ class Simulator:
             gc.set_threshold(*saved)
 
     def _run(self, until: float | None, max_events: int | None) -> None:
+        if self._running:
+            # the loop keeps its place in the slot in locals: a nested run would
+            # take events from under it
+            raise UserError("Simulator.run called from inside an event; schedule instead")
+        self._running = True
         cur = self._cur
         i = self._cur_i
         late = self._late
@@ -236,6 +242,7 @@ class Simulator:
         finally:
             self._cur_i = i
             self.events_run += ran
+            self._running = False
         stopped = self._stopped or budget == ran
         if until is not None and until > self.now and not stopped:
             self.now = until

@@ -84,6 +84,28 @@ def test_order_is_that_of_one_heap_of_time_and_seq(seed: int) -> None:
     assert ours == reference
 
 
+def test_a_run_from_inside_an_event_is_refused_and_the_outer_run_goes_on() -> None:
+    sim = Simulator()
+    seen: list[str] = []
+    errors: list[str] = []
+
+    def nested() -> None:
+        try:
+            sim.run()
+        except UserError as e:
+            errors.append(str(e))
+        seen.append("nested")
+
+    sim.schedule(1.0, nested)
+    sim.schedule(1.0, lambda: seen.append("after"))
+    sim.run()
+    assert seen == ["nested", "after"]
+    assert errors and "inside an event" in errors[0]
+    sim.schedule(2.0, lambda: seen.append("again"))
+    sim.run()
+    assert seen[-1] == "again"
+
+
 def test_run_until_stops_at_the_bound_and_keeps_later_events() -> None:
     sim = Simulator()
     seen: list[float] = []
