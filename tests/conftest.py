@@ -85,6 +85,14 @@ def run_cli(
     )
 
 
+def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`code` run by a fresh interpreter from the checkout: for what only a new
+    process shows (imports a command pulls in, start-up state, the heap)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )
+
+
 @pytest.fixture
 def spawn_node(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start `sonm-p2p run` daemons (p2pnode.cli.demo.NodeProcess); all are killed at teardown."""

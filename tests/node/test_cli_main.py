@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import subprocess
-import sys
 
 from p2pnode.cli.main import COMMAND_MODULES, COMMANDS, build_parser
-from tests.conftest import ROOT
+from tests.conftest import run_python
 
 
 def test_each_module_registers_exactly_the_commands_listed_for_it() -> None:
@@ -40,7 +38,5 @@ def test_a_light_command_does_not_import_the_networking_stack() -> None:
         "    pass\n"
         "print(sorted(m for m in ('libp2p', 'web3', 'docker') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
+    out = run_python(probe, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -3,8 +3,6 @@ show up in the API, and are cancelled on stop; ready.json appears and goes."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from p2pnode.daemon import READY_FILE, Daemon
 from p2pnode.errors import UserError
 from p2pnode.ready import read_ready
 from p2pnode.services import SERVICES
+from tests.conftest import run_python
 
 
 class Recorder:
@@ -249,9 +248,9 @@ def test_freeze_startup_heap_takes_the_heap_out_of_the_collectors_walks() -> Non
         "m = re.search(r'^sonm_gc_frozen_objects (\\S+)$', text, re.M)\n"
         "print(before, n, gc.get_freeze_count(), len(gc.get_objects()), m.group(1) if m else '')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    ).stdout.split()
+    result = run_python(code, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout.split()
     before, frozen, count, tracked = (int(x) for x in out[:4])
     assert before == 0  # nothing is frozen until asked
     assert frozen > 10_000  # the imports alone are tens of thousands of objects

@@ -9,12 +9,9 @@ factory reaches), and the limit must still be the default.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_python
 
 PROBE = r"""
 import importlib, pkgutil, sys
@@ -34,9 +31,7 @@ print(default, sys.getrecursionlimit())
 
 @pytest.mark.slow
 def test_importing_the_daemon_keeps_the_default_recursion_limit() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+    result = run_python(PROBE, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     default, after = result.stdout.split()
     assert after == default
