@@ -83,7 +83,7 @@ ORDER_MAX_PROPERTY_VALUE_BYTES = 128
 ORDER_MAX_BLACKLIST = 64
 RATING_MAX = 10_000  # basis points: 10000 = 100 %
 _PROPERTY_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
-_COUNTRY = re.compile(r"[A-Z]{2}\Z")
+COUNTRY_CODE = re.compile(r"[A-Z]{2}\Z")
 
 PROPERTY_TYPE = StructType(
     "Property", (FieldSpec("key", "string", "key"), FieldSpec("value", "string", "value"))
@@ -261,7 +261,7 @@ class Order:
             and type(self.blacklist) is tuple
             and not self.blacklist
             and type(geo) is str
-            and (not geo or _COUNTRY.match(geo) is not None)
+            and (not geo or COUNTRY_CODE.match(geo) is not None)
             and type(sig) is bytes
             and (not sig or (len(sig) == 65 and sig[64] in (27, 28)))
             and type(props) is tuple
@@ -311,7 +311,7 @@ class Order:
             raise FieldError("blacklist", "addresses must be unique and sorted")
         check_uint("min_rating", self.min_rating, RATING_MAX)
         check_str("geo", self.geo, 2)
-        if self.geo and not _COUNTRY.match(self.geo):
+        if self.geo and not COUNTRY_CODE.match(self.geo):
             raise FieldError("geo", f"two capital letters (ISO 3166-1) or empty, got {self.geo!r}")
         check_uint("nonce", self.nonce, UINT64_MAX)
         check_window(self.valid_from, self.valid_until, ORDER_MAX_VALIDITY_SECONDS)

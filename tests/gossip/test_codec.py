@@ -361,3 +361,133 @@ def test_decoded_messages_equal_the_constructed_ones() -> None:
         assert got == msg and hash(got) == hash(msg) and repr(got) == repr(msg)
         with pytest.raises(dataclasses.FrozenInstanceError):
             got.nonce = 1  # type: ignore[misc]
+
+
+# --- the plain path for orders ------------------------------------------------------------
+
+_RAW_ODD_VALUES: list[Any] = [
+    0,
+    1,
+    2,
+    3,
+    -1,
+    True,
+    False,
+    2**64 - 1,
+    10 * 365 * 86400 + 1,
+    31 * 86400 + 1,
+    100 + 31 * 86400 + 1,  # valid_until: one second past the longest window from 100
+    10_000,
+    10_001,
+    "",
+    "DE",
+    "de",
+    "DEU",
+    b"",
+    b"\x00",
+    b"\x00\x01",
+    b"\x01" * 32,
+    b"\x01" * 33,
+    b"\x02" * 19,
+    b"\x02" * 20,
+    b"\x01" * 64 + b"\x1b",
+    b"\x01" * 64 + b"\x1d",
+    b"\x01" * 65,
+    (),
+    (0,) * 13,
+    (0,) * 12,
+    (0,) * 12 + (-1,),
+    (0,) * 12 + (True,),
+    (0,) * 12 + ("0",),
+    (b"\x02" * 20,),
+    (("os", "linux"),),
+    (("os", "linux"), ("os", "linux")),
+    (("zone", "a"), ("os", "linux")),
+    (("os", "linux"), ("zone", "a")),
+    (("os", "linux", "x"),),
+    (("os", b"linux"),),
+    (("Os", "linux"),),
+    (("never", "seen"),),
+    ("os", "linux"),
+]
+_RAW_ODD = st.sampled_from(_RAW_ODD_VALUES)
+
+
+def _plain_wire() -> list[Any]:
+    order = Order.create(
+        author=ADDR,
+        side=Side.ASK,
+        price_per_hour=10**18,
+        duration=3600,
+        nonce=7,
+        valid_from=100,
+        valid_until=200,
+        cpu_cores=2,
+        properties={"os": "linux", "zone": "a"},
+        geo="DE",
+    ).signed(DOMAIN, KEY)
+    codec.decode(codec.encode(order))  # its properties are now known
+    return _wire(order)
+
+
+def _plain_agrees(changes: list[tuple[int, Any]]) -> bool:
+    """Whether the plain path built the changed order; if it did, the generic path
+    (convert each member, then Order.validate) must build it equal and find it valid."""
+    wire = _plain_wire()
+    for i, value in changes:
+        wire[i] = value
+    data = _pack(wire)
+    top = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True)
+    plain = codec._plain_order(top)
+    if plain is None:
+        return False
+    generic = codec._built(int(MessageKind.ORDER), top)
+    generic.validate()  # raises if the plain path let an invalid order through
+    assert generic.signature
+    assert plain == generic and repr(plain) == repr(generic) and hash(plain) == hash(generic)
+    assert codec.decode(data) == plain
+    assert codec.decode_accepted(data, MessageKind.ORDER) == plain
+    return True
+
+
+def test_the_plain_order_path_takes_only_what_the_generic_path_builds_the_same() -> None:
+    """Every member changed to every odd value, one at a time."""
+    taken = sum(_plain_agrees([(i, v)]) for i in range(2, 17) for v in _RAW_ODD_VALUES)
+    assert 15 <= taken < 15 * len(_RAW_ODD_VALUES)  # both paths were exercised
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(2, 16), _RAW_ODD), min_size=2, max_size=3))
+def test_the_plain_order_path_agrees_under_several_changes(changes: list[tuple[int, Any]]) -> None:
+    _plain_agrees(changes)
+
+
+def test_the_common_order_takes_the_plain_path_and_the_rest_the_generic_one() -> None:
+    wire = _plain_wire()
+    top = tuple(msgpack.unpackb(_pack(wire), raw=False, use_list=False))
+    plain = codec._plain_order(top)
+    assert plain is not None
+    assert plain == codec.decode(_pack(wire))
+    listed = list(wire)
+    listed[10] = [b"\x02" * 20]  # a blacklist: valid, but not plain
+    assert codec._plain_order(tuple(msgpack.unpackb(_pack(listed), use_list=False))) is None
+    assert codec.decode(_pack(listed)).blacklist == (b"\x02" * 20,)
+
+
+def test_only_properties_of_a_fully_valid_order_are_learned() -> None:
+    wire = _plain_wire()
+    fresh = list(wire)
+    fresh[8] = [["gpu", "h100"]]
+    broken = list(fresh)
+    broken[12] = "de"  # a lowercase country: the order is refused
+    assert _field_error(_pack(broken)) == "geo"
+    assert ("gpu", "h100") not in codec._PLAIN_PROPERTIES
+    top = tuple(msgpack.unpackb(_pack(fresh), raw=False, use_list=False))
+    assert codec._plain_order(top) is None  # not seen in a valid order yet
+    first = codec.decode(_pack(fresh))  # the generic path, which learns it
+    assert codec._plain_order(top) == first
+    for i in range(codec._PROPERTIES_MAX + 5):
+        flood = list(wire)
+        flood[8] = [["k", f"w{i}"]]
+        codec.decode(_pack(flood))
+    assert 0 < len(codec._PLAIN_PROPERTIES) <= codec._PROPERTIES_MAX
