@@ -156,18 +156,19 @@ def test_mutated_messages_give_a_message_or_a_clean_error(
 # --- each decode branch --------------------------------------------------------------
 
 
-def _order() -> Order:
-    return Order.create(
-        author=ADDR,
-        side=Side.BID,
-        price_per_hour=10**18,
-        duration=3600,
-        nonce=7,
-        valid_from=100,
-        valid_until=200,
-        cpu_cores=2,
-        properties={"os": "linux"},
-    ).signed(DOMAIN, KEY)
+def _order(**changes: Any) -> Order:
+    fields: dict[str, Any] = {
+        "author": ADDR,
+        "side": Side.BID,
+        "price_per_hour": 10**18,
+        "duration": 3600,
+        "nonce": 7,
+        "valid_from": 100,
+        "valid_until": 200,
+        "cpu_cores": 2,
+        "properties": {"os": "linux"},
+    }
+    return Order.create(**(fields | changes)).signed(DOMAIN, KEY)
 
 
 def _wire(msg: codec.SignedMessage) -> list[Any]:
@@ -414,18 +415,7 @@ _RAW_ODD = st.sampled_from(_RAW_ODD_VALUES)
 
 
 def _plain_wire() -> list[Any]:
-    order = Order.create(
-        author=ADDR,
-        side=Side.ASK,
-        price_per_hour=10**18,
-        duration=3600,
-        nonce=7,
-        valid_from=100,
-        valid_until=200,
-        cpu_cores=2,
-        properties={"os": "linux", "zone": "a"},
-        geo="DE",
-    ).signed(DOMAIN, KEY)
+    order = _order(properties={"os": "linux", "zone": "a"}, geo="DE")
     codec.decode(codec.encode(order))  # its properties are now known
     return _wire(order)
 
