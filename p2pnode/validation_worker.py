@@ -28,7 +28,7 @@ from typing import IO, Any
 import msgpack
 
 from gossip.eip712 import SigningDomain
-from gossip.validators import ValidationJob, prepare_job, prepared_fields
+from gossip.validators import ValidationJob, prepare_jobs, prepared_fields
 
 # What one frame may hold: a request of at most the pool's MAX_REQUEST messages of
 # at most gossip.messages.MAX_MESSAGE_BYTES each, with room to spare.
@@ -72,17 +72,17 @@ def read_frame(inp: IO[bytes]) -> bytes | None:
 
 
 def answer(domain: SigningDomain, max_clock_skew: float, request: bytes) -> bytes:
-    jobs = msgpack.unpackb(request, raw=False, use_list=False)
+    jobs = [
+        ValidationJob(topic, data, now)
+        for topic, now, data in msgpack.unpackb(request, raw=False, use_list=False)
+    ]
     out: list[Any] = []
-    for topic, now, data in jobs:
-        job = ValidationJob(topic, data, now)
-        try:
-            prepare_job(job, domain, max_clock_skew)
-        except Exception:
-            traceback.print_exc()  # to the daemon's stderr, which the child shares
+    for job, exc in zip(jobs, prepare_jobs(jobs, domain, max_clock_skew), strict=True):
+        if exc is not None:
+            traceback.print_exception(exc)  # to the daemon's stderr, which the child shares
             out.append(None)
-            continue
-        out.append(prepared_fields(job))
+        else:
+            out.append(prepared_fields(job))
     return msgpack.packb(out, use_bin_type=True)
 
 

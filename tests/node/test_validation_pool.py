@@ -277,6 +277,47 @@ def test_fields_from_another_process_fill_the_job_as_prepare_does() -> None:
         assert there == here
 
 
+def test_preparing_step_by_step_leaves_each_job_as_one_at_a_time_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """prepare_jobs (decode all, digest all, recover all) fills every job as
+    prepare_job does, and a step that raises is reported for its job alone."""
+    from gossip import validators
+
+    v = _validator()
+    payloads = [*_mixed(), b"", b"\x93\x01\x01\x01"]
+    one = [ValidationJob(ORDERS_TOPIC, p, float(NOW)) for p in payloads]
+    for job in one:
+        prepare_job(job, DOMAIN, v.params.max_clock_skew)
+    steps = [ValidationJob(ORDERS_TOPIC, p, float(NOW)) for p in payloads]
+    assert validators.prepare_jobs(steps, DOMAIN, v.params.max_clock_skew) == [None] * len(steps)
+    assert steps == one
+    assert sum(j.signer is not None for j in steps) >= 10  # most were recovered
+
+    unlucky = codec.decode(payloads[1]).signature
+    recover = validators._recover
+
+    def recover_but_one(job: ValidationJob, msg: object, digest: bytes) -> None:
+        if getattr(msg, "signature", None) == unlucky:
+            raise RuntimeError("boom")
+        recover(job, msg, digest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validators, "_recover", recover_but_one)
+    again = [ValidationJob(ORDERS_TOPIC, p, float(NOW)) for p in payloads]
+    errors = validators.prepare_jobs(again, DOMAIN, v.params.max_clock_skew)
+    assert [i for i, e in enumerate(errors) if e is not None] == [1]
+    assert isinstance(errors[1], RuntimeError)
+    assert again[:1] + again[2:] == one[:1] + one[2:]
+    # the child answers nil for that job (the pool REJECTs it), the fields for the rest
+    request = msgpack.packb([[ORDERS_TOPIC, float(NOW), p] for p in payloads], use_bin_type=True)
+    body = validation_worker.answer(DOMAIN, v.params.max_clock_skew, request)
+    fields = msgpack.unpackb(body, raw=False, use_list=False)
+    assert fields[1] is None
+    assert [f for i, f in enumerate(fields) if i != 1] == [
+        prepared_fields(j) for i, j in enumerate(one) if i != 1
+    ]
+
+
 def test_worker_process_protocol_over_pipes() -> None:
     """The child's side: settings, a ready answer, one answer per request, in order;
     a broken frame is an error, an empty one the end."""
