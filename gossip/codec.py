@@ -318,7 +318,7 @@ _PLAIN_PROPERTIES: dict[tuple[str, str], Property] = {}
 
 def _plain_order(top: tuple[Any, ...]) -> Order | None:
     """The Order of a parsed ORDER array of the right length if it is plainly valid
-    (every member of its exact type and in range, at least one signature byte,
+    (every member of its exact type and in range, a 65-byte signature,
     properties already seen valid, no blacklist); else None."""
     (
         _,
