@@ -509,12 +509,17 @@ def decode_accepted(data: bytes, kind: MessageKind) -> SignedMessage:
     """The message of bytes that `decode` has already accepted elsewhere (a
     validation worker process), without its checks again: they passed on these
     very bytes, and the objects built are the same. Never for bytes from a peer
-    that nothing has checked: use `decode`."""
+    that nothing has checked: use `decode`. An order's properties are learned for
+    the plain path here too (`decode` passed them elsewhere), or a process that only
+    takes decoded bytes would build every order with properties the generic way."""
     top = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True, **_UNPACK_LIMITS)
     if top[0] != kind:
         raise MessageDecodeError("kind", f"{kind.name} expected, got {top[0]!r}")
-    if kind == _ORDER:
-        plain = _plain_order(top)
-        if plain is not None:
-            return plain
-    return _built(top[0], top)
+    if kind != _ORDER:
+        return _built(top[0], top)
+    plain = _plain_order(top)
+    if plain is not None:
+        return plain
+    msg = _built(top[0], top)
+    _learn_properties(top[8], msg.properties)  # type: ignore[union-attr]
+    return msg

@@ -481,3 +481,15 @@ def test_only_properties_of_a_fully_valid_order_are_learned() -> None:
         flood[8] = [["k", f"w{i}"]]
         codec.decode(_pack(flood))
     assert 0 < len(codec._PLAIN_PROPERTIES) <= codec._PROPERTIES_MAX
+
+
+def test_a_process_that_only_takes_decoded_bytes_learns_their_properties() -> None:
+    """decode_accepted (the pool's parent: bytes a child decoded) learns an order's
+    properties too, so the orders after it take the plain path there as well."""
+    fresh = _plain_wire()
+    fresh[8] = [["cpu", "arm64-neoverse"]]
+    data = _pack(fresh)
+    top = tuple(msgpack.unpackb(data, raw=False, use_list=False))
+    assert codec._plain_order(top) is None
+    first = codec.decode_accepted(data, MessageKind.ORDER)
+    assert codec._plain_order(top) == first == codec.decode(data)
