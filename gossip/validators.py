@@ -326,17 +326,19 @@ def prepare_jobs(
             continue
         if msg is not None:
             going.append((i, job, msg))
+    digested: list[tuple[int, ValidationJob, SignedMessage, bytes]] = []
     for i, job, msg in going:
         try:
-            job.digest = msg.digest(domain)
+            job.digest = digest = msg.digest(domain)
         except Exception as exc:
             errors[i] = exc
-    for i, job, msg in going:
-        if errors[i] is None:
-            try:
-                _recover(job, msg, job.digest)  # type: ignore[arg-type]
-            except Exception as exc:
-                errors[i] = exc
+            continue
+        digested.append((i, job, msg, digest))
+    for i, job, msg, digest in digested:
+        try:
+            _recover(job, msg, digest)
+        except Exception as exc:
+            errors[i] = exc
     return errors
 
 
