@@ -79,6 +79,10 @@ class PubSubPort(Protocol):
         returns a gossip.validation.ValidationResult, before they are forwarded."""
         ...
 
+    def topic_peers(self, topic: str) -> list[bytes]:
+        """The peer ids (bytes) subscribed to `topic`."""
+        ...
+
     def set_app_score(self, peer: bytes, value: float) -> None:
         """The gossip score's application-specific value (P5) for a peer id's bytes."""
         ...
@@ -119,6 +123,11 @@ class ReputationPort(Protocol):
     def warning(self, hub: bytes, now: float) -> float:
         """Weight of the news that the hub failed a worker since it last paid us
         (`ReputationCore.warning`); > 0: the worker role neither joins nor stays."""
+        ...
+
+    def ask_about(self, hub: bytes) -> bool:
+        """Ask the trust topic about the hub now, out of turn; False when no peer
+        can hear the question (nothing to wait for)."""
         ...
 
     def global_trust(self, peer_or_hub: bytes) -> float:

@@ -268,6 +268,10 @@ class PubSub:
     def connected_pubsub_peers(self) -> list[bytes]:
         return self.router.peers()
 
+    def topic_peers(self, topic: str) -> list[bytes]:
+        """The peers subscribed to `topic`: who a message published there can reach."""
+        return list(self.router.topic_peers(topic))
+
     def inbound_streams(self) -> int:
         """How many peers' own gossip streams to us are being read. A peer that has
         not opened its stream yet cannot send to us, and js-libp2p's gossipsub does

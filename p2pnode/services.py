@@ -103,6 +103,10 @@ class PubSubService:
             raise ValueError(f"topic {topic!r} is not one this node subscribes to")
         self.validator.extra[topic] = validator
 
+    def topic_peers(self, topic: str) -> list[bytes]:
+        """The peers subscribed to `topic`: who a message published there can reach."""
+        return self.pubsub.topic_peers(topic)
+
     def set_app_score(self, peer: bytes, value: float) -> None:
         """The gossip score's application-specific value (P5) for `peer` (0 removes it)."""
         score = self.pubsub.router.peer_score

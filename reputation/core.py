@@ -117,6 +117,7 @@ class Tally:
 
 _COUNTERS = (
     "questions_sent",
+    "questions_asked",
     "questions_received",
     "answers_sent",
     "answers_received",
@@ -475,6 +476,17 @@ class ReputationCore:
         if self.signer is not None:
             self._out.extend(messages.encode(q) for q, _ in out)
         return out
+
+    def ask(self, hub: bytes, now: float) -> tuple[TrustQuestion, bytes]:
+        """One question about `hub`, out of turn (queued for `drain()` like a poll's):
+        what a worker asks before it joins a hub, so that a warning about it (a
+        worker it stiffed, with the proof) reaches us before we join, not with the
+        next poll round that happens to pick it."""
+        q, qid = self.make_question(hub, now)
+        if self.signer is not None:
+            self._out.append(messages.encode(q))
+        self.counters["questions_asked"] += 1
+        return q, qid
 
     # -- alerts: a missed payday told to the hub's other workers at once -------------------
 

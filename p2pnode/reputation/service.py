@@ -396,6 +396,16 @@ class ReputationService:
         asked = self.core.poll(now)
         self._after({q.hub for q, _ in asked})
 
+    def ask_about(self, hub: bytes) -> bool:
+        """A question about `hub` now, out of turn (`ReputationCore.ask`); False when
+        there is no one to ask (no peer on the trust topic), so that a caller does
+        not wait for answers that cannot come."""
+        if not self.pubsub.topic_peers(TRUST_TOPIC):
+            return False
+        self.core.ask(hub, self.clock())
+        self._after({hub})
+        return True
+
     def tick(self) -> None:
         """Wake the core if its deadline passed (paydays, questions expiring)."""
         now = self.clock()

@@ -201,6 +201,10 @@ def test_statuses_ratings_trust_frames_and_a_restart_keep_everything(tmp_path: P
         assert "sonm_reputation_hubs_safe 2.0" in metrics
         assert "sonm_reputation_frames_rejected 2.0" in metrics
         assert "sonm_reputation_poll_questions_sent 1.0" in metrics
+        # a question out of turn (a worker's, before it joins) needs someone to hear
+        # it: alone on the trust topic, nothing is asked and nothing waited for
+        assert svc.ask_about(HUB) is False
+        assert svc.core.counters["questions_asked"] == 0
 
         # and the CLI, as an operator runs it (the daemon keeps serving meanwhile)
         def cli(*extra: str) -> Any:

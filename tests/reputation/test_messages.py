@@ -233,6 +233,23 @@ def test_question_answer_round_trip_over_frames() -> None:
     assert silent.drain() == []
 
 
+def test_a_question_asked_out_of_turn_is_answered_and_its_answer_kept() -> None:
+    # what a worker does before it joins a hub: one question about that hub now,
+    # whatever the poll rounds would pick; its answer is solicited like a poll's
+    asker, answerer = node(1), _worker_with_evidence()
+    asker.hub_announced(HUB, True, NOW)
+    q, qid = asker.ask(HUB, float(NOW))  # type: ignore[attr-defined]
+    assert qid == q.question_id(DOMAIN)
+    assert q.hub == HUB and q.asker == asker.address  # type: ignore[attr-defined]
+    (frame,) = asker.drain()
+    assert decode(frame) == q
+    assert asker.counters["questions_asked"] == 1 and asker.counters["questions_sent"] == 1
+    answerer.receive(b"peer-asker", frame, float(NOW))  # type: ignore[attr-defined]
+    (ans,) = answerer.drain()  # type: ignore[attr-defined]
+    asker.receive(b"peer-answerer", ans, float(NOW))
+    assert asker.answers[HUB][answerer.address].verdict is Verdict.GOOD  # type: ignore[attr-defined]
+
+
 def test_answers_to_questions_never_asked_are_refused_before_storing() -> None:
     asker = node(1)
     asker.hub_announced(HUB, True, NOW)
