@@ -295,6 +295,9 @@ class WorkerSection:
     hubs_forbid: tuple[str, ...] = ()  # hub wallets never joined
     min_pay_per_hour: str = "0"  # token wei per hour: a hub offering less is not joined
     check_interval: float = 10.0  # seconds between looks at the hubs heard and the joined one
+    # seconds to wait for the trust topic's answers about a hub before joining it
+    # (a worker it stiffed warns in its answer); 0: join without asking
+    ask_wait: float = 2.0
 
     def validate(self) -> None:
         _check_address_list("worker.hubs_pin", self.hubs_pin)
@@ -307,6 +310,7 @@ class WorkerSection:
             )
         _check_wei("worker.min_pay_per_hour", self.min_pay_per_hour)
         _check_range("worker.check_interval", self.check_interval, 0.5, 3600.0)
+        _check_range("worker.ask_wait", self.ask_wait, 0.0, 600.0)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ CLOSED_OFFER_LOOKS = 6
 MAX_OFFERS_PER_ROUND = 8
 LEAVE_RETRIES = 10  # more tries (one per check_interval) of a leave notice a hub did not take
 MAX_UNSENT_LEAVES = 16  # hubs left whose notice is still being sent
+MAX_ASKS_PER_STEP = 3  # hubs asked about in one look, one after the other
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,16 @@ class AgentParams:
     check_interval: float = 10.0
     stream_timeout: float = 15.0
     max_inbound_streams: int = 64
+    # seconds a worker waits for answers after asking the network about a hub it
+    # is about to join (policy.Ask); 0: it joins without asking
+    ask_wait: float = 2.0
 
     def validate(self) -> None:
         self.policy.validate()
         if not self.check_interval > 0 or not self.stream_timeout > 0:
             raise ValueError("check_interval, stream_timeout: must be > 0")
+        if not 0.0 <= self.ask_wait <= 600.0:
+            raise ValueError(f"ask_wait: must be in [0, 600] s, got {self.ask_wait}")
         if self.max_inbound_streams < 1:
             raise ValueError("max_inbound_streams: must be >= 1")
 
@@ -131,12 +137,18 @@ class WorkerAgent:
         self.record: Any = None
         self.hubs: OrderedDict[bytes, HeardHub] = OrderedDict()
         self._unsent_leaves: dict[bytes, tuple[Membership, int]] = {}
+        # the hubs asked about in this look, their answers in (`ask_wait` waited):
+        # only those may be joined in it. Answers from an earlier look are not
+        # news: a hub that was full then frees its place the moment a worker it
+        # stiffed leaves, and that worker's warning is the news that matters.
+        self._asked: set[bytes] = set()
         self._inbound = InboundStreams()
         self._engine_ready = False
         self.last_action = "starting"
         self.counters: dict[str, int] = {
             "announcements": 0,
             "offers": 0,
+            "asked": 0,
             "joins": 0,
             "joins_refused": 0,
             "leaves": 0,
@@ -243,9 +255,18 @@ class WorkerAgent:
                     pay_per_hour=offer.pay_per_hour if offer is not None else None,
                     open=bool(offer.open) if offer is not None else True,
                     warned=self.statuses.warned(wallet),
+                    asked=self.params.ask_wait == 0 or wallet in self._asked,
                 )
             )
         return out
+
+    async def _ask(self, wallet: bytes) -> None:
+        """Ask about the hub and wait `ask_wait` for the answers (which the reputation
+        service takes in meanwhile: they are in its warning when we decide again)."""
+        if self.statuses.ask(wallet):
+            self.counters["asked"] += 1
+            await trio.sleep(self.params.ask_wait)
+        self._asked.add(wallet)
 
     async def step(self) -> policy.Action:
         """One look at the hubs: refresh offers, then stay, join or leave."""
@@ -254,12 +275,15 @@ class WorkerAgent:
         current = self.store.current()
         if current is None:
             await self._refresh_offers()
-        joined = current.wallet if current is not None else None
-        status = self.statuses.status(joined) if joined is not None else HubStatus.UNKNOWN
-        warned = joined is not None and self.statuses.warned(joined)
-        action = policy.decide(
-            joined, status, self.running_tasks(), self.candidates(), self.params.policy, warned
-        )
+        self._asked.clear()
+        action = self._decide(current)
+        for _ in range(MAX_ASKS_PER_STEP):
+            if not isinstance(action, policy.Ask):
+                break
+            self.last_action = f"ask: {action.why}"
+            await self._ask(action.wallet)
+            current = self.store.current()
+            action = self._decide(current)  # with the answers in
         self.last_action = f"{type(action).__name__.lower()}: {action.why}"
         if isinstance(action, policy.Join):
             await self._join(self.hubs[action.wallet])
@@ -267,6 +291,14 @@ class WorkerAgent:
             assert current is not None
             await self._leave(current, action.why)
         return action
+
+    def _decide(self, current: Membership | None) -> policy.Action:
+        joined = current.wallet if current is not None else None
+        status = self.statuses.status(joined) if joined is not None else HubStatus.UNKNOWN
+        warned = joined is not None and self.statuses.warned(joined)
+        return policy.decide(
+            joined, status, self.running_tasks(), self.candidates(), self.params.policy, warned
+        )
 
     def _offer_ttl(self, offer: wire.Offer) -> float:
         if offer.open:

@@ -12,6 +12,10 @@ missed first payday checks out on chain, was not paid there since the hub last
 paid us) is not joined, and the joined one is left when a warning comes: a status
 needs more weight to turn, and heeding a false warning costs only the choice of
 hub.
+Before a hub is joined the network is asked about it (`Ask`), and the worker
+joins only once the answers have had time to come: a worker the hub stiffed warns
+in its answer, and the hub it just left is open, the very moment a worker that has
+not asked lately would take the place.
 Pinned hubs (`worker.hubs_pin`) are the only candidates when any are named;
 forbidden ones (`worker.hubs_forbid`) never are. A hub that turns suspected or
 fake is left, but only once the tasks it handed us have ended: a consumer's
@@ -57,6 +61,7 @@ class Candidate:
     pay_per_hour: int | None  # None: no offer heard yet
     open: bool = True  # the hub's offer says it takes workers
     warned: bool = False  # trusted or proven news: it failed a worker since it last paid us
+    asked: bool = True  # the network was asked about it in this look, and its answers are in
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,14 @@ class Stay:
 
 @dataclass(frozen=True)
 class Join:
+    wallet: bytes
+    why: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask the network about the hub to be joined; decide again once answers are in."""
+
     wallet: bytes
     why: str
 
@@ -84,7 +97,7 @@ class WaitToLeave:
     why: str
 
 
-Action = Stay | Join | Leave | WaitToLeave
+Action = Stay | Ask | Join | Leave | WaitToLeave
 
 
 def excluded(c: Candidate, params: PolicyParams) -> str | None:
@@ -149,7 +162,7 @@ def decide(
     if not best:
         return Stay("no hub to join")
     top = best[0]
-    return Join(
-        top.wallet,
-        f"status {top.status.name.lower()}, pays {top.pay_per_hour} per hour",
-    )
+    terms = f"status {top.status.name.lower()}, pays {top.pay_per_hour} per hour"
+    if not top.asked:
+        return Ask(top.wallet, f"before joining it ({terms})")
+    return Join(top.wallet, terms)

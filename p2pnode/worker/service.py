@@ -51,6 +51,12 @@ class ContextStatuses:
             return bool(rep.warning(hub, time.time()) > 0)
         return self.chain.warned(hub)
 
+    def ask(self, hub: bytes) -> bool:
+        rep = getattr(self.ctx, "reputation", None)
+        if rep is not None and callable(getattr(rep, "ask_about", None)):
+            return bool(rep.ask_about(hub))
+        return self.chain.ask(hub)
+
 
 def _listen_addrs(ctx: NodeContext) -> list[str]:
     announced = list(ctx.config.network.announce)
@@ -108,6 +114,7 @@ def workers_service(ctx: NodeContext) -> Any:
                     min_pay_per_hour=int(section.min_pay_per_hour),
                 ),
                 check_interval=section.check_interval,
+                ask_wait=section.ask_wait,
             ),
             reputation=getattr(ctx, "reputation", None),
         )

@@ -29,6 +29,11 @@ class HubStatusSource(Protocol):
         """Whether trust polling warns about the hub now (`ReputationCore.warning`)."""
         ...
 
+    def ask(self, hub: bytes) -> bool:
+        """Ask the network about the hub now (a trust question out of turn); False
+        when nobody can be asked, so there are no answers to wait for."""
+        ...
+
 
 _FROM_CHECK = {
     HubCheck.VERIFIED: HubStatus.UNVERIFIED,
@@ -56,6 +61,9 @@ class ChainStatusSource:
 
     def warned(self, hub: bytes) -> bool:
         return False  # warnings come from trust polling, which needs the reputation service
+
+    def ask(self, hub: bytes) -> bool:
+        return False  # likewise: without it there is nobody to ask
 
     def status(self, hub: bytes) -> HubStatus:
         ann = self._latest.get(hub)

@@ -1,15 +1,17 @@
 """A hub that never pays, between real daemons over loopback with anvil for the chain:
-its stiffed worker's proof convinces a worker that gives it no trust at all.
+its stiffed worker's proof keeps a worker that gives it no trust at all off the hub.
 
 Hub B takes one worker and its wallet holds nothing beyond the deposit the DAO
-freezes, so every payout is refused. w0 joins it; w1, refused (B is full), keeps
-asking about B on the trust topic. No worker pre-trusts another, and neither has
-evidence about the other: each gives the other no weight, so a plain "BAD" from
-w0 would move nothing at w1. When B misses w0's first payday, w0's answers carry
+freezes, so every payout is refused. w0 joins it; w1, refused (B is full), waits.
+No worker pre-trusts another, and neither has evidence about the other: each gives
+the other no weight, so a plain "BAD" from w0 would move nothing at w1. Neither
+runs poll rounds in the test's time (`poll_interval` is 10 minutes), so the one
+way news about B reaches w1 is the question a worker asks about a hub before it
+joins it. When B misses w0's first payday, w0 leaves B, and B is open again: the
+very moment w1 would take the place. w1 asks about B first; w0's answer carries
 its agreement as B's owner countersigned it; w1 checks the countersignature, that
 its signer is the owner B's announcement named (checked on chain), and that B's
-wallet paid w0 nothing since the start, and warns itself off B. w0 leaves B; B is
-open again, and w1 still does not join it.
+wallet paid w0 nothing since the start, warns itself off B, and never joins it.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, str]]:
         )
         wait_ready(n.nodes["hub_b"], time.monotonic() + 180)
         cfg = {
-            "worker": {"check_interval": 1.0},
+            # a loaded machine may take a while to carry the answers: 5 s for them
+            "worker": {"check_interval": 1.0, "ask_wait": 5.0},
             "reputation": {
-                "poll_interval": 2.0,
+                "poll_interval": 600.0,  # no poll round: news comes by asking, or not at all
                 "trust_interval": 2.0,
                 "chain_interval": 1.0,
                 "payment_grace": PAYMENT_GRACE,
@@ -102,16 +105,18 @@ def test_a_stiffed_workers_proof_keeps_an_untrusting_worker_off_the_hub(
         60,
         "B's wallet to refuse a payout",
     )
-    _wait(
-        lambda: _metric(n, stiffed, "sonm_reputation_poll_proofs_sent") >= 1,
-        90,
-        "the stiffed worker to send its proof",
-    )
+    # the stiffed worker leaves B by its own evidence; B is open again...
+    _wait(lambda: _joined(n, stiffed) is None, 90, "the stiffed worker to leave B")
+
+    # ...and the other worker asks again for B's offer (a full hub's is asked after
+    # six looks), hears it open, asks the trust topic about B before joining, and
+    # the stiffed worker's answer carries its proof
     view = _wait(
         lambda: (h := _hubs(n, other).get(bad)) and h["proven"] >= 1 and h["warning"] > 0 and h,
         90,
         "the other worker to hold the proof",
     )
+    assert _metric(n, stiffed, "sonm_reputation_poll_proofs_sent") >= 1
     # it holds it with no trust in the stiffed worker: no weight went into the tally
     assert view["weight_negative"] == 0.0, view
     # and says so to its operator
@@ -120,30 +125,20 @@ def test_a_stiffed_workers_proof_keeps_an_untrusting_worker_off_the_hub(
     assert "warned" in table.stdout and "1 proven" in table.stdout, table.stdout
     assert _metric(n, other, "sonm_reputation_poll_proofs_held") >= 1
     assert _metric(n, other, "sonm_reputation_poll_proofs_rejected") == 0
-    # the stiffed worker leaves B by its own evidence; B is open again...
-    _wait(lambda: _joined(n, stiffed) is None, 60, "the stiffed worker to leave B")
+    # every question the other worker sent was one asked before a join: no poll round
+    asked = _metric(n, other, "sonm_reputation_poll_questions_asked")
+    assert asked >= 1 and _metric(n, other, "sonm_reputation_poll_questions_sent") == asked
+    assert _metric(n, other, "sonm_workers_asked") >= 1
 
-    # The stiffed worker leaves on its own payday's verdict, and B is open from then
-    # on; its proof reaches the other worker only with the answer to that worker's
-    # next poll (every 2 s here). On a loaded machine the other can look at B in that
-    # gap, see it open and unwarned, and join; the warning, once it lands, takes it
-    # out again. Either way B ends with no worker.
-    def b_active() -> list[dict[str, Any]]:
-        return [m for m in n.call("hub_b", "GET", "/workers").json()["workers"] if m["active"]]
-
-    _wait(lambda: not b_active(), 60, "B to have no worker")
-    for m in _history(n, other):
-        if m["hub_wallet"] == bad:
-            assert m["left_at"] is not None, m  # joined in the gap, and left when warned
-
-    # ...and the other worker asks again (a full hub's offer is asked after six looks)
-    # and hears B open, but, warned by the proof, does not join it
     def heard_b() -> dict[str, Any] | None:
         hubs = n.call(other, "GET", "/workers").json()["hubs"]
         return next((h for h in hubs if h["wallet"].lower() == bad and h["open"]), None)
 
-    assert _wait(heard_b, 30, "B's offer asked again, open")["warned"] is True
+    assert _wait(heard_b, 30, "B's offer heard open")["warned"] is True
     time.sleep(3.0)  # three more looks at the hubs with B open
     assert _joined(n, other) is None
     assert _hubs(n, other)[bad]["warning"] > 0
-    assert _hubs(n, other)[bad]["warning"] > 0
+    assert not [m for m in n.call("hub_b", "GET", "/workers").json()["workers"] if m["active"]]
+    # B was open from the moment the stiffed worker left, and the other worker
+    # never joined it
+    assert [m for m in _history(n, other) if m["hub_wallet"] == bad] == []

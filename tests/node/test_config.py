@@ -102,6 +102,7 @@ BAD = [
     ("worker.hubs_forbid", ("0x" + "ab" * 20,) * 257, "worker.hubs_forbid", "0..256"),
     ("worker.min_pay_per_hour", "-1", "worker.min_pay_per_hour", "decimal amount"),
     ("worker.check_interval", 0.1, "worker.check_interval", "0.5..3600"),
+    ("worker.ask_wait", -1.0, "worker.ask_wait", "0.0..600.0"),
     ("workers.pay_per_hour", "1e18", "workers.pay_per_hour", "decimal amount"),
     ("workers.payout_period", 0.5, "workers.payout_period", "1.0.."),
     ("workers.max_workers", 0, "workers.max_workers", "1..10000"),

@@ -103,3 +103,32 @@ def test_a_warned_hub_is_not_joined_and_a_warning_makes_the_worker_leave() -> No
     )
     assert p.decide(A, S.SAFE, 0, [], NONE, joined_warned=True) == p.Leave(A, p.WARNED)
     assert p.decide(A, S.SAFE, 0, [], NONE) == p.Stay("joined hub is in good standing")
+
+
+def test_the_best_hub_is_asked_about_before_it_is_joined() -> None:
+    def cand(wallet: bytes, pay: int, *, asked: bool, warned: bool = False) -> p.Candidate:
+        return p.Candidate(wallet, S.UNVERIFIED, pay, True, warned=warned, asked=asked)
+
+    # only the one to be joined is asked about, not every hub heard
+    hubs = [cand(A, 500, asked=False), cand(B, 100, asked=False)]
+    assert p.decide(None, S.UNKNOWN, 0, hubs, NONE) == p.Ask(
+        A, "before joining it (status unverified, pays 500 per hour)"
+    )
+    # the answers are in and hold no warning: joined
+    hubs[0] = cand(A, 500, asked=True)
+    assert p.decide(None, S.UNKNOWN, 0, hubs, NONE) == p.Join(
+        A, "status unverified, pays 500 per hour"
+    )
+    # they warn: the next best is asked about in its turn; a warned hub never is
+    hubs[0] = cand(A, 500, asked=True, warned=True)
+    assert p.decide(None, S.UNKNOWN, 0, hubs, NONE) == p.Ask(
+        B, "before joining it (status unverified, pays 100 per hour)"
+    )
+    assert isinstance(p.decide(None, S.UNKNOWN, 0, [hubs[0]], NONE), p.Stay)
+    # nothing joinable, nothing asked; and a joined worker asks nothing before staying
+    assert p.decide(
+        None, S.UNKNOWN, 0, [cand(C, 10, asked=False)], p.PolicyParams(min_pay_per_hour=100)
+    ) == p.Stay("no hub to join")
+    assert p.decide(A, S.SAFE, 0, [cand(B, 900, asked=False)], NONE) == p.Stay(
+        "joined hub is in good standing"
+    )
