@@ -38,7 +38,11 @@ Calibration (from the real daemons' own counters, never from latencies):
 
 Printed per rate: real p50/p99, simulated p50/p99, and simulated / real for
 each (the target is within 25 %, i.e. a ratio in [0.75, 1.25]). Latency is
-publish to first delivery at each of the 9 other nodes.
+publish to first delivery at each of the 9 other nodes, counted on both sides
+from the publish call (the simulator's is at the due time; the real one's when
+its publisher woke), not from the due time as gossip_throughput counts: at these
+unsaturated rates the real publisher's lateness in waking is the harness's, not
+the gossip's, and the simulator has no such lateness to model.
 
 The real side is wall-clock: run it when the machine has CPU to spare (the
 load average is printed; a loaded machine delays the daemons' wake-ups, which
