@@ -142,6 +142,7 @@ class WorkerAgent:
         # news: a hub that was full then frees its place the moment a worker it
         # stiffed leaves, and that worker's warning is the news that matters.
         self._asked: set[bytes] = set()
+        self._ask_budget = policy.AskBudget()
         self._inbound = InboundStreams()
         self._engine_ready = False
         self.last_action = "starting"
@@ -149,6 +150,7 @@ class WorkerAgent:
             "announcements": 0,
             "offers": 0,
             "asked": 0,
+            "asks_deferred": 0,
             "joins": 0,
             "joins_refused": 0,
             "leaves": 0,
@@ -260,13 +262,21 @@ class WorkerAgent:
             )
         return out
 
-    async def _ask(self, wallet: bytes) -> None:
+    async def _ask(self, wallet: bytes) -> bool:
         """Ask about the hub and wait `ask_wait` for the answers (which the reputation
-        service takes in meanwhile: they are in its warning when we decide again)."""
+        service takes in meanwhile: they are in its warning when we decide again).
+        False: the question budget is spent; nothing was asked, and the hub is not
+        to be joined in this look."""
+        if not self._ask_budget.take(self.clock()):
+            self.counters["asks_deferred"] += 1
+            return False
         if self.statuses.ask(wallet):
             self.counters["asked"] += 1
             await trio.sleep(self.params.ask_wait)
+        else:  # nobody to ask: nothing to wait for, and nothing spent
+            self._ask_budget.refund()
         self._asked.add(wallet)
+        return True
 
     async def step(self) -> policy.Action:
         """One look at the hubs: refresh offers, then stay, join or leave."""
@@ -281,7 +291,11 @@ class WorkerAgent:
             if not isinstance(action, policy.Ask):
                 break
             self.last_action = f"ask: {action.why}"
-            await self._ask(action.wallet)
+            if not await self._ask(action.wallet):
+                action = policy.Stay(
+                    f"{policy.ASKS_SPENT}; asks about 0x{action.wallet.hex()} at a later look"
+                )
+                break
             current = self.store.current()
             action = self._decide(current)  # with the answers in
         self.last_action = f"{type(action).__name__.lower()}: {action.why}"

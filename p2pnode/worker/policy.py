@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from reputation.state import HubStatus
 
 WARNED = "warned: a worker was not paid there since it last paid us"
+ASKS_SPENT = "questions out of turn spent for now (AskBudget)"
 
 _CLASS = {
     HubStatus.SAFE: 0,
@@ -98,6 +99,35 @@ class WaitToLeave:
 
 
 Action = Stay | Ask | Join | Leave | WaitToLeave
+
+
+@dataclass
+class AskBudget:
+    """How many questions out of turn (`Ask`) a worker may still send: a token
+    bucket. The trust topic's peers take at most `questions_per_window` (120 an
+    hour) from one asker, poll rounds (48 an hour at the defaults) included, and
+    drop the rest unanswered; a join that keeps failing would otherwise ask before
+    every look (360 an hour at a 10 s `check_interval`)."""
+
+    per_hour: float = 60.0
+    burst: float = 6.0
+    tokens: float = 6.0
+    updated: float | None = None
+
+    def take(self, now: float) -> bool:
+        """One question's token, if there is one left at `now`."""
+        if self.updated is not None:
+            elapsed = max(0.0, now - self.updated)  # a clock set back refills nothing
+            self.tokens = min(self.burst, self.tokens + elapsed * self.per_hour / 3600.0)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def refund(self) -> None:
+        """Give back a token taken for a question that could not be sent."""
+        self.tokens = min(self.burst, self.tokens + 1.0)
 
 
 def excluded(c: Candidate, params: PolicyParams) -> str | None:

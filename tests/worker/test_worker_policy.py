@@ -132,3 +132,25 @@ def test_the_best_hub_is_asked_about_before_it_is_joined() -> None:
     assert p.decide(A, S.SAFE, 0, [cand(B, 900, asked=False)], NONE) == p.Stay(
         "joined hub is in good standing"
     )
+
+
+def test_the_ask_budget_keeps_a_failing_join_under_the_peers_question_limit() -> None:
+    b = p.AskBudget()
+    # a burst of six, then one a minute (60 an hour: with the poll rounds' 48, under
+    # the 120 an hour the trust topic's peers take from one asker)
+    assert [b.take(0.0) for _ in range(7)] == [True] * 6 + [False]
+    assert b.take(59.0) is False
+    assert b.take(60.0) is True and b.take(60.0) is False
+    # a question that could not be sent gives its token back, up to the burst
+    b.refund()
+    assert b.take(60.0) is True
+    for _ in range(10):
+        b.refund()
+    assert b.tokens == 6.0
+    # an hour of looks at a 10 s check_interval asks at most burst + 60
+    b = p.AskBudget()
+    asked = sum(b.take(t * 10.0) for t in range(360))
+    assert asked == 6 + 59
+    # a clock set back refills nothing
+    b = p.AskBudget(tokens=0.0, updated=1000.0)
+    assert b.take(500.0) is False and b.take(500.0 + 59.0) is False
