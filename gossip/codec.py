@@ -390,6 +390,33 @@ def _plain_order(top: tuple[Any, ...]) -> Order | None:
             previous = prop.key
             props.append(prop)
         properties = tuple(props)
+    return _new_order(top, side, network, properties)
+
+
+def _new_order(
+    top: tuple[Any, ...], side: Side, network: NetworkType, properties: tuple[Property, ...]
+) -> Order:
+    """The Order of a checked ORDER array, built directly: its frozen dataclass's
+    __init__ would set each of 15 fields through object.__setattr__."""
+    (
+        _,
+        _,
+        author,
+        _,
+        price_raw,
+        duration,
+        bench,
+        _,
+        _,
+        counterparty,
+        blacklist,
+        rating,
+        geo,
+        nonce,
+        start,
+        end,
+        sig,
+    ) = top
     obj: Any = object.__new__(Order)
     object.__setattr__(
         obj,
@@ -413,6 +440,26 @@ def _plain_order(top: tuple[Any, ...]) -> Order | None:
         },
     )
     return obj
+
+
+def _accepted_plain_order(top: tuple[Any, ...]) -> Order | None:
+    """`_plain_order` for an array whose bytes `decode` accepted elsewhere: its
+    members' types and ranges passed there, so only what separates the plain path
+    from the generic one is looked at here (no blacklist, properties this process
+    has learned). About half the cost of `_plain_order`."""
+    if top[10]:
+        return None
+    props_raw = top[8]
+    properties: tuple[Property, ...] = ()
+    if props_raw:
+        props: list[Property] = []
+        for pair in props_raw:
+            prop = _PLAIN_PROPERTIES.get(pair)
+            if prop is None:
+                return None
+            props.append(prop)
+        properties = tuple(props)
+    return _new_order(top, _SIDES[top[3]], _NETWORKS[top[7]], properties)
 
 
 def _learn_properties(wire: tuple[Any, ...], props: tuple[Property, ...]) -> None:
@@ -517,7 +564,7 @@ def decode_accepted(data: bytes, kind: MessageKind) -> SignedMessage:
         raise MessageDecodeError("kind", f"{kind.name} expected, got {top[0]!r}")
     if kind != _ORDER:
         return _built(top[0], top)
-    plain = _plain_order(top)
+    plain = _accepted_plain_order(top)
     if plain is not None:
         return plain
     msg = _built(top[0], top)

@@ -40,7 +40,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from gossip import eip712
 from gossip.codec import KIND_OF_TYPE, SignedMessage, decode, decode_accepted
@@ -97,14 +97,24 @@ class ValidatorParams:
         self.quota.validate()
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """A validation outcome with its reason (for logs and metrics) and, if decoded, the message."""
+class Verdict(NamedTuple):
+    """A validation outcome with its reason (for logs and metrics) and, if decoded, the
+    message. A named tuple, not a frozen dataclass: one is made for every message,
+    and a frozen dataclass costs ~0.8 µs to make against ~0.3."""
 
     result: ValidationResult
     reason: str
     message: SignedMessage | None = None
     digest: bytes | None = None  # the EIP-712 digest; for orders, the order id
+
+
+# The verdicts as module names: an enum member read off its class costs ~90 ns more,
+# and the stateful steps below read one or two per message.
+_ACCEPT = ValidationResult.ACCEPT
+_REJECT = ValidationResult.REJECT
+_IGNORE = ValidationResult.IGNORE
+# MessageKind(value) costs ~0.5 µs; `apply_prepared` looks one up per message
+_MESSAGE_KINDS: dict[int, MessageKind] = {int(k): k for k in MessageKind}
 
 
 @dataclass(slots=True)
@@ -186,7 +196,7 @@ class MessageValidator:
             self.counters.count("peer-rate")
             if self.on_rate_excess is not None:
                 self.on_rate_excess(from_peer)
-            return ValidationResult.IGNORE
+            return _IGNORE
         handler = self.extra.get(topic)
         if handler is not None:
             return handler(topic, data, from_peer)
@@ -236,54 +246,52 @@ class MessageValidator:
 
     def _finish(self, job: ValidationJob) -> Verdict:
         verdict = self._decide(job)
-        self.counters.count(verdict.reason)
-        if verdict.result is ValidationResult.ACCEPT and self.params.accepted_cache_size:
-            self._accepted[job.data] = verdict
-            if len(self._accepted) > self.params.accepted_cache_size:
-                self._accepted.popitem(last=False)
+        by_reason = self.counters.by_reason
+        reason = verdict.reason
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+        if verdict.result is _ACCEPT and self.params.accepted_cache_size:
+            accepted = self._accepted
+            accepted[job.data] = verdict
+            if len(accepted) > self.params.accepted_cache_size:
+                accepted.popitem(last=False)
         return verdict
 
     def _decide(self, job: ValidationJob) -> Verdict:
+        """The stateful checks, in `complete`'s order. On every message's path: what
+        they read more than once (the replay key, the quota kind) is read once."""
         if job.verdict is not None:
             return job.verdict
         msg, digest, now = job.message, job.digest, job.now
         assert msg is not None and digest is not None
-        if self.replay.seen(msg.replay_key, msg.replay_number):
-            return Verdict(ValidationResult.IGNORE, "replay", msg)
+        key, number = msg.replay_key, msg.replay_number
+        if self.replay.seen(key, number):
+            return Verdict(_IGNORE, "replay", msg)
         kind = _quota_kind(msg)
-        if kind is not None and not self.quota.admits(kind, msg.signer, now):
-            return Verdict(ValidationResult.IGNORE, "author-quota", msg)
+        signer = msg.signer
+        if kind is not None and not self.quota.admits(kind, signer, now):
+            return Verdict(_IGNORE, "author-quota", msg)
         if job.signer is None and job.bad_signature is None:
             _recover(job, msg, digest)  # the hint was stale: recover now
         if job.bad_signature is not None:
-            return Verdict(ValidationResult.REJECT, job.bad_signature, msg)
-        if job.signer != msg.signer:
-            return Verdict(ValidationResult.REJECT, "wrong-signer", msg)
-        if isinstance(msg, HubAnnouncement) and self.hub_check is not None:
+            return Verdict(_REJECT, job.bad_signature, msg)
+        if job.signer != signer:
+            return Verdict(_REJECT, "wrong-signer", msg)
+        reason = "accepted"
+        if self.hub_check is not None and isinstance(msg, HubAnnouncement):
             status = self.hub_check(msg, now)
             if status is HubCheck.PENDING:
-                return Verdict(ValidationResult.IGNORE, "hub-pending", msg, digest)
+                return Verdict(_IGNORE, "hub-pending", msg, digest)
             if status is HubCheck.FAILED:
-                result = (
-                    ValidationResult.REJECT
-                    if self.params.reject_failed_hubs
-                    else ValidationResult.IGNORE
-                )
+                result = _REJECT if self.params.reject_failed_hubs else _IGNORE
                 return Verdict(result, "hub-failed", msg, digest)
             if status is HubCheck.MARKED:
-                self._spend(msg, now)
-                return Verdict(ValidationResult.ACCEPT, "accepted-marked", msg, digest)
-        self._spend(msg, now)
-        return Verdict(ValidationResult.ACCEPT, "accepted", msg, digest)
-
-    def _spend(self, msg: SignedMessage, now: float) -> None:
+                reason = "accepted-marked"
+        # spend the nonce, and count the message against its signer's quota
         expires = msg.valid_until + self.params.max_clock_skew
-        self.replay.record(
-            msg.replay_key, msg.replay_number, expires, monotonic=msg.MONOTONIC, now=now
-        )
-        kind = _quota_kind(msg)
+        self.replay.record(key, number, expires, monotonic=msg.MONOTONIC, now=now)
         if kind is not None:
-            self.quota.record(kind, msg.signer, expires, now)
+            self.quota.record(kind, signer, expires, now)
+        return Verdict(_ACCEPT, reason, msg, digest)
 
 
 def prepare_job(
@@ -347,19 +355,19 @@ def _decoded(job: ValidationJob, max_clock_skew: float) -> SignedMessage | None:
     when the job's verdict is already final (filled in)."""
     kinds = TOPIC_KINDS.get(job.topic)
     if kinds is None:
-        job.verdict = Verdict(ValidationResult.IGNORE, "unknown-topic")
+        job.verdict = Verdict(_IGNORE, "unknown-topic")
         return None
     try:
         msg = decode(job.data, kinds)
     except MessageDecodeError as exc:
-        job.verdict = Verdict(ValidationResult.REJECT, f"schema:{exc.field}")
+        job.verdict = Verdict(_REJECT, f"schema:{exc.field}")
         return None
     job.message = msg
     if job.now + max_clock_skew < msg.valid_from:
-        job.verdict = Verdict(ValidationResult.IGNORE, "not-yet-valid", msg)
+        job.verdict = Verdict(_IGNORE, "not-yet-valid", msg)
         return None
     if job.now - max_clock_skew > msg.valid_until:
-        job.verdict = Verdict(ValidationResult.IGNORE, "expired", msg)
+        job.verdict = Verdict(_IGNORE, "expired", msg)
         return None
     return msg
 
@@ -386,7 +394,13 @@ def apply_prepared(job: ValidationJob, fields: PreparedFields) -> None:
     (`decode_accepted`), rather than sent across: that costs less than unpickling
     the object would."""
     verdict, reason, kind, digest, signer = fields
-    msg = None if kind < 0 else decode_accepted(job.data, MessageKind(kind))
+    if kind < 0:
+        msg = None
+    else:
+        message_kind = _MESSAGE_KINDS.get(kind)
+        if message_kind is None:
+            raise ValueError(f"no message kind {kind!r}")
+        msg = decode_accepted(job.data, message_kind)
     job.message = msg
     if verdict:
         job.verdict = Verdict(ValidationResult(verdict), reason, msg)

@@ -430,6 +430,7 @@ def _plain_agrees(changes: list[tuple[int, Any]]) -> bool:
     top = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True)
     plain = codec._plain_order(top)
     if plain is None:
+        _accepted_agrees(data)
         return False
     generic = codec._built(int(MessageKind.ORDER), top)
     generic.validate()  # raises if the plain path let an invalid order through
@@ -437,7 +438,19 @@ def _plain_agrees(changes: list[tuple[int, Any]]) -> bool:
     assert plain == generic and repr(plain) == repr(generic) and hash(plain) == hash(generic)
     assert codec.decode(data) == plain
     assert codec.decode_accepted(data, MessageKind.ORDER) == plain
+    assert codec._accepted_plain_order(top) == plain
     return True
+
+
+def _accepted_agrees(data: bytes) -> None:
+    """Bytes `decode` accepts, by whichever path, `decode_accepted` builds the same:
+    its plain path looks only at what separates the two paths."""
+    try:
+        decoded = codec.decode(data)
+    except MessageDecodeError:
+        return
+    accepted = codec.decode_accepted(data, MessageKind.ORDER)
+    assert accepted == decoded and repr(accepted) == repr(decoded)
 
 
 def test_the_plain_order_path_takes_only_what_the_generic_path_builds_the_same() -> None:
@@ -460,8 +473,11 @@ def test_the_common_order_takes_the_plain_path_and_the_rest_the_generic_one() ->
     assert plain == codec.decode(_pack(wire))
     listed = list(wire)
     listed[10] = [b"\x02" * 20]  # a blacklist: valid, but not plain
-    assert codec._plain_order(tuple(msgpack.unpackb(_pack(listed), use_list=False))) is None
+    listed_top = tuple(msgpack.unpackb(_pack(listed), raw=False, use_list=False))
+    assert codec._plain_order(listed_top) is None
+    assert codec._accepted_plain_order(listed_top) is None
     assert codec.decode(_pack(listed)).blacklist == (b"\x02" * 20,)
+    assert codec.decode_accepted(_pack(listed), MessageKind.ORDER) == codec.decode(_pack(listed))
 
 
 def test_only_properties_of_a_fully_valid_order_are_learned() -> None:
@@ -491,5 +507,6 @@ def test_a_process_that_only_takes_decoded_bytes_learns_their_properties() -> No
     data = _pack(fresh)
     top = tuple(msgpack.unpackb(data, raw=False, use_list=False))
     assert codec._plain_order(top) is None
+    assert codec._accepted_plain_order(top) is None  # not learned here yet
     first = codec.decode_accepted(data, MessageKind.ORDER)
     assert codec._plain_order(top) == first == codec.decode(data)
