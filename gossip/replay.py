@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,12 @@ class ReplayParams:
             )
 
 
-@dataclass(frozen=True)
-class ReplayRecord:
-    """One row to persist: `number` is spent until `expires` (unix seconds)."""
+class ReplayRecord(NamedTuple):
+    """One row to persist: `number` is spent until `expires` (unix seconds).
+
+    A named tuple: one is made for every accepted message, and a frozen dataclass
+    (whose __init__ stays interpreted even in the compiled module) cost ~2 µs of
+    the loop's time per message, a named tuple ~0.3."""
 
     key: bytes
     number: int
