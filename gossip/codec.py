@@ -396,47 +396,29 @@ def _plain_order(top: tuple[Any, ...]) -> Order | None:
 def _new_order(
     top: tuple[Any, ...], side: Side, network: NetworkType, properties: tuple[Property, ...]
 ) -> Order:
-    """The Order of a checked ORDER array, built directly: its frozen dataclass's
-    __init__ would set each of 15 fields through object.__setattr__."""
-    (
-        _,
-        _,
-        author,
-        _,
-        price_raw,
-        duration,
-        bench,
-        _,
-        _,
-        counterparty,
-        blacklist,
-        rating,
-        geo,
-        nonce,
-        start,
-        end,
-        sig,
-    ) = top
+    """The Order of a checked ORDER array (members by their wire index), built
+    directly: its frozen dataclass's __init__ would set each of 15 fields through
+    object.__setattr__."""
     obj: Any = object.__new__(Order)
     object.__setattr__(
         obj,
         "__dict__",
         {
-            "author": author,
+            "author": top[2],
             "side": side,
-            "price_per_hour": int.from_bytes(price_raw, "big"),
-            "duration": duration,
-            "benchmarks": bench,
+            "price_per_hour": int.from_bytes(top[4], "big"),
+            "duration": top[5],
+            "benchmarks": top[6],
             "network": network,
             "properties": properties,
-            "counterparty": counterparty,
-            "blacklist": blacklist,
-            "min_rating": rating,
-            "geo": geo,
-            "nonce": nonce,
-            "valid_from": start,
-            "valid_until": end,
-            "signature": sig,
+            "counterparty": top[9],
+            "blacklist": top[10],
+            "min_rating": top[11],
+            "geo": top[12],
+            "nonce": top[13],
+            "valid_from": top[14],
+            "valid_until": top[15],
+            "signature": top[16],
         },
     )
     return obj
