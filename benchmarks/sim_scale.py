@@ -78,7 +78,7 @@ def network_only_bytes(n: int, degree: int) -> int:
     base = rss()
     sim = Simulator()
     net = Network(
-        sim.schedule,
+        sim,
         n,
         NetworkParams(topology=TopologyParams(degree=degree)),
         sim.child_rng("t"),

@@ -41,6 +41,7 @@ COMPILED: tuple[str, ...] = (
     "gossip.peers",
     "gossip.events",
     "gossip.topics",
+    "gossip.rng",
     "simulations.engine",
     "simulations.network",
     "simulations.node",

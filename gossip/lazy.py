@@ -21,6 +21,7 @@ from collections.abc import Callable
 from gossip.mcache import MessageCache
 from gossip.mesh import PROTOCOL_V12, MeshTransitions
 from gossip.peers import PeerSet
+from gossip.rng import sample
 
 
 class LazyGossip(MeshTransitions):
@@ -74,7 +75,7 @@ class LazyGossip(MeshTransitions):
             return
         target = max(self.params.D_lazy, int(self.params.gossip_factor * len(cands)))
         if target < len(cands):
-            cands = self.rng.sample(cands, target)
+            cands = sample(self.rng, cands, target)
         limit = self.params.max_ihave_length
         for peer in cands:
             lst = ids

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from gossip.events import Event, PeerExchange, ScoreObserver
 from gossip.outbound import OutboundQueues
 from gossip.peers import NO_PEERS, Peer, PeerSet
-from gossip.rng import RandomSource
+from gossip.rng import RandomSource, sample
 from gossip.wire import PeerInfo, Prune
 
 PROTOCOL_V12 = "/meshsub/1.2.0"
@@ -438,7 +438,7 @@ class MeshTransitions(OutboundQueues):
             return []
         cands = [x for x in tp if ok(x)]
         if len(cands) > count:
-            return self.rng.sample(cands, count)
+            return sample(self.rng, cands, count)
         return cands
 
     def _graft_peer(self, peer: bytes, topic: str, now: float) -> None:

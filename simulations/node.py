@@ -123,7 +123,7 @@ class SimNode(Receiver):
                         continue
                     rpc = filtered
                 size = rpc.encoded_size()
-                net.send(now, src, dst, rpc, net.wire_bytes(size))
+                net.send_to_peer(now, src, dst, rpc, net.wire_bytes(size))
         # _after_flush, inlined: this runs once per event
         events = router.events()
         if events:
@@ -321,5 +321,5 @@ class CpuSimNode(SimNode):
         if not self.online:
             return
         net = w.net
-        net.send(now, self.index, dst, frame, net.wire_bytes(size))
+        net.send_to_peer(now, self.index, dst, frame, net.wire_bytes(size))
         self._kick(dst, wr, now)

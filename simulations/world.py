@@ -115,7 +115,7 @@ class World:
             self.seed_label = label  # what the world's random streams are derived from
             n = params.nodes
             self.net = Network(
-                sim.schedule,
+                sim,
                 n,
                 params.network,
                 sim.child_rng(f"{label}/topology"),

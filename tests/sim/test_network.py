@@ -23,7 +23,7 @@ def _net(
         latency=LatencyParams(model="fixed", fixed_s=0.01),
         **kw,  # type: ignore[arg-type]
     )
-    net = Network(sim.schedule, n, params, random.Random(1), random.Random(2))
+    net = Network(sim, n, params, random.Random(1), random.Random(2))
     got: list[tuple[float, int, int, object]] = []
     net.deliver = lambda s, d, p, size: got.append((sim.now, s, d, p))
     return net, got
@@ -109,7 +109,7 @@ def test_region_latencies_are_symmetric_and_plausible() -> None:
             assert 0.005 <= m[i][j] <= 0.2
         assert m[i][i] == min(m[i])  # staying in a region is fastest
     sim = Simulator()
-    net = Network(sim.schedule, 500, NetworkParams(), random.Random(3), random.Random(4))
+    net = Network(sim, 500, NetworkParams(), random.Random(3), random.Random(4))
     lat = [net.latency(a, b) for a in range(0, 500, 7) for b in net.adj[a]]
     assert all(net.latency(a, b) == net.latency(b, a) for a in range(50) for b in net.adj[a])
     assert min(lat) > 0.01 and max(lat) < 0.6
@@ -119,7 +119,7 @@ def test_region_latencies_are_symmetric_and_plausible() -> None:
 def test_topologies_are_connected_with_the_asked_degree(kind: str) -> None:
     sim = Simulator()
     params = NetworkParams(topology=TopologyParams(kind=kind, degree=10))
-    net = Network(sim.schedule, 400, params, random.Random(5), random.Random(6))
+    net = Network(sim, 400, params, random.Random(5), random.Random(6))
     degrees = [len(a) for a in net.adj]
     assert 6 <= sum(degrees) / len(degrees) <= 14
     if kind == "random_regular":
@@ -146,7 +146,7 @@ def test_topology_matches_networkx(n: int, degree: int, seed: int) -> None:
 def test_geographic_links_are_mostly_regional() -> None:
     sim = Simulator()
     params = NetworkParams(topology=TopologyParams(kind="geographic", degree=10))
-    net = Network(sim.schedule, 600, params, random.Random(5), random.Random(6))
+    net = Network(sim, 600, params, random.Random(5), random.Random(6))
     same = sum(1 for a in range(600) for b in net.adj[a] if net.regions[a] == net.regions[b])
     total = sum(len(x) for x in net.adj)
     assert same / total > 0.7  # the rest: 2 long-range links per node
