@@ -282,10 +282,13 @@ class MeshTransitions(OutboundQueues):
         if len(mesh) >= p.D_lo:
             peers = self._peers
             outbound = 0
+            d_out = p.D_out
             for x in mesh:
                 if peers[x].outbound:
                     outbound += 1
-            if outbound < p.D_out:
+                    if outbound >= d_out:
+                        break  # enough: the count matters only below D_out
+            if outbound < d_out:
                 for peer in self._select_peers(
                     topic,
                     p.D_out - outbound,
