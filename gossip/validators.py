@@ -244,9 +244,7 @@ class MessageValidator:
 
     def _finish(self, job: ValidationJob) -> Verdict:
         verdict = self._decide(job)
-        by_reason = self.counters.by_reason
-        reason = verdict.reason
-        by_reason[reason] = by_reason.get(reason, 0) + 1
+        self.counters.count(verdict.reason)
         if verdict.result is _ACCEPT and self.params.accepted_cache_size:
             accepted = self._accepted
             accepted[job.data] = verdict
